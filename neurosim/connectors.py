@@ -1,0 +1,121 @@
+"""Connectivity patterns: which (pre, post) pairs a projection connects.
+
+A connector returns the connected pairs as two index arrays sorted by
+presynaptic then postsynaptic index (the order of CSR storage). Random
+connectors draw from the projection's own stream, so connectivity depends only
+on the seed and the projection's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class Connector:
+    """Base class: ``pairs(n_pre, n_post, rng, same_population)`` -> (rows, cols)."""
+
+    def pairs(self, n_pre: int, n_post: int, rng: np.random.Generator,
+              same_population: bool) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        return {"connector": type(self).__name__}
+
+
+def _drop_autapses(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = rows != cols
+    return rows[keep], cols[keep]
+
+
+class AllToAll(Connector):
+    """Every presynaptic neuron to every postsynaptic neuron."""
+
+    def __init__(self, allow_autapses: bool = True) -> None:
+        self.allow_autapses = allow_autapses
+
+    def pairs(self, n_pre, n_post, rng, same_population):
+        rows = np.repeat(np.arange(n_pre, dtype=np.int64), n_post)
+        cols = np.tile(np.arange(n_post, dtype=np.int64), n_pre)
+        if same_population and not self.allow_autapses:
+            rows, cols = _drop_autapses(rows, cols)
+        return rows, cols
+
+    def describe(self):
+        return {"connector": "AllToAll", "allow_autapses": self.allow_autapses}
+
+
+class OneToOne(Connector):
+    """Neuron i to neuron i; both populations must have the same size."""
+
+    def pairs(self, n_pre, n_post, rng, same_population):
+        if n_pre != n_post:
+            raise ValueError(f"OneToOne needs equal sizes, got {n_pre} pre and {n_post} post")
+        idx = np.arange(n_pre, dtype=np.int64)
+        return idx, idx.copy()
+
+
+class FixedProbability(Connector):
+    """Each pair connected independently with probability ``p`` (seeded).
+
+    Drawn by geometric skipping over the flattened pair index, so the cost and
+    memory are proportional to the number of synapses, not to n_pre * n_post.
+    """
+
+    def __init__(self, p: float, allow_autapses: bool = True) -> None:
+        if not (0.0 <= p <= 1.0):
+            raise ValueError(f"FixedProbability: p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.allow_autapses = allow_autapses
+
+    def pairs(self, n_pre, n_post, rng, same_population):
+        total = n_pre * n_post
+        if self.p == 0.0 or total == 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty.copy()
+        chunks, position = [], -1
+        expected = total * self.p
+        while position < total:
+            size = int(expected + 6.0 * np.sqrt(expected) + 64)
+            gaps = rng.geometric(self.p, size=size).astype(np.int64)
+            flat = position + np.cumsum(gaps)
+            chunks.append(flat[flat < total])
+            position = int(flat[-1])
+        flat = np.concatenate(chunks)
+        rows, cols = flat // n_post, flat % n_post
+        if same_population and not self.allow_autapses:
+            rows, cols = _drop_autapses(rows, cols)
+        return rows, cols
+
+    def describe(self):
+        return {"connector": "FixedProbability", "p": self.p, "allow_autapses": self.allow_autapses}
+
+
+class FromMatrix(Connector):
+    """Connections and weights from an explicit ``(n_pre, n_post)`` matrix.
+
+    Nonzero entries are synapses, and their values are the weights (the
+    projection's ``weight`` argument must then be left out).
+    """
+
+    def __init__(self, matrix: np.ndarray | torch.Tensor) -> None:
+        if isinstance(matrix, torch.Tensor):
+            matrix = matrix.detach().cpu().numpy()
+        matrix = np.asarray(matrix, dtype=np.float64)
+        if matrix.ndim != 2:
+            raise ValueError(f"FromMatrix: expected a 2-D matrix, got shape {matrix.shape}")
+        if not np.all(np.isfinite(matrix)):
+            raise ValueError("FromMatrix: matrix contains NaN or inf")
+        self.matrix = matrix
+
+    def pairs(self, n_pre, n_post, rng, same_population):
+        if self.matrix.shape != (n_pre, n_post):
+            raise ValueError(f"FromMatrix: matrix has shape {self.matrix.shape}, but the projection "
+                             f"needs ({n_pre}, {n_post}) (n_pre, n_post)")
+        rows, cols = np.nonzero(self.matrix)
+        return rows.astype(np.int64), cols.astype(np.int64)
+
+    def describe(self):
+        return {"connector": "FromMatrix", "shape": list(self.matrix.shape)}

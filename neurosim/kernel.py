@@ -1,0 +1,70 @@
+"""One source, several engines: how a model's update function is written and run.
+
+A neuron model's update is an ordinary Python function of per-neuron values
+(state variables, inputs, constants) that is *branch-free*: it uses arithmetic,
+comparisons, and only the math names defined here (``exp``, ``where``). The same
+function object is then re-bound to a backend's math:
+
+* torch backend: ``exp`` -> ``torch.exp``, ``where`` -> ``torch.where``; the
+  function runs once per step on whole ``(batch, n)`` tensors;
+* numpy (reference/tests): the defaults below, on arrays;
+* a compiled backend (numba) can bind scalar versions and call the function
+  inside a loop over neurons.
+
+Rebinding swaps the function's globals, so the equations are written once and
+no backend keeps a hand-written twin that could drift.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+
+#: Names a kernel function may use from its module globals besides arithmetic.
+KERNEL_MATH_NAMES = ("exp", "where")
+
+
+def exp(x: Any) -> Any:
+    """Elementwise exponential (numpy reference implementation)."""
+    return np.exp(x)
+
+
+def where(cond: Any, a: Any, b: Any) -> Any:
+    """Elementwise select: ``a`` where ``cond`` holds, else ``b`` (numpy reference)."""
+    return np.where(cond, a, b)
+
+
+TORCH_MATH: Mapping[str, Callable[..., Any]] = {"exp": torch.exp, "where": torch.where}
+NUMPY_MATH: Mapping[str, Callable[..., Any]] = {"exp": exp, "where": where}
+
+
+def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a branch-free helper that other kernel functions call.
+
+    :func:`bind` re-binds marked helpers too, so a helper shared by two models
+    (e.g. the exact membrane step of LIF and adaptive LIF) is written once.
+    """
+    fn.__neurosim_kernel__ = True
+    return fn
+
+
+def bind(fn: Callable[..., Any], math: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:
+    """Return a copy of ``fn`` whose math names (``exp``, ``where``) resolve to ``math``.
+
+    Helpers marked with :func:`kernel` that ``fn`` calls are re-bound the same way.
+    """
+    missing = [name for name in KERNEL_MATH_NAMES if name not in math]
+    if missing:
+        raise ValueError(f"math namespace lacks {missing}")
+    glob = dict(fn.__globals__)
+    glob.update({name: math[name] for name in KERNEL_MATH_NAMES})
+    for name in fn.__code__.co_names:
+        helper = glob.get(name)
+        if getattr(helper, "__neurosim_kernel__", False):
+            glob[name] = bind(helper, math)
+    bound = types.FunctionType(fn.__code__, glob, fn.__name__, fn.__defaults__, fn.__closure__)
+    bound.__doc__ = fn.__doc__
+    return bound

@@ -1,0 +1,233 @@
+"""Monitors: what to record. Where it goes is the network's log (memory or HDF5).
+
+Monitors keep a chunk of recent steps in preallocated buffers on the
+network's device; the network hands whole chunks to the log, never single
+steps, so recording costs one copy per step on the device and one transfer per
+chunk, and memory stays flat however long the run is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from neurosim.population import Population
+    from neurosim.projection import Projection
+
+
+@dataclass
+class DatasetSpec:
+    """An extendible dataset a monitor appends to: trailing shape, dtype, attributes."""
+
+    key: str
+    dtype: str
+    tail: tuple[int, ...] = ()
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class Monitor:
+    """Base class: record a step into the buffer; drain the buffer as arrays."""
+
+    name: str
+
+    def datasets(self) -> list[DatasetSpec]:
+        raise NotImplementedError
+
+    def static(self) -> dict[str, np.ndarray]:
+        """Arrays written once (e.g. CSR structure, recorded neuron indices)."""
+        return {}
+
+    def allocate(self, chunk_steps: int) -> None:
+        raise NotImplementedError
+
+    def record(self, step: int) -> None:
+        raise NotImplementedError
+
+    def drain(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def bytes_per_step(self) -> int:
+        return 0
+
+    def describe(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class SpikeMonitor(Monitor):
+    """Records every spike of a population as an event (step, neuron, batch row).
+
+    Log datasets: ``spikes/<population>/step`` (int64), ``.../neuron`` (int32),
+    ``.../batch`` (int32), sorted by step.
+    """
+
+    def __init__(self, population: "Population", name: str | None = None) -> None:
+        self.population = population
+        self.name = name or population.name
+        self._raster: torch.Tensor | None = None
+        self._steps: list[int] = []
+
+    def datasets(self):
+        base = f"spikes/{self.name}"
+        attrs = {"population": self.population.name}
+        return [DatasetSpec(f"{base}/step", "int64", (), {**attrs, "unit": "step"}),
+                DatasetSpec(f"{base}/neuron", "int32", (), attrs),
+                DatasetSpec(f"{base}/batch", "int32", (), attrs)]
+
+    def bytes_per_step(self):
+        return self.population.batch * self.population.n
+
+    def allocate(self, chunk_steps):
+        p = self.population
+        self._raster = torch.zeros((chunk_steps, p.batch, p.n), dtype=torch.bool, device=p.device)
+        self._steps = []
+
+    def record(self, step):
+        self._raster[len(self._steps)].copy_(self.population.spikes)
+        self._steps.append(step)
+
+    def drain(self):
+        k = len(self._steps)
+        idx = self._raster[:k].nonzero().cpu().numpy() if k else np.zeros((0, 3), np.int64)
+        steps = np.asarray(self._steps, dtype=np.int64)[idx[:, 0]]
+        self._steps = []
+        base = f"spikes/{self.name}"
+        return {f"{base}/step": steps, f"{base}/neuron": idx[:, 2].astype(np.int32),
+                f"{base}/batch": idx[:, 1].astype(np.int32)}
+
+    def describe(self):
+        return {"type": "SpikeMonitor", "name": self.name, "population": self.population.name}
+
+
+class StateMonitor(Monitor):
+    """Samples state variables of a subset of neurons every ``every`` steps.
+
+    Log datasets: ``state/<name>/<variable>`` with shape (samples, batch, k) for
+    the k recorded neurons, and ``state/<name>/step`` (int64) giving the step of
+    each sample; the recorded neuron indices are in ``state/<name>/neurons``.
+    """
+
+    def __init__(self, population: "Population", variables: Sequence[str],
+                 neurons: Sequence[int] | np.ndarray | None = None, every: int = 1,
+                 name: str | None = None) -> None:
+        if isinstance(variables, str):
+            variables = [variables]
+        known = list(population.state) + list(population.inputs)
+        unknown = [v for v in variables if v not in known]
+        if unknown or not variables:
+            raise ValueError(f"StateMonitor on '{population.name}': unknown variable(s) {unknown}; "
+                             f"{population.model_name} has {known}")
+        if not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"StateMonitor: 'every' must be a positive integer of steps, got {every!r}")
+        idx = np.arange(population.n) if neurons is None else np.asarray(neurons, dtype=np.int64).ravel()
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= population.n:
+            raise ValueError(f"StateMonitor: neuron indices must be in [0, {population.n})")
+        self.population, self.variables, self.every = population, list(variables), int(every)
+        self.neurons = idx
+        self.name = name or population.name
+        self._index = torch.as_tensor(idx, device=population.device)
+        self._all = neurons is None
+
+    def _source(self, var: str) -> torch.Tensor:
+        p = self.population
+        return p.state[var] if var in p.state else p.inputs[var]
+
+    def datasets(self):
+        base, k = f"state/{self.name}", self.neurons.size
+        p = self.population
+        model_vars = getattr(p.model, "state_variables", {})
+        specs = [DatasetSpec(f"{base}/step", "int64", (), {"unit": "step", "every": self.every})]
+        for v in self.variables:
+            unit = model_vars[v].unit if v in model_vars else ""
+            specs.append(DatasetSpec(f"{base}/{v}", str(p.dtype).replace("torch.", ""), (p.batch, k),
+                                     {"unit": unit, "population": p.name}))
+        return specs
+
+    def static(self):
+        return {f"state/{self.name}/neurons": self.neurons}
+
+    def bytes_per_step(self):
+        return self.population.dtype.itemsize * self.population.batch * self.neurons.size * len(self.variables) // self.every + 1
+
+    def allocate(self, chunk_steps):
+        p = self.population
+        rows = -(-chunk_steps // self.every) + 1
+        self._buf = {v: torch.zeros((rows, p.batch, self.neurons.size), dtype=p.dtype,
+                                    device=p.device) for v in self.variables}
+        self._steps: list[int] = []
+
+    def record(self, step):
+        if step % self.every:
+            return
+        k = len(self._steps)
+        for v in self.variables:
+            src = self._source(v)
+            self._buf[v][k].copy_(src if self._all else src.index_select(1, self._index))
+        self._steps.append(step)
+
+    def drain(self):
+        k = len(self._steps)
+        base = f"state/{self.name}"
+        out = {f"{base}/step": np.asarray(self._steps, dtype=np.int64)}
+        for v in self.variables:
+            out[f"{base}/{v}"] = self._buf[v][:k].cpu().numpy().copy()
+        self._steps = []
+        return out
+
+    def describe(self):
+        return {"type": "StateMonitor", "name": self.name, "population": self.population.name,
+                "variables": self.variables, "neurons": int(self.neurons.size), "every": self.every}
+
+
+class WeightMonitor(Monitor):
+    """Snapshots a projection's weights every ``every`` steps.
+
+    Log datasets: ``weights/<name>/step`` and ``weights/<name>/values`` with shape
+    (snapshots, n_pre, n_post) for dense storage or (snapshots, synapses) for CSR,
+    whose structure is in ``weights/<name>/indptr`` and ``.../indices``.
+    """
+
+    def __init__(self, projection: "Projection", every: int, name: str | None = None) -> None:
+        if not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"WeightMonitor: 'every' must be a positive integer of steps, got {every!r}")
+        self.projection, self.every = projection, int(every)
+        self.name = name or projection.name
+        self._snaps: list[np.ndarray] = []
+        self._steps: list[int] = []
+
+    def datasets(self):
+        base = f"weights/{self.name}"
+        attrs = {"projection": self.projection.name, "storage":
+                 "csr" if self.projection.sparse else "dense"}
+        return [DatasetSpec(f"{base}/step", "int64", (), {"unit": "step", "every": self.every}),
+                DatasetSpec(f"{base}/values", "float32", tuple(self.projection.weight.shape), attrs)]
+
+    def static(self):
+        pr = self.projection
+        if not pr.sparse:
+            return {}
+        return {f"weights/{self.name}/indptr": pr.indptr.cpu().numpy(),
+                f"weights/{self.name}/indices": pr.indices.cpu().numpy()}
+
+    def allocate(self, chunk_steps):
+        self._snaps, self._steps = [], []
+
+    def record(self, step):
+        if step % self.every == 0:
+            self._snaps.append(self.projection.weight.detach().to("cpu", torch.float32).numpy().copy())
+            self._steps.append(step)
+
+    def drain(self):
+        base = f"weights/{self.name}"
+        shape = (0,) + tuple(self.projection.weight.shape)
+        values = np.stack(self._snaps) if self._snaps else np.zeros(shape, np.float32)
+        out = {f"{base}/step": np.asarray(self._steps, dtype=np.int64), f"{base}/values": values}
+        self._snaps, self._steps = [], []
+        return out
+
+    def describe(self):
+        return {"type": "WeightMonitor", "name": self.name, "projection": self.projection.name,
+                "every": self.every}

@@ -1,0 +1,423 @@
+"""The Network: owner of all populations, projections, inputs, monitors and state."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import sys
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neurosim.backends import BACKENDS
+from neurosim.connectors import AllToAll, Connector
+from neurosim.inputs import StepCurrent
+from neurosim.models.base import NeuronModel
+from neurosim.models.spike_generator import SpikeGenerator
+from neurosim.monitors import Monitor, SpikeMonitor, StateMonitor, WeightMonitor
+from neurosim.population import InitSpec, Population
+from neurosim.projection import DelaySpec, Projection, WeightSpec
+from neurosim.recording.hdf5_log import HDF5Log
+from neurosim.recording.memory_log import MemoryLog
+from neurosim.schedule import Schedule
+from neurosim.seeding import numpy_stream, torch_stream
+from neurosim.state_file import load_state_file, save_state_file
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64}
+#: at most this many bytes of monitor buffers per chunk (per network)
+MONITOR_BUFFER_BYTES = 64 << 20
+#: chunk length in steps when memory allows
+MAX_CHUNK_STEPS = 1000
+
+
+class Clock:
+    """The network's time: ``dt`` in ms and the index of the next step."""
+
+    def __init__(self, dt: float) -> None:
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
+            raise ValueError(f"dt must be a positive, finite number of milliseconds, got {dt!r}")
+        self.dt = float(dt)
+        self.step = 0
+
+    @property
+    def time_ms(self) -> float:
+        return self.step * self.dt
+
+
+class Network:
+    """A spiking network and its simulation.
+
+    Args:
+        dt: time step in ms (> 0).
+        batch: number of independent samples simulated side by side; every state
+            array is ``(batch, n)`` and weights are shared across the batch.
+        seed: run seed; every stochastic component draws from its own stream
+            derived from it and the component's name.
+        device: ``"cpu"`` or ``"cuda"`` (or a ``torch.device``).
+        backend: ``"torch"``.
+        dtype: ``"float32"`` (default) or ``"float64"`` for state and weights.
+        log: where monitors write: ``None`` (in memory), a path (an HDF5 file,
+            which must not exist yet), or a log object
+            (:class:`~neurosim.recording.HDF5Log`, :class:`~neurosim.recording.MemoryLog`).
+
+    Example:
+        >>> import neurosim as ns
+        >>> net = ns.Network(dt=0.1, seed=1)
+        >>> src = net.population(100, ns.PoissonSource(rate=20.0), name="input")
+        >>> out = net.population(10, ns.LIF(), name="out")
+        >>> proj = net.projection(src, out, ns.FixedProbability(0.5), weight=2.0)
+        >>> mon = net.spike_monitor(out)
+        >>> net.run(200.0, progress=False)
+        >>> steps, neurons, rows = net.reader().spikes("out")
+    """
+
+    def __init__(self, dt: float = 0.1, *, batch: int = 1, seed: int = 0,
+                 device: str | torch.device = "cpu", backend: str = "torch",
+                 dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
+                 ) -> None:
+        self.clock = Clock(dt)
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+            raise ValueError(f"batch must be a positive integer, got {batch!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        if dtype not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+        self.batch, self.seed, self.dtype_name = int(batch), int(seed), dtype
+        self.dtype = _DTYPES[dtype]
+        self.backend_name = backend
+        self.backend = BACKENDS[backend](self)
+        if log is None:
+            log = MemoryLog()
+        elif isinstance(log, (str, os.PathLike)):
+            log = HDF5Log(log)
+        self.log = log
+        self.populations: dict[str, Population] = {}
+        self.projections: dict[str, Projection] = {}
+        self.monitors: dict[str, Monitor] = {}
+        self.inputs: list[StepCurrent] = []
+        self.callbacks: list[tuple[Callable[["Network"], Any], int]] = []
+        self.timings: dict[str, float] = {}
+        self.schedule = Schedule()
+        self._dirty = True
+        self._chunk_steps = 1
+        self._run_started_at: str | None = None
+
+    # -- building -----------------------------------------------------------------------
+    @property
+    def dt(self) -> float:
+        return self.clock.dt
+
+    @property
+    def time_ms(self) -> float:
+        """Simulated time so far, in ms."""
+        return self.clock.time_ms
+
+    def _name(self, given: str | None, kind: str, taken: Mapping[str, Any]) -> str:
+        name = given if given is not None else f"{kind}{len(taken)}"
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
+        if name in taken:
+            raise ValueError(f"a {kind} named {name!r} already exists in this network")
+        return name
+
+    def population(self, n: int, model: NeuronModel | SpikeGenerator, *, name: str | None = None,
+                   init: Mapping[str, InitSpec] | None = None) -> Population:
+        """Add ``n`` neurons of ``model``; ``init`` overrides initial values of state variables
+        (a number, an array, or a distribution such as ``Uniform(-60, -50)``)."""
+        name = self._name(name, type(model).__name__.lower(), self.populations)
+        pop = Population(name, n, model, init, self.batch, self.dt, self.device, self.dtype,
+                         numpy_stream(self.seed, f"population/{name}/init"),
+                         torch_stream(self.seed, f"population/{name}/run", self.device))
+        self.populations[name] = pop
+        self._dirty = True
+        return pop
+
+    def projection(self, pre: Population, post: Population, connector: Connector | None = None, *,
+                   weight: WeightSpec = None, receptor: str = "exc", delay: DelaySpec = 1,
+                   sparse: bool | None = None, name: str | None = None) -> Projection:
+        """Connect ``pre`` to ``post``.
+
+        Args:
+            connector: which pairs connect (default :class:`~neurosim.AllToAll`).
+            weight: a number, an ``(n_pre, n_post)`` or per-synapse array, or a
+                distribution; in the units of the receptor's state variable.
+            receptor: ``"exc"`` (weights >= 0) or ``"inh"`` (weights <= 0).
+            delay: whole steps >= 1, one number or per synapse.
+            sparse: CSR (True) or dense (False) weights; ``None`` chooses CSR
+                below 10% connection density or with per-synapse delays.
+        """
+        for p, role in ((pre, "pre"), (post, "post")):
+            if not isinstance(p, Population) or self.populations.get(p.name) is not p:
+                raise ValueError(f"projection {role}: {p!r} is not a population of this network")
+        if post.is_generator:
+            raise ValueError(f"projection: post population '{post.name}' is a spike generator "
+                             "and takes no input")
+        if name is None:
+            name, k = f"{pre.name}_{post.name}", 2
+            while name in self.projections:
+                name, k = f"{pre.name}_{post.name}_{k}", k + 1
+        name = self._name(name, "projection", self.projections)
+        proj = Projection(name, pre, post, connector or AllToAll(), weight, receptor, delay, sparse,
+                          numpy_stream(self.seed, f"projection/{name}"), self.device, self.dtype)
+        self.projections[name] = proj
+        self._dirty = True
+        return proj
+
+    def _add_monitor(self, monitor: Monitor, kind: str) -> Any:
+        key = f"{kind}/{monitor.name}"
+        if key in self.monitors:
+            raise ValueError(f"a {kind} monitor named {monitor.name!r} already exists")
+        self.monitors[key] = monitor
+        self._dirty = True
+        return monitor
+
+    def spike_monitor(self, population: Population, *, name: str | None = None) -> SpikeMonitor:
+        """Record every spike of ``population`` as (step, neuron, batch) events."""
+        return self._add_monitor(SpikeMonitor(population, name), "spikes")
+
+    def state_monitor(self, population: Population, variables: Sequence[str] | str, *,
+                      neurons: Sequence[int] | None = None, every: int = 1,
+                      name: str | None = None) -> StateMonitor:
+        """Sample ``variables`` of ``neurons`` (default all) every ``every`` steps."""
+        return self._add_monitor(StateMonitor(population, variables, neurons, every, name), "state")
+
+    def weight_monitor(self, projection: Projection, *, every: int,
+                       name: str | None = None) -> WeightMonitor:
+        """Snapshot the weights of ``projection`` every ``every`` steps."""
+        return self._add_monitor(WeightMonitor(projection, every, name), "weights")
+
+    def step_current(self, population: Population, amplitude: float | np.ndarray, *,
+                     start_ms: float = 0.0, stop_ms: float = math.inf,
+                     neurons: Sequence[int] | None = None) -> StepCurrent:
+        """Inject ``amplitude`` into ``i_ext`` of ``population`` from ``start_ms`` to ``stop_ms``."""
+        inp = StepCurrent(population, amplitude, start_ms, stop_ms, neurons, self.dt)
+        self.inputs.append(inp)
+        self._dirty = True
+        return inp
+
+    def add_callback(self, fn: Callable[["Network"], Any], every: int = 1) -> None:
+        """Call ``fn(net)`` in the inputs phase of every ``every``-th step."""
+        if not callable(fn):
+            raise TypeError("add_callback: fn must be callable")
+        if not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"add_callback: 'every' must be a positive integer, got {every!r}")
+        self.callbacks.append((fn, int(every)))
+        self._dirty = True
+
+    # -- structure ----------------------------------------------------------------------
+    @property
+    def min_delay(self) -> int:
+        """Smallest delay (steps) of any projection: no spike takes effect sooner, so the
+        network can advance this many steps between exchanges of spikes."""
+        return min((p.min_delay for p in self.projections.values()), default=1)
+
+    def _prepare(self) -> None:
+        if not self._dirty:
+            return
+        for pop in self.populations.values():
+            # one slot more than the longest delay: input populations write step t's
+            # spikes before delivery reads step t - delay
+            length = max((pr.max_delay for pr in self.projections.values() if pr.pre is pop),
+                         default=0) + 1
+            pop.set_history_length(length)
+        sched = Schedule()
+        for inp in self.inputs:
+            sched.add("inputs", f"StepCurrent({inp.population.name})", inp.apply)
+        for fn, every in self.callbacks:
+            sched.add("inputs", f"callback {getattr(fn, '__name__', 'fn')} every {every}",
+                      self._callback_action(fn, every))
+        for pop in self.populations.values():
+            if pop.is_generator or not pop.model.receptors:
+                sched.add("inputs", f"{pop.name} ({pop.model_name})", pop.step)
+        for proj in self.projections.values():
+            sched.add("deliver", f"{proj.name} ({'csr' if proj.sparse else 'dense'})",
+                      self._delivery_action(proj))
+        for pop in self.populations.values():
+            if not (pop.is_generator or not pop.model.receptors):
+                sched.add("neurons", f"{pop.name} ({pop.model_name})", pop.step)
+        for key, mon in self.monitors.items():
+            sched.add("monitors", key, mon.record)
+        self.schedule = sched
+        per_step = sum(m.bytes_per_step() for m in self.monitors.values())
+        self._chunk_steps = int(max(1, min(MAX_CHUNK_STEPS, MONITOR_BUFFER_BYTES // max(1, per_step))))
+        for mon in self.monitors.values():
+            mon.allocate(self._chunk_steps)
+        self._dirty = False
+
+    def _callback_action(self, fn: Callable[["Network"], Any], every: int) -> Callable[[int], None]:
+        def action(step: int) -> None:
+            if step % every == 0:
+                fn(self)
+        return action
+
+    @staticmethod
+    def _delivery_action(proj: Projection) -> Callable[[int], None]:
+        def action(step: int) -> None:
+            proj.deliver(step, proj.post.state[proj.target])
+        return action
+
+    def describe(self) -> dict[str, Any]:
+        """The network as a JSON-able dict (written into every log)."""
+        self._prepare()
+        return {
+            "dt_ms": self.dt, "batch": self.batch, "seed": self.seed,
+            "backend": self.backend_name, "device": str(self.device), "dtype": self.dtype_name,
+            "populations": [p.describe() for p in self.populations.values()],
+            "projections": [p.describe() for p in self.projections.values()],
+            "inputs": [i.describe() for i in self.inputs],
+            "monitors": [m.describe() for m in self.monitors.values()],
+            "schedule": self.schedule.as_list(),
+            "min_delay_steps": self.min_delay,
+        }
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, duration_ms: float | None = None, *, steps: int | None = None,
+            progress: bool | None = None, profile: bool = False) -> None:
+        """Advance the network by ``duration_ms`` (rounded to whole steps) or ``steps``.
+
+        Args:
+            progress: show a tqdm progress bar; ``None`` shows it only when stderr
+                is a terminal (and never when the environment sets ``CI``).
+            profile: time each phase of the schedule; totals in :attr:`timings`.
+
+        The network advances in slices of :attr:`min_delay` steps. The log is
+        written in whole chunks; a run that raises (or is interrupted) leaves a
+        log marked incomplete.
+        """
+        n_steps = self._steps_for(duration_ms, steps)
+        self._prepare()
+        if progress is None:
+            progress = sys.stderr.isatty() and not os.environ.get("CI")
+        specs, static = [], {}
+        start_step = self.clock.step
+        for mon in self.monitors.values():
+            for spec in mon.datasets():
+                spec.attrs.setdefault("start_step", start_step)
+                specs.append(spec)
+            static.update(mon.static())
+        self._run_started_at = self._run_started_at or _now()
+        self.log.begin_run(self._log_attrs(), specs, static)
+        completed = False
+        bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
+                   desc="simulating", leave=False)
+        slice_len = self.min_delay
+        try:
+            done, since_flush = 0, 0
+            while done < n_steps:
+                k = min(slice_len, n_steps - done, self._chunk_steps - since_flush)
+                self.backend.advance(k, profile)
+                done += k
+                since_flush += k
+                if since_flush == self._chunk_steps:
+                    self._flush()
+                    since_flush = 0
+                    bar.update(self._chunk_steps)
+            self._flush()
+            completed = True
+        finally:
+            bar.close()
+            if not completed:
+                try:
+                    self._flush()
+                except Exception:  # noqa: BLE001 - keep the original error
+                    pass
+            self.log.end_run(completed, {"ended_at": _now(), "steps": self.clock.step,
+                                         "duration_ms": self.clock.time_ms})
+
+    def _steps_for(self, duration_ms: float | None, steps: int | None) -> int:
+        if (duration_ms is None) == (steps is None):
+            raise ValueError("run: give exactly one of duration_ms or steps")
+        if steps is not None:
+            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+                raise ValueError(f"run: steps must be a non-negative integer, got {steps!r}")
+            return int(steps)
+        if not isinstance(duration_ms, (int, float)) or not math.isfinite(duration_ms) or duration_ms < 0:
+            raise ValueError(f"run: duration_ms must be a non-negative number, got {duration_ms!r}")
+        return int(round(duration_ms / self.dt))
+
+    def _flush(self) -> None:
+        chunk: dict[str, np.ndarray] = {}
+        for mon in self.monitors.values():
+            chunk.update(mon.drain())
+        self.log.append(chunk, self.clock.step)
+
+    def _log_attrs(self) -> dict[str, Any]:
+        from neurosim import __version__
+
+        return {"neurosim_version": __version__, "dt_ms": self.dt, "seed": self.seed,
+                "backend": self.backend_name, "device": str(self.device), "batch": self.batch,
+                "dtype": self.dtype_name, "network_json": json.dumps(self.describe()),
+                "started_at": self._run_started_at, "ended_at": "", "torch_version": torch.__version__}
+
+    def reader(self) -> "Any":
+        """A :class:`~neurosim.LogReader` over this network's log (memory or file)."""
+        from neurosim.log_reader import LogReader
+
+        return LogReader(self.log if isinstance(self.log, MemoryLog) else self.log.path)
+
+    def reset_state(self) -> None:
+        """Put every population back to its initial state and clear spikes in flight.
+
+        Weights, parameters, injected currents and the clock are kept, so the
+        same network can be run on sample after sample without being rebuilt.
+        """
+        for pop in self.populations.values():
+            pop.reset()
+
+    # -- state --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Every piece of state, by name: clock, neuron states, spikes in flight,
+        injected currents, weights, and the random streams' positions."""
+        out: dict[str, torch.Tensor] = {"clock.step": torch.tensor(self.clock.step)}
+        for name, pop in self.populations.items():
+            for var, t in pop.state_tensors().items():
+                out[f"populations.{name}.{var}"] = t
+            out[f"rng.populations.{name}"] = pop.rng.get_state()
+        for name, proj in self.projections.items():
+            for var, t in proj.state_tensors().items():
+                out[f"projections.{name}.{var}"] = t
+        return out
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore state saved by :meth:`state_dict` into a network of the same structure."""
+        self._prepare()
+        own = self.state_dict()
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"state does not match this network: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        for key, value in state.items():
+            value = torch.as_tensor(value)
+            if key == "clock.step":
+                self.clock.step = int(value)
+            elif key.startswith("rng."):
+                self.populations[key.split(".", 2)[2]].rng.set_state(value.to(torch.uint8).cpu())
+            else:
+                if tuple(value.shape) != tuple(own[key].shape):
+                    raise ValueError(f"state {key!r} has shape {tuple(value.shape)}, this network "
+                                     f"needs {tuple(own[key].shape)}")
+                if value.is_floating_point() and not torch.isfinite(value).all():
+                    raise ValueError(f"state {key!r} contains NaN or inf")
+                own[key].copy_(value.to(own[key].dtype))
+
+    def save_state(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+        """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs)."""
+        save_state_file(path, self.state_dict(), self.describe(), overwrite=overwrite)
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        """Load a state file written by :meth:`save_state` into this network."""
+        self.load_state_dict(load_state_file(path))
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+

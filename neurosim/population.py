@@ -1,0 +1,181 @@
+"""Populations: a group of neurons of one model, with its state as (batch, n) arrays."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from neurosim.distributions import Normal, Uniform
+from neurosim.kernel import TORCH_MATH, bind
+from neurosim.models.base import NeuronModel
+from neurosim.models.spike_generator import SpikeGenerator
+from neurosim.parameters import ParameterValue, validate_parameters
+
+InitSpec = float | np.ndarray | torch.Tensor | Uniform | Normal
+
+
+class Population:
+    """``n`` neurons of one model; built by :meth:`neurosim.Network.population`.
+
+    State variables are tensors of shape ``(batch, n)`` in :attr:`state`;
+    per-step inputs (e.g. ``i_ext``, an injected current) in :attr:`inputs`.
+    Spikes of the last ``history_length`` steps are kept in a ring so that
+    delayed projections can read them.
+    """
+
+    def __init__(self, name: str, n: int, model: NeuronModel | SpikeGenerator,
+                 init: Mapping[str, InitSpec] | None, batch: int, dt: float,
+                 device: torch.device, dtype: torch.dtype, rng_build: np.random.Generator,
+                 rng_run: torch.Generator) -> None:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"population '{name}': size must be a positive integer, got {n!r}")
+        if not isinstance(model, (NeuronModel, SpikeGenerator)):
+            raise TypeError(f"population '{name}': model must be a NeuronModel or SpikeGenerator, "
+                            f"got {type(model).__name__}")
+        self.name, self.n, self.model = name, int(n), model
+        self.batch, self.dt, self.device, self.dtype = batch, dt, device, dtype
+        self.rng = rng_run
+        self.history = torch.zeros((1, batch, self.n), dtype=torch.bool, device=device)
+        self._last_step = -1
+        self.state: dict[str, torch.Tensor] = {}
+        self.inputs: dict[str, torch.Tensor] = {}
+        self._initial: dict[str, torch.Tensor] = {}
+        if isinstance(model, SpikeGenerator):
+            steps, rows, neurons = model.events(self.n, batch, dt)
+            self._events = (steps, torch.as_tensor(rows, device=device),
+                            torch.as_tensor(neurons, device=device))
+            self.params: dict[str, ParameterValue] = {}
+            if init:
+                raise ValueError(f"population '{name}': a SpikeGenerator has no state to initialise")
+            return
+        self.params = validate_parameters(f"population '{name}' ({self.model_name})",
+                                          model.parameters, model.params, self.n, batch)
+        self._set_constants()
+        self._update = bind(type(model).update, TORCH_MATH)
+        self._arg_names = type(model).update_arguments()
+        expected = (set(model.state_variables) | set(model.inputs) | set(model.random_inputs)
+                    | set(self.constants))
+        missing = [a for a in self._arg_names if a not in expected]
+        if missing:
+            raise TypeError(f"{self.model_name}.update takes {missing}, which are neither state "
+                            "variables, inputs, random inputs nor constants")
+        unknown = sorted(set(init or {}) - set(model.state_variables))
+        if unknown:
+            raise ValueError(f"population '{name}': cannot initialise unknown state variable(s) "
+                             f"{unknown}; {self.model_name} has {list(model.state_variables)}")
+        derived = model.initial_values(self.params)
+        for var, spec in model.state_variables.items():
+            value: Any = (init or {}).get(var, spec.init)
+            if isinstance(value, str):
+                value = self.params[value] if value in self.params else derived[value]
+            self._initial[var] = self._to_state(var, value, rng_build)
+        for name_ in model.inputs:
+            self.inputs[name_] = torch.zeros((batch, self.n), dtype=dtype, device=device)
+        self.reset()
+
+    # -- construction helpers ---------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return type(self.model).__name__
+
+    @property
+    def is_generator(self) -> bool:
+        return isinstance(self.model, SpikeGenerator)
+
+    def _to_state(self, var: str, value: Any, rng: np.random.Generator) -> torch.Tensor:
+        shape = (self.batch, self.n)
+        if isinstance(value, (Uniform, Normal)):
+            value = value.sample(rng, shape)
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        arr = np.asarray(value, dtype=np.float64)
+        try:
+            arr = np.broadcast_to(arr, shape)
+        except ValueError:
+            raise ValueError(f"population '{self.name}': initial value of '{var}' has shape "
+                             f"{arr.shape}; expected a scalar, ({self.n},) or {shape}") from None
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"population '{self.name}': initial value of '{var}' has NaN or inf")
+        return torch.as_tensor(np.array(arr), dtype=self.dtype, device=self.device)
+
+    def _set_constants(self) -> None:
+        consts = self.model.constants(self.params, self.dt)
+        self.constants: dict[str, Any] = {
+            k: (v if isinstance(v, float) else
+                torch.as_tensor(np.asarray(v), dtype=self.dtype, device=self.device))
+            for k, v in consts.items()}
+
+    # -- public API -------------------------------------------------------------------
+    def set_parameters(self, **params: ParameterValue) -> None:
+        """Change parameters (scalar, ``(n,)`` or ``(batch, n)``) between or during runs."""
+        if self.is_generator:
+            raise ValueError(f"population '{self.name}': a SpikeGenerator has no parameters")
+        owner = f"population '{self.name}' ({self.model_name})"
+        unknown = sorted(set(params) - set(self.model.parameters))
+        if unknown:
+            raise ValueError(f"{owner}: unknown parameter(s) {unknown}; known: "
+                             f"{sorted(self.model.parameters)}")
+        merged = dict(self.params)
+        for k, v in params.items():
+            merged[k] = self.model.parameters[k].check(k, owner, v, self.n, self.batch)
+        self.model.check_consistency(merged)
+        self.params = merged
+        self._set_constants()
+
+    def reset(self) -> None:
+        """Restore the initial state and clear the spike history (inputs are kept)."""
+        for var, value in self._initial.items():
+            self.state[var] = value.clone()
+        self.history.zero_()
+
+    @property
+    def spikes(self) -> torch.Tensor:
+        """Spikes of the most recent step, ``(batch, n)`` bool."""
+        return self.spikes_at(self._last_step)
+
+    def spikes_at(self, step: int) -> torch.Tensor:
+        """Spikes emitted at ``step`` (must be within the history length)."""
+        return self.history[step % self.history.shape[0]]
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.n, **self.model.describe()}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {**self.state, **{f"input.{k}": v for k, v in self.inputs.items()},
+                "spike_history": self.history}
+
+    # -- stepping (torch) -------------------------------------------------------------
+    def set_history_length(self, length: int) -> None:
+        if length != self.history.shape[0]:
+            self.history = torch.zeros((length, self.batch, self.n), dtype=torch.bool,
+                                       device=self.device)
+
+    def step(self, step: int) -> None:
+        """Advance one step: integrate and fire (or emit replayed spikes)."""
+        slot = self.history[step % self.history.shape[0]]
+        if self.is_generator:
+            steps, rows, neurons = self._events
+            lo, hi = np.searchsorted(steps, [step, step + 1])
+            slot.zero_()
+            if hi > lo:
+                slot[rows[lo:hi], neurons[lo:hi]] = True
+            self._last_step = step
+            return
+        args = []
+        for name in self._arg_names:
+            if name in self.state:
+                args.append(self.state[name])
+            elif name in self.inputs:
+                args.append(self.inputs[name])
+            elif name in self.constants:
+                args.append(self.constants[name])
+            else:  # a random input: fresh uniforms from this population's stream
+                args.append(torch.rand((self.batch, self.n), generator=self.rng,
+                                       device=self.device, dtype=self.dtype))
+        out = self._update(*args)
+        for var, value in zip(self.model.state_variables, out[:-1]):
+            self.state[var] = value
+        slot.copy_(out[-1])
+        self._last_step = step

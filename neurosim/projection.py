@@ -1,0 +1,226 @@
+"""Projections: the synapses from one population to another, with weights and delays."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from neurosim.connectors import Connector, FromMatrix
+from neurosim.distributions import Normal, Uniform
+
+if TYPE_CHECKING:
+    from neurosim.population import Population
+
+WeightSpec = float | np.ndarray | torch.Tensor | Uniform | Normal | None
+DelaySpec = int | np.ndarray | torch.Tensor
+
+#: Below this fraction of possible pairs, ``sparse=None`` stores weights as CSR.
+SPARSE_DENSITY = 0.1
+#: From this batch size on, dense delivery uses one matrix product instead of
+#: gathering the rows of the neurons that spiked.
+DENSE_MATMUL_BATCH = 16
+
+
+class DelayBlock:
+    """Synapses of one projection that share one delay (in steps).
+
+    For CSR storage, ``indptr`` indexes ``positions``, the synapses' places in
+    the projection's weight array, so weights stay in one canonical array.
+    """
+
+    def __init__(self, delay: int, indptr: torch.Tensor | None, positions: torch.Tensor | None):
+        self.delay = delay
+        self.indptr = indptr
+        self.positions = positions
+
+
+class Projection:
+    """Synapses from ``pre`` to ``post``; built by :meth:`neurosim.Network.projection`.
+
+    Weights are stored dense ``(n_pre, n_post)`` or sparse (CSR: ``indptr``,
+    ``indices``, ``weight`` with one entry per synapse). A spike of presynaptic
+    neuron ``i`` at step ``t`` adds ``w_ij`` to the receptor's state variable of
+    postsynaptic neuron ``j`` at step ``t + d_ij`` (``d_ij >= 1`` steps), before
+    the neurons integrate. Delivery is event-driven: only the rows of neurons
+    that spiked are read (except for dense weights with large batches, where one
+    matrix product is faster).
+
+    Attributes:
+        weight: tensor of weights, ``(n_pre, n_post)`` if dense, ``(nnz,)`` if sparse.
+        indptr, indices: CSR structure (sparse only).
+        mask: dense only: which pairs are synapses (``None`` when all are).
+    """
+
+    def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector,
+                 weight: WeightSpec, receptor: str, delay: DelaySpec, sparse: bool | None,
+                 rng: np.random.Generator, device: torch.device, dtype: torch.dtype) -> None:
+        self.name, self.pre, self.post, self.connector = name, pre, post, connector
+        owner = f"projection '{name}'"
+        receptors = getattr(post.model, "receptors", {})
+        if receptor not in receptors:
+            known = ", ".join(repr(r) for r in receptors) or "none (it takes no synaptic input)"
+            raise ValueError(f"{owner}: post population '{post.name}' ({post.model_name}) has no "
+                             f"receptor {receptor!r}; its receptors: {known}")
+        self.receptor = receptor
+        self.target = receptors[receptor]
+        n_pre, n_post = pre.n, post.n
+        rows, cols = connector.pairs(n_pre, n_post, rng, same_population=pre is post)
+        self.nnz = int(rows.size)
+        values = self._weights(owner, weight, rows, cols, rng)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"{owner}: weights contain NaN or inf")
+        if receptor == "exc" and values.size and values.min() < 0:
+            raise ValueError(f"{owner}: receptor 'exc' needs weights >= 0, got min {values.min():g}")
+        if receptor == "inh" and values.size and values.max() > 0:
+            raise ValueError(f"{owner}: receptor 'inh' needs weights <= 0 (inhibition is carried by "
+                             f"the sign), got max {values.max():g}")
+        delays = self._delays(owner, delay, rows, cols)
+        uniform_delay = delays.size == 0 or bool(np.all(delays == delays[0]))
+        density = self.nnz / max(1, n_pre * n_post)
+        if sparse is None:
+            sparse = density < SPARSE_DENSITY or not uniform_delay
+        elif not sparse and not uniform_delay:
+            raise ValueError(f"{owner}: per-synapse delays need sparse=True (CSR storage)")
+        self.sparse = bool(sparse)
+        self.device, self.dtype = device, dtype
+        if self.sparse:
+            counts = np.bincount(rows, minlength=n_pre)
+            self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
+            self.indices = torch.as_tensor(cols, device=device)
+            self.weight = torch.as_tensor(values, dtype=dtype, device=device)
+            self.mask = None
+        else:
+            dense = np.zeros((n_pre, n_post))
+            dense[rows, cols] = values
+            self.weight = torch.as_tensor(dense, dtype=dtype, device=device)
+            self.indptr = self.indices = None
+            if self.nnz < n_pre * n_post:
+                mask = np.zeros((n_pre, n_post), dtype=bool)
+                mask[rows, cols] = True
+                self.mask = torch.as_tensor(mask, device=device)
+            else:
+                self.mask = None
+        self.blocks = self._delay_blocks(delays, rows, uniform_delay)
+        self.delays = torch.as_tensor(delays, device=device) if not uniform_delay else None
+
+    # -- construction helpers -------------------------------------------------------------
+    def _weights(self, owner, weight, rows, cols, rng) -> np.ndarray:
+        n_pre, n_post = self.pre.n, self.post.n
+        if isinstance(self.connector, FromMatrix):
+            if weight is not None:
+                raise ValueError(f"{owner}: FromMatrix gives the weights; leave out 'weight'")
+            return self.connector.matrix[rows, cols]
+        if weight is None:
+            raise ValueError(f"{owner}: 'weight' is required (a number, an array or a distribution)")
+        if isinstance(weight, (Uniform, Normal)):
+            return weight.sample(rng, (self.nnz,))
+        if isinstance(weight, torch.Tensor):
+            weight = weight.detach().cpu().numpy()
+        arr = np.asarray(weight, dtype=np.float64)
+        if arr.ndim == 0:
+            return np.full(self.nnz, float(arr))
+        if arr.shape == (n_pre, n_post):
+            return arr[rows, cols]
+        if arr.shape == (self.nnz,):
+            return arr
+        raise ValueError(f"{owner}: weight array has shape {arr.shape}; expected ({n_pre}, {n_post}) "
+                         f"(n_pre, n_post) or ({self.nnz},) (one per synapse)")
+
+    def _delays(self, owner, delay, rows, cols) -> np.ndarray:
+        if isinstance(delay, torch.Tensor):
+            delay = delay.detach().cpu().numpy()
+        arr = np.asarray(delay)
+        if arr.ndim == 0:
+            arr = np.full(self.nnz, arr)
+        elif arr.shape == (self.pre.n, self.post.n):
+            arr = arr[rows, cols]
+        elif arr.shape != (self.nnz,):
+            raise ValueError(f"{owner}: delay array has shape {arr.shape}; expected a number, "
+                             f"({self.pre.n}, {self.post.n}) or ({self.nnz},)")
+        if arr.size and (not np.all(np.equal(np.mod(arr, 1), 0)) or arr.min() < 1):
+            raise ValueError(f"{owner}: delays are whole numbers of steps >= 1, got {arr.min()}")
+        return arr.astype(np.int64)
+
+    def _delay_blocks(self, delays, rows, uniform) -> list[DelayBlock]:
+        if uniform:
+            return [DelayBlock(int(delays[0]) if delays.size else 1, self.indptr, None)]
+        blocks = []
+        for d in np.unique(delays):
+            positions = np.nonzero(delays == d)[0]
+            counts = np.bincount(rows[positions], minlength=self.pre.n)
+            indptr = np.concatenate([[0], np.cumsum(counts)])
+            blocks.append(DelayBlock(int(d), torch.as_tensor(indptr, device=self.device),
+                                     torch.as_tensor(positions, device=self.device)))
+        return blocks
+
+    # -- queries -------------------------------------------------------------------------
+    @property
+    def max_delay(self) -> int:
+        return max(b.delay for b in self.blocks)
+
+    @property
+    def min_delay(self) -> int:
+        return min(b.delay for b in self.blocks)
+
+    def weight_matrix(self) -> np.ndarray:
+        """The weights as a dense ``(n_pre, n_post)`` numpy array (0 where no synapse)."""
+        if not self.sparse:
+            return self.weight.detach().cpu().numpy().copy()
+        dense = np.zeros((self.pre.n, self.post.n), dtype=np.float64)
+        indptr = self.indptr.cpu().numpy()
+        rows = np.repeat(np.arange(self.pre.n), np.diff(indptr))
+        dense[rows, self.indices.cpu().numpy()] = self.weight.detach().cpu().numpy()
+        return dense
+
+    def set_weights(self, values: np.ndarray | torch.Tensor) -> None:
+        """Replace the weights (same shape as :attr:`weight`), checking for NaN/inf."""
+        values = torch.as_tensor(values, dtype=self.dtype, device=self.device)
+        if values.shape != self.weight.shape:
+            raise ValueError(f"projection '{self.name}': new weights have shape {tuple(values.shape)}, "
+                             f"expected {tuple(self.weight.shape)}")
+        if not torch.isfinite(values).all():
+            raise ValueError(f"projection '{self.name}': new weights contain NaN or inf")
+        self.weight.copy_(values)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "pre": self.pre.name, "post": self.post.name,
+                "receptor": self.receptor, "target": self.target, "synapses": self.nnz,
+                "storage": "csr" if self.sparse else "dense",
+                "delays_steps": sorted({b.delay for b in self.blocks}),
+                **self.connector.describe()}
+
+    # -- state --------------------------------------------------------------------------
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {"weight": self.weight}
+
+    # -- delivery (torch) ----------------------------------------------------------------
+    def deliver(self, step: int, target: torch.Tensor) -> None:
+        """Add the input of spikes arriving at ``step`` to ``target`` ``(batch, n_post)``."""
+        for block in self.blocks:
+            spikes = self.pre.spikes_at(step - block.delay)
+            if not self.sparse:
+                if spikes.shape[0] >= DENSE_MATMUL_BATCH:
+                    target += spikes.to(self.dtype) @ self.weight
+                else:
+                    rows, cols = spikes.nonzero(as_tuple=True)
+                    if cols.numel():
+                        target.index_add_(0, rows, self.weight.index_select(0, cols))
+                continue
+            rows, cols = spikes.nonzero(as_tuple=True)
+            if not cols.numel():
+                continue
+            starts = block.indptr[cols]
+            counts = block.indptr[cols + 1] - starts
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            # positions of the synapses of every spiking neuron, as one flat gather
+            offsets = torch.cumsum(counts, 0) - counts
+            pos = torch.repeat_interleave(starts - offsets, counts, output_size=total)
+            pos += torch.arange(total, device=pos.device)
+            if block.positions is not None:
+                pos = block.positions[pos]
+            flat = self.indices[pos] + torch.repeat_interleave(rows, counts, output_size=total) * self.post.n
+            target.view(-1).index_add_(0, flat, self.weight[pos])

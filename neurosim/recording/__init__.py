@@ -1,0 +1,6 @@
+"""Where recordings go: an in-memory log or an HDF5 file, behind one interface."""
+
+from neurosim.recording.hdf5_log import HDF5Log
+from neurosim.recording.memory_log import MemoryLog
+
+__all__ = ["HDF5Log", "MemoryLog"]
