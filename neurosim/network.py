@@ -106,7 +106,7 @@ class Network:
         self.inputs: list[StepCurrent] = []
         self.callbacks: list[tuple[Callable[["Network"], Any], int]] = []
         self.timings: dict[str, float] = {}
-        self.schedule = Schedule()
+        self._schedule = Schedule()
         self._dirty = True
         self._chunk_steps = 1
         self._run_started_at: str | None = None
@@ -246,12 +246,18 @@ class Network:
                 sched.add("neurons", f"{pop.name} ({pop.model_name})", pop.step)
         for key, mon in self.monitors.items():
             sched.add("monitors", key, mon.record)
-        self.schedule = sched
+        self._schedule = sched
         per_step = sum(m.bytes_per_step() for m in self.monitors.values())
         self._chunk_steps = int(max(1, min(MAX_CHUNK_STEPS, MONITOR_BUFFER_BYTES // max(1, per_step))))
         for mon in self.monitors.values():
             mon.allocate(self._chunk_steps)
         self._dirty = False
+
+    @property
+    def schedule(self) -> Schedule:
+        """The step order with the objects in each phase; ``print(net.schedule)``."""
+        self._prepare()
+        return self._schedule
 
     def _callback_action(self, fn: Callable[["Network"], Any], every: int) -> Callable[[int], None]:
         def action(step: int) -> None:
@@ -275,7 +281,7 @@ class Network:
             "projections": [p.describe() for p in self.projections.values()],
             "inputs": [i.describe() for i in self.inputs],
             "monitors": [m.describe() for m in self.monitors.values()],
-            "schedule": self.schedule.as_list(),
+            "schedule": self._schedule.as_list(),
             "min_delay_steps": self.min_delay,
         }
 

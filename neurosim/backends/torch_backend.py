@@ -26,7 +26,7 @@ class TorchBackend:
 
     def advance(self, n_steps: int, profile: bool) -> None:
         net = self.net
-        phases = net.schedule.phases
+        phases = net._schedule.phases
         if not profile:
             for _ in range(n_steps):
                 step = net.clock.step
