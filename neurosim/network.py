@@ -24,7 +24,7 @@ from neurosim.projection import DelaySpec, Projection, WeightSpec
 from neurosim.recording.hdf5_log import HDF5Log
 from neurosim.recording.memory_log import MemoryLog
 from neurosim.schedule import Schedule
-from neurosim.seeding import numpy_stream, torch_stream
+from neurosim.seeding import numpy_stream
 from neurosim.state_file import load_state_file, save_state_file
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -135,8 +135,7 @@ class Network:
         (a number, an array, or a distribution such as ``Uniform(-60, -50)``)."""
         name = self._name(name, type(model).__name__.lower(), self.populations)
         pop = Population(name, n, model, init, self.batch, self.dt, self.device, self.dtype,
-                         numpy_stream(self.seed, f"population/{name}/init"),
-                         torch_stream(self.seed, f"population/{name}/run", self.device))
+                         numpy_stream(self.seed, f"population/{name}/init"), self.seed)
         self.populations[name] = pop
         self._dirty = True
         return pop
@@ -382,12 +381,12 @@ class Network:
     # -- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every piece of state, by name: clock, neuron states, spikes in flight,
-        injected currents, weights, and the random streams' positions."""
+        injected currents and weights. (Random streams are counter-based: their
+        position is the clock.)"""
         out: dict[str, torch.Tensor] = {"clock.step": torch.tensor(self.clock.step)}
         for name, pop in self.populations.items():
             for var, t in pop.state_tensors().items():
                 out[f"populations.{name}.{var}"] = t
-            out[f"rng.populations.{name}"] = pop.rng.get_state()
         for name, proj in self.projections.items():
             for var, t in proj.state_tensors().items():
                 out[f"projections.{name}.{var}"] = t
@@ -405,8 +404,6 @@ class Network:
             value = torch.as_tensor(value)
             if key == "clock.step":
                 self.clock.step = int(value)
-            elif key.startswith("rng."):
-                self.populations[key.split(".", 2)[2]].rng.set_state(value.to(torch.uint8).cpu())
             else:
                 if tuple(value.shape) != tuple(own[key].shape):
                     raise ValueError(f"state {key!r} has shape {tuple(value.shape)}, this network "

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
+from neurosim.counter_rng import UNIT24, element_keys, lowbias32, step_key, stream_key
 from neurosim.distributions import Normal, Uniform
 from neurosim.kernel import TORCH_MATH, bind
 from neurosim.models.base import NeuronModel
@@ -28,7 +29,7 @@ class Population:
     def __init__(self, name: str, n: int, model: NeuronModel | SpikeGenerator,
                  init: Mapping[str, InitSpec] | None, batch: int, dt: float,
                  device: torch.device, dtype: torch.dtype, rng_build: np.random.Generator,
-                 rng_run: torch.Generator) -> None:
+                 seed: int) -> None:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"population '{name}': size must be a positive integer, got {n!r}")
         if not isinstance(model, (NeuronModel, SpikeGenerator)):
@@ -36,7 +37,7 @@ class Population:
                             f"got {type(model).__name__}")
         self.name, self.n, self.model = name, int(n), model
         self.batch, self.dt, self.device, self.dtype = batch, dt, device, dtype
-        self.rng = rng_run
+        self.seed = seed
         self.history = torch.zeros((1, batch, self.n), dtype=torch.bool, device=device)
         self._last_step = -1
         self.state: dict[str, torch.Tensor] = {}
@@ -73,6 +74,11 @@ class Population:
             self._initial[var] = self._to_state(var, value, rng_build)
         for name_ in model.inputs:
             self.inputs[name_] = torch.zeros((batch, self.n), dtype=dtype, device=device)
+        # counter-based streams, one per random input (see neurosim.counter_rng)
+        self.random_keys = {r: stream_key(seed, f"population/{name}/{r}") for r in model.random_inputs}
+        self._element_keys = {
+            r: torch.as_tensor(element_keys(k, batch * self.n).reshape(batch, self.n), device=device)
+            for r, k in self.random_keys.items()}
         self.reset()
 
     # -- construction helpers ---------------------------------------------------------
@@ -102,9 +108,10 @@ class Population:
 
     def _set_constants(self) -> None:
         consts = self.model.constants(self.params, self.dt)
+        # scalars become 0-d tensors so that all arithmetic on them is in the state's
+        # precision, as in the compiled backend (Python floats would be float64)
         self.constants: dict[str, Any] = {
-            k: (v if isinstance(v, float) else
-                torch.as_tensor(np.asarray(v), dtype=self.dtype, device=self.device))
+            k: torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=self.dtype, device=self.device)
             for k, v in consts.items()}
 
     # -- public API -------------------------------------------------------------------
@@ -171,9 +178,9 @@ class Population:
                 args.append(self.inputs[name])
             elif name in self.constants:
                 args.append(self.constants[name])
-            else:  # a random input: fresh uniforms from this population's stream
-                args.append(torch.rand((self.batch, self.n), generator=self.rng,
-                                       device=self.device, dtype=self.dtype))
+            else:  # a random input: uniforms hashed from (stream, step, element)
+                h = lowbias32(self._element_keys[name] ^ step_key(self.random_keys[name], step))
+                args.append((h >> 8).to(self.dtype) * UNIT24)
         out = self._update(*args)
         for var, value in zip(self.model.state_variables, out[:-1]):
             self.state[var] = value

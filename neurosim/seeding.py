@@ -1,8 +1,9 @@
 """Random streams derived from the run seed, one per stochastic component.
 
-Each stochastic part of a network (a Poisson source, a connector, a random
-initial value) draws from its own stream, derived from the network seed and the
-component's name. Adding a component therefore never shifts the random numbers
+Each stochastic part of a network (a connector, a random initial value) draws
+from its own stream, derived from the network seed and the component's name;
+run-time random inputs (Poisson sources) use counter-based streams keyed the
+same way (:mod:`neurosim.counter_rng`). Adding a component therefore never shifts the random numbers
 another component sees, and the same seed gives the same run.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import torch
 
 
 def _entropy(seed: int, name: str) -> list[int]:
@@ -23,11 +23,3 @@ def _entropy(seed: int, name: str) -> list[int]:
 def numpy_stream(seed: int, name: str) -> np.random.Generator:
     """A numpy Generator for component ``name`` (build-time randomness)."""
     return np.random.Generator(np.random.Philox(np.random.SeedSequence(_entropy(seed, name))))
-
-
-def torch_stream(seed: int, name: str, device: torch.device) -> torch.Generator:
-    """A torch Generator on ``device`` for component ``name`` (run-time randomness)."""
-    state = np.random.SeedSequence(_entropy(seed, name)).generate_state(2, dtype=np.uint32)
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(state[0]) << 31 ^ int(state[1]))
-    return gen

@@ -192,7 +192,7 @@ def test_state_dict_lists_all_state_and_rejects_mismatch():
     keys = set(net.state_dict())
     assert {"clock.step", "populations.out.v", "populations.out.i_e", "populations.out.ref",
             "populations.out.spike_history", "populations.out.input.i_ext",
-            "projections.src_out.weight", "rng.populations.src"} <= keys
+            "projections.src_out.weight"} <= keys
     other = ns.Network()
     other.population(3, ns.LIF(), name="x")
     with pytest.raises(ValueError, match="does not match"):

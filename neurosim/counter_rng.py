@@ -1,0 +1,55 @@
+"""Counter-based random numbers: a pure function of (stream key, step, element).
+
+A Poisson source needs fresh uniform numbers for every neuron at every step. They
+are computed, not drawn from a stateful generator: ``u = hash(key, step, index)``.
+So the numbers do not depend on the order in which elements are processed, the
+backend (torch or numba), the device, or how neurons are split across threads or
+processes, and the "position" of a stream is just the step counter, which the
+network's state already holds. The hash is Chris Wellons' ``lowbias32`` integer
+hash, written so that no intermediate exceeds 2**49: the same code is exact on
+Python ints, numpy/torch int64 arrays and numba int64 scalars.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+
+MASK32 = 0xFFFFFFFF
+#: 2**-24: a 24-bit integer times this is an exactly representable float32 in [0, 1)
+UNIT24 = 1.0 / 16777216.0
+
+
+def _mul32(x: Any, c: int) -> Any:
+    """(x * c) mod 2**32 for 0 <= x, c < 2**32, without 64-bit overflow."""
+    lo = x * (c & 0xFFFF)
+    hi = ((x * (c >> 16)) & 0xFFFF) << 16
+    return (lo + hi) & MASK32
+
+
+def lowbias32(x: Any) -> Any:
+    """A 32-bit integer hash with low bias (Wellons 2018); x in [0, 2**32)."""
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = _mul32(x, 0x846CA68B)
+    x = x ^ (x >> 16)
+    return x
+
+
+def stream_key(seed: int, name: str) -> int:
+    """A 32-bit key for the stream of component ``name`` under run seed ``seed``."""
+    digest = hashlib.sha256(f"{int(seed)}/{name}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+def element_keys(key: int, count: int) -> np.ndarray:
+    """Per-element hashes (int64) that, combined with a step hash, give the numbers."""
+    return lowbias32(np.arange(count, dtype=np.int64) ^ key).astype(np.int64)
+
+
+def step_key(key: int, step: int) -> int:
+    """The per-step hash of a stream (a Python int in [0, 2**32))."""
+    return int(lowbias32(((step & MASK32) ^ lowbias32(key ^ 0x9E3779B9)) & MASK32))
