@@ -7,7 +7,8 @@ backend (torch or numba), the device, or how neurons are split across threads or
 processes, and the "position" of a stream is just the step counter, which the
 network's state already holds. The hash is Chris Wellons' ``lowbias32`` integer
 hash, written so that no intermediate exceeds 2**49: the same code is exact on
-Python ints, numpy/torch int64 arrays and numba int64 scalars.
+Python ints, numpy/torch int64 arrays and numba int64 scalars (the functions are
+``register_jitable``: plain Python, and compiled when called from numba code).
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import hashlib
 from typing import Any
 
 import numpy as np
+from numba.extending import register_jitable
 
 MASK32 = 0xFFFFFFFF
 #: 2**-24: a 24-bit integer times this is an exactly representable float32 in [0, 1)
 UNIT24 = 1.0 / 16777216.0
 
 
+@register_jitable
 def _mul32(x: Any, c: int) -> Any:
     """(x * c) mod 2**32 for 0 <= x, c < 2**32, without 64-bit overflow."""
     lo = x * (c & 0xFFFF)
@@ -29,6 +32,7 @@ def _mul32(x: Any, c: int) -> Any:
     return (lo + hi) & MASK32
 
 
+@register_jitable
 def lowbias32(x: Any) -> Any:
     """A 32-bit integer hash with low bias (Wellons 2018); x in [0, 2**32)."""
     x = x ^ (x >> 16)
@@ -50,6 +54,7 @@ def element_keys(key: int, count: int) -> np.ndarray:
     return lowbias32(np.arange(count, dtype=np.int64) ^ key).astype(np.int64)
 
 
+@register_jitable
 def step_key(key: int, step: int) -> int:
-    """The per-step hash of a stream (a Python int in [0, 2**32))."""
-    return int(lowbias32(((step & MASK32) ^ lowbias32(key ^ 0x9E3779B9)) & MASK32))
+    """The per-step hash of a stream, in [0, 2**32)."""
+    return lowbias32(((step & MASK32) ^ lowbias32(key ^ 0x9E3779B9)) & MASK32)

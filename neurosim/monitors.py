@@ -33,6 +33,11 @@ class Monitor:
     """Base class: record a step into the buffer; drain the buffer as arrays."""
 
     name: str
+    #: recorded by Python at the ends of compiled stretches (not inside compiled loops)
+    records_from_python: bool = False
+
+    def compiled_steps(self, start: int, stop: int) -> None:
+        """A compiled backend ran steps [start, stop) and filled the buffers for them."""
 
     def datasets(self) -> list[DatasetSpec]:
         raise NotImplementedError
@@ -88,6 +93,9 @@ class SpikeMonitor(Monitor):
     def record(self, step):
         self._raster[len(self._steps)].copy_(self.population.spikes)
         self._steps.append(step)
+
+    def compiled_steps(self, start, stop):
+        self._steps.extend(range(start, stop))
 
     def drain(self):
         k = len(self._steps)
@@ -168,6 +176,10 @@ class StateMonitor(Monitor):
             self._buf[v][k].copy_(src if self._all else src.index_select(1, self._index))
         self._steps.append(step)
 
+    def compiled_steps(self, start, stop):
+        first = -(-start // self.every) * self.every
+        self._steps.extend(range(first, stop, self.every))
+
     def drain(self):
         k = len(self._steps)
         base = f"state/{self.name}"
@@ -189,6 +201,8 @@ class WeightMonitor(Monitor):
     (snapshots, n_pre, n_post) for dense storage or (snapshots, synapses) for CSR,
     whose structure is in ``weights/<name>/indptr`` and ``.../indices``.
     """
+
+    records_from_python = True
 
     def __init__(self, projection: "Projection", every: int, name: str | None = None) -> None:
         if not isinstance(every, (int, np.integer)) or every < 1:
@@ -219,6 +233,9 @@ class WeightMonitor(Monitor):
         if step % self.every == 0:
             self._snaps.append(self.projection.weight.detach().to("cpu", torch.float32).numpy().copy())
             self._steps.append(step)
+
+    def compiled_steps(self, start, stop):
+        self.record(stop - 1)
 
     def drain(self):
         base = f"weights/{self.name}"

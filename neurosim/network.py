@@ -250,7 +250,18 @@ class Network:
         self._chunk_steps = int(max(1, min(MAX_CHUNK_STEPS, MONITOR_BUFFER_BYTES // max(1, per_step))))
         for mon in self.monitors.values():
             mon.allocate(self._chunk_steps)
+        self.backend.invalidate()
         self._dirty = False
+
+    def compile(self) -> float:
+        """Prepare the network for running and compile its kernels (numba backend).
+
+        Called by :meth:`run` when needed; call it first to time compilation apart
+        from simulation. Returns the seconds spent (0 when nothing was to be done).
+        """
+        self._prepare()
+        compile_ = getattr(self.backend, "compile", None)
+        return compile_() if compile_ else 0.0
 
     @property
     def schedule(self) -> Schedule:

@@ -48,6 +48,7 @@ class Population:
             self._events = (steps, torch.as_tensor(rows, device=device),
                             torch.as_tensor(neurons, device=device))
             self.params: dict[str, ParameterValue] = {}
+            self.constants: dict[str, Any] = {}
             if init:
                 raise ValueError(f"population '{name}': a SpikeGenerator has no state to initialise")
             return

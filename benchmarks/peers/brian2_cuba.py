@@ -35,14 +35,14 @@ import time
 from typing import Any
 
 import brian2 as b2
-from brian2 import Equations, NeuronGroup, SpikeMonitor, Synapses, mV, ms
+from brian2 import Equations, NeuronGroup, SpikeMonitor, Synapses, ms, mV
 
 
 def build_and_run(n: int, duration_ms: float, seed: int) -> dict[str, Any]:
     """Build the CUBA network in the current Brian2 device, run it, return counts."""
     b2.seed(seed)
     b2.defaultclock.dt = 0.1 * ms
-    n_exc = int(round(0.8 * n))
+    n_exc = round(0.8 * n)
     p = min(1.0, 80.0 / n)
     eqs = Equations("""
         dv/dt = (ge + gi - (v - El)) / taum : volt (unless refractory)
@@ -62,7 +62,7 @@ def build_and_run(n: int, duration_ms: float, seed: int) -> dict[str, Any]:
     mon = SpikeMonitor(group)
     b2.run(duration_ms * ms)
     idx = mon.i[:]
-    return {"group": group, "n_exc": n_exc, "spikes": int(len(idx)),
+    return {"group": group, "n_exc": n_exc, "spikes": len(idx),
             "exc_spikes": int((idx < n_exc).sum())}
 
 
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=1000.0, help="ms")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--mode", choices=["runtime", "cpp_standalone"], default="runtime")
-    ap.add_argument("--threads", type=int, default=1, help="OpenMP threads (cpp_standalone)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="OpenMP threads (cpp_standalone; 0 = no OpenMP)")
     args = ap.parse_args(argv)
 
     b2.prefs.logging.console_log_level = "WARNING"
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
             binary_kb = int(f.read().split()[-1])
         rss_kb += binary_kb
         out["binary_rss_mb"] = round(binary_kb / 1024, 1)
-        out["compile_seconds"] = round(sum(device.timers["compile"].values()), 3)
+        out["compile_seconds"] = round(sum(v or 0.0 for v in device.timers["compile"].values()), 3)
         out["openmp_threads"] = args.threads
         shutil.rmtree(tmpdir, ignore_errors=True)
     else:

@@ -24,6 +24,9 @@ class TorchBackend:
     def __init__(self, net: "Network") -> None:
         self.net = net
 
+    def invalidate(self) -> None:
+        """Nothing to rebuild: the torch backend reads the schedule every step."""
+
     def advance(self, n_steps: int, profile: bool) -> None:
         net = self.net
         phases = net._schedule.phases

@@ -48,7 +48,7 @@ class SpikeGenerator:
             if self.batch.size and (self.batch.min() < 0 or self.batch.max() >= batch_size):
                 raise ValueError(f"SpikeGenerator: batch index out of range [0, {batch_size})")
             rows, neurons = self.batch, self.neurons
-        order = np.argsort(steps, kind="stable")
+        order = np.lexsort((neurons, rows, steps))  # by step, then row, then neuron
         return steps[order], rows[order].astype(np.int64), neurons[order].astype(np.int64)
 
     def describe(self) -> dict[str, Any]:

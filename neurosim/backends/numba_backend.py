@@ -1,0 +1,203 @@
+"""The numba backend: compiled CPU kernels, many steps per compiled call.
+
+The network's state stays in the same CPU tensors the torch backend uses; the
+compiled code works on numpy views of them, in place, so both backends share one
+data model (state dicts, monitors, logs) and a network can switch between them.
+
+A call to :meth:`NumbaBackend.advance` runs as few compiled calls as the Python
+work between steps allows: user callbacks and changes of injected currents run
+before a step, weight snapshots after one; every stretch of steps between such
+points is one call of the generated ``run`` kernel, which loops over the steps
+and the phases of the schedule with no Python in between.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neurosim.backends.numba_codegen import KernelPlan, generate
+
+if TYPE_CHECKING:
+    from neurosim.network import Network
+
+PHASES = ("inputs", "deliver", "neurons", "monitors")
+
+
+def cache_dir() -> str:
+    """Where generated kernels and numba's compiled cache live.
+
+    ``$NEUROSIM_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/neurosim`` or
+    ``~/.cache/neurosim``; a temporary directory if none is writable.
+    """
+    root = os.environ.get("NEUROSIM_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "neurosim")
+    path = os.path.join(root, "numba")
+    try:
+        os.makedirs(path, exist_ok=True)
+        if os.access(path, os.W_OK):
+            return path
+    except OSError:
+        pass
+    return tempfile.mkdtemp(prefix="neurosim-numba-")
+
+
+def load_plan(plan: KernelPlan) -> Any:
+    """Write the plan's source (once per distinct text) and import it."""
+    name = f"neurosim_kernels_{plan.digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = os.path.join(cache_dir(), name + ".py")
+    if not os.path.exists(path):
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(plan.source)
+        os.replace(tmp, path)  # atomic: concurrent runs never import half a file
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class NumbaBackend:
+    """Runs a network with numba-compiled kernels generated from its models.
+
+    Only on the CPU. The first run of a network compiles its kernels (or loads
+    them from the disk cache); ``compile_seconds`` and ``net.timings["compile"]``
+    report that time separately from the simulation.
+    """
+
+    name = "numba"
+
+    def __init__(self, net: "Network") -> None:
+        if net.device.type != "cpu":
+            raise ValueError(f"the numba backend runs on the CPU; got device {net.device}")
+        self.net = net
+        self.compile_seconds: float | None = None
+        self._plan: KernelPlan | None = None
+        self._module: Any = None
+        self._key: Any = None
+        self._lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def invalidate(self) -> None:
+        self._key = None
+
+    # -- arrays the kernels work on ---------------------------------------------------
+    def _arrays(self, obj: Any, what: str) -> Any:
+        kind, _, key = what.partition(":")
+        if kind == "hist":
+            return obj.history.numpy()
+        if kind in ("cnt", "idx"):
+            shape = tuple(obj.history.shape)
+            lists = self._lists.get(obj.name)
+            if lists is None or lists[1].shape != shape:
+                lists = (np.zeros(shape[:2], np.int64), np.zeros(shape, np.int32))
+                self._lists[obj.name] = lists
+            return lists[0] if kind == "cnt" else lists[1]
+        if kind.startswith("ev"):
+            value = obj._events[int(kind[2:])]
+            return value if isinstance(value, np.ndarray) else value.numpy()
+        if kind == "state":
+            return obj.state[key].numpy()
+        if kind == "input":
+            return obj.inputs[key].numpy()
+        if kind == "ekey":
+            return obj._element_keys[key].numpy()
+        if kind == "const":
+            t = obj.constants[key]
+            return t.numpy() if t.dim() else t.numpy()[()]
+        if kind == "weight":
+            return obj.weight.detach().numpy()
+        if kind == "indices":
+            return obj.indices.numpy()
+        if kind in ("indptr", "positions"):
+            block = obj.blocks[int(key)]
+            return (block.indptr if kind == "indptr" else block.positions).numpy()
+        if kind == "raster":
+            return obj._raster.numpy()
+        if kind == "neurons":
+            return obj.neurons
+        if kind == "buf":
+            return obj._buf[key].numpy()
+        raise KeyError(what)
+
+    def _layout_key(self) -> Any:
+        net = self.net
+        return (net.dtype, tuple((p.name, tuple((k, tuple(v.shape)) for k, v in p.constants.items()))
+                                 for p in net.populations.values()))
+
+    def compile(self) -> float:
+        """Generate and compile the kernels if the network changed; returns seconds spent."""
+        key = self._layout_key()
+        if self._key == key and self._module is not None:
+            return 0.0
+        t0 = time.perf_counter()
+        ft = "float32" if self.net.dtype_name == "float32" else "float64"
+        self._plan = generate(self.net, ft, self._arrays)
+        self._module = load_plan(self._plan)
+        self._module.run(self.net.clock.step, 0, *self._values())  # compiles (or loads) all
+        self._key = key
+        seconds = time.perf_counter() - t0
+        self.compile_seconds = (self.compile_seconds or 0.0) + seconds
+        self.net.timings["compile"] = self.net.timings.get("compile", 0.0) + seconds
+        return seconds
+
+    def _values(self) -> list[Any]:
+        return [getter() for _, getter in self._plan.args]
+
+    # -- stepping ---------------------------------------------------------------------
+    def _python_actions_before(self, step: int) -> None:
+        for inp in self.net.inputs:
+            inp.apply(step)
+        for fn, every in self.net.callbacks:
+            if step % every == 0:
+                fn(self.net)
+
+    def _next_boundary(self, step: int, end: int) -> int:
+        """First step after ``step`` before which (or after whose predecessor) Python must run."""
+        net = self.net
+        stop = end
+        for inp in net.inputs:
+            for s in (inp.start_step, inp.stop_step):
+                if s is not None and step < s < stop:
+                    stop = s
+        for _, every in net.callbacks:
+            stop = min(stop, (step // every + 1) * every)
+        for mon in net.monitors.values():
+            if mon.records_from_python:
+                m = -(-step // mon.every) * mon.every  # next snapshot step >= step
+                stop = min(stop, m + 1)
+        return stop
+
+    def advance(self, n_steps: int, profile: bool) -> None:
+        self.compile()
+        net = self.net
+        step, end = net.clock.step, net.clock.step + n_steps
+        mod = self._module
+        while step < end:
+            self._python_actions_before(step)
+            stop = self._next_boundary(step, end)
+            values = self._values()
+            if profile:
+                mod.run(step, 0, *values)  # rebuild the spike lists
+                timings = net.timings
+                for t in range(step, stop):
+                    for phase in PHASES:
+                        t0 = time.perf_counter()
+                        getattr(mod, f"phase_{phase}")(t, step, *values)
+                        timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
+            else:
+                mod.run(step, stop - step, *values)
+            for mon in net.monitors.values():
+                mon.compiled_steps(step, stop)
+            for pop in net.populations.values():
+                pop._last_step = stop - 1
+            net.clock.step = stop
+            step = stop

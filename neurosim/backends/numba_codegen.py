@@ -1,0 +1,258 @@
+"""Generate the numba kernels of a network from its models' one source.
+
+A model's ``update`` (and the ``@kernel`` helpers it calls) is copied from its
+source into a generated module, with two mechanical changes: decorators are
+dropped and numeric literals are typed in the state precision (``FT(0.04)``), so
+that compiled scalar code rounds exactly as torch does on float32 tensors (where a
+Python number is cast to the tensor's dtype). Constant subexpressions are folded
+first, in float64, as Python would. Around each update the generator writes the
+loop over (batch row, neuron); around the populations, a loop over steps that
+runs the phases of the schedule. The module is written to a disk cache named by
+the hash of its text, so numba's own on-disk cache (``cache=True``) makes the
+second run of the same network skip compilation.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import textwrap
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from neurosim.network import Network
+
+
+# -- model source transformation -------------------------------------------------------
+class _FoldConstants(ast.NodeTransformer):
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.left, ast.Constant) and isinstance(node.right, ast.Constant):
+            try:
+                value = eval(compile(ast.Expression(node), "<fold>", "eval"))  # noqa: S307 - literals only
+            except Exception:  # noqa: BLE001 - leave unfoldable expressions alone
+                return node
+            return ast.copy_location(ast.Constant(value), node)
+        return node
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.operand, ast.Constant) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+            return ast.copy_location(ast.Constant(value), node)
+        return node
+
+
+class _TypeLiterals(ast.NodeTransformer):
+    def visit_Constant(self, node: ast.Constant) -> ast.AST:
+        if isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+            call = ast.Call(func=ast.Name("FT", ast.Load()), args=[ast.Constant(float(node.value))],
+                            keywords=[])
+            return ast.copy_location(call, node)
+        return node
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, names: dict[str, str]) -> None:
+        self.names = names
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in self.names:
+            return ast.copy_location(ast.Name(self.names[node.id], node.ctx), node)
+        return node
+
+
+def _helper_name(fn: Callable[..., Any]) -> str:
+    return f"k_{fn.__module__.replace('.', '_')}__{fn.__name__}"
+
+
+def kernel_source(fn: Callable[..., Any], new_name: str) -> tuple[str, list[Callable[..., Any]]]:
+    """Compiled-scalar source of a kernel function and the helpers it calls."""
+    helpers = [fn.__globals__[n] for n in fn.__code__.co_names
+               if getattr(fn.__globals__.get(n), "__neurosim_kernel__", False)]
+    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    func = tree.body[0]
+    if not isinstance(func, ast.FunctionDef):
+        raise TypeError(f"{fn.__qualname__}: a kernel must be a plain function")
+    func.decorator_list = []
+    func.name = new_name
+    func.returns = None
+    for arg in func.args.args:
+        arg.annotation = None
+    tree = _Rename({h.__name__: _helper_name(h) for h in helpers}).visit(tree)
+    tree = _TypeLiterals().visit(_FoldConstants().visit(tree))
+    ast.fix_missing_locations(tree)
+    return "@njit(cache=True)\n" + ast.unparse(tree) + "\n", helpers
+
+
+def model_functions(models: list[type]) -> tuple[str, dict[type, str]]:
+    """Source of every model's update (renamed per model) and of all helpers, once each."""
+    parts: list[str] = []
+    done: set[str] = set()
+    names: dict[type, str] = {}
+    pending: list[tuple[Callable[..., Any], str]] = []
+    for cls in models:
+        names[cls] = f"update_{cls.__name__}"
+        pending.append((cls.update, names[cls]))
+    while pending:
+        fn, name = pending.pop(0)
+        if name in done:
+            continue
+        src, helpers = kernel_source(fn, name)
+        parts.append(src)
+        done.add(name)
+        pending.extend((h, _helper_name(h)) for h in helpers)
+    return "\n".join(parts), names
+
+
+# -- network kernel generation -----------------------------------------------------------
+@dataclass
+class KernelPlan:
+    """Generated source plus the ordered arguments (name, getter) of its functions."""
+
+    source: str
+    args: list[tuple[str, Callable[[], Any]]] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()[:20]
+
+
+def _index(shape: tuple[int, ...]) -> str:
+    if len(shape) == 0:
+        return ""
+    if len(shape) == 1:
+        return "[i]"
+    return "[0, i]" if shape[0] == 1 else "[b, i]"
+
+
+def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any]) -> KernelPlan:
+    """Write the kernels of ``net``; ``arrays(obj, what)`` returns the live numpy arrays."""
+    from neurosim.monitors import SpikeMonitor, StateMonitor
+
+    plan = KernelPlan("")
+    args = plan.args
+
+    def arg(name: str, getter: Callable[[], Any]) -> str:
+        args.append((name, getter))
+        return name
+
+    pops = list(net.populations.values())
+    pid = {p.name: k for k, p in enumerate(pops)}
+    models = sorted({type(p.model) for p in pops if not p.is_generator}, key=lambda c: c.__qualname__)
+    model_src, update_names = model_functions(models)
+    step_fns: list[str] = []
+    calls: dict[str, list[str]] = {"inputs": [], "deliver": [], "neurons": [], "monitors": []}
+    rebuild: list[str] = []
+
+    for pop in pops:
+        k = pid[pop.name]
+        hist = arg(f"p{k}_hist", lambda p=pop: arrays(p, "hist"))
+        cnt = arg(f"p{k}_cnt", lambda p=pop: arrays(p, "cnt"))
+        idx = arg(f"p{k}_idx", lambda p=pop: arrays(p, "idx"))
+        rebuild.append(f"    rebuild_spike_lists({hist}, {cnt}, {idx})")
+        phase = "inputs" if pop.is_generator or not pop.model.receptors else "neurons"
+        if pop.is_generator:
+            ev = [arg(f"p{k}_ev{j}", lambda p=pop, j=j: arrays(p, f"ev{j}")) for j in range(3)]
+            calls[phase].append(f"    emit_events(t, {hist}, {cnt}, {idx}, {', '.join(ev)})")
+            continue
+        model = type(pop.model)
+        own: list[str] = [hist, cnt, idx]
+        values: dict[str, str] = {}
+        pre: list[str] = []
+        for var in model.state_variables:
+            own.append(arg(f"p{k}_s_{var}", lambda p=pop, v=var: arrays(p, f"state:{v}")))
+            values[var] = f"{own[-1]}[b, i]"
+        for name in model.inputs:
+            own.append(arg(f"p{k}_in_{name}", lambda p=pop, v=name: arrays(p, f"input:{v}")))
+            values[name] = f"{own[-1]}[b, i]"
+        for name in model.random_inputs:
+            own.append(arg(f"p{k}_rk_{name}", lambda p=pop, v=name: arrays(p, f"ekey:{v}")))
+            own.append(arg(f"p{k}_key_{name}", lambda p=pop, v=name: p.random_keys[v]))
+            pre.append(f"    sk_{name} = step_key({own[-1]}, t)")
+            values[name] = f"FT(lowbias32({own[-2]}[b, i] ^ sk_{name}) >> 8) * FT(UNIT24)"
+        for name, tensor in pop.constants.items():
+            own.append(arg(f"p{k}_c_{name}", lambda p=pop, v=name: arrays(p, f"const:{v}")))
+            values[name] = own[-1] + _index(tuple(tensor.shape))
+        call_args = ", ".join(values[a] for a in model.update_arguments())
+        n_state = len(model.state_variables)
+        stores = "\n".join(f"            {own[3 + j]}[b, i] = res[{j}]" for j in range(n_state))
+        step_fns.append(
+            f"@njit(cache=True)\ndef step_p{k}(t, {', '.join(own)}):\n"
+            f"    slot = t % {hist}.shape[0]\n" + "".join(line + "\n" for line in pre) +
+            f"    for b in range({hist}.shape[1]):\n"
+            f"        c = 0\n"
+            f"        for i in range({hist}.shape[2]):\n"
+            f"            res = {update_names[model]}({call_args})\n"
+            + (stores + "\n" if stores else "") +
+            f"            spk = res[{n_state}]\n"
+            f"            {hist}[slot, b, i] = spk\n"
+            f"            if spk:\n"
+            f"                {idx}[slot, b, c] = i\n"
+            f"                c += 1\n"
+            f"        {cnt}[slot, b] = c\n")
+        calls[phase].append(f"    step_p{k}(t, {', '.join(own)})")
+
+    for j, proj in enumerate(net.projections.values()):
+        pre_k, post_k = pid[proj.pre.name], pid[proj.post.name]
+        cnt, idx, hist = f"p{pre_k}_cnt", f"p{pre_k}_idx", f"p{pre_k}_hist"
+        target = f"p{post_k}_s_{proj.target}"
+        weight = arg(f"j{j}_w", lambda pr=proj: arrays(pr, "weight"))
+        indices = arg(f"j{j}_indices", lambda pr=proj: arrays(pr, "indices")) if proj.sparse else None
+        for q, block in enumerate(proj.blocks):
+            slot = f"(t - {block.delay}) % {hist}.shape[0]"
+            if not proj.sparse:
+                calls["deliver"].append(f"    deliver_dense({cnt}, {idx}, {slot}, {weight}, {target})")
+                continue
+            indptr = arg(f"j{j}_b{q}_indptr", lambda pr=proj, q=q: arrays(pr, f"indptr:{q}"))
+            if block.positions is None:
+                calls["deliver"].append(f"    deliver_csr({cnt}, {idx}, {slot}, {indptr}, {indices}, "
+                                        f"{weight}, {target})")
+            else:
+                pos = arg(f"j{j}_b{q}_pos", lambda pr=proj, q=q: arrays(pr, f"positions:{q}"))
+                calls["deliver"].append(f"    deliver_csr_positions({cnt}, {idx}, {slot}, {indptr}, "
+                                        f"{pos}, {indices}, {weight}, {target})")
+
+    for m, mon in enumerate(net.monitors.values()):
+        if isinstance(mon, SpikeMonitor):
+            k = pid[mon.population.name]
+            raster = arg(f"m{m}_raster", lambda mo=mon: arrays(mo, "raster"))
+            row0 = arg(f"m{m}_row0", lambda mo=mon: len(mo._steps))
+            calls["monitors"].append(f"    record_spikes(p{k}_hist, t % p{k}_hist.shape[0], {raster}, "
+                                     f"{row0} + (t - t0))")
+        elif isinstance(mon, StateMonitor):
+            k = pid[mon.population.name]
+            neurons = arg(f"m{m}_neurons", lambda mo=mon: arrays(mo, "neurons"))
+            row0 = arg(f"m{m}_row0", lambda mo=mon: len(mo._steps))
+            e = mon.every
+            lines = [f"    if t % {e} == 0:",
+                     f"        row = {row0} + t // {e} - (t0 + {e - 1}) // {e}"]
+            for v in mon.variables:
+                buf = arg(f"m{m}_buf_{v}", lambda mo=mon, v=v: arrays(mo, f"buf:{v}"))
+                src = (f"p{k}_s_{v}" if v in mon.population.state else f"p{k}_in_{v}")
+                lines.append(f"        record_state({src}, {neurons}, {buf}, row)")
+            calls["monitors"].append("\n".join(lines))
+        # weight monitors are recorded from Python at the ends of compiled slices
+
+    all_args = ", ".join(name for name, _ in args)
+    phase_fns = []
+    for phase, body in calls.items():
+        phase_fns.append(f"@njit(cache=True)\ndef phase_{phase}(t, t0, {all_args}):\n"
+                         + ("\n".join(body) if body else "    pass") + "\n")
+    run = (f"@njit(cache=True)\ndef run(t0, n_steps, {all_args}):\n" + "\n".join(rebuild) + "\n"
+           f"    for t in range(t0, t0 + n_steps):\n"
+           + "".join(f"        phase_{phase}(t, t0, {all_args})\n" for phase in calls))
+    header = (
+        "# Generated by neurosim.backends.numba_codegen from the models' update functions.\n"
+        "# Do not edit: it is rewritten whenever the network's structure changes.\n"
+        "import numpy as np\n"
+        "from numba import njit\n"
+        "from neurosim.backends.numba_kernels import (where, rebuild_spike_lists, deliver_csr,\n"
+        "    deliver_csr_positions, deliver_dense, emit_events, record_spikes, record_state)\n"
+        "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
+        f"FT = np.{ft}\n"
+        "exp = np.exp\n\n")
+    plan.source = "\n\n".join([header, model_src, *step_fns, *phase_fns, run])
+    return plan

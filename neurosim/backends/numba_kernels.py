@@ -1,0 +1,90 @@
+"""Compiled building blocks of the numba backend that do not depend on a model.
+
+Spikes of each population are kept twice: in the boolean history ring that the
+torch backend also uses (``hist[slot, batch, neuron]``) and, for event-driven
+delivery, as per-slot lists of spiking neuron indices (``idx[slot, b, :cnt[slot, b]]``,
+ascending), which the neuron kernels append to as they fire. Loops visit spikes
+in the same order as the torch backend's ``nonzero`` so sums are added in the
+same order and the two backends agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def where(cond, a, b):  # noqa: ANN001 - scalar select used by generated model code
+    return a if cond else b
+
+
+@njit(cache=True)
+def rebuild_spike_lists(hist, cnt, idx):
+    """Recompute the index lists from the history ring (after a reset or a load)."""
+    for slot in range(hist.shape[0]):
+        for b in range(hist.shape[1]):
+            c = 0
+            for i in range(hist.shape[2]):
+                if hist[slot, b, i]:
+                    idx[slot, b, c] = i
+                    c += 1
+            cnt[slot, b] = c
+
+
+@njit(cache=True)
+def deliver_csr(cnt, idx, slot, indptr, indices, weight, target):
+    for b in range(target.shape[0]):
+        for k in range(cnt[slot, b]):
+            i = idx[slot, b, k]
+            for s in range(indptr[i], indptr[i + 1]):
+                target[b, indices[s]] += weight[s]
+
+
+@njit(cache=True)
+def deliver_csr_positions(cnt, idx, slot, indptr, positions, indices, weight, target):
+    for b in range(target.shape[0]):
+        for k in range(cnt[slot, b]):
+            i = idx[slot, b, k]
+            for q in range(indptr[i], indptr[i + 1]):
+                s = positions[q]
+                target[b, indices[s]] += weight[s]
+
+
+@njit(cache=True)
+def deliver_dense(cnt, idx, slot, weight, target):
+    n_post = target.shape[1]
+    for b in range(target.shape[0]):
+        for k in range(cnt[slot, b]):
+            i = idx[slot, b, k]
+            for j in range(n_post):
+                target[b, j] += weight[i, j]
+
+
+@njit(cache=True)
+def emit_events(t, hist, cnt, idx, ev_steps, ev_rows, ev_neurons):
+    """Spike generator: set this step's slot from the (step, row, neuron)-sorted events."""
+    slot = t % hist.shape[0]
+    hist[slot, :, :] = False
+    cnt[slot, :] = 0
+    lo = np.searchsorted(ev_steps, t)
+    hi = np.searchsorted(ev_steps, t + 1)
+    for e in range(lo, hi):
+        b = ev_rows[e]
+        i = ev_neurons[e]
+        if not hist[slot, b, i]:
+            hist[slot, b, i] = True
+            idx[slot, b, cnt[slot, b]] = i
+            cnt[slot, b] += 1
+
+
+@njit(cache=True)
+def record_spikes(hist, slot, raster, row):
+    raster[row, :, :] = hist[slot, :, :]
+
+
+@njit(cache=True)
+def record_state(src, neurons, buf, row):
+    for b in range(src.shape[0]):
+        for j in range(neurons.shape[0]):
+            buf[row, b, j] = src[b, neurons[j]]
