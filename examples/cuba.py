@@ -11,6 +11,7 @@ import argparse
 import datetime
 import json
 import os
+import resource
 import sys
 import time
 
@@ -67,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
                       "build_seconds": round(build_seconds, 4),
                       "compile_seconds": round(compile_seconds, 4), "run_seconds": round(run_seconds, 4),
                       "spikes": spikes, "rate_hz": pops["exc"]["rate_hz"],
-                      "rate_inh_hz": pops["inh"]["rate_hz"], "log": log}))
+                      "rate_inh_hz": pops["inh"]["rate_hz"], "log": log,
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
     return 0
 
 

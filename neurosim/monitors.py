@@ -89,20 +89,40 @@ class SpikeMonitor(Monitor):
         p = self.population
         self._raster = torch.zeros((chunk_steps, p.batch, p.n), dtype=torch.bool, device=p.device)
         self._steps = []
+        self._events = None
+
+    def use_event_buffer(self, capacity: int) -> None:
+        """Record (step, neuron, row) events directly instead of a raster (compiled backends).
+
+        Memory is then proportional to the number of spikes, not to neurons x steps;
+        a backend flushes the log early when fewer than batch x n slots are left.
+        """
+        p = self.population
+        capacity = max(int(capacity), p.batch * p.n)
+        self._events = (np.empty(capacity, np.int64), np.empty(capacity, np.int32),
+                        np.empty(capacity, np.int32), np.zeros(1, np.int64))
+        self._raster = torch.zeros((0, p.batch, p.n), dtype=torch.bool)
 
     def record(self, step):
         self._raster[len(self._steps)].copy_(self.population.spikes)
         self._steps.append(step)
 
     def compiled_steps(self, start, stop):
-        self._steps.extend(range(start, stop))
+        if self._events is None:
+            self._steps.extend(range(start, stop))
 
     def drain(self):
+        base = f"spikes/{self.name}"
+        if self._events is not None:
+            steps, neurons, rows, fill = self._events
+            k = int(fill[0])
+            fill[0] = 0
+            return {f"{base}/step": steps[:k].copy(), f"{base}/neuron": neurons[:k].copy(),
+                    f"{base}/batch": rows[:k].copy()}
         k = len(self._steps)
         idx = self._raster[:k].nonzero().cpu().numpy() if k else np.zeros((0, 3), np.int64)
         steps = np.asarray(self._steps, dtype=np.int64)[idx[:, 0]]
         self._steps = []
-        base = f"spikes/{self.name}"
         return {f"{base}/step": steps, f"{base}/neuron": idx[:, 2].astype(np.int32),
                 f"{base}/batch": idx[:, 1].astype(np.int32)}
 

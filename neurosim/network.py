@@ -31,7 +31,7 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: at most this many bytes of monitor buffers per chunk (per network)
 MONITOR_BUFFER_BYTES = 64 << 20
 #: chunk length in steps when memory allows
-MAX_CHUNK_STEPS = 1000
+MAX_CHUNK_STEPS = 5000
 
 
 class Clock:
@@ -110,6 +110,8 @@ class Network:
         self._dirty = True
         self._chunk_steps = 1
         self._run_started_at: str | None = None
+        #: True when populations are split across processes (scale-out, not yet built)
+        self._exchanges_spikes = False
 
     # -- building -----------------------------------------------------------------------
     @property
@@ -325,7 +327,11 @@ class Network:
         completed = False
         bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
                    desc="simulating", leave=False)
-        slice_len = self.min_delay
+        # No spike takes effect sooner than min_delay steps, so spikes need exchanging
+        # between processes only once per slice of min_delay steps. In one process
+        # there is nothing to exchange and the slices merge up to the next chunk
+        # boundary, so a compiled backend runs a whole chunk per call.
+        slice_len = self.min_delay if self._exchanges_spikes else self._chunk_steps
         try:
             done, since_flush = 0, 0
             while done < n_steps:

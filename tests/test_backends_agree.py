@@ -120,3 +120,19 @@ def test_large_batch_dense_agrees_up_to_rounding():
 def test_numba_backend_rejects_cuda():
     with pytest.raises(ValueError, match="(numba backend runs on the CPU|no CUDA device)"):
         ns.Network(backend="numba", device="cuda")
+
+
+def test_full_spike_event_buffer_flushes_early_without_losing_or_repeating_anything(monkeypatch):
+    from neurosim.backends import numba_backend
+
+    monkeypatch.setattr(numba_backend, "EVENT_BUFFER", 200)  # forces a flush every few steps
+    net = zoo("numba")
+    net.run(300.0, progress=False)
+    reference = zoo("torch")
+    reference.run(300.0, progress=False)
+    for pop in ("poisson", "lif", "izh"):
+        for x, y in zip(net.reader().spikes(pop), reference.reader().spikes(pop)):
+            np.testing.assert_array_equal(x, y)
+    for var in ("v", "i_ext"):
+        np.testing.assert_array_equal(net.reader().state("izh", var)[1],
+                                      reference.reader().state("izh", var)[1])

@@ -72,8 +72,10 @@ def test_log_datasets_are_chunked_compressed_and_extendible(tmp_path):
 
 
 def test_state_recording_keeps_log_writes_per_chunk(tmp_path, monkeypatch):
+    from neurosim import network
     from neurosim.recording import hdf5_log
 
+    monkeypatch.setattr(network, "MAX_CHUNK_STEPS", 1000)
     calls = []
     real = hdf5_log.HDF5Log.append
     monkeypatch.setattr(hdf5_log.HDF5Log, "append",

@@ -23,11 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neurosim.backends.numba_codegen import KernelPlan, generate
+from neurosim.monitors import SpikeMonitor
 
 if TYPE_CHECKING:
     from neurosim.network import Network
 
 PHASES = ("inputs", "deliver", "neurons", "monitors")
+#: spike events buffered per spike monitor between flushes of the log
+EVENT_BUFFER = 1 << 20
 
 
 def cache_dir() -> str:
@@ -120,8 +123,6 @@ class NumbaBackend:
         if kind in ("indptr", "positions"):
             block = obj.blocks[int(key)]
             return (block.indptr if kind == "indptr" else block.positions).numpy()
-        if kind == "raster":
-            return obj._raster.numpy()
         if kind == "neurons":
             return obj.neurons
         if kind == "buf":
@@ -139,6 +140,9 @@ class NumbaBackend:
         if self._key == key and self._module is not None:
             return 0.0
         t0 = time.perf_counter()
+        for mon in self.net.monitors.values():
+            if isinstance(mon, SpikeMonitor):
+                mon.use_event_buffer(EVENT_BUFFER)
         ft = "float32" if self.net.dtype_name == "float32" else "float64"
         self._plan = generate(self.net, ft, self._arrays)
         self._module = load_plan(self._plan)
@@ -153,6 +157,14 @@ class NumbaBackend:
         return [getter() for _, getter in self._plan.args]
 
     # -- stepping ---------------------------------------------------------------------
+    def _events_full(self) -> bool:
+        for mon in self.net.monitors.values():
+            if isinstance(mon, SpikeMonitor) and mon._events is not None:
+                p = mon.population
+                if mon._events[3][0] + p.batch * p.n > mon._events[0].shape[0]:
+                    return True
+        return False
+
     def _python_actions_before(self, step: int) -> None:
         for inp in self.net.inputs:
             inp.apply(step)
@@ -181,20 +193,30 @@ class NumbaBackend:
         net = self.net
         step, end = net.clock.step, net.clock.step + n_steps
         mod = self._module
+        actions_due = True
         while step < end:
-            self._python_actions_before(step)
+            if actions_due:
+                self._python_actions_before(step)
             stop = self._next_boundary(step, end)
             values = self._values()
             if profile:
                 mod.run(step, 0, *values)  # rebuild the spike lists
                 timings = net.timings
                 for t in range(step, stop):
+                    if self._events_full():
+                        stop = t
+                        break
                     for phase in PHASES:
                         t0 = time.perf_counter()
                         getattr(mod, f"phase_{phase}")(t, step, *values)
                         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
             else:
-                mod.run(step, stop - step, *values)
+                stop = step + mod.run(step, stop - step, *values)
+            if stop == step:  # a spike event buffer is full: write it to the log, then resume
+                net._flush()
+                actions_due = False  # this step's Python actions already ran
+                continue
+            actions_due = True
             for mon in net.monitors.values():
                 mon.compiled_steps(step, stop)
             for pop in net.populations.values():

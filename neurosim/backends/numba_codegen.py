@@ -146,6 +146,7 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any]) -> Kern
     step_fns: list[str] = []
     calls: dict[str, list[str]] = {"inputs": [], "deliver": [], "neurons": [], "monitors": []}
     rebuild: list[str] = []
+    guards: list[str] = []
 
     for pop in pops:
         k = pid[pop.name]
@@ -162,34 +163,45 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any]) -> Kern
         own: list[str] = [hist, cnt, idx]
         values: dict[str, str] = {}
         pre: list[str] = []
+        rows: list[str] = []  # 1-D views of this batch row: the inner loop is then vectorisable
         for var in model.state_variables:
             own.append(arg(f"p{k}_s_{var}", lambda p=pop, v=var: arrays(p, f"state:{v}")))
-            values[var] = f"{own[-1]}[b, i]"
+            rows.append(f"        r_{var} = {own[-1]}[b]")
+            values[var] = f"r_{var}[i]"
         for name in model.inputs:
             own.append(arg(f"p{k}_in_{name}", lambda p=pop, v=name: arrays(p, f"input:{v}")))
-            values[name] = f"{own[-1]}[b, i]"
+            rows.append(f"        r_{name} = {own[-1]}[b]")
+            values[name] = f"r_{name}[i]"
         for name in model.random_inputs:
             own.append(arg(f"p{k}_rk_{name}", lambda p=pop, v=name: arrays(p, f"ekey:{v}")))
             own.append(arg(f"p{k}_key_{name}", lambda p=pop, v=name: p.random_keys[v]))
             pre.append(f"    sk_{name} = step_key({own[-1]}, t)")
-            values[name] = f"FT(lowbias32({own[-2]}[b, i] ^ sk_{name}) >> 8) * FT(UNIT24)"
+            rows.append(f"        rk_{name} = {own[-2]}[b]")
+            values[name] = f"FT(lowbias32(rk_{name}[i] ^ sk_{name}) >> 8) * FT(UNIT24)"
         for name, tensor in pop.constants.items():
             own.append(arg(f"p{k}_c_{name}", lambda p=pop, v=name: arrays(p, f"const:{v}")))
-            values[name] = own[-1] + _index(tuple(tensor.shape))
+            shape = tuple(tensor.shape)
+            if len(shape) == 2:
+                rows.append(f"        rc_{name} = {own[-1]}[{'0' if shape[0] == 1 else 'b'}]")
+                values[name] = f"rc_{name}[i]"
+            else:
+                values[name] = own[-1] + _index(shape)
         call_args = ", ".join(values[a] for a in model.update_arguments())
         n_state = len(model.state_variables)
-        stores = "\n".join(f"            {own[3 + j]}[b, i] = res[{j}]" for j in range(n_state))
+        stores = "".join(f"            r_{var}[i] = res[{j}]\n"
+                         for j, var in enumerate(model.state_variables))
         step_fns.append(
             f"@njit(cache=True)\ndef step_p{k}(t, {', '.join(own)}):\n"
             f"    slot = t % {hist}.shape[0]\n" + "".join(line + "\n" for line in pre) +
             f"    for b in range({hist}.shape[1]):\n"
+            f"        spikes = {hist}[slot, b]\n" + "".join(line + "\n" for line in rows) +
+            f"        for i in range({hist}.shape[2]):\n"
+            f"            res = {update_names[model]}({call_args})\n" + stores +
+            f"            spikes[i] = res[{n_state}]\n"
+            # a second, cheap pass lists the spiking neurons, so the update loop stays branch-free
             f"        c = 0\n"
             f"        for i in range({hist}.shape[2]):\n"
-            f"            res = {update_names[model]}({call_args})\n"
-            + (stores + "\n" if stores else "") +
-            f"            spk = res[{n_state}]\n"
-            f"            {hist}[slot, b, i] = spk\n"
-            f"            if spk:\n"
+            f"            if spikes[i]:\n"
             f"                {idx}[slot, b, c] = i\n"
             f"                c += 1\n"
             f"        {cnt}[slot, b] = c\n")
@@ -218,10 +230,12 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any]) -> Kern
     for m, mon in enumerate(net.monitors.values()):
         if isinstance(mon, SpikeMonitor):
             k = pid[mon.population.name]
-            raster = arg(f"m{m}_raster", lambda mo=mon: arrays(mo, "raster"))
-            row0 = arg(f"m{m}_row0", lambda mo=mon: len(mo._steps))
-            calls["monitors"].append(f"    record_spikes(p{k}_hist, t % p{k}_hist.shape[0], {raster}, "
-                                     f"{row0} + (t - t0))")
+            ev = [arg(f"m{m}_ev{j}", lambda mo=mon, j=j: mo._events[j]) for j in range(4)]
+            calls["monitors"].append(f"    record_events(p{k}_cnt, p{k}_idx, t % p{k}_hist.shape[0], t, "
+                                     f"{', '.join(ev)})")
+            # stop before a step whose spikes might not fit; the backend flushes and resumes
+            guards.append(f"        if {ev[3]}[0] + p{k}_hist.shape[1] * p{k}_hist.shape[2] > "
+                          f"{ev[0]}.shape[0]:\n            return t - t0")
         elif isinstance(mon, StateMonitor):
             k = pid[mon.population.name]
             neurons = arg(f"m{m}_neurons", lambda mo=mon: arrays(mo, "neurons"))
@@ -241,16 +255,18 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any]) -> Kern
     for phase, body in calls.items():
         phase_fns.append(f"@njit(cache=True)\ndef phase_{phase}(t, t0, {all_args}):\n"
                          + ("\n".join(body) if body else "    pass") + "\n")
-    run = (f"@njit(cache=True)\ndef run(t0, n_steps, {all_args}):\n" + "\n".join(rebuild) + "\n"
-           f"    for t in range(t0, t0 + n_steps):\n"
-           + "".join(f"        phase_{phase}(t, t0, {all_args})\n" for phase in calls))
+    run = (f"@njit(cache=True, nogil=True)\ndef run(t0, n_steps, {all_args}):\n"
+           + "\n".join(rebuild) + "\n"
+           f"    for t in range(t0, t0 + n_steps):\n" + "".join(g + "\n" for g in guards)
+           + "".join(f"        phase_{phase}(t, t0, {all_args})\n" for phase in calls)
+           + "    return n_steps\n")
     header = (
         "# Generated by neurosim.backends.numba_codegen from the models' update functions.\n"
         "# Do not edit: it is rewritten whenever the network's structure changes.\n"
         "import numpy as np\n"
         "from numba import njit\n"
         "from neurosim.backends.numba_kernels import (where, rebuild_spike_lists, deliver_csr,\n"
-        "    deliver_csr_positions, deliver_dense, emit_events, record_spikes, record_state)\n"
+        "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state)\n"
         "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
         f"FT = np.{ft}\n"
         "exp = np.exp\n\n")

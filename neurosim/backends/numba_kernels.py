@@ -79,8 +79,16 @@ def emit_events(t, hist, cnt, idx, ev_steps, ev_rows, ev_neurons):
 
 
 @njit(cache=True)
-def record_spikes(hist, slot, raster, row):
-    raster[row, :, :] = hist[slot, :, :]
+def record_events(cnt, idx, slot, t, ev_step, ev_neuron, ev_row, fill):
+    """Append this step's spikes as (step, neuron, row) events, rows then neurons ascending."""
+    f = fill[0]
+    for b in range(cnt.shape[1]):
+        for k in range(cnt[slot, b]):
+            ev_step[f] = t
+            ev_neuron[f] = idx[slot, b, k]
+            ev_row[f] = b
+            f += 1
+    fill[0] = f
 
 
 @njit(cache=True)

@@ -19,7 +19,9 @@ from neurosim.monitors import DatasetSpec
 
 #: bump when the layout changes incompatibly; readers check it
 SCHEMA_VERSION = 1
-_CHUNK_BYTES = 1 << 20
+#: HDF5 chunk size target: small enough that re-compressing the partly filled last chunk
+#: at each flush is cheap, large enough for good compression
+_CHUNK_BYTES = 64 << 10
 
 
 def _encode(value: Any) -> Any:
@@ -57,7 +59,7 @@ class HDF5Log:
     def begin_run(self, attrs: dict[str, Any], specs: list[DatasetSpec],
                   static: dict[str, np.ndarray]) -> None:
         if not self._created:
-            f = h5py.File(self.path, "w", libver="latest")
+            f = h5py.File(self.path, "w", libver="latest", rdcc_nbytes=8 << 20)
             f.attrs["format"] = "neurosim-log"
             f.attrs["schema_version"] = SCHEMA_VERSION
             f.attrs["completed"] = False
@@ -66,7 +68,7 @@ class HDF5Log:
                 f.attrs[k] = _encode(v)
             self._created = True
         else:
-            f = h5py.File(self.path, "r+", libver="latest")
+            f = h5py.File(self.path, "r+", libver="latest", rdcc_nbytes=8 << 20)
         f.attrs["completed"] = False
         for spec in specs:
             if spec.key in f:
