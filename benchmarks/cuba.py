@@ -35,7 +35,8 @@ def commands(tool: str, n: int, duration: float, seed: int, log_dir: str) -> lis
     if tool.startswith("numba") or tool == "torch":
         backend = "torch" if tool == "torch" else "numba"
         return [py, cuba, "--neurons", str(n), "--duration", str(duration), "--seed", str(seed),
-                "--backend", backend, "--log", log, "--no-progress"]
+                "--backend", backend, "--log", log, "--no-progress"] + (
+                    ["--parallel"] if tool == "numba-parallel" else [])
     if tool.startswith("brian2"):
         if importlib.util.find_spec("brian2") is None:
             return None
@@ -51,6 +52,7 @@ def commands(tool: str, n: int, duration: float, seed: int, log_dir: str) -> lis
 
 
 LABELS = {"numba-cold": "neurosim numba (cold cache)", "numba": "neurosim numba",
+          "numba-parallel": "neurosim numba (2 cores)",
           "torch": "neurosim torch (cpu)", "brian2-runtime": "brian2 runtime",
           "brian2-cpp": "brian2 cpp_standalone", "nest-1": "nest (1 thread)",
           "nest-2": "nest (2 threads)"}
@@ -85,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="4000,16000,64000", help="comma-separated network sizes")
     parser.add_argument("--duration", type=float, default=1000.0, help="biological time, ms")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--tools", default="numba-cold,numba,torch,brian2-runtime,brian2-cpp,nest-1,nest-2",
+    parser.add_argument("--tools", default="numba-cold,numba,numba-parallel,torch,brian2-runtime,"
+                        "brian2-cpp,nest-1,nest-2",
                         help="comma-separated subset of: " + ", ".join(LABELS))
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run")
     parser.add_argument("--json", help="also write the rows to this JSON file")

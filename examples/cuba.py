@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dt", type=float, default=0.1, help="time step, ms (default 0.1)")
     parser.add_argument("--backend", default="numba", choices=["numba", "torch"],
                         help="simulation backend (default numba)")
+    parser.add_argument("--parallel", action="store_true",
+                        help="numba: update neurons on all cores (pays for large networks)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--seed", type=int, default=1, help="run seed (default 1)")
     parser.add_argument("--log", default=None,
@@ -39,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         log = datetime.datetime.now().strftime("runs/cuba-%Y%m%d-%H%M%S-%f.h5")
     try:
         t0 = time.perf_counter()
-        net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device, log=log)
+        net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device, log=log,
+                         parallel=args.parallel)
         cuba = build_cuba(net, args.neurons)
         net.spike_monitor(cuba.exc)
         net.spike_monitor(cuba.inh)

@@ -63,6 +63,9 @@ class Network:
         log: where monitors write: ``None`` (in memory), a path (an HDF5 file,
             which must not exist yet), or a log object
             (:class:`~neurosim.recording.HDF5Log`, :class:`~neurosim.recording.MemoryLog`).
+        parallel: numba backend only: update neurons on all CPU cores (numba
+            ``prange``). Waking threads costs microseconds per step, so this pays
+            only for large populations or batches (see ``benchmarks/cuba.py``).
 
     Example:
         >>> import neurosim as ns
@@ -78,7 +81,7 @@ class Network:
     def __init__(self, dt: float = 0.1, *, batch: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", backend: str = "torch",
                  dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
-                 ) -> None:
+                 parallel: bool = False) -> None:
         self.clock = Clock(dt)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
@@ -94,6 +97,7 @@ class Network:
         self.batch, self.seed, self.dtype_name = int(batch), int(seed), dtype
         self.dtype = _DTYPES[dtype]
         self.backend_name = backend
+        self.parallel = bool(parallel)
         self.backend = BACKENDS[backend](self)
         if log is None:
             log = MemoryLog()
@@ -289,7 +293,7 @@ class Network:
         return {
             "dt_ms": self.dt, "batch": self.batch, "seed": self.seed,
             "backend": self.backend_name, "device": str(self.device), "dtype": self.dtype_name,
-            "populations": [p.describe() for p in self.populations.values()],
+            "parallel": self.parallel, "populations": [p.describe() for p in self.populations.values()],
             "projections": [p.describe() for p in self.projections.values()],
             "inputs": [i.describe() for i in self.inputs],
             "monitors": [m.describe() for m in self.monitors.values()],
