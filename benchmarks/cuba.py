@@ -76,7 +76,9 @@ def run_tool(tool: str, n: int, duration: float, seed: int, log_dir: str,
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         return {"tool": LABELS[tool], "neurons": n, "error": last[:120]}
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    build = out.get("build_seconds", 0.0) + out.get("compile_seconds", 0.0)
+    build = out["build_seconds"]
+    if tool.startswith("numba") or tool == "torch":  # neurosim reports compilation apart
+        build += out.get("compile_seconds", 0.0)
     return {"tool": LABELS[tool], "neurons": n, "build_s": build, "run_s": out["run_seconds"],
             "wall_s": wall, "spikes": out["spikes"], "rate_hz": out["rate_hz"],
             "rss_mb": out.get("peak_rss_mb")}
