@@ -58,7 +58,9 @@ class Network:
         seed: run seed; every stochastic component draws from its own stream
             derived from it and the component's name.
         device: ``"cpu"`` or ``"cuda"`` (or a ``torch.device``).
-        backend: ``"torch"``.
+        backend: ``"numba"`` (compiled CPU kernels; the default on the CPU) or
+            ``"torch"`` (tensors on CPU or CUDA; the default on a GPU). Both give
+            the same results from the same model source.
         dtype: ``"float32"`` (default) or ``"float64"`` for state and weights.
         log: where monitors write: ``None`` (in memory), a path (an HDF5 file,
             which must not exist yet), or a log object
@@ -79,7 +81,7 @@ class Network:
     """
 
     def __init__(self, dt: float = 0.1, *, batch: int = 1, seed: int = 0,
-                 device: str | torch.device = "cpu", backend: str = "torch",
+                 device: str | torch.device = "cpu", backend: str | None = None,
                  dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
                  parallel: bool = False) -> None:
         self.clock = Clock(dt)
@@ -87,13 +89,15 @@ class Network:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         if dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'")
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+        if backend is None:
+            backend = "numba" if self.device.type == "cpu" else "torch"
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
         self.batch, self.seed, self.dtype_name = int(batch), int(seed), dtype
         self.dtype = _DTYPES[dtype]
         self.backend_name = backend

@@ -134,9 +134,13 @@ class NumbaBackend:
         return (net.dtype, tuple((p.name, tuple((k, tuple(v.shape)) for k, v in p.constants.items()))
                                  for p in net.populations.values()))
 
-    def compile(self) -> float:
-        """Generate and compile the kernels if the network changed; returns seconds spent."""
-        key = self._layout_key()
+    def compile(self, profile: bool = False) -> float:
+        """Generate and compile the kernels if the network changed; returns seconds spent.
+
+        With ``profile``, the kernels have one function per phase so that each can
+        be timed from Python (a separate, slower variant).
+        """
+        key = (self._layout_key(), profile)
         if self._key == key and self._module is not None:
             return 0.0
         t0 = time.perf_counter()
@@ -144,7 +148,7 @@ class NumbaBackend:
             if isinstance(mon, SpikeMonitor):
                 mon.use_event_buffer(EVENT_BUFFER)
         ft = "float32" if self.net.dtype_name == "float32" else "float64"
-        self._plan = generate(self.net, ft, self._arrays)
+        self._plan = generate(self.net, ft, self._arrays, profile=profile)
         self._module = load_plan(self._plan)
         self._module.run(self.net.clock.step, 0, *self._values())  # compiles (or loads) all
         self._key = key
@@ -189,7 +193,7 @@ class NumbaBackend:
         return stop
 
     def advance(self, n_steps: int, profile: bool) -> None:
-        self.compile()
+        self.compile(profile)
         net = self.net
         step, end = net.clock.step, net.clock.step + n_steps
         mod = self._module
