@@ -136,3 +136,15 @@ def test_full_spike_event_buffer_flushes_early_without_losing_or_repeating_anyth
     for var in ("v", "i_ext"):
         np.testing.assert_array_equal(net.reader().state("izh", var)[1],
                                       reference.reader().state("izh", var)[1])
+
+
+def test_parallel_numba_gives_the_same_results():
+    runs = {}
+    for parallel in (False, True):
+        net = ns.Network(dt=0.1, seed=4, batch=2, backend="numba", parallel=parallel)
+        cuba = build_cuba(net, 600)
+        net.spike_monitor(cuba.exc)
+        net.run(100.0, progress=False)
+        runs[parallel] = net.reader().spikes("exc")
+    for x, y in zip(runs[False], runs[True]):
+        np.testing.assert_array_equal(x, y)

@@ -44,8 +44,8 @@ def test_one_to_one_and_from_matrix():
     np.testing.assert_array_equal(q.weight_matrix(), m)
 
 
-def build_pair(sparse, batch=1, delay=1, seed=3):
-    net = ns.Network(dt=0.1, seed=seed, batch=batch, dtype="float64")
+def build_pair(sparse, batch=1, delay=1, seed=3, backend=None):
+    net = ns.Network(dt=0.1, seed=seed, batch=batch, dtype="float64", backend=backend)
     src = net.population(200, ns.PoissonSource(rate=40.0), name="src")
     dst = net.population(150, ns.LIF(), name="dst")
     proj = net.projection(src, dst, ns.FixedProbability(0.2), weight=ns.Uniform(0.0, 1.0),
@@ -56,10 +56,11 @@ def build_pair(sparse, batch=1, delay=1, seed=3):
 
 
 @pytest.mark.parametrize("batch", [1, 20])
-def test_event_driven_delivery_equals_dense_matrix_product(batch):
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_event_driven_delivery_equals_dense_matrix_product(batch, backend):
     # the input each step must be exactly W^T s(t-1), computed independently here
-    net_s, proj_s = build_pair(sparse=True, batch=batch)
-    net_d, proj_d = build_pair(sparse=False, batch=batch)
+    net_s, proj_s = build_pair(sparse=True, batch=batch, backend=backend)
+    net_d, proj_d = build_pair(sparse=False, batch=batch, backend=backend)
     np.testing.assert_array_equal(proj_s.weight_matrix(), proj_d.weight_matrix())
     for net in (net_s, net_d):
         net.run(steps=200, progress=False)
