@@ -28,11 +28,13 @@ from neurosim.parameters import Parameter
 from neurosim.population import Population
 from neurosim.projection import Projection
 from neurosim.recording import HDF5Log, MemoryLog
+from neurosim import rules  # noqa: E402  (subpackage, after the engine it builds on)
 
 __all__ = [
     "AdaptiveLIF", "AllToAll", "Connector", "FixedProbability", "FromMatrix", "HDF5Log",
     "Izhikevich", "LIF", "LogError", "LogReader", "MemoryLog", "Network", "NeuronModel", "Normal",
     "OneToOne", "Parameter", "PoissonSource", "Population", "Projection", "SpikeGenerator",
     "SpikeMonitor", "StateMonitor", "StateVariable", "StepCurrent", "Uniform", "WeightMonitor",
+    "rules",
     "__version__",
 ]

@@ -268,3 +268,47 @@ class WeightMonitor(Monitor):
     def describe(self):
         return {"type": "WeightMonitor", "name": self.name, "projection": self.projection.name,
                 "every": self.every}
+
+
+class ModulatorMonitor(Monitor):
+    """Records a neuromodulator's value every ``every`` steps.
+
+    Log datasets: ``modulators/<name>/step`` and ``modulators/<name>/value``
+    (samples,) for a scalar modulator or (samples, n) for a vector.
+    """
+
+    records_from_python = True
+
+    def __init__(self, modulator: Any, every: int) -> None:
+        if not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"ModulatorMonitor: 'every' must be a positive integer, got {every!r}")
+        self.modulator, self.every, self.name = modulator, int(every), modulator.name
+        self._values: list[np.ndarray] = []
+        self._steps: list[int] = []
+
+    def datasets(self):
+        base = f"modulators/{self.name}"
+        return [DatasetSpec(f"{base}/step", "int64", (), {"unit": "step", "every": self.every}),
+                DatasetSpec(f"{base}/value", "float32", tuple(self.modulator.value.shape))]
+
+    def allocate(self, chunk_steps):
+        self._values, self._steps = [], []
+
+    def record(self, step):
+        if step % self.every == 0:
+            self._values.append(self.modulator.value.detach().to("cpu", torch.float32).numpy().copy())
+            self._steps.append(step)
+
+    def compiled_steps(self, start, stop):
+        self.record(stop - 1)
+
+    def drain(self):
+        base = f"modulators/{self.name}"
+        shape = (0,) + tuple(self.modulator.value.shape)
+        values = np.stack(self._values) if self._values else np.zeros(shape, np.float32)
+        out = {f"{base}/step": np.asarray(self._steps, dtype=np.int64), f"{base}/value": values}
+        self._values, self._steps = [], []
+        return out
+
+    def describe(self):
+        return {"type": "ModulatorMonitor", "name": self.name, "every": self.every}

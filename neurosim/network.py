@@ -18,7 +18,8 @@ from neurosim.connectors import AllToAll, Connector
 from neurosim.inputs import StepCurrent
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
-from neurosim.monitors import Monitor, SpikeMonitor, StateMonitor, WeightMonitor
+from neurosim.modulators import Modulators
+from neurosim.monitors import ModulatorMonitor, Monitor, SpikeMonitor, StateMonitor, WeightMonitor
 from neurosim.population import InitSpec, Population
 from neurosim.projection import DelaySpec, Projection, WeightSpec
 from neurosim.recording.hdf5_log import HDF5Log
@@ -112,6 +113,9 @@ class Network:
         self.projections: dict[str, Projection] = {}
         self.monitors: dict[str, Monitor] = {}
         self.inputs: list[StepCurrent] = []
+        self.rules: dict[str, Any] = {}
+        #: named neuromodulator signals that learning rules read (see neurosim.modulators)
+        self.modulators = Modulators(self)
         self.callbacks: list[tuple[Callable[["Network"], Any], int]] = []
         self.timings: dict[str, float] = {}
         self._schedule = Schedule()
@@ -204,6 +208,39 @@ class Network:
         """Snapshot the weights of ``projection`` every ``every`` steps."""
         return self._add_monitor(WeightMonitor(projection, every, name), "weights")
 
+    def add_rule(self, projection: Projection, rule: Any, *, name: str | None = None) -> Any:
+        """Attach a learning rule (:mod:`neurosim.rules`) to ``projection``; returns the rule."""
+        from neurosim.rules.base import Rule
+
+        if not isinstance(rule, Rule):
+            raise TypeError(f"add_rule: expected a neurosim.rules.Rule, got {type(rule).__name__}")
+        if self.projections.get(getattr(projection, "name", None)) is not projection:
+            raise ValueError(f"add_rule: {projection!r} is not a projection of this network")
+        if rule.projection is not None:
+            raise ValueError(f"add_rule: this {type(rule).__name__} is already attached to "
+                             f"projection '{rule.projection.name}'")
+        if name is None:
+            name, k = f"{projection.name}.{type(rule).__name__}", 2
+            while name in self.rules:
+                name, k = f"{projection.name}.{type(rule).__name__}{k}", k + 1
+        name = self._name(name, "rule", self.rules)
+        rule.attach(projection, self, name)
+        self.rules[name] = rule
+        self._dirty = True
+        return rule
+
+    def modulator_monitor(self, name: str, *, every: int = 1) -> ModulatorMonitor:
+        """Record modulator ``name`` every ``every`` steps (log: ``modulators/<name>``)."""
+        return self._add_monitor(ModulatorMonitor(self.modulators[name], every), "modulators")
+
+    def after_step_python(self, step: int) -> None:
+        """Traces and rules phases done in Python (used by compiled backends)."""
+        self.modulators.step(step)
+        for rule in self.rules.values():
+            rule.update_traces(step)
+        for rule in self.rules.values():
+            rule.apply(step)
+
     def step_current(self, population: Population, amplitude: float | np.ndarray, *,
                      start_ms: float = 0.0, stop_ms: float = math.inf,
                      neurons: Sequence[int] | None = None) -> StepCurrent:
@@ -253,6 +290,12 @@ class Network:
         for pop in self.populations.values():
             if not (pop.is_generator or not pop.model.receptors):
                 sched.add("neurons", f"{pop.name} ({pop.model_name})", pop.step)
+        if self.modulators.dynamic:
+            sched.add("traces", "modulators", self.modulators.step)
+        for name, rule in self.rules.items():
+            sched.add("traces", f"{name} traces", rule.update_traces)
+        for name, rule in self.rules.items():
+            sched.add("rules", name, rule.apply)
         for key, mon in self.monitors.items():
             sched.add("monitors", key, mon.record)
         self._schedule = sched
@@ -300,6 +343,8 @@ class Network:
             "parallel": self.parallel, "populations": [p.describe() for p in self.populations.values()],
             "projections": [p.describe() for p in self.projections.values()],
             "inputs": [i.describe() for i in self.inputs],
+            "rules": [r.describe() for r in self.rules.values()],
+            "modulators": self.modulators.describe(),
             "monitors": [m.describe() for m in self.monitors.values()],
             "schedule": self._schedule.as_list(),
             "min_delay_steps": self.min_delay,
@@ -402,6 +447,8 @@ class Network:
         """
         for pop in self.populations.values():
             pop.reset()
+        for rule in self.rules.values():
+            rule.reset()
 
     # -- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -415,6 +462,11 @@ class Network:
         for name, proj in self.projections.items():
             for var, t in proj.state_tensors().items():
                 out[f"projections.{name}.{var}"] = t
+        for name, rule in self.rules.items():
+            for var, t in rule.state_tensors().items():
+                out[f"rules.{name}.{var}"] = t
+        for mod in self.modulators:
+            out[f"modulators.{mod.name}"] = mod.value
         return out
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:

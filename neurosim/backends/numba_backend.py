@@ -186,6 +186,8 @@ class NumbaBackend:
                     stop = s
         for _, every in net.callbacks:
             stop = min(stop, (step // every + 1) * every)
+        if net.rules or net.modulators.dynamic:  # traces and rules run in Python every step
+            stop = min(stop, step + 1)
         for mon in net.monitors.values():
             if mon.records_from_python:
                 m = -(-step // mon.every) * mon.every  # next snapshot step >= step
@@ -221,6 +223,8 @@ class NumbaBackend:
                 actions_due = False  # this step's Python actions already ran
                 continue
             actions_due = True
+            if net.rules or net.modulators.dynamic:
+                net.after_step_python(stop - 1)
             for mon in net.monitors.values():
                 mon.compiled_steps(step, stop)
             for pop in net.populations.values():

@@ -1,0 +1,139 @@
+"""Neuromodulators: named signals that the network broadcasts to learning rules.
+
+A modulator is a scalar (one value for the whole network, e.g. reward or
+dopamine) or a vector with one value per neuron of a population (e.g. a
+per-neuron error). Its value can be set by code (``set``), kicked (``pulse``),
+decay with a time constant, and be driven by the spikes of a modulatory
+population (each spike adds ``gain / n``, so the signal is the population's
+filtered mean activity). Rules read modulators by name and see nothing else of
+the network, which keeps them local.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from neurosim.network import Network
+    from neurosim.population import Population
+
+
+class Modulator:
+    """One named signal; see :class:`Modulators`."""
+
+    def __init__(self, name: str, size: int | None, tau_ms: float | None, initial: float,
+                 dt: float, device: torch.device, dtype: torch.dtype) -> None:
+        if tau_ms is not None and not (tau_ms > 0):
+            raise ValueError(f"modulator '{name}': tau_ms must be > 0 (or None for no decay)")
+        self.name, self.size, self.tau_ms = name, size, tau_ms
+        shape = () if size is None else (int(size),)
+        self.value = torch.full(shape, float(initial), dtype=dtype, device=device)
+        self.decay = 1.0 if tau_ms is None else math.exp(-dt / tau_ms)
+        self.driver: tuple["Population", float] | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether it changes by itself every step (decay or a driving population)."""
+        return self.decay != 1.0 or self.driver is not None
+
+    def step(self, t: int) -> None:
+        if self.decay != 1.0:
+            self.value.mul_(self.decay)
+        if self.driver is not None:
+            pop, gain = self.driver
+            self.value.add_(pop.spikes.to(self.value.dtype).mean() * gain)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "tau_ms": self.tau_ms,
+                "driven_by": self.driver[0].name if self.driver else None}
+
+
+class Modulators:
+    """The network's registry of modulators (``net.modulators``).
+
+    Example:
+        >>> net.modulators.add("dopamine", tau_ms=200.0)          # doctest: +SKIP
+        >>> net.modulators.pulse("dopamine", 0.5)                 # a reward arrives
+        >>> net.modulators.add("error", size=10)                  # one value per output neuron
+        >>> net.modulators.set("error", torch.randn(10))
+    """
+
+    def __init__(self, net: "Network") -> None:
+        self._net = net
+        self._items: dict[str, Modulator] = {}
+
+    def add(self, name: str, *, size: int | None = None, tau_ms: float | None = None,
+            initial: float = 0.0) -> Modulator:
+        """Register a modulator: scalar (``size=None``) or one value per neuron."""
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(f"modulator name must be a non-empty string without '/', got {name!r}")
+        if name in self._items:
+            raise ValueError(f"a modulator named {name!r} already exists")
+        if size is not None and (not isinstance(size, (int, np.integer)) or size < 1):
+            raise ValueError(f"modulator '{name}': size must be a positive integer or None")
+        net = self._net
+        mod = Modulator(name, size, tau_ms, initial, net.dt, net.device, net.dtype)
+        self._items[name] = mod
+        net._dirty = True
+        return mod
+
+    def drive(self, name: str, population: "Population", gain: float = 1.0) -> None:
+        """Let ``population``'s spikes drive scalar modulator ``name``: each step adds
+        ``gain`` times the fraction of its neurons that fired."""
+        mod = self[name]
+        if mod.size is not None:
+            raise ValueError(f"modulator '{name}': only scalar modulators can be driven by a population")
+        mod.driver = (population, float(gain))
+        self._net._dirty = True
+
+    def __getitem__(self, name: str) -> Modulator:
+        if name not in self._items:
+            known = ", ".join(repr(k) for k in self._items) or "none"
+            raise KeyError(f"unknown modulator {name!r}; registered modulators: {known}")
+        return self._items[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._items
+
+    def __iter__(self):
+        return iter(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, name: str) -> torch.Tensor:
+        """The current value (a 0-d tensor or a vector)."""
+        return self[name].value
+
+    def set(self, name: str, value: float | np.ndarray | torch.Tensor) -> None:
+        """Set the value (NaN and wrong shapes are refused)."""
+        mod = self[name]
+        value = torch.as_tensor(value, dtype=mod.value.dtype, device=mod.value.device)
+        if value.shape != mod.value.shape and value.dim() != 0:
+            raise ValueError(f"modulator '{name}' has shape {tuple(mod.value.shape)}, got "
+                             f"{tuple(value.shape)}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"modulator '{name}': value contains NaN or inf")
+        mod.value.copy_(value.expand_as(mod.value))
+
+    def pulse(self, name: str, amount: float) -> None:
+        """Add ``amount`` to the value (a reward or a dopamine burst)."""
+        if not math.isfinite(amount):
+            raise ValueError(f"modulator '{name}': pulse amount must be finite")
+        self[name].value.add_(amount)
+
+    @property
+    def dynamic(self) -> bool:
+        return any(m.dynamic for m in self._items.values())
+
+    def step(self, t: int) -> None:
+        for mod in self._items.values():
+            if mod.dynamic:
+                mod.step(t)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [m.describe() for m in self._items.values()]

@@ -1,0 +1,204 @@
+"""What every learning rule shares: attachment, local views, bounds, freezing, gradients.
+
+A rule attaches to one projection and sees only local quantities: the spikes of
+its presynaptic neurons as they arrive at the synapses, the spikes of its
+postsynaptic neurons, traces it keeps of both, the projection's weights, and
+named neuromodulators broadcast by the network. Each step it runs in two phases
+of the schedule: ``traces`` (update its traces) and ``rules`` (every ``every``
+steps, compute a weight change ``dw`` and apply it within the bounds, or, with
+``as_gradient=True``, subtract it from ``weight.grad`` for a torch optimiser).
+
+Recipe for a new rule: subclass :class:`Rule`, allocate traces in
+:meth:`Rule.setup`, update them in :meth:`Rule.update_traces`, and return the
+weight change (shaped like ``projection.weight``) from :meth:`Rule.weight_change`,
+using :meth:`Rule.outer` to form per-synapse products of presynaptic and
+postsynaptic quantities (it handles dense and CSR weights and sums over the batch).
+The rule is tensor code, so it runs on every backend: on the torch backend inside
+the step, on the numba backend between compiled steps on the same arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from neurosim.network import Network
+    from neurosim.projection import Projection
+
+
+class SpikeTrace:
+    r"""An exponentially decaying trace of spikes, one per neuron and batch row.
+
+    Each step :math:`x \leftarrow x e^{-\Delta t/\tau}`, then at a spike
+    :math:`x \leftarrow x + 1` (``mode="all"``: all-to-all pairing) or
+    :math:`x \leftarrow 1` (``mode="nearest"``: only the nearest spike counts).
+    ``before`` keeps the decayed value before this step's spikes were added.
+    """
+
+    def __init__(self, shape: tuple[int, int], tau_ms: float, dt: float, mode: str,
+                 device: torch.device, dtype: torch.dtype) -> None:
+        if mode not in ("all", "nearest"):
+            raise ValueError(f"trace mode must be 'all' or 'nearest', got {mode!r}")
+        self.decay = math.exp(-dt / tau_ms)
+        self.mode = mode
+        self.value = torch.zeros(shape, dtype=dtype, device=device)
+        self.before = torch.zeros(shape, dtype=dtype, device=device)
+
+    def update(self, spikes: torch.Tensor) -> None:
+        torch.mul(self.value, self.decay, out=self.before)
+        if self.mode == "all":
+            torch.add(self.before, spikes.to(self.value.dtype), out=self.value)
+        else:
+            torch.where(spikes, torch.ones_like(self.before), self.before, out=self.value)
+
+    def reset(self) -> None:
+        self.value.zero_()
+        self.before.zero_()
+
+
+def check_positive(owner: str, **values: float) -> None:
+    for name, v in values.items():
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{owner}: {name} must be a positive number, got {v!r}")
+
+
+class Rule:
+    """Base class of learning rules.
+
+    Args:
+        lr: learning rate (scales ``dw``).
+        w_min, w_max: weight bounds (hard: weights are clipped after each update).
+        every: apply the weight change every ``every`` steps (traces update every step).
+        learning: False freezes the rule (weights do not change); toggle any time.
+        as_gradient: instead of changing the weights, subtract ``dw`` from
+            ``projection.weight.grad`` so that a torch optimiser applies it.
+    """
+
+    #: receptor kinds the rule may attach to (None: any)
+    needs_spiking_post: bool = True
+
+    def __init__(self, *, lr: float = 1.0, w_min: float = 0.0, w_max: float = math.inf,
+                 every: int = 1, learning: bool = True, as_gradient: bool = False) -> None:
+        name = type(self).__name__
+        if not math.isfinite(lr):
+            raise ValueError(f"{name}: lr must be finite")
+        if math.isnan(w_min) or math.isnan(w_max) or w_min > w_max:
+            raise ValueError(f"{name}: bounds need w_min <= w_max, got w_min={w_min}, w_max={w_max}")
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"{name}: 'every' must be a positive integer of steps, got {every!r}")
+        self.lr, self.w_min, self.w_max, self.every = float(lr), float(w_min), float(w_max), every
+        self.learning, self.as_gradient = bool(learning), bool(as_gradient)
+        self.projection: "Projection | None" = None
+        self.net: "Network | None" = None
+        self.name = name
+
+    # -- attachment -------------------------------------------------------------------
+    def attach(self, projection: "Projection", net: "Network", name: str) -> None:
+        self.projection, self.net, self.name = projection, net, name
+        if projection.receptor == "inh" and self.w_min == 0.0 and math.isinf(self.w_max):
+            self.w_min, self.w_max = -math.inf, 0.0  # inhibitory weights stay <= 0
+        if self.needs_spiking_post and projection.post.is_generator:
+            raise ValueError(f"rule {name}: post population '{projection.post.name}' is a spike "
+                             "generator; it has no activity of its own to learn from")
+        if projection.blocks and len(projection.blocks) > 1:
+            raise ValueError(f"rule {name}: projection '{projection.name}' has per-synapse delays; "
+                             "learning rules need one delay per projection")
+        p = projection
+        self.dt = net.dt
+        self.batch = net.batch
+        if p.sparse:
+            counts = p.indptr[1:] - p.indptr[:-1]
+            self._rows = torch.repeat_interleave(torch.arange(p.pre.n, device=p.device), counts)
+        self.setup()
+
+    def setup(self) -> None:
+        """Allocate traces; ``self.projection`` and ``self.net`` are set."""
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The rule's state (traces), listed in the network's state dict."""
+        out = {}
+        for attr, value in vars(self).items():
+            if isinstance(value, SpikeTrace):
+                out[f"{attr}.value"], out[f"{attr}.before"] = value.value, value.before
+            elif isinstance(value, torch.Tensor) and not attr.startswith("_"):
+                out[attr] = value
+        return out
+
+    def reset(self) -> None:
+        """Clear traces (called by ``Network.reset_state``)."""
+
+    # -- local views --------------------------------------------------------------------
+    def pre_spikes(self, t: int) -> torch.Tensor:
+        """Presynaptic spikes arriving at the synapses in step ``t`` (``(batch, n_pre)``)."""
+        p = self.projection
+        return p.pre.spikes_at(t - p.min_delay)
+
+    def post_spikes(self, t: int) -> torch.Tensor:
+        return self.projection.post.spikes_at(t)
+
+    def outer(self, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:
+        """Per-synapse ``sum_b pre[b, i] * post[b, j]``, shaped like the weights."""
+        p = self.projection
+        pre, post = pre.to(p.dtype), post.to(p.dtype)
+        if not p.sparse:
+            out = pre.transpose(0, 1) @ post
+            return out * p.mask if p.mask is not None else out
+        return (pre[:, self._rows] * post[:, p.indices]).sum(0)
+
+    def per_post(self, values: torch.Tensor) -> torch.Tensor:
+        """Broadcast a per-postsynaptic-neuron vector ``(n_post,)`` to the weights' shape."""
+        p = self.projection
+        return values.unsqueeze(0).expand_as(p.weight) if not p.sparse else values[p.indices]
+
+    def per_pre(self, values: torch.Tensor) -> torch.Tensor:
+        p = self.projection
+        return values.unsqueeze(1).expand_as(p.weight) if not p.sparse else values[self._rows]
+
+    def modulator(self, name: str) -> torch.Tensor:
+        """A named modulator as a scalar or broadcast per synapse (per-post vectors)."""
+        value = self.net.modulators.get(name)
+        if value.dim() == 0:
+            return value
+        return self.per_post(value)
+
+    def check_modulator(self, name: str) -> None:
+        mods = self.net.modulators
+        if name not in mods:
+            known = ", ".join(repr(m.name) for m in mods) or "none"
+            raise ValueError(f"rule {self.name}: unknown modulator {name!r}; registered: {known} "
+                             "(add it with net.modulators.add)")
+        size = mods[name].size
+        if size is not None and size != self.projection.post.n:
+            raise ValueError(f"rule {self.name}: modulator {name!r} has {size} values but the "
+                             f"post population '{self.projection.post.name}' has "
+                             f"{self.projection.post.n} neurons")
+
+    # -- stepping -----------------------------------------------------------------------
+    def update_traces(self, t: int) -> None:
+        """Phase 4: update the rule's traces with this step's spikes."""
+
+    def weight_change(self, t: int) -> torch.Tensor | None:
+        """Phase 5: the weight change of this step (shaped like the weights), or None."""
+        raise NotImplementedError
+
+    def apply(self, t: int) -> None:
+        if t % self.every:
+            return
+        dw = self.weight_change(t)
+        if dw is None or not self.learning:
+            return
+        w = self.projection.weight
+        if self.as_gradient:
+            w.grad = -dw if w.grad is None else w.grad - dw
+            return
+        w.add_(dw).clamp_(self.w_min, self.w_max)
+        if self.projection.mask is not None:
+            w.mul_(self.projection.mask)
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": type(self).__name__, "name": self.name, "projection": self.projection.name,
+                "lr": self.lr, "w_min": self.w_min, "w_max": self.w_max, "every": self.every,
+                "learning": self.learning, "as_gradient": self.as_gradient}

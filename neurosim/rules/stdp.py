@@ -1,0 +1,95 @@
+"""Pair-based spike-timing-dependent plasticity with exponential traces."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from neurosim.rules.base import Rule, SpikeTrace, check_positive
+
+
+class STDP(Rule):
+    r"""Pair-based STDP (Song, Miller & Abbott 2000; Bi & Poo 1998), with traces.
+
+    For a presynaptic spike arriving at the synapse at :math:`t_{pre}` and a
+    postsynaptic spike at :math:`t_{post}`, :math:`\Delta t = t_{post} - t_{pre}`:
+
+    .. math::
+
+        \Delta w = \begin{cases} A_+ \, e^{-\Delta t/\tau_+} & \Delta t \ge 0 \\
+                                 -A_- \, e^{\Delta t/\tau_-} & \Delta t < 0 \end{cases}
+
+    implemented with a presynaptic trace :math:`x` (time constant :math:`\tau_+`)
+    and a postsynaptic trace :math:`y` (:math:`\tau_-`): at a postsynaptic spike
+    :math:`w \mathrel{+}= A_+ x`, at a presynaptic arrival :math:`w \mathrel{-}= A_- y`.
+    Within one step, presynaptic spikes are counted before postsynaptic ones, so
+    coincident spikes (:math:`\Delta t = 0`) potentiate, as in Brian2.
+
+    Args:
+        a_plus, a_minus: amplitudes (weight units), both >= 0.
+        tau_plus, tau_minus: window time constants (ms).
+        pairing: ``"all"`` (all-to-all: every pair counts) or ``"nearest"``
+            (each spike pairs with the nearest spike of the other side).
+        weight_dependence: ``"additive"`` (the window above) or
+            ``"multiplicative"`` (soft bounds: potentiation scaled by
+            :math:`w_{max} - w`, depression by :math:`w - w_{min}`; van Rossum et al. 2000).
+        lr, w_min, w_max, every, learning, as_gradient: see :class:`~neurosim.rules.Rule`.
+
+    The change is summed over the batch (weights are shared by all samples).
+    """
+
+    def __init__(self, *, a_plus: float = 0.01, a_minus: float = 0.0105, tau_plus: float = 20.0,
+                 tau_minus: float = 20.0, pairing: str = "all",
+                 weight_dependence: str = "additive", **kwargs) -> None:
+        super().__init__(**kwargs)
+        check_positive("STDP", tau_plus=tau_plus, tau_minus=tau_minus)
+        if a_plus < 0 or a_minus < 0 or not math.isfinite(a_plus + a_minus):
+            raise ValueError("STDP: a_plus and a_minus must be finite and >= 0")
+        if pairing not in ("all", "nearest"):
+            raise ValueError(f"STDP: pairing must be 'all' or 'nearest', got {pairing!r}")
+        if weight_dependence not in ("additive", "multiplicative"):
+            raise ValueError("STDP: weight_dependence must be 'additive' or 'multiplicative', "
+                             f"got {weight_dependence!r}")
+        if weight_dependence == "multiplicative" and math.isinf(kwargs.get("w_max", math.inf)):
+            raise ValueError("STDP: multiplicative weight dependence needs a finite w_max")
+        self.a_plus, self.a_minus = a_plus, a_minus
+        self.tau_plus, self.tau_minus = tau_plus, tau_minus
+        self.pairing, self.weight_dependence = pairing, weight_dependence
+
+    def setup(self) -> None:
+        p, net = self.projection, self.net
+        self.x_pre = SpikeTrace((net.batch, p.pre.n), self.tau_plus, net.dt, self.pairing,
+                                p.device, p.dtype)
+        self.x_post = SpikeTrace((net.batch, p.post.n), self.tau_minus, net.dt, self.pairing,
+                                 p.device, p.dtype)
+
+    def reset(self) -> None:
+        self.x_pre.reset()
+        self.x_post.reset()
+
+    def update_traces(self, t: int) -> None:
+        self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)
+        self.x_pre.update(self._pre)
+        self.x_post.update(self._post)
+
+    def stdp_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(potentiation, depression) of this step, per synapse, before weight dependence."""
+        # post spikes pair with pre traces that include this step's arrivals; pre arrivals
+        # pair with post traces from before this step's post spikes
+        ltp = self.outer(self.x_pre.value, self._post) * self.a_plus
+        ltd = self.outer(self._pre, self.x_post.before) * self.a_minus
+        return ltp, ltd
+
+    def weight_change(self, t: int) -> torch.Tensor:
+        ltp, ltd = self.stdp_terms()
+        if self.weight_dependence == "multiplicative":
+            w = self.projection.weight
+            ltp = ltp * (self.w_max - w)
+            ltd = ltd * (w - self.w_min)
+        return self.lr * (ltp - ltd)
+
+    def describe(self):
+        return {**super().describe(), "a_plus": self.a_plus, "a_minus": self.a_minus,
+                "tau_plus": self.tau_plus, "tau_minus": self.tau_minus, "pairing": self.pairing,
+                "weight_dependence": self.weight_dependence}

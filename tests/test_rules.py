@@ -1,0 +1,200 @@
+"""Learning rules against their defining equations."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import neurosim as ns
+from neurosim import rules
+
+DT = 0.1
+A_PLUS, A_MINUS, TAU_PLUS, TAU_MINUS = 0.01, 0.012, 16.8, 33.7
+# a postsynaptic LIF that fires in exactly the step its teacher spike is delivered
+FAST = dict(tau_syn_e=0.01, t_ref=0.0)
+TEACHER_W = 2e5
+
+
+def pairing_net(pre_times, post_times, rule_factory, backend="torch", pre_neurons=None,
+                post_neurons=None, n=None, modulators=()):
+    """n isolated synapses pre_i -> post_i; post_i is forced to fire at post_times."""
+    n = n or len(pre_times)
+    net = ns.Network(dt=DT, seed=0, backend=backend, dtype="float64")
+    for name in modulators:
+        net.modulators.add(name)
+    pre = net.population(n, ns.SpikeGenerator(pre_times, pre_neurons if pre_neurons is not None
+                                              else np.arange(n)), name="pre")
+    # the teacher spikes one step (its delay) before the post spike we want
+    teach = net.population(n, ns.SpikeGenerator(np.asarray(post_times) - DT, post_neurons
+                                                if post_neurons is not None else np.arange(n)),
+                           name="teacher")
+    post = net.population(n, ns.LIF(**FAST), name="post")
+    net.projection(teach, post, ns.OneToOne(), weight=TEACHER_W)
+    plastic = net.projection(pre, post, ns.OneToOne(), weight=0.5, delay=1, sparse=False)
+    rule = net.add_rule(plastic, rule_factory())
+    net.spike_monitor(post)
+    return net, plastic, rule
+
+
+def window(dt_ms):
+    return np.where(dt_ms >= 0, A_PLUS * np.exp(-dt_ms / TAU_PLUS), -A_MINUS * np.exp(dt_ms / TAU_MINUS))
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_stdp_window_matches_exponentials(backend):
+    deltas = np.arange(-100.0, 100.01, 5.0)
+    arrival = 150.0
+    pre_times = np.full(deltas.size, arrival - DT)  # emitted one step (the delay) before arrival
+    post_times = arrival + deltas
+    net, proj, _ = pairing_net(pre_times, post_times, lambda: rules.STDP(
+        a_plus=A_PLUS, a_minus=A_MINUS, tau_plus=TAU_PLUS, tau_minus=TAU_MINUS, w_min=-10.0,
+        w_max=10.0), backend=backend)
+    net.run(300.0, progress=False)
+    steps, neurons, _ = net.reader().spikes("post")
+    assert sorted(neurons.tolist()) == list(range(deltas.size))  # each fired exactly once
+    np.testing.assert_allclose(steps[np.argsort(neurons)] * DT, post_times, atol=1e-9)
+    dw = np.diag(proj.weight_matrix()) - 0.5
+    np.testing.assert_allclose(dw, window(deltas), rtol=0.01)
+
+
+def test_nearest_spike_pairing_counts_only_the_nearest_pre_spike():
+    pre_times = [100.0, 105.0]
+    # arrivals (one step after emission) 15 ms and 10 ms before the post spike
+    for pairing, expected in (("all", A_PLUS * (math.exp(-15 / TAU_PLUS) + math.exp(-10 / TAU_PLUS))),
+                              ("nearest", A_PLUS * math.exp(-10 / TAU_PLUS))):
+        net, proj, _ = pairing_net(pre_times, [115.1], lambda: rules.STDP(
+            a_plus=A_PLUS, a_minus=0.0, tau_plus=TAU_PLUS, pairing=pairing, w_max=10.0),
+            pre_neurons=[0, 0], post_neurons=[0], n=1)
+        net.run(200.0, progress=False)
+        assert proj.weight_matrix()[0, 0] - 0.5 == pytest.approx(expected, rel=1e-4)
+
+
+def test_multiplicative_stdp_scales_with_distance_to_bounds():
+    net, proj, _ = pairing_net([99.9, 299.9], [110.0, 290.0], lambda: rules.STDP(
+        a_plus=A_PLUS, a_minus=A_MINUS, tau_plus=TAU_PLUS, tau_minus=TAU_MINUS,
+        weight_dependence="multiplicative", w_min=0.0, w_max=2.0))
+    net.run(400.0, progress=False)
+    w = np.diag(proj.weight_matrix())
+    assert w[0] - 0.5 == pytest.approx(A_PLUS * math.exp(-10 / TAU_PLUS) * (2.0 - 0.5), rel=1e-4)
+    assert w[1] - 0.5 == pytest.approx(-A_MINUS * math.exp(-10 / TAU_MINUS) * 0.5, rel=1e-4)
+
+
+def test_frozen_rule_changes_nothing_and_can_be_unfrozen():
+    net, proj, rule = pairing_net([99.9], [110.0], lambda: rules.STDP(learning=False, w_max=10.0))
+    net.run(200.0, progress=False)
+    assert proj.weight_matrix()[0, 0] == 0.5
+    rule.learning = True
+    net.run(200.0, progress=False)  # no new pairs: still nothing
+    assert proj.weight_matrix()[0, 0] == 0.5
+
+
+def test_as_gradient_writes_minus_dw_into_grad_for_an_optimizer():
+    net, proj, _ = pairing_net([99.9], [110.0], lambda: rules.STDP(
+        a_plus=A_PLUS, tau_plus=TAU_PLUS, a_minus=A_MINUS, as_gradient=True, w_max=10.0))
+    net.run(200.0, progress=False)
+    assert proj.weight_matrix()[0, 0] == 0.5
+    expected = A_PLUS * math.exp(-10 / TAU_PLUS)
+    assert -proj.weight.grad[0, 0].item() == pytest.approx(expected, rel=1e-4)
+    opt = torch.optim.SGD([proj.weight], lr=1.0)
+    opt.step()
+    assert proj.weight_matrix()[0, 0] == pytest.approx(0.5 + expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_three_factor_needs_the_modulator(backend):
+    tau_e, lr = 500.0, 2.0
+    factory = lambda: rules.RewardModulatedSTDP(  # noqa: E731
+        modulator="dopamine", tau_eligibility=tau_e, a_plus=A_PLUS, a_minus=A_MINUS,
+        tau_plus=TAU_PLUS, tau_minus=TAU_MINUS, lr=lr, w_max=10.0)
+    # without dopamine: eligible, but no weight change
+    net, proj, rule = pairing_net([99.9], [110.0], factory, backend=backend, modulators=["dopamine"])
+    net.run(400.0, progress=False)
+    assert proj.weight_matrix()[0, 0] == 0.5 and rule.eligibility.abs().sum() > 0
+    # dopamine 1 during exactly one step, 290 ms after the post spike: dw = lr * M * e
+    net, proj, rule = pairing_net([99.9], [110.0], factory, backend=backend, modulators=["dopamine"])
+    net.run(400.0, progress=False)
+    net.modulators.set("dopamine", 1.0)
+    net.run(steps=1, progress=False)
+    net.modulators.set("dopamine", 0.0)
+    net.run(100.0, progress=False)
+    e = A_PLUS * math.exp(-10 / TAU_PLUS) * math.exp(-(400.0 - 110.0) / tau_e)
+    assert proj.weight_matrix()[0, 0] - 0.5 == pytest.approx(lr * e, rel=1e-3)
+
+
+def test_modulator_decays_pulses_and_is_logged():
+    net = ns.Network(dt=1.0, backend="torch")
+    net.modulators.add("dopamine", tau_ms=200.0)
+    net.modulator_monitor("dopamine", every=10)
+    net.modulators.pulse("dopamine", 0.5)
+    net.run(100.0, progress=False)
+    steps, values = net.reader().array("modulators/dopamine/step"), net.reader().array("modulators/dopamine/value")
+    assert steps.tolist() == list(range(0, 100, 10))
+    np.testing.assert_allclose(values, 0.5 * np.exp(-(steps + 1) / 200.0), rtol=1e-5)
+
+
+def test_population_driven_modulator_follows_activity():
+    net = ns.Network(dt=1.0, backend="torch", seed=1)
+    src = net.population(200, ns.PoissonSource(rate=50.0), name="vta")
+    net.modulators.add("dopamine", tau_ms=100.0)
+    net.modulators.drive("dopamine", src, gain=1.0)
+    net.run(1000.0, progress=False)
+    # steady state: mean fraction firing per step (0.05) / (1 - exp(-1/100))
+    expected = 0.05 / (1 - math.exp(-0.01))
+    assert net.modulators.get("dopamine").item() == pytest.approx(expected, rel=0.15)
+
+
+def test_weight_normalization_sets_column_sums():
+    for sparse in (False, True):
+        net = ns.Network(backend="torch", seed=2)
+        a = net.population(50, ns.PoissonSource(), name="a")
+        b = net.population(7, ns.LIF(), name="b")
+        proj = net.projection(a, b, ns.FixedProbability(0.5), weight=ns.Uniform(0.1, 1.0), sparse=sparse)
+        net.add_rule(proj, rules.WeightNormalization(total=3.0, every=5))
+        net.run(steps=1, progress=False)
+        np.testing.assert_allclose(proj.weight_matrix().sum(0), 3.0, rtol=1e-5)
+
+
+def test_stdp_network_is_identical_on_both_backends():
+    out = {}
+    for backend in ("torch", "numba"):
+        net = ns.Network(dt=0.1, seed=3, backend=backend)
+        src = net.population(100, ns.PoissonSource(rate=20.0), name="src")
+        dst = net.population(20, ns.LIF(), name="dst")
+        p1 = net.projection(src, dst, ns.FixedProbability(0.5), weight=ns.Uniform(0.0, 3.0))
+        p2 = net.projection(src, dst, ns.FixedProbability(0.5), weight=ns.Uniform(0.0, 3.0), sparse=False)
+        net.add_rule(p1, rules.STDP(w_max=3.0))
+        net.add_rule(p2, rules.STDP(w_max=3.0, pairing="nearest"))
+        net.spike_monitor(dst)
+        before = p1.weight_matrix()
+        net.run(100.0, progress=False)
+        assert np.abs(p1.weight_matrix() - before).max() > 1e-3  # the rule did change weights
+        out[backend] = (p1.weight_matrix(), p2.weight_matrix(), net.reader().spikes("dst"))
+    for x, y in zip(out["torch"][:2], out["numba"][:2]):
+        np.testing.assert_array_equal(x, y)
+    for x, y in zip(out["torch"][2], out["numba"][2]):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_rule_errors():
+    with pytest.raises(ValueError, match="w_min <= w_max"):
+        rules.STDP(w_min=1.0, w_max=0.0)
+    with pytest.raises(ValueError, match="pairing must be"):
+        rules.STDP(pairing="some")
+    net = ns.Network(backend="torch")
+    a = net.population(3, ns.PoissonSource(), name="a")
+    b = net.population(4, ns.LIF(), name="b")
+    proj = net.projection(a, b, weight=1.0)
+    with pytest.raises(ValueError, match="unknown modulator 'dopamine'"):
+        net.add_rule(proj, rules.RewardModulatedSTDP(modulator="dopamine"))
+    net.modulators.add("error", size=3)
+    with pytest.raises(ValueError, match="has 3 values but the post population 'b' has 4"):
+        net.add_rule(proj, rules.RewardModulatedSTDP(modulator="error"))
+    delayed = net.projection(a, b, weight=1.0, delay=np.array([[1, 2, 3, 4]] * 3))
+    with pytest.raises(ValueError, match="per-synapse delays"):
+        net.add_rule(delayed, rules.STDP())
+    with pytest.raises(KeyError, match="unknown modulator 'reward'"):
+        net.modulators.pulse("reward", 1.0)
+    rule = net.add_rule(proj, rules.STDP())
+    with pytest.raises(ValueError, match="already attached"):
+        net.add_rule(delayed, rule)
