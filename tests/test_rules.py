@@ -198,3 +198,91 @@ def test_rule_errors():
     rule = net.add_rule(proj, rules.STDP())
     with pytest.raises(ValueError, match="already attached"):
         net.add_rule(delayed, rule)
+
+
+def test_oja_converges_to_first_principal_component():
+    rng = np.random.default_rng(0)
+    d = 6
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    cov = q @ np.diag([5.0, 2.0, 1.0, 0.5, 0.3, 0.1]) @ q.T
+    x = rng.multivariate_normal(np.zeros(d), cov, size=20000)
+    w = torch.tensor(rng.normal(size=(d, 1)) * 0.1)
+    for sample in torch.tensor(x):
+        xs = sample[:, None]                      # (d, 1): pre activity of one sample
+        y = (w * xs).sum(0, keepdim=True)         # linear neuron y = w . x
+        w = w + rules.Oja.delta(w, xs * y, y * y, 0.002)
+    pc1 = np.linalg.eigh(cov)[1][:, -1]
+    w = w.numpy()[:, 0]
+    cos = abs(w @ pc1) / np.linalg.norm(w)
+    assert cos > 0.99
+    assert np.linalg.norm(w) == pytest.approx(1.0, abs=0.05)
+
+
+def test_bcm_becomes_selective_to_one_of_two_patterns():
+    rng = np.random.default_rng(1)
+    patterns = torch.tensor([[1.0, 0.8, 0.1, 0.0], [0.0, 0.1, 0.9, 1.0]])
+    w = torch.full((4,), 0.5, dtype=torch.float64)
+    theta = torch.zeros(1, dtype=torch.float64)
+    decay = math.exp(-1.0 / 20.0)  # threshold time constant: 20 presentations
+    for k in range(20000):
+        x = patterns[rng.integers(2)].double()
+        y = (w * x).sum().clamp(min=0.0)
+        w = (w + rules.BCM.delta(x * y * (y - theta), 0.01)).clamp(min=0.0)
+        theta = rules.BCM.theta_step(theta, y * y, decay)
+    responses = (patterns.double() @ w).clamp(min=0.0)
+    ratio = responses.max() / max(responses.min(), 1e-9)
+    assert ratio > 5
+
+
+def test_hebbian_rules_on_a_projection_follow_their_equations():
+    net = ns.Network(dt=0.5, seed=5, backend="torch", dtype="float64")
+    src = net.population(30, ns.PoissonSource(rate=40.0), name="src")
+    dst = net.population(10, ns.LIF(), name="dst")
+    proj = net.projection(src, dst, ns.AllToAll(), weight=ns.Uniform(2.0, 4.0), sparse=False)
+    rule = net.add_rule(proj, rules.Oja(lr=1e-7, tau_activity=50.0))
+    net.run(200.0, progress=False)
+    # one more step by hand: the weight change equals Oja.delta on the traced rates
+    w0 = proj.weight.clone()
+    net.run(steps=1, progress=False)
+    x, y = rule.rates()
+    expected = w0 + 1e-7 * (x.T @ y - (y * y).sum(0) * w0)
+    torch.testing.assert_close(proj.weight, expected.clamp(min=0.0))
+    assert (x > 0).any() and (y > 0).any()
+
+
+def ei_network(seed=1):
+    net = ns.Network(dt=0.5, seed=seed)
+    exc = net.population(200, ns.PoissonSource(rate=10.0), name="exc_in")
+    inh = net.population(50, ns.PoissonSource(rate=10.0), name="inh_in")
+    out = net.population(10, ns.LIF(tau_m=20.0, t_ref=2.0), name="out")
+    net.projection(exc, out, ns.FixedProbability(0.5), weight=ns.Uniform(3.0, 6.0), sparse=False)
+    pi = net.projection(inh, out, ns.AllToAll(), weight=-0.1, receptor="inh", sparse=False)
+    rule = net.add_rule(pi, rules.InhibitoryPlasticity(target_rate_hz=10.0, lr=0.05))
+    net.spike_monitor(out)
+    return net, rule
+
+
+def rates_over(net, ms):
+    start = net.clock.step
+    net.run(ms, progress=False)
+    steps, neurons, _ = net.reader().spikes("out")
+    return np.bincount(neurons[steps >= start], minlength=10) / (ms * 1e-3)
+
+
+def test_inhibitory_plasticity_pulls_rates_to_target():
+    net, rule = ei_network()
+    before = rates_over(net, 2000.0)
+    assert before.mean() > 15.0  # without learned inhibition the drive is too strong
+    net.run(8000.0, progress=False)
+    after = rates_over(net, 5000.0)
+    assert after.mean() == pytest.approx(10.0, rel=0.1)
+    assert np.abs(after - 10.0).max() < 3.0
+
+
+@pytest.mark.slow
+def test_inhibitory_plasticity_brings_every_neuron_within_ten_percent():
+    net, rule = ei_network()
+    net.run(30000.0, progress=False)
+    rule.learning = False
+    rates = rates_over(net, 60000.0)
+    assert np.all(np.abs(rates - 10.0) < 1.0), rates

@@ -2,8 +2,11 @@
 weights and named neuromodulators. Attach with ``net.add_rule(projection, rule)``."""
 
 from neurosim.rules.base import Rule, SpikeTrace
+from neurosim.rules.hebbian import BCM, Hebb, Oja, RateRule
+from neurosim.rules.inhibitory import InhibitoryPlasticity
 from neurosim.rules.normalization import WeightNormalization
 from neurosim.rules.stdp import STDP
 from neurosim.rules.three_factor import RewardModulatedSTDP
 
-__all__ = ["RewardModulatedSTDP", "Rule", "STDP", "SpikeTrace", "WeightNormalization"]
+__all__ = ["BCM", "Hebb", "InhibitoryPlasticity", "Oja", "RateRule", "RewardModulatedSTDP", "Rule",
+           "STDP", "SpikeTrace", "WeightNormalization"]
