@@ -288,3 +288,26 @@ def test_inhibitory_plasticity_brings_every_neuron_near_target():
     rule.learning = False
     rates = rates_over(net, 60000.0)
     assert np.all(np.abs(rates - 10.0) < 2.0), rates
+
+
+def test_triplet_stdp_matches_pre_post_post_closed_form():
+    # pre arrives at 100 ms; post fires at 110 and 125 ms: no depression (o1 is zero when
+    # the pre spike arrives); potentiation A2+ e^{-10/t+} + e^{-25/t+} (A2+ + A3+ e^{-15/ty})
+    a2p, a3p, tp, ty = 0.005, 0.01, 16.8, 125.0
+    net, proj, _ = pairing_net([99.9], [110.0, 125.0], lambda: rules.TripletSTDP(
+        a2_plus=a2p, a3_plus=a3p, a2_minus=0.007, a3_minus=0.0002, w_max=10.0),
+        pre_neurons=[0], post_neurons=[0, 0], n=1)
+    net.run(300.0, progress=False)
+    expected = a2p * math.exp(-10 / tp) + math.exp(-25 / tp) * (a2p + a3p * math.exp(-15 / ty))
+    assert proj.weight_matrix()[0, 0] - 0.5 == pytest.approx(expected, rel=1e-4)
+
+
+def test_triplet_depression_uses_the_presynaptic_triplet_term():
+    # post at 100 ms, pre arrivals at 110 and 130 ms: depression o1 (A2- + A3- r2) at each
+    a2m, a3m, tm, tx = 0.007, 0.002, 33.7, 101.0
+    net, proj, _ = pairing_net([109.9, 129.9], [100.0], lambda: rules.TripletSTDP(
+        a2_plus=0.0, a3_plus=0.0, a2_minus=a2m, a3_minus=a3m, w_min=-10.0, w_max=10.0),
+        pre_neurons=[0, 0], post_neurons=[0], n=1)
+    net.run(300.0, progress=False)
+    expected = -(math.exp(-10 / tm) * a2m + math.exp(-30 / tm) * (a2m + a3m * math.exp(-20 / tx)))
+    assert proj.weight_matrix()[0, 0] - 0.5 == pytest.approx(expected, rel=1e-4)

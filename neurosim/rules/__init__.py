@@ -7,6 +7,7 @@ from neurosim.rules.inhibitory import InhibitoryPlasticity
 from neurosim.rules.normalization import WeightNormalization
 from neurosim.rules.stdp import STDP
 from neurosim.rules.three_factor import RewardModulatedSTDP
+from neurosim.rules.triplet import TripletSTDP
 
 __all__ = ["BCM", "Hebb", "InhibitoryPlasticity", "Oja", "RateRule", "RewardModulatedSTDP", "Rule",
-           "STDP", "SpikeTrace", "WeightNormalization"]
+           "STDP", "SpikeTrace", "TripletSTDP", "WeightNormalization"]
