@@ -34,6 +34,14 @@ class Modulator:
         self.value = torch.full(shape, float(initial), dtype=dtype, device=device)
         self.decay = 1.0 if tau_ms is None else math.exp(-dt / tau_ms)
         self.driver: tuple["Population", float] | None = None
+        self.feedback: tuple["Modulator", torch.Tensor] | None = None
+
+    def current(self) -> torch.Tensor:
+        """The value now (a random-feedback modulator is recomputed from its source)."""
+        if self.feedback is not None:
+            source, matrix = self.feedback
+            self.value.copy_(matrix @ source.current())
+        return self.value
 
     @property
     def dynamic(self) -> bool:
@@ -49,7 +57,8 @@ class Modulator:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size, "tau_ms": self.tau_ms,
-                "driven_by": self.driver[0].name if self.driver else None}
+                "driven_by": self.driver[0].name if self.driver else None,
+                "random_feedback_from": self.feedback[0].name if self.feedback else None}
 
 
 class Modulators:
@@ -90,6 +99,27 @@ class Modulators:
         mod.driver = (population, float(gain))
         self._net._dirty = True
 
+    def add_random_feedback(self, name: str, source: str, size: int, *, scale: float = 1.0) -> Modulator:
+        """A per-neuron signal ``B @ source`` through fixed random weights ``B`` (size x source size).
+
+        This is how an error computed at the output (``source``, one value per
+        output neuron) reaches hidden neurons in feedback alignment / broadcast
+        alignment (Lillicrap et al. 2016; Nokland 2016; Samadi et al. 2017): each
+        hidden neuron gets its own fixed random mixture of the output errors. ``B``
+        has entries drawn from N(0, scale**2 / source size), from the network seed.
+        """
+        from neurosim.seeding import numpy_stream
+
+        src = self[source]
+        if src.size is None:
+            raise ValueError(f"modulator '{name}': random feedback needs a vector source, "
+                             f"'{source}' is a scalar")
+        mod = self.add(name, size=size)
+        rng = numpy_stream(self._net.seed, f"modulator/{name}/feedback")
+        matrix = rng.normal(0.0, scale / np.sqrt(src.size), size=(size, src.size))
+        mod.feedback = (src, torch.as_tensor(matrix, dtype=mod.value.dtype, device=mod.value.device))
+        return mod
+
     def __getitem__(self, name: str) -> Modulator:
         if name not in self._items:
             known = ", ".join(repr(k) for k in self._items) or "none"
@@ -107,11 +137,13 @@ class Modulators:
 
     def get(self, name: str) -> torch.Tensor:
         """The current value (a 0-d tensor or a vector)."""
-        return self[name].value
+        return self[name].current()
 
     def set(self, name: str, value: float | np.ndarray | torch.Tensor) -> None:
         """Set the value (NaN and wrong shapes are refused)."""
         mod = self[name]
+        if mod.feedback is not None:
+            raise ValueError(f"modulator '{name}' is computed from '{mod.feedback[0].name}'; set that")
         value = torch.as_tensor(value, dtype=mod.value.dtype, device=mod.value.device)
         if value.shape != mod.value.shape and value.dim() != 0:
             raise ValueError(f"modulator '{name}' has shape {tuple(mod.value.shape)}, got "

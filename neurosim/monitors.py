@@ -296,7 +296,7 @@ class ModulatorMonitor(Monitor):
 
     def record(self, step):
         if step % self.every == 0:
-            self._values.append(self.modulator.value.detach().to("cpu", torch.float32).numpy().copy())
+            self._values.append(self.modulator.current().detach().to("cpu", torch.float32).numpy().copy())
             self._steps.append(step)
 
     def compiled_steps(self, start, stop):

@@ -311,3 +311,32 @@ def test_triplet_depression_uses_the_presynaptic_triplet_term():
     net.run(300.0, progress=False)
     expected = -(math.exp(-10 / tm) * a2m + math.exp(-30 / tm) * (a2m + a3m * math.exp(-20 / tx)))
     assert proj.weight_matrix()[0, 0] - 0.5 == pytest.approx(expected, rel=1e-4)
+
+
+def test_random_feedback_gives_each_neuron_its_own_error_and_gates_learning_per_neuron():
+    net = ns.Network(dt=DT, seed=0, backend="torch", dtype="float64")
+    net.modulators.add("output_error", size=3)
+    fb = net.modulators.add_random_feedback("hidden_error", "output_error", size=2)
+    error = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    net.modulators.set("output_error", error)
+    B = fb.feedback[1]
+    torch.testing.assert_close(net.modulators.get("hidden_error"), B @ error)
+    assert B.shape == (2, 3) and B.std() > 0
+    # the per-neuron signal scales each postsynaptic column's change: dw_ij = lr M_j e_ij
+    pre = net.population(2, ns.SpikeGenerator([99.9, 99.9], [0, 1]), name="pre")
+    teach = net.population(2, ns.SpikeGenerator([109.9, 109.9], [0, 1]), name="teacher")
+    post = net.population(2, ns.LIF(**FAST), name="post")
+    net.projection(teach, post, ns.OneToOne(), weight=TEACHER_W)
+    proj = net.projection(pre, post, ns.AllToAll(), weight=0.5, sparse=False)
+    rule = net.add_rule(proj, rules.RewardModulatedSTDP(modulator="hidden_error", a_plus=A_PLUS,
+                                                        a_minus=0.0, w_min=-10.0, w_max=10.0,
+                                                        learning=False))
+    net.run(150.0, progress=False)
+    e = rule.eligibility.clone()
+    rule.learning = True
+    net.run(steps=1, progress=False)
+    m = net.modulators.get("hidden_error")
+    decay = math.exp(-DT / rule.tau_eligibility)
+    torch.testing.assert_close(proj.weight - 0.5, (e * decay) * m[None, :])
+    with pytest.raises(ValueError, match="computed from 'output_error'"):
+        net.modulators.set("hidden_error", 1.0)
