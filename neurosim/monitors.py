@@ -214,7 +214,59 @@ class StateMonitor(Monitor):
                 "variables": self.variables, "neurons": int(self.neurons.size), "every": self.every}
 
 
-class WeightMonitor(Monitor):
+class SnapshotMonitor(Monitor):
+    """Base of monitors that copy a whole tensor to the host every ``every`` steps.
+
+    Subclasses set ``group`` (log group), ``value_key`` and implement :meth:`snapshot`.
+    Recorded from Python (at the ends of compiled stretches on the numba backend).
+    """
+
+    records_from_python = True
+    group = ""
+    value_key = "values"
+
+    def __init__(self, name: str, every: int) -> None:
+        if not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"{type(self).__name__}: 'every' must be a positive integer of steps, "
+                             f"got {every!r}")
+        self.name, self.every = name, int(every)
+        self._snaps: list[np.ndarray] = []
+        self._steps: list[int] = []
+
+    def snapshot(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def value_attrs(self) -> dict[str, Any]:
+        return {}
+
+    def datasets(self):
+        base = f"{self.group}/{self.name}"
+        return [DatasetSpec(f"{base}/step", "int64", (), {"unit": "step", "every": self.every}),
+                DatasetSpec(f"{base}/{self.value_key}", "float32", tuple(self.snapshot().shape),
+                            self.value_attrs())]
+
+    def allocate(self, chunk_steps):
+        self._snaps, self._steps = [], []
+
+    def record(self, step):
+        if step % self.every == 0:
+            self._snaps.append(self.snapshot().detach().to("cpu", torch.float32).numpy().copy())
+            self._steps.append(step)
+
+    def compiled_steps(self, start, stop):
+        self.record(stop - 1)
+
+    def drain(self):
+        base = f"{self.group}/{self.name}"
+        shape = (0,) + tuple(self.snapshot().shape)
+        values = np.stack(self._snaps) if self._snaps else np.zeros(shape, np.float32)
+        out = {f"{base}/step": np.asarray(self._steps, dtype=np.int64),
+               f"{base}/{self.value_key}": values}
+        self._snaps, self._steps = [], []
+        return out
+
+
+class WeightMonitor(SnapshotMonitor):
     """Snapshots a projection's weights every ``every`` steps.
 
     Log datasets: ``weights/<name>/step`` and ``weights/<name>/values`` with shape
@@ -222,22 +274,18 @@ class WeightMonitor(Monitor):
     whose structure is in ``weights/<name>/indptr`` and ``.../indices``.
     """
 
-    records_from_python = True
+    group, value_key = "weights", "values"
 
     def __init__(self, projection: "Projection", every: int, name: str | None = None) -> None:
-        if not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"WeightMonitor: 'every' must be a positive integer of steps, got {every!r}")
-        self.projection, self.every = projection, int(every)
-        self.name = name or projection.name
-        self._snaps: list[np.ndarray] = []
-        self._steps: list[int] = []
+        self.projection = projection
+        super().__init__(name or projection.name, every)
 
-    def datasets(self):
-        base = f"weights/{self.name}"
-        attrs = {"projection": self.projection.name, "storage":
-                 "csr" if self.projection.sparse else "dense"}
-        return [DatasetSpec(f"{base}/step", "int64", (), {"unit": "step", "every": self.every}),
-                DatasetSpec(f"{base}/values", "float32", tuple(self.projection.weight.shape), attrs)]
+    def snapshot(self):
+        return self.projection.weight
+
+    def value_attrs(self):
+        return {"projection": self.projection.name,
+                "storage": "csr" if self.projection.sparse else "dense"}
 
     def static(self):
         pr = self.projection
@@ -246,69 +294,26 @@ class WeightMonitor(Monitor):
         return {f"weights/{self.name}/indptr": pr.indptr.cpu().numpy(),
                 f"weights/{self.name}/indices": pr.indices.cpu().numpy()}
 
-    def allocate(self, chunk_steps):
-        self._snaps, self._steps = [], []
-
-    def record(self, step):
-        if step % self.every == 0:
-            self._snaps.append(self.projection.weight.detach().to("cpu", torch.float32).numpy().copy())
-            self._steps.append(step)
-
-    def compiled_steps(self, start, stop):
-        self.record(stop - 1)
-
-    def drain(self):
-        base = f"weights/{self.name}"
-        shape = (0,) + tuple(self.projection.weight.shape)
-        values = np.stack(self._snaps) if self._snaps else np.zeros(shape, np.float32)
-        out = {f"{base}/step": np.asarray(self._steps, dtype=np.int64), f"{base}/values": values}
-        self._snaps, self._steps = [], []
-        return out
-
     def describe(self):
         return {"type": "WeightMonitor", "name": self.name, "projection": self.projection.name,
                 "every": self.every}
 
 
-class ModulatorMonitor(Monitor):
+class ModulatorMonitor(SnapshotMonitor):
     """Records a neuromodulator's value every ``every`` steps.
 
     Log datasets: ``modulators/<name>/step`` and ``modulators/<name>/value``
     (samples,) for a scalar modulator or (samples, n) for a vector.
     """
 
-    records_from_python = True
+    group, value_key = "modulators", "value"
 
     def __init__(self, modulator: Any, every: int) -> None:
-        if not isinstance(every, (int, np.integer)) or every < 1:
-            raise ValueError(f"ModulatorMonitor: 'every' must be a positive integer, got {every!r}")
-        self.modulator, self.every, self.name = modulator, int(every), modulator.name
-        self._values: list[np.ndarray] = []
-        self._steps: list[int] = []
+        self.modulator = modulator
+        super().__init__(modulator.name, every)
 
-    def datasets(self):
-        base = f"modulators/{self.name}"
-        return [DatasetSpec(f"{base}/step", "int64", (), {"unit": "step", "every": self.every}),
-                DatasetSpec(f"{base}/value", "float32", tuple(self.modulator.value.shape))]
-
-    def allocate(self, chunk_steps):
-        self._values, self._steps = [], []
-
-    def record(self, step):
-        if step % self.every == 0:
-            self._values.append(self.modulator.current().detach().to("cpu", torch.float32).numpy().copy())
-            self._steps.append(step)
-
-    def compiled_steps(self, start, stop):
-        self.record(stop - 1)
-
-    def drain(self):
-        base = f"modulators/{self.name}"
-        shape = (0,) + tuple(self.modulator.value.shape)
-        values = np.stack(self._values) if self._values else np.zeros(shape, np.float32)
-        out = {f"{base}/step": np.asarray(self._steps, dtype=np.int64), f"{base}/value": values}
-        self._values, self._steps = [], []
-        return out
+    def snapshot(self):
+        return self.modulator.current()
 
     def describe(self):
         return {"type": "ModulatorMonitor", "name": self.name, "every": self.every}
