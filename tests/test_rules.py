@@ -340,3 +340,15 @@ def test_random_feedback_gives_each_neuron_its_own_error_and_gates_learning_per_
     torch.testing.assert_close(proj.weight - 0.5, (e * decay) * m[None, :])
     with pytest.raises(ValueError, match="computed from 'output_error'"):
         net.modulators.set("hidden_error", 1.0)
+
+
+def test_custom_rule_example_runs_on_both_backends():
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, os.path.join(root, "examples", "custom_rule.py")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch:" in proc.stdout and "numba:" in proc.stdout
