@@ -214,6 +214,38 @@ class StateMonitor(Monitor):
                 "variables": self.variables, "neurons": int(self.neurons.size), "every": self.every}
 
 
+class SpikeCounter(Monitor):
+    """Counts each neuron's spikes, per batch row, on the device; nothing is logged.
+
+    ``counts`` is a float tensor (batch, n); :meth:`reset` zeroes it. This is what a
+    classifier reads out after presenting a sample (e.g. the MNIST replay).
+    """
+
+    def __init__(self, population: "Population", name: str | None = None) -> None:
+        self.population = population
+        self.name = name or population.name
+        self.counts = torch.zeros((population.batch, population.n), dtype=torch.float32,
+                                  device=population.device)
+
+    def datasets(self):
+        return []
+
+    def allocate(self, chunk_steps):
+        pass
+
+    def record(self, step):
+        self.counts += self.population.spikes
+
+    def drain(self):
+        return {}
+
+    def reset(self) -> None:
+        self.counts.zero_()
+
+    def describe(self):
+        return {"type": "SpikeCounter", "name": self.name, "population": self.population.name}
+
+
 class SnapshotMonitor(Monitor):
     """Base of monitors that copy a whole tensor to the host every ``every`` steps.
 

@@ -19,7 +19,8 @@ from neurosim.inputs import StepCurrent
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
 from neurosim.modulators import Modulators
-from neurosim.monitors import ModulatorMonitor, Monitor, SpikeMonitor, StateMonitor, WeightMonitor
+from neurosim.monitors import (ModulatorMonitor, Monitor, SpikeCounter, SpikeMonitor, StateMonitor,
+                               WeightMonitor)
 from neurosim.population import InitSpec, Population
 from neurosim.projection import DelaySpec, Projection, WeightSpec
 from neurosim.recording.hdf5_log import HDF5Log
@@ -196,6 +197,10 @@ class Network:
     def spike_monitor(self, population: Population, *, name: str | None = None) -> SpikeMonitor:
         """Record every spike of ``population`` as (step, neuron, batch) events."""
         return self._add_monitor(SpikeMonitor(population, name), "spikes")
+
+    def spike_counter(self, population: Population, *, name: str | None = None) -> SpikeCounter:
+        """Count spikes per neuron and batch row on the device (``counter.counts``); not logged."""
+        return self._add_monitor(SpikeCounter(population, name), "counts")
 
     def state_monitor(self, population: Population, variables: Sequence[str] | str, *,
                       neurons: Sequence[int] | None = None, every: int = 1,

@@ -103,3 +103,30 @@ def test_latency_code_orders_spikes_by_intensity():
     net.spike_monitor(gen)
     net.run(60.0, progress=False)
     assert net.reader().spikes("gen")[1].tolist() == [3, 1, 4, 0]
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_present_shows_batches_with_rest_and_counts_spikes(backend):
+    from neurosim.datasets import present
+
+    x, _ = load_mnist("test", os.path.join(SHARED, "mnist"))
+    images = x[:5]
+    net = ns.Network(dt=0.5, seed=2, batch=2, backend=backend)
+    src = net.population(784, ns.PoissonSource(), name="input")
+    counter = net.spike_counter(src)
+    net.spike_monitor(src)
+    seen = []
+    for idx, counts in present(net, src, images, duration_ms=200.0, rest_ms=100.0,
+                               counters=[counter]):
+        c = counts["input"].numpy()
+        assert c.shape == (len(idx), 784)
+        expected = rate_code(images[idx]) * 0.2
+        assert np.all(c[expected == 0] == 0)
+        assert np.all(np.abs(c.sum(1) - expected.sum(1)) < 4 * np.sqrt(expected.sum(1)))
+        seen.extend(idx.tolist())
+    assert seen == [0, 1, 2, 3, 4]
+    assert net.time_ms == pytest.approx(3 * 300.0)
+    steps, _, rows = net.reader().spikes("input")
+    phase = (steps * 0.5) % 300.0
+    assert np.all(phase < 200.0)  # nothing during the rest periods
+    assert not np.any((steps * 0.5 >= 600.0) & (rows == 1))  # the padded row of the last batch

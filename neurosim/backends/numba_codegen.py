@@ -131,7 +131,7 @@ def _index(shape: tuple[int, ...]) -> str:
 def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
              profile: bool = False) -> KernelPlan:
     """Write the kernels of ``net``; ``arrays(obj, what)`` returns the live numpy arrays."""
-    from neurosim.monitors import SpikeMonitor, StateMonitor
+    from neurosim.monitors import SpikeCounter, SpikeMonitor, StateMonitor
 
     plan = KernelPlan("")
     args = plan.args
@@ -237,6 +237,10 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
             # stop before a step whose spikes might not fit; the backend flushes and resumes
             guards.append(f"        if {ev[3]}[0] + p{k}_hist.shape[1] * p{k}_hist.shape[2] > "
                           f"{ev[0]}.shape[0]:\n            return t - t0")
+        elif isinstance(mon, SpikeCounter):
+            k = pid[mon.population.name]
+            counts = arg(f"m{m}_counts", lambda mo=mon: mo.counts.numpy())
+            calls["monitors"].append(f"    count_spikes(p{k}_cnt, p{k}_idx, t % p{k}_hist.shape[0], {counts})")
         elif isinstance(mon, StateMonitor):
             k = pid[mon.population.name]
             neurons = arg(f"m{m}_neurons", lambda mo=mon: arrays(mo, "neurons"))
@@ -271,7 +275,7 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         "import numpy as np\n"
         "from numba import njit, prange\n"
         "from neurosim.backends.numba_kernels import (where, list_spikes, rebuild_spike_lists, deliver_csr,\n"
-        "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state)\n"
+        "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes)\n"
         "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
         f"FT = np.{ft}\n"
         "exp = np.exp\n\n")

@@ -115,3 +115,10 @@ def record_state(src, neurons, buf, row):
     for b in range(src.shape[0]):
         for j in range(neurons.shape[0]):
             buf[row, b, j] = src[b, neurons[j]]
+
+
+@njit(cache=True)
+def count_spikes(cnt, idx, slot, counts):
+    for b in range(cnt.shape[1]):
+        for k in range(cnt[slot, b]):
+            counts[b, idx[slot, b, k]] += 1.0

@@ -7,6 +7,7 @@ widely installed package of that name.
 from neurosim.datasets.encoders import latency_code, poisson_spikes, rate_code
 from neurosim.datasets.idx import DatasetError, parse_idx, read_bytes
 from neurosim.datasets.mnist import load_fashion_mnist, load_mnist
+from neurosim.datasets.presenter import present
 
 __all__ = ["DatasetError", "latency_code", "load_fashion_mnist", "load_mnist", "parse_idx",
-           "poisson_spikes", "rate_code", "read_bytes"]
+           "poisson_spikes", "present", "rate_code", "read_bytes"]
