@@ -71,23 +71,32 @@ class FixedProbability(Connector):
         self.allow_autapses = allow_autapses
 
     def pairs(self, n_pre, n_post, rng, same_population):
-        total = n_pre * n_post
-        if self.p == 0.0 or total == 0:
+        if self.p == 0.0 or n_pre * n_post == 0:
             empty = np.zeros(0, dtype=np.int64)
             return empty, empty.copy()
+        # blocks of presynaptic rows keep the temporary arrays small whatever the size
+        block = max(1, int(4_000_000 / max(1.0, n_post * self.p * 1.2)))
+        rows_out, cols_out = [], []
+        for first in range(0, n_pre, block):
+            count = min(block, n_pre - first)
+            flat = self._draw(count * n_post, rng)
+            rows_out.append((flat // n_post + first).astype(np.int32))
+            cols_out.append((flat % n_post).astype(np.int32))
+        rows, cols = np.concatenate(rows_out), np.concatenate(cols_out)
+        if same_population and not self.allow_autapses:
+            rows, cols = _drop_autapses(rows, cols)
+        return rows, cols
+
+    def _draw(self, total: int, rng: np.random.Generator) -> np.ndarray:
+        """Sorted flat indices in [0, total), each present with probability p."""
         chunks, position = [], -1
         expected = total * self.p
         while position < total:
             size = int(expected + 6.0 * np.sqrt(expected) + 64)
-            gaps = rng.geometric(self.p, size=size).astype(np.int64)
-            flat = position + np.cumsum(gaps)
+            flat = position + np.cumsum(rng.geometric(self.p, size=size))
             chunks.append(flat[flat < total])
             position = int(flat[-1])
-        flat = np.concatenate(chunks)
-        rows, cols = flat // n_post, flat % n_post
-        if same_population and not self.allow_autapses:
-            rows, cols = _drop_autapses(rows, cols)
-        return rows, cols
+        return np.concatenate(chunks)
 
     def describe(self):
         return {"connector": "FixedProbability", "p": self.p, "allow_autapses": self.allow_autapses}

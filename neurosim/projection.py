@@ -69,6 +69,8 @@ class Projection:
         rows, cols = connector.pairs(n_pre, n_post, rng, same_population=pre is post)
         self.nnz = int(rows.size)
         values = self._weights(owner, weight, rows, cols, rng)
+        if values.dtype == np.float64 and dtype == torch.float32:
+            values = values.astype(np.float32)  # no float64 copy of every weight kept around
         if not np.all(np.isfinite(values)):
             raise ValueError(f"{owner}: weights contain NaN or inf")
         if receptor == "exc" and values.size and values.min() < 0:
@@ -88,7 +90,8 @@ class Projection:
         if self.sparse:
             counts = np.bincount(rows, minlength=n_pre)
             self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
-            self.indices = torch.as_tensor(cols, device=device)
+            # int32 targets halve the index memory (populations stay below 2**31 neurons)
+            self.indices = torch.as_tensor(cols.astype(np.int32), device=device)
             self.weight = torch.as_tensor(values, dtype=dtype, device=device)
             self.mask = None
         else:
@@ -120,7 +123,7 @@ class Projection:
             weight = weight.detach().cpu().numpy()
         arr = np.asarray(weight, dtype=np.float64)
         if arr.ndim == 0:
-            return np.full(self.nnz, float(arr))
+            return np.full(self.nnz, float(arr), dtype=np.float32)
         if arr.shape == (n_pre, n_post):
             return arr[rows, cols]
         if arr.shape == (self.nnz,):
@@ -133,7 +136,9 @@ class Projection:
             delay = delay.detach().cpu().numpy()
         arr = np.asarray(delay)
         if arr.ndim == 0:
-            arr = np.full(self.nnz, arr)
+            if not (np.isfinite(arr) and float(arr) == int(arr) and arr >= 1):
+                raise ValueError(f"{owner}: delays are whole numbers of steps >= 1, got {arr}")
+            arr = np.full(self.nnz, int(arr), dtype=np.int32)
         elif arr.shape == (self.pre.n, self.post.n):
             arr = arr[rows, cols]
         elif arr.shape != (self.nnz,):
@@ -141,7 +146,7 @@ class Projection:
                              f"({self.pre.n}, {self.post.n}) or ({self.nnz},)")
         if arr.size and (not np.all(np.equal(np.mod(arr, 1), 0)) or arr.min() < 1):
             raise ValueError(f"{owner}: delays are whole numbers of steps >= 1, got {arr.min()}")
-        return arr.astype(np.int64)
+        return arr.astype(np.int32)
 
     def _delay_blocks(self, delays, rows, uniform) -> list[DelayBlock]:
         if uniform:
