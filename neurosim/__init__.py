@@ -18,6 +18,7 @@ from neurosim.inputs import StepCurrent
 from neurosim.log_reader import LogError, LogReader
 from neurosim.models.adaptive_lif import AdaptiveLIF
 from neurosim.models.base import NeuronModel, StateVariable
+from neurosim.models.conductance_lif import ConductanceLIF
 from neurosim.models.izhikevich import Izhikevich
 from neurosim.models.lif import LIF
 from neurosim.models.poisson import PoissonSource
@@ -31,7 +32,7 @@ from neurosim.recording import HDF5Log, MemoryLog
 from neurosim import rules  # noqa: E402  (subpackage, after the engine it builds on)
 
 __all__ = [
-    "AdaptiveLIF", "AllToAll", "Connector", "FixedProbability", "FromMatrix", "HDF5Log",
+    "AdaptiveLIF", "AllToAll", "ConductanceLIF", "Connector", "FixedProbability", "FromMatrix", "HDF5Log",
     "Izhikevich", "LIF", "LogError", "LogReader", "MemoryLog", "Network", "NeuronModel", "Normal",
     "OneToOne", "Parameter", "PoissonSource", "Population", "Projection", "SpikeGenerator",
     "SpikeMonitor", "StateMonitor", "StateVariable", "StepCurrent", "Uniform", "WeightMonitor",
