@@ -447,8 +447,9 @@ class Network:
     def reset_state(self) -> None:
         """Put every population back to its initial state and clear spikes in flight.
 
-        Weights, parameters, injected currents and the clock are kept, so the
-        same network can be run on sample after sample without being rebuilt.
+        Weights, learned state variables (such as a homeostatic threshold),
+        parameters, injected currents and the clock are kept, so the same network
+        can be run on sample after sample without being rebuilt.
         """
         for pop in self.populations.values():
             pop.reset()

@@ -132,9 +132,16 @@ class Population:
         self.params = merged
         self._set_constants()
 
-    def reset(self) -> None:
-        """Restore the initial state and clear the spike history (inputs are kept)."""
+    def reset(self, learned: bool = False) -> None:
+        """Restore the initial state and clear the spike history (inputs are kept).
+
+        State variables marked ``learned`` (e.g. a homeostatic threshold) are kept
+        unless ``learned=True``.
+        """
+        model_vars = getattr(self.model, "state_variables", {})
         for var, value in self._initial.items():
+            if var in self.state and model_vars[var].learned and not learned:
+                continue
             self.state[var] = value.clone()
         self.history.zero_()
 

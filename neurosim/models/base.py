@@ -37,11 +37,14 @@ class StateVariable:
         doc: one line saying what it is.
         init: initial value, either a number or the name of a parameter whose
             value to start from (e.g. ``"v_rest"``).
+        learned: a slow, learned quantity (e.g. a homeostatic threshold) that
+            ``Network.reset_state`` keeps, as it keeps weights.
     """
 
     unit: str
     doc: str
     init: float | str = 0.0
+    learned: bool = False
 
 
 class NeuronModel:

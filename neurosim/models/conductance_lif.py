@@ -60,7 +60,8 @@ class ConductanceLIF(NeuronModel):
         "g_e": StateVariable("1", "excitatory conductance (relative to leak)", 0.0),
         "g_inh": StateVariable("1", "minus the inhibitory conductance (<= 0, sign of inh weights)", 0.0),
         "ref": StateVariable("steps", "refractory steps remaining", 0.0),
-        "theta": StateVariable("mV", "threshold adaptation", 0.0),
+        "theta": StateVariable("mV", "homeostatic threshold adaptation (kept by reset_state)", 0.0,
+                               learned=True),
     }
     inputs = ("i_ext",)
     receptors = {"exc": "g_e", "inh": "g_inh"}
