@@ -1,7 +1,6 @@
 """HDF5 and memory logs: round trips, metadata, crash safety, state files."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

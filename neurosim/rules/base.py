@@ -127,8 +127,21 @@ class Rule:
                 out[attr] = value
         return out
 
+    def pre_trace(self, tau_ms: float, mode: str = "all") -> SpikeTrace:
+        """A new trace of the presynaptic spikes, ``(batch, n_pre)``."""
+        p = self.projection
+        return SpikeTrace((self.net.batch, p.pre.n), tau_ms, self.net.dt, mode, p.device, p.dtype)
+
+    def post_trace(self, tau_ms: float, mode: str = "all") -> SpikeTrace:
+        """A new trace of the postsynaptic spikes, ``(batch, n_post)``."""
+        p = self.projection
+        return SpikeTrace((self.net.batch, p.post.n), tau_ms, self.net.dt, mode, p.device, p.dtype)
+
     def reset(self) -> None:
-        """Clear traces (called by ``Network.reset_state``)."""
+        """Clear every trace of the rule (called by ``Network.reset_state``)."""
+        for value in vars(self).values():
+            if isinstance(value, SpikeTrace):
+                value.reset()
 
     # -- local views --------------------------------------------------------------------
     def pre_spikes(self, t: int) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neurosim.rules.base import Rule, SpikeTrace, check_positive
+from neurosim.rules.base import Rule, check_positive
 
 
 class DiehlCookSTDP(Rule):
@@ -29,15 +29,10 @@ class DiehlCookSTDP(Rule):
         self.taus = (tau_pre, tau_post1, tau_post2)
 
     def setup(self) -> None:
-        p, net = self.projection, self.net
         tau_pre, tau_post1, tau_post2 = self.taus
-        self.x = SpikeTrace((net.batch, p.pre.n), tau_pre, net.dt, "nearest", p.device, p.dtype)
-        self.y1 = SpikeTrace((net.batch, p.post.n), tau_post1, net.dt, "nearest", p.device, p.dtype)
-        self.y2 = SpikeTrace((net.batch, p.post.n), tau_post2, net.dt, "nearest", p.device, p.dtype)
-
-    def reset(self) -> None:
-        for trace in (self.x, self.y1, self.y2):
-            trace.reset()
+        self.x = self.pre_trace(tau_pre, "nearest")
+        self.y1 = self.post_trace(tau_post1, "nearest")
+        self.y2 = self.post_trace(tau_post2, "nearest")
 
     def update_traces(self, t: int) -> None:
         self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from neurosim.rules.base import Rule, SpikeTrace, check_positive
+from neurosim.rules.base import Rule, check_positive
 
 
 class RateRule(Rule):
@@ -25,15 +25,8 @@ class RateRule(Rule):
         self.tau_activity = tau_activity
 
     def setup(self) -> None:
-        p, net = self.projection, self.net
-        self.x_pre = SpikeTrace((net.batch, p.pre.n), self.tau_activity, net.dt, "all",
-                                p.device, p.dtype)
-        self.x_post = SpikeTrace((net.batch, p.post.n), self.tau_activity, net.dt, "all",
-                                 p.device, p.dtype)
-
-    def reset(self) -> None:
-        self.x_pre.reset()
-        self.x_post.reset()
+        self.x_pre = self.pre_trace(self.tau_activity)
+        self.x_post = self.post_trace(self.tau_activity)
 
     def update_traces(self, t: int) -> None:
         self.x_pre.update(self.pre_spikes(t))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from neurosim.rules.base import SpikeTrace, check_positive
-from neurosim.rules.base import Rule
+from neurosim.rules.base import Rule, check_positive
 
 
 class InhibitoryPlasticity(Rule):
@@ -34,16 +33,11 @@ class InhibitoryPlasticity(Rule):
         self.alpha = 2.0 * target_rate_hz * 1e-3 * tau_ms
 
     def setup(self) -> None:
-        p, net = self.projection, self.net
+        p = self.projection
         if p.receptor != "inh":
             raise ValueError(f"rule {self.name}: InhibitoryPlasticity needs a projection with "
                              f"receptor 'inh', got '{p.receptor}'")
-        self.x_pre = SpikeTrace((net.batch, p.pre.n), self.tau_ms, net.dt, "all", p.device, p.dtype)
-        self.x_post = SpikeTrace((net.batch, p.post.n), self.tau_ms, net.dt, "all", p.device, p.dtype)
-
-    def reset(self) -> None:
-        self.x_pre.reset()
-        self.x_post.reset()
+        self.x_pre, self.x_post = self.pre_trace(self.tau_ms), self.post_trace(self.tau_ms)
 
     def update_traces(self, t):
         self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)
@@ -83,16 +77,11 @@ class RateHomeostasis(Rule):
         self.target_rate_hz, self.tau_ms, self.tau_rate_ms = target_rate_hz, tau_ms, tau_rate_ms
 
     def setup(self) -> None:
-        p, net = self.projection, self.net
+        p = self.projection
         if p.receptor != "inh":
             raise ValueError(f"rule {self.name}: RateHomeostasis needs a projection with "
                              f"receptor 'inh', got '{p.receptor}'")
-        self.x_pre = SpikeTrace((net.batch, p.pre.n), self.tau_ms, net.dt, "all", p.device, p.dtype)
-        self.rate = SpikeTrace((net.batch, p.post.n), self.tau_rate_ms, net.dt, "all", p.device, p.dtype)
-
-    def reset(self) -> None:
-        self.x_pre.reset()
-        self.rate.reset()
+        self.x_pre, self.rate = self.pre_trace(self.tau_ms), self.post_trace(self.tau_rate_ms)
 
     def update_traces(self, t):
         self.x_pre.update(self.pre_spikes(t))

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from neurosim.rules.base import Rule, SpikeTrace, check_positive
+from neurosim.rules.base import Rule, check_positive
 
 
 class STDP(Rule):
@@ -58,15 +58,8 @@ class STDP(Rule):
         self.pairing, self.weight_dependence = pairing, weight_dependence
 
     def setup(self) -> None:
-        p, net = self.projection, self.net
-        self.x_pre = SpikeTrace((net.batch, p.pre.n), self.tau_plus, net.dt, self.pairing,
-                                p.device, p.dtype)
-        self.x_post = SpikeTrace((net.batch, p.post.n), self.tau_minus, net.dt, self.pairing,
-                                 p.device, p.dtype)
-
-    def reset(self) -> None:
-        self.x_pre.reset()
-        self.x_post.reset()
+        self.x_pre = self.pre_trace(self.tau_plus, self.pairing)
+        self.x_post = self.post_trace(self.tau_minus, self.pairing)
 
     def update_traces(self, t: int) -> None:
         self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)

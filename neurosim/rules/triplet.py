@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from neurosim.rules.base import Rule, SpikeTrace, check_positive
+from neurosim.rules.base import Rule, check_positive
 
 
 class TripletSTDP(Rule):
@@ -39,17 +39,9 @@ class TripletSTDP(Rule):
         self.taus = (tau_plus, tau_x, tau_minus, tau_y)
 
     def setup(self) -> None:
-        p, net = self.projection, self.net
         tau_plus, tau_x, tau_minus, tau_y = self.taus
-        pre, post = (net.batch, p.pre.n), (net.batch, p.post.n)
-        self.r1 = SpikeTrace(pre, tau_plus, net.dt, "all", p.device, p.dtype)
-        self.r2 = SpikeTrace(pre, tau_x, net.dt, "all", p.device, p.dtype)
-        self.o1 = SpikeTrace(post, tau_minus, net.dt, "all", p.device, p.dtype)
-        self.o2 = SpikeTrace(post, tau_y, net.dt, "all", p.device, p.dtype)
-
-    def reset(self) -> None:
-        for trace in (self.r1, self.r2, self.o1, self.o2):
-            trace.reset()
+        self.r1, self.r2 = self.pre_trace(tau_plus), self.pre_trace(tau_x)
+        self.o1, self.o2 = self.post_trace(tau_minus), self.post_trace(tau_y)
 
     def update_traces(self, t: int) -> None:
         self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)
