@@ -176,6 +176,60 @@ def test_stdp_network_is_identical_on_both_backends():
         np.testing.assert_array_equal(x, y)
 
 
+def plastic_zoo(backend, batch):
+    """Every compiled rule, dense and CSR, with a population-driven modulator, plus one
+    rule that keeps traces without a compiled form (run as tensor code)."""
+    net = ns.Network(dt=0.1, seed=3, backend=backend, batch=batch)
+    src = net.population(100, ns.PoissonSource(rate=20.0), name="src")
+    dst = net.population(20, ns.LIF(), name="dst")
+    net.modulators.add("da", tau_ms=50.0)
+    net.modulators.drive("da", src, gain=5.0)
+    projs = [net.projection(src, dst, ns.FixedProbability(p), weight=ns.Uniform(0.0, w), sparse=sparse)
+             for p, w, sparse in ((0.5, 3.0, True), (0.5, 3.0, False), (0.3, 1.0, False), (0.3, 1.0, True))]
+    net.add_rule(projs[0], rules.STDP(w_max=3.0, weight_dependence="multiplicative"))
+    net.add_rule(projs[1], rules.STDP(w_max=3.0, pairing="nearest"))
+    net.add_rule(projs[2], rules.DiehlCookSTDP())
+    net.add_rule(projs[3], rules.RewardModulatedSTDP(modulator="da", lr=1.0, w_max=1.0, every=10))
+    net.add_rule(projs[2], rules.WeightNormalization(30.0, every=500))
+    net.spike_monitor(dst)
+    return net, projs
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_compiled_rules_match_tensor_rules(batch):
+    out = {}
+    for backend in ("torch", "numba"):
+        net, projs = plastic_zoo(backend, batch)
+        before = [p.weight_matrix() for p in projs]
+        net.run(200.0, progress=False)
+        after = [p.weight_matrix() for p in projs]
+        for b, a in zip(before, after):
+            assert np.abs(a - b).max() > 1e-3  # every rule changed weights
+        out[backend] = after, net.reader().spikes("dst"), net.modulators.get("da").item()
+        if backend == "numba":  # the spike-timing rules ran inside the compiled loop
+            inside, outside = net.backend._rules
+            assert [type(r).__name__ for r in outside] == ["WeightNormalization"]
+            assert len(inside) == 4
+    for x, y in zip(out["torch"][0], out["numba"][0]):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    for x, y in zip(out["torch"][1], out["numba"][1]):
+        np.testing.assert_array_equal(x, y)
+    assert out["torch"][2] == pytest.approx(out["numba"][2], rel=1e-6)
+
+
+def test_a_rule_without_compiled_form_runs_every_step_as_tensor_code():
+    out = {}
+    for backend in ("torch", "numba"):
+        net, projs = plastic_zoo(backend, 1)
+        net.add_rule(projs[0], rules.TripletSTDP(w_max=3.0))
+        net.run(50.0, progress=False)
+        if backend == "numba":
+            assert net.backend._rules is None
+        out[backend] = [p.weight_matrix() for p in projs]
+    for x, y in zip(out["torch"], out["numba"]):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+
+
 def test_rule_errors():
     with pytest.raises(ValueError, match="w_min <= w_max"):
         rules.STDP(w_min=1.0, w_max=0.0)

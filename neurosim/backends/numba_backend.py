@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from neurosim.backends.numba_codegen import KernelPlan, generate
+from neurosim.backends.numba_rules import split_rules
 from neurosim.monitors import SpikeMonitor
 
 if TYPE_CHECKING:
     from neurosim.network import Network
 
-PHASES = ("inputs", "deliver", "neurons", "monitors")
+PHASES = ("inputs", "deliver", "neurons", "traces", "rules", "monitors")
 #: spike events buffered per spike monitor between flushes of the log
 EVENT_BUFFER = 1 << 20
 
@@ -88,6 +89,8 @@ class NumbaBackend:
         self._module: Any = None
         self._key: Any = None
         self._lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        #: (compiled rules, rules run from Python on their steps); None: all rules per step in Python
+        self._rules: tuple[list[Any], list[Any]] | None = ([], [])
 
     def invalidate(self) -> None:
         self._key = None
@@ -148,7 +151,9 @@ class NumbaBackend:
             if isinstance(mon, SpikeMonitor):
                 mon.use_event_buffer(EVENT_BUFFER)
         ft = "float32" if self.net.dtype_name == "float32" else "float64"
-        self._plan = generate(self.net, ft, self._arrays, profile=profile)
+        self._rules = split_rules(self.net)
+        self._plan = generate(self.net, ft, self._arrays, profile=profile,
+                              compiled_rules=None if self._rules is None else self._rules[0])
         self._module = load_plan(self._plan)
         self._module.run(self.net.clock.step, 0, *self._values())  # compiles (or loads) all
         self._key = key
@@ -186,8 +191,11 @@ class NumbaBackend:
                     stop = s
         for _, every in net.callbacks:
             stop = min(stop, (step // every + 1) * every)
-        if net.rules or net.modulators.dynamic:  # traces and rules run in Python every step
+        if self._rules is None:  # traces and rules run in Python every step
             stop = min(stop, step + 1)
+        else:  # trace-free Python rules run after the steps they apply on
+            for rule in self._rules[1]:
+                stop = min(stop, -(-step // rule.every) * rule.every + 1)
         for mon in net.monitors.values():
             if mon.records_from_python:
                 m = -(-step // mon.every) * mon.every  # next snapshot step >= step
@@ -223,11 +231,14 @@ class NumbaBackend:
                 actions_due = False  # this step's Python actions already ran
                 continue
             actions_due = True
-            if net.rules or net.modulators.dynamic:
+            for pop in net.populations.values():
+                pop._last_step = stop - 1  # before the Python rules, which read pop.spikes
+            if self._rules is None:
                 net.after_step_python(stop - 1)
+            else:
+                for rule in self._rules[1]:
+                    rule.apply(stop - 1)  # returns at once unless it is one of its steps
             for mon in net.monitors.values():
                 mon.compiled_steps(step, stop)
-            for pop in net.populations.values():
-                pop._last_step = stop - 1
             net.clock.step = stop
             step = stop

@@ -60,7 +60,8 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
             net.run(duration_ms, progress=False)
             yield idx, {c.name: c.counts[:len(idx)].clone() for c in counters}
             if rest_ms > 0:
-                source.set_parameters(rate=0.0)
+                # zeros of the same shape: the compiled kernel stays the same
+                source.set_parameters(rate=np.zeros_like(rates))
                 net.run(rest_ms, progress=False)
             bar.update(len(idx))
     finally:

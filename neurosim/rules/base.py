@@ -14,7 +14,11 @@ weight change (shaped like ``projection.weight``) from :meth:`Rule.weight_change
 using :meth:`Rule.outer` to form per-synapse products of presynaptic and
 postsynaptic quantities (it handles dense and CSR weights and sums over the batch).
 The rule is tensor code, so it runs on every backend: on the torch backend inside
-the step, on the numba backend between compiled steps on the same arrays.
+the step, on the numba backend from Python between compiled steps, on the same
+arrays (every step if it keeps traces, else only on its ``every`` steps). The
+built-in spike-timing rules (STDP, RewardModulatedSTDP, DiehlCookSTDP) also have
+compiled forms (:mod:`neurosim.backends.numba_rules`) that the numba backend runs
+inside its step loop.
 """
 
 from __future__ import annotations
@@ -39,11 +43,12 @@ class SpikeTrace:
     """
 
     def __init__(self, shape: tuple[int, int], tau_ms: float, dt: float, mode: str,
-                 device: torch.device, dtype: torch.dtype) -> None:
+                 device: torch.device, dtype: torch.dtype, side: str = "pre") -> None:
         if mode not in ("all", "nearest"):
             raise ValueError(f"trace mode must be 'all' or 'nearest', got {mode!r}")
         self.decay = math.exp(-dt / tau_ms)
         self.mode = mode
+        self.side = side  # whose spikes it follows: "pre" or "post"
         self.value = torch.zeros(shape, dtype=dtype, device=device)
         self.before = torch.zeros(shape, dtype=dtype, device=device)
 
@@ -70,7 +75,7 @@ class Rule:
 
     Args:
         lr: learning rate (scales ``dw``).
-        w_min, w_max: weight bounds (hard: weights are clipped after each update).
+        w_min, w_max: weight bounds (hard: a weight the rule changes is clipped to them).
         every: apply the weight change every ``every`` steps (traces update every step).
         learning: False freezes the rule (weights do not change); toggle any time.
         as_gradient: instead of changing the weights, subtract ``dw`` from
@@ -130,12 +135,14 @@ class Rule:
     def pre_trace(self, tau_ms: float, mode: str = "all") -> SpikeTrace:
         """A new trace of the presynaptic spikes, ``(batch, n_pre)``."""
         p = self.projection
-        return SpikeTrace((self.net.batch, p.pre.n), tau_ms, self.net.dt, mode, p.device, p.dtype)
+        return SpikeTrace((self.net.batch, p.pre.n), tau_ms, self.net.dt, mode, p.device, p.dtype,
+                          "pre")
 
     def post_trace(self, tau_ms: float, mode: str = "all") -> SpikeTrace:
         """A new trace of the postsynaptic spikes, ``(batch, n_post)``."""
         p = self.projection
-        return SpikeTrace((self.net.batch, p.post.n), tau_ms, self.net.dt, mode, p.device, p.dtype)
+        return SpikeTrace((self.net.batch, p.post.n), tau_ms, self.net.dt, mode, p.device, p.dtype,
+                          "post")
 
     def reset(self) -> None:
         """Clear every trace of the rule (called by ``Network.reset_state``)."""
@@ -207,7 +214,12 @@ class Rule:
         if self.as_gradient:
             w.grad = -dw if w.grad is None else w.grad - dw
             return
-        w.add_(dw).clamp_(self.w_min, self.w_max)
+        w.add_(dw)
+        if self.w_min > -math.inf or self.w_max < math.inf:
+            # the bounds hold for the weights this change moved (as in event-driven
+            # simulators): a weight another rule (e.g. a normalisation) set beyond them
+            # stays until this rule changes it
+            torch.where(dw != 0, w.clamp(self.w_min, self.w_max), w, out=w)
         if self.projection.mask is not None:
             w.mul_(self.projection.mask)
 
