@@ -8,7 +8,9 @@ A call to :meth:`NumbaBackend.advance` runs as few compiled calls as the Python
 work between steps allows: user callbacks and changes of injected currents run
 before a step, weight snapshots after one; every stretch of steps between such
 points is one call of the generated ``run`` kernel, which loops over the steps
-and the phases of the schedule with no Python in between.
+and the phases of the schedule with no Python in between. Built-in spike-timing
+rules and dynamic modulators are part of that loop (``numba_rules``); a rule
+without a compiled form runs from Python on its steps.
 """
 
 from __future__ import annotations
