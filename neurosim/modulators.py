@@ -26,13 +26,16 @@ class Modulator:
     """One named signal; see :class:`Modulators`."""
 
     def __init__(self, name: str, size: int | None, tau_ms: float | None, initial: float,
-                 dt: float, device: torch.device, dtype: torch.dtype) -> None:
+                 dt: float, device: torch.device, dtype: torch.dtype, baseline: float = 0.0) -> None:
         if tau_ms is not None and not (tau_ms > 0):
             raise ValueError(f"modulator '{name}': tau_ms must be > 0 (or None for no decay)")
         self.name, self.size, self.tau_ms = name, size, tau_ms
         shape = () if size is None else (int(size),)
         self.value = torch.full(shape, float(initial), dtype=dtype, device=device)
+        if not math.isfinite(baseline):
+            raise ValueError(f"modulator '{name}': baseline must be finite")
         self.decay = 1.0 if tau_ms is None else math.exp(-dt / tau_ms)
+        self.baseline = float(baseline)  # the level it decays to (tonic dopamine)
         self.driver: tuple["Population", float] | None = None
         self.feedback: tuple["Modulator", torch.Tensor] | None = None
 
@@ -50,13 +53,16 @@ class Modulator:
 
     def step(self, t: int) -> None:
         if self.decay != 1.0:
-            self.value.mul_(self.decay)
+            if self.baseline:
+                self.value.sub_(self.baseline).mul_(self.decay).add_(self.baseline)
+            else:
+                self.value.mul_(self.decay)
         if self.driver is not None:
             pop, gain = self.driver
             self.value.add_(pop.spikes.to(self.value.dtype).mean() * gain)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "tau_ms": self.tau_ms,
+        return {"name": self.name, "size": self.size, "tau_ms": self.tau_ms, "baseline": self.baseline,
                 "driven_by": self.driver[0].name if self.driver else None,
                 "random_feedback_from": self.feedback[0].name if self.feedback else None}
 
@@ -76,8 +82,13 @@ class Modulators:
         self._items: dict[str, Modulator] = {}
 
     def add(self, name: str, *, size: int | None = None, tau_ms: float | None = None,
-            initial: float = 0.0) -> Modulator:
-        """Register a modulator: scalar (``size=None``) or one value per neuron."""
+            initial: float | None = None, baseline: float = 0.0) -> Modulator:
+        """Register a modulator: scalar (``size=None``) or one value per neuron.
+
+        With ``tau_ms`` it relaxes to ``baseline`` (a tonic level):
+        :math:`M \\leftarrow b + (M - b)\\,e^{-\\Delta t/\\tau}` each step. It starts at
+        ``initial`` (default: the baseline).
+        """
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"modulator name must be a non-empty string without '/', got {name!r}")
         if name in self._items:
@@ -85,7 +96,8 @@ class Modulators:
         if size is not None and (not isinstance(size, (int, np.integer)) or size < 1):
             raise ValueError(f"modulator '{name}': size must be a positive integer or None")
         net = self._net
-        mod = Modulator(name, size, tau_ms, initial, net.dt, net.device, net.dtype)
+        mod = Modulator(name, size, tau_ms, baseline if initial is None else initial, net.dt,
+                        net.device, net.dtype, baseline)
         self._items[name] = mod
         net._dirty = True
         return mod

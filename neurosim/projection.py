@@ -179,6 +179,15 @@ class Projection:
         dense[rows, self.indices.cpu().numpy()] = self.weight.detach().cpu().numpy()
         return dense
 
+    def synapses(self) -> tuple[np.ndarray, np.ndarray]:
+        """(presynaptic, postsynaptic) neuron index of each synapse, in the order of
+        ``weight.reshape(-1)`` (CSR: one entry per synapse; dense: every pair, row-major)."""
+        if not self.sparse:
+            rows, cols = np.indices((self.pre.n, self.post.n))
+            return rows.reshape(-1), cols.reshape(-1)
+        indptr = self.indptr.cpu().numpy()
+        return np.repeat(np.arange(self.pre.n), np.diff(indptr)), self.indices.cpu().numpy().copy()
+
     def set_weights(self, values: np.ndarray | torch.Tensor) -> None:
         """Replace the weights (same shape as :attr:`weight`), checking for NaN/inf."""
         values = torch.as_tensor(values, dtype=self.dtype, device=self.device)

@@ -55,10 +55,14 @@ def decay_array(values, decay):
 
 
 @njit(cache=True)
-def step_modulator(value, decay, driven, cnt, slot, n_total, gain):
-    """Decay a modulator; add ``gain`` times the fraction of the driving population that fired."""
+def step_modulator(value, decay, baseline, driven, cnt, slot, n_total, gain):
+    """Relax a modulator to its baseline; add ``gain`` times the fraction of the driving
+    population that fired."""
     for k in range(value.shape[0]):
-        value[k] = value[k] * decay
+        if baseline != 0:
+            value[k] = (value[k] - baseline) * decay + baseline
+        else:
+            value[k] = value[k] * decay
     if driven:
         total = 0
         for b in range(cnt.shape[1]):
@@ -222,14 +226,15 @@ class RuleEmitter:
             return
         value = self.arg(f"mod{m}_value", lambda mo=mod: mo.value.numpy().reshape(-1))
         decay = self.scalar(f"mod{m}_decay", lambda mo=mod: mo.decay)
+        base = self.scalar(f"mod{m}_base", lambda mo=mod: mo.baseline)
         if mod.driver is not None:
             pop, _ = mod.driver
             k = self.pid[pop.name]
             gain = self.scalar(f"mod{m}_gain", lambda mo=mod: mo.driver[1])
-            self.traces.append(f"    step_modulator({value}, {decay}, True, p{k}_cnt, "
+            self.traces.append(f"    step_modulator({value}, {decay}, {base}, True, p{k}_cnt, "
                                f"t % p{k}_hist.shape[0], {pop.batch * pop.n}, {gain})")
         else:
-            self.traces.append(f"    step_modulator({value}, {decay}, False, p0_cnt, 0, 1, {decay})")
+            self.traces.append(f"    step_modulator({value}, {decay}, {base}, False, p0_cnt, 0, 1, {decay})")
 
     # -- rules ----------------------------------------------------------------------------
     def rule(self, r: int, rule: Any) -> None:

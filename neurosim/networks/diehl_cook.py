@@ -69,9 +69,15 @@ class DiehlCook2015:
         return np.concatenate(out)
 
     def learning(self, on: bool) -> None:
-        """Switch plasticity (STDP, normalisation, threshold adaptation) on or off."""
+        """Switch plasticity (STDP, normalisation, threshold adaptation) on or off.
+
+        Off also stops the thresholds' slow decay (as in the paper's test mode,
+        where theta is a constant): otherwise a long evaluation would let them
+        relax and change the responses between label assignment and testing.
+        """
         self.stdp.learning = self.norm.learning = on
-        self.exc.set_parameters(theta_plus=EXC["theta_plus"] if on else 0.0)
+        self.exc.set_parameters(theta_plus=EXC["theta_plus"] if on else 0.0,
+                                tau_theta=EXC["tau_theta"] if on else float("inf"))
 
     def train(self, images: np.ndarray, progress: bool | None = None) -> np.ndarray:
         """Present ``images`` with learning on; returns the excitatory spike counts."""
