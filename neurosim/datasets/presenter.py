@@ -21,16 +21,21 @@ if TYPE_CHECKING:
 def present(net: "Network", source: "Population", images: np.ndarray | torch.Tensor, *,
             duration_ms: float = 350.0, rest_ms: float = 150.0, max_rate_hz: float = 63.75,
             counters: Sequence["SpikeCounter"] = (), reset_state: bool = True,
+            min_spikes: int = 0, boost_hz: float = 255.0 / 8.0, max_repeats: int = 10,
             progress: bool | None = None) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """Show ``images`` to ``net`` through the Poisson source ``source``, ``net.batch`` at a time.
 
     Each batch: (optionally) reset the network state, set the source's rates to
-    :func:`~neurosim.datasets.rate_code` of the images (one batch row per sample),
-    run ``duration_ms``, yield ``(sample_indices, counts)`` where ``counts`` maps
-    each counter's name to its spike counts during the presentation (only the
-    rows of real samples: a last, partial batch is padded with silent rows), then
-    silence the input and run ``rest_ms`` so the network relaxes. Learning rules
-    keep running throughout; freeze them (``rule.learning = False``) to evaluate.
+    :func:`~neurosim.datasets.rate_code` of the images (one batch row per sample,
+    the brightest pixel at ``max_rate_hz``), run ``duration_ms``, then silence the
+    input and run ``rest_ms`` so the network relaxes. With ``min_spikes``, a
+    sample whose first counter counted fewer spikes is shown again, brighter by
+    ``boost_hz`` each time (the other rows silent), up to ``max_repeats`` times, as
+    Diehl & Cook (2015) do (fewer than 5 spikes: +32 Hz). Yields
+    ``(sample_indices, counts)``: each counter's name to the spike counts of its
+    rows' last presentation (only real samples: a last, partial batch is padded
+    with silent rows). Learning rules keep running throughout; freeze them
+    (``rule.learning = False``) to evaluate.
     """
     from neurosim.models.poisson import PoissonSource
 
@@ -43,26 +48,43 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
                          f"'{source.name}' has {source.n} neurons")
     if duration_ms <= 0 or rest_ms < 0:
         raise ValueError("present: need duration_ms > 0 and rest_ms >= 0")
+    if min_spikes and not counters:
+        raise ValueError("present: min_spikes needs a counter to count the spikes with")
+    if max_repeats < 0 or boost_hz < 0:
+        raise ValueError("present: need max_repeats >= 0 and boost_hz >= 0")
     if progress is None:
         progress = sys.stderr.isatty() and not os.environ.get("CI")
     batch = net.batch
+    silent = np.zeros((batch, source.n))
     bar = tqdm(total=len(x), unit="sample", disable=not progress, desc="presenting")
     try:
         for start in range(0, len(x), batch):
             idx = np.arange(start, min(start + batch, len(x)))
-            rates = np.zeros((batch, source.n))
-            rates[:len(idx)] = rate_code(x[idx], max_rate_hz)
-            if reset_state:
-                net.reset_state()
-            for counter in counters:
-                counter.reset()
-            source.set_parameters(rate=rates)
-            net.run(duration_ms, progress=False)
-            yield idx, {c.name: c.counts[:len(idx)].clone() for c in counters}
-            if rest_ms > 0:
-                # zeros of the same shape: the compiled kernel stays the same
-                source.set_parameters(rate=np.zeros_like(rates))
-                net.run(rest_ms, progress=False)
+            unit = rate_code(x[idx], 1.0)  # brightest pixel at 1 Hz; scaled per attempt
+            counts = {c.name: torch.zeros((len(idx), c.counts.shape[1]), dtype=c.counts.dtype)
+                      for c in counters}
+            todo = np.ones(len(idx), dtype=bool)
+            for attempt in range(max_repeats + 1 if min_spikes else 1):
+                rows = np.flatnonzero(todo)
+                rates = silent.copy()
+                rates[rows] = unit[rows] * (max_rate_hz + attempt * boost_hz)
+                if reset_state:
+                    net.reset_state()
+                for counter in counters:
+                    counter.reset()
+                source.set_parameters(rate=rates)
+                net.run(duration_ms, progress=False)
+                for counter in counters:
+                    counts[counter.name][rows] = counter.counts[rows].to(counts[counter.name].device)
+                if rest_ms > 0:
+                    # zeros of the same shape: the compiled kernel stays the same
+                    source.set_parameters(rate=silent)
+                    net.run(rest_ms, progress=False)
+                if min_spikes:
+                    todo &= (counts[counters[0].name].sum(1) < min_spikes).cpu().numpy()
+                    if not todo.any():
+                        break
+            yield idx, counts
             bar.update(len(idx))
     finally:
         bar.close()
