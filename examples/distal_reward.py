@@ -196,7 +196,7 @@ def plot(result: dict, path: str) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     t = np.arange(1, len(result["chosen_trajectory"]) + 1)
-    a.plot(t / 60.0, result["chosen_trajectory"], color="C3", label=f"chosen synapse")
+    a.plot(t / 60.0, result["chosen_trajectory"], color="C3", label="chosen synapse")
     a.axhline(result["others_mean"], color="0.4", ls="--", label="mean of the others (end)")
     a.set(xlabel="time (min)", ylabel="weight", ylim=(-0.1, 4.2), title="rewarded synapse")
     a.legend(loc="center right", frameon=False)
