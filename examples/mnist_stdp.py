@@ -1,6 +1,7 @@
 """Unsupervised STDP learning of MNIST digits (Diehl & Cook 2015), then evaluation.
 
-    python examples/mnist_stdp.py --neurons 100 --train 2000 --test 1000 --batch 16
+    python examples/mnist_stdp.py                      # 100 neurons, 5000 images, about 2 minutes
+    python examples/mnist_stdp.py --neurons 100 --train 60000 --test 10000 --batch 16
 
 Trains on the first --train training images, assigns each neuron the digit it
 responds to most (from those images' responses with learning off), and
@@ -28,7 +29,7 @@ from neurosim.networks.diehl_cook import DiehlCook2015
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--neurons", type=int, default=100, help="excitatory neurons (default 100)")
-    parser.add_argument("--train", type=int, default=2000, help="training images (default 2000)")
+    parser.add_argument("--train", type=int, default=5000, help="training images (default 5000)")
     parser.add_argument("--test", type=int, default=1000, help="test images (default 1000)")
     parser.add_argument("--batch", type=int, default=16, help="samples simulated side by side")
     parser.add_argument("--backend", default=None, choices=["numba", "torch"],
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None,
                         help="directory with the MNIST IDX files (default: $NEUROSIM_DATA/mnist, "
                              "~/.cache/neurosim/datasets/mnist, or ../shared/datasets/mnist)")
+    parser.add_argument("--download", action="store_true",
+                        help="fetch MNIST from the usual mirrors if it is not found (checked by MD5)")
     parser.add_argument("--log", default=None, help="HDF5 log (default runs/mnist-<time>.h5)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
@@ -52,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         os.makedirs("runs", exist_ok=True)
         log = datetime.datetime.now().strftime("runs/mnist-%Y%m%d-%H%M%S-%f.h5")
     try:
-        x_train, y_train = load_mnist("train", data)
-        x_test, y_test = load_mnist("test", data)
+        x_train, y_train = load_mnist("train", data, download=args.download)
+        x_test, y_test = load_mnist("test", data, download=args.download)
         if not (0 < args.train <= len(x_train) and 0 < args.test <= len(x_test)):
             raise ValueError(f"--train must be in 1..{len(x_train)} and --test in 1..{len(x_test)}")
         dc = DiehlCook2015(args.neurons, batch=args.batch, seed=args.seed, backend=args.backend,
