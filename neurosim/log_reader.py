@@ -137,19 +137,82 @@ class LogReader:
     def spike_populations(self) -> list[str]:
         return self._group("spikes")
 
-    def spikes(self, population: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(step, neuron, batch row) of every recorded spike of ``population``."""
-        base = f"spikes/{population}"
-        if not self.has(f"{base}/step"):
+    def _spike_key(self, population: str) -> str:
+        key = f"spikes/{population}/step"
+        if not self.has(key):
             raise KeyError(f"no spikes recorded for population {population!r}; recorded: "
-                           f"{self.spike_populations()}")
-        return (self.array(f"{base}/step"), self.array(f"{base}/neuron"),
-                self.array(f"{base}/batch"))
+                           f"{', '.join(self.spike_populations()) or 'none'}")
+        return key
 
-    def spike_times(self, population: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def read_rows(self, key: str, lo: int, hi: int) -> np.ndarray:
+        """Rows ``lo:hi`` of dataset ``key`` (only those are read from the file)."""
+        if self._mem is not None:
+            return self._mem.get(key)[lo:hi]
+        return self._file[key][lo:hi]
+
+    def _first_at_or_after(self, key: str, step: int) -> int:
+        """Index of the first event with ``step >= step`` in a non-decreasing dataset.
+
+        A binary search that reads single elements: a window of a large log costs a
+        few dozen chunk reads, not the whole dataset.
+        """
+        lo, hi = 0, self._length(key)
+        data = self._mem.get(key) if self._mem is not None else self._file[key]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if int(data[mid]) < step:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def spike_range(self, population: str, start_ms: float | None = None,
+                    stop_ms: float | None = None) -> tuple[int, int]:
+        """Event indices ``[lo, hi)`` of the spikes of ``population`` in ``[start_ms, stop_ms)``."""
+        key = self._spike_key(population)
+        if start_ms is not None and stop_ms is not None and stop_ms <= start_ms:
+            raise ValueError(f"empty time window: from {start_ms:g} ms to {stop_ms:g} ms")
+        lo = 0 if start_ms is None else self._first_at_or_after(key, int(np.ceil(start_ms / self.dt - 1e-9)))
+        hi = (self._length(key) if stop_ms is None
+              else self._first_at_or_after(key, int(np.ceil(stop_ms / self.dt - 1e-9))))
+        return lo, hi
+
+    def spikes(self, population: str, start_ms: float | None = None, stop_ms: float | None = None,
+               batch: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(step, neuron, batch row) of the recorded spikes of ``population``.
+
+        Optionally only those in ``[start_ms, stop_ms)`` (read without loading the
+        rest of the file) and of one batch row ``batch``.
+        """
+        lo, hi = self.spike_range(population, start_ms, stop_ms)
+        base = f"spikes/{population}"
+        steps, neurons, rows = (self.read_rows(f"{base}/{c}", lo, hi) for c in ("step", "neuron", "batch"))
+        if batch is not None:
+            n_rows = int(self.attrs.get("batch", 1))
+            if not 0 <= batch < n_rows:
+                raise ValueError(f"batch row {batch} does not exist: the run had {n_rows} row(s)")
+            keep = rows == batch
+            steps, neurons, rows = steps[keep], neurons[keep], rows[keep]
+        return steps, neurons, rows
+
+    def spike_times(self, population: str, start_ms: float | None = None,
+                    stop_ms: float | None = None,
+                    batch: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Like :meth:`spikes` with times in ms instead of steps."""
-        steps, neurons, rows = self.spikes(population)
+        steps, neurons, rows = self.spikes(population, start_ms, stop_ms, batch)
         return steps * self.dt, neurons, rows
+
+    def population_size(self, population: str) -> int:
+        """Number of neurons of ``population`` (from the network description)."""
+        for p in self.network.get("populations", []):
+            if p["name"] == population:
+                return int(p["size"])
+        raise KeyError(f"no population {population!r} in this log; populations: "
+                       f"{', '.join(p['name'] for p in self.network.get('populations', [])) or 'none'}")
+
+    def recording_start_ms(self, population: str) -> float:
+        """When spike recording of ``population`` began (ms)."""
+        return int(self.dataset_attrs(self._spike_key(population)).get("start_step", 0)) * self.dt
 
     def state_monitors(self) -> list[str]:
         return self._group("state")
@@ -170,26 +233,75 @@ class LogReader:
         base = f"weights/{monitor}"
         return self.array(f"{base}/step"), self.array(f"{base}/values")
 
+    def weight_snapshot(self, monitor: str, index: int = -1) -> tuple[int, np.ndarray]:
+        """(step, dense ``(n_pre, n_post)`` weights) of one snapshot (default: the last)."""
+        base = f"weights/{monitor}"
+        if not self.has(f"{base}/values"):
+            raise KeyError(f"no weight snapshots named {monitor!r}; recorded: "
+                           f"{', '.join(self.weight_monitors()) or 'none'}")
+        count = self._length(f"{base}/step")
+        if count == 0:
+            raise ValueError(f"weight monitor {monitor!r} has no snapshot yet")
+        if not -count <= index < count:
+            raise ValueError(f"weight monitor {monitor!r} has {count} snapshots, no index {index}")
+        index %= count
+        step = int(self.read_rows(f"{base}/step", index, index + 1)[0])
+        values = self.read_rows(f"{base}/values", index, index + 1)[0]
+        if values.ndim == 2:
+            return step, values
+        indptr, indices = self.array(f"{base}/indptr"), self.array(f"{base}/indices")
+        dense = np.zeros((len(indptr) - 1, int(self.dataset_attrs(f"{base}/values").get(
+            "n_post", indices.max(initial=-1) + 1))), dtype=values.dtype)
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        dense[rows, indices] = values
+        return step, dense
+
     # -- summary ------------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
-        """A JSON-able summary: run metadata, per-population spike counts and rates."""
+    def summary(self, population: str | None = None, start_ms: float | None = None,
+                stop_ms: float | None = None, batch: int | None = None) -> dict[str, Any]:
+        """A JSON-able summary: run metadata, per-population spike counts and rates.
+
+        ``population``, a window ``[start_ms, stop_ms)`` and a batch row narrow the
+        spike counts; only the events in the window are looked at (a binary search
+        finds them), and the batch column only when ``batch`` is given, so a large
+        log summarises quickly.
+        """
         net = self.network
         steps = self.steps
-        batch = int(self.attrs.get("batch", 1))
+        n_rows = int(self.attrs.get("batch", 1))
+        duration = steps * self.dt
+        if batch is not None and not 0 <= batch < n_rows:
+            raise ValueError(f"batch row {batch} does not exist: the run had {n_rows} row(s)")
+        if start_ms is not None and start_ms >= duration:
+            raise ValueError(f"empty time window: the log ends at {duration:g} ms, "
+                             f"the window starts at {start_ms:g} ms")
+        if start_ms is not None and stop_ms is not None and stop_ms <= start_ms:
+            raise ValueError(f"empty time window: from {start_ms:g} ms to {stop_ms:g} ms")
         pops: dict[str, Any] = {}
         for p in net.get("populations", []):
             pops[p["name"]] = {"size": p["size"], "model": p["model"]}
+        if population is not None:
+            if population not in pops and population not in self.spike_populations():
+                raise KeyError(f"no population {population!r} in this log; populations: "
+                               f"{', '.join(pops) or 'none'}")
+            pops = {population: pops.get(population, {"size": None, "model": None})}
         for name in self.spike_populations():
             key = f"spikes/{name}/step"
-            count = self._length(key)
-            start = int(self.dataset_attrs(key).get("start_step", 0))
             pop = self.dataset_attrs(key).get("population", name)
+            if population is not None and pop != population:
+                continue
+            begin = max(self.recording_start_ms(name), start_ms or 0.0)
+            end = duration if stop_ms is None else min(stop_ms, duration)
+            lo, hi = self.spike_range(name, begin, end) if end > begin else (0, 0)
+            count = hi - lo if batch is None else int(np.count_nonzero(
+                self.read_rows(f"spikes/{name}/batch", lo, hi) == batch))
             size = pops.get(pop, {}).get("size")
-            seconds = max(0, steps - start) * self.dt * 1e-3
+            seconds = max(0.0, end - begin) * 1e-3
+            rows = 1 if batch is not None else n_rows
             entry = pops.setdefault(pop, {"size": size, "model": None})
             entry["spikes"] = count
-            entry["rate_hz"] = (count / (size * batch * seconds)
-                                if size and seconds > 0 else None)
+            entry["window_ms"] = [begin, end]
+            entry["rate_hz"] = count / (size * rows * seconds) if size and seconds > 0 else None
         recorded = {m: [k.split("/")[-1] for k in self.keys()
                         if k.startswith(f"state/{m}/") and k.split("/")[-1] not in ("step", "neurons")]
                     for m in self.state_monitors()}
@@ -201,7 +313,8 @@ class LogReader:
             "device": self.attrs.get("device"),
             "seed": self.attrs.get("seed"),
             "dt_ms": self.dt,
-            "batch": batch,
+            "batch": n_rows,
+            "batch_selected": batch,
             "steps": steps,
             "duration_ms": steps * self.dt,
             "started_at": self.attrs.get("started_at"),

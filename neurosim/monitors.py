@@ -317,7 +317,8 @@ class WeightMonitor(SnapshotMonitor):
 
     def value_attrs(self):
         return {"projection": self.projection.name,
-                "storage": "csr" if self.projection.sparse else "dense"}
+                "storage": "csr" if self.projection.sparse else "dense",
+                "n_pre": self.projection.pre.n, "n_post": self.projection.post.n}
 
     def static(self):
         pr = self.projection

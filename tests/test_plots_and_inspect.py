@@ -1,0 +1,123 @@
+"""neurosim plot and the inspect filters, on a real small run."""
+
+import json
+import os
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+import neurosim as ns
+from neurosim import rules
+from neurosim.cli import main
+
+
+@pytest.fixture(scope="module")
+def log(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("plots") / "run.h5")
+    net = ns.Network(dt=0.1, seed=5, batch=2, log=path)
+    src = net.population(60, ns.PoissonSource(rate=30.0), name="src")
+    exc = net.population(40, ns.LIF(tau_m=10.0), name="exc")
+    dense = net.projection(src, exc, ns.FixedProbability(0.3), weight=ns.Uniform(0.0, 4.0),
+                           sparse=False, name="dense")
+    sparse = net.projection(src, exc, ns.FixedProbability(0.3), weight=ns.Uniform(0.0, 4.0),
+                            sparse=True, name="sparse")
+    net.add_rule(dense, rules.STDP(w_max=4.0))
+    net.spike_monitor(src)
+    net.spike_monitor(exc)
+    net.state_monitor(exc, ["v", "i_e"], neurons=[0, 3, 7], every=2)
+    net.weight_monitor(dense, every=1000)
+    net.weight_monitor(sparse, every=1000)
+    net.run(300.0, progress=False)
+    return path
+
+
+def png_size(path):
+    image = matplotlib.image.imread(path)
+    return image.shape[1], image.shape[0]
+
+
+@pytest.mark.parametrize("kind,extra", [
+    ("raster", []), ("raster", ["--population", "exc", "--from", "50", "--to", "150"]),
+    ("rates", ["--bin", "10"]), ("isi", ["--population", "src", "--batch", "1"]),
+    ("weights", []), ("weights", ["--projection", "sparse", "--snapshot", "0"]),
+    ("weights", ["--projection", "dense", "--tiles", "6x10"]),
+    ("state", ["--variable", "v", "--neurons", "3", "7"])])
+def test_each_plot_writes_a_png_of_the_requested_size(log, tmp_path, kind, extra, capsys):
+    out = str(tmp_path / f"{kind}.png")
+    assert main(["plot", log, kind, "--out", out, "--size", "640x420", *extra]) == 0
+    assert capsys.readouterr().out.strip() == out
+    assert os.path.getsize(out) > 5000
+    assert png_size(out) == (640, 420)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["raster", "--population", "nope"], "no spikes recorded for population 'nope'"),
+    (["rates", "--from", "500"], "empty time window"),
+    (["raster", "--from", "100", "--to", "100"], "empty time window"),
+    (["raster", "--batch", "5"], "batch row 5 does not exist"),
+    (["weights", "--projection", "nope"], "no weight snapshots of 'nope'"),
+    (["weights", "--tiles", "28x28"], "tiles 28x28 need 784 presynaptic neurons"),
+    (["state", "--variable", "w"], "did not record 'w'"),
+    (["state", "--neurons", "1"], "neurons [1] were not recorded")])
+def test_plot_errors_are_one_line_and_exit_1(log, tmp_path, args, message, capsys):
+    assert main(["plot", log, *args[:1], "--out", str(tmp_path / "x.png"), *args[1:]]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_log_without_weights_or_state_says_so(tmp_path, capsys):
+    path = str(tmp_path / "bare.h5")
+    net = ns.Network(dt=0.1, seed=1, log=path)
+    pop = net.population(10, ns.PoissonSource(rate=5.0), name="p")
+    net.spike_monitor(pop)
+    net.run(100.0, progress=False)
+    assert main(["plot", path, "weights", "--out", str(tmp_path / "w.png")]) == 1
+    assert "no weight snapshots" in capsys.readouterr().err
+    assert main(["plot", path, "state", "--out", str(tmp_path / "s.png")]) == 1
+    assert "no sampled state" in capsys.readouterr().err
+    assert main(["plot", path, "raster", "--from", "0", "--to", "0.05",
+                 "--out", str(tmp_path / "r.png")]) == 1
+    assert "no spikes of p" in capsys.readouterr().err
+
+
+def test_inspect_filters_count_what_they_say(log, capsys):
+    reader = ns.LogReader(log)
+    steps, neurons, rows = reader.spikes("exc")
+    assert main(["inspect", log, "--json", "--population", "exc", "--from", "100", "--to", "200",
+                 "--batch", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert list(summary["populations"]) == ["exc"]
+    keep = (steps >= 1000) & (steps < 2000) & (rows == 1)
+    entry = summary["populations"]["exc"]
+    assert entry["spikes"] == int(keep.sum()) > 0
+    assert entry["window_ms"] == [100.0, 200.0]
+    assert entry["rate_hz"] == pytest.approx(keep.sum() / (40 * 0.1))
+    # the windowed reader returns exactly those events
+    s, n, r = reader.spikes("exc", 100.0, 200.0, batch=1)
+    np.testing.assert_array_equal(s, steps[keep])
+    np.testing.assert_array_equal(n, neurons[keep])
+    assert main(["inspect", log, "--population", "exc", "--from", "100"]) == 0
+    assert "(100-300 ms, all rows)" in capsys.readouterr().out
+    assert main(["inspect", log, "--population", "zzz"]) == 1
+    assert "no population 'zzz'" in capsys.readouterr().err
+
+
+def test_inspect_reads_only_the_window_of_a_large_log(tmp_path):
+    """A window of a log with a million events is found by binary search and only its
+    rows are read (so a large log summarises quickly; the speed is not timed here)."""
+    path = str(tmp_path / "big.h5")
+    net = ns.Network(dt=0.1, seed=2, log=path)
+    pop = net.population(1000, ns.PoissonSource(rate=200.0), name="p")
+    net.spike_monitor(pop)
+    net.run(5000.0, progress=False)
+    reader = ns.LogReader(path)
+    total = reader.summary("p")["populations"]["p"]["spikes"]
+    assert total > 900_000
+    rows_read = []
+    original = reader.read_rows
+    reader.read_rows = lambda key, lo, hi: rows_read.append(hi - lo) or original(key, lo, hi)
+    summary = reader.summary("p", 2500.0, 2510.0, batch=0)
+    in_window = summary["populations"]["p"]["spikes"]
+    assert summary["populations"]["p"]["rate_hz"] == pytest.approx(200.0, rel=0.1)
+    assert 0 < sum(rows_read) <= in_window < total / 100
