@@ -4,7 +4,8 @@
     python examples/mnist_stdp.py --neurons 100 --train 60000 --test 10000 --batch 16
 
 Trains on the first --train training images, assigns each neuron the digit it
-responds to most (from those images' responses with learning off), and
+responds to most (from the responses to the last --assign of those images, with
+learning off), and
 classifies the first --test test images by the "all" and "proportion" schemes.
 The HDF5 log holds the excitatory spikes during the test, and under results/ the final weights,
 thresholds, assignments and accuracies. The last line printed is one JSON object.
@@ -31,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neurons", type=int, default=100, help="excitatory neurons (default 100)")
     parser.add_argument("--train", type=int, default=5000, help="training images (default 5000)")
     parser.add_argument("--test", type=int, default=1000, help="test images (default 1000)")
+    parser.add_argument("--assign", type=int, default=10000,
+                        help="label neurons from the last N training images (default 10000, "
+                             "as the paper's code; at most --train)")
     parser.add_argument("--batch", type=int, default=16, help="samples simulated side by side")
     parser.add_argument("--backend", default=None, choices=["numba", "torch"],
                         help="default: numba on cpu, torch on cuda")
@@ -59,13 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         x_test, y_test = load_mnist("test", data, download=args.download)
         if not (0 < args.train <= len(x_train) and 0 < args.test <= len(x_test)):
             raise ValueError(f"--train must be in 1..{len(x_train)} and --test in 1..{len(x_test)}")
+        if args.assign < 1:
+            raise ValueError("--assign must be at least 1")
         dc = DiehlCook2015(args.neurons, batch=args.batch, seed=args.seed, backend=args.backend,
                            device=args.device, log=log)
         dc.net.compile()  # compile (or load cached kernels) before the clock starts
         t0 = time.perf_counter()
         dc.train(x_train[:args.train], progress=progress)
         train_seconds = time.perf_counter() - t0
-        dc.assign_labels(dc.respond(x_train[:args.train], progress=progress), y_train[:args.train])
+        assign = slice(args.train - min(args.assign, args.train), args.train)
+        dc.assign_labels(dc.respond(x_train[assign], progress=progress), y_train[assign])
         dc.net.spike_monitor(dc.exc)  # the log keeps the spikes of the test samples
         counts = dc.respond(x_test[:args.test], progress=progress)
     except (ValueError, TypeError, OSError, DatasetError) as exc:
