@@ -97,9 +97,11 @@ def build(seed: int, backend: str | None = None, log=None):
     exc = net.population(800, ReferenceIzhikevich(a=0.02, d=8.0), name="exc")
     inh = net.population(200, ReferenceIzhikevich(a=0.1, d=2.0), name="inh")
     # about 100 targets per neuron: excitatory ones anywhere, inhibitory ones excitatory
-    ee = net.projection(exc, exc, ns.FixedProbability(0.1), weight=1.0, delay=1)
-    ei = net.projection(exc, inh, ns.FixedProbability(0.1), weight=1.0, delay=1)
-    net.projection(inh, exc, ns.FixedProbability(0.125), weight=-1.0, delay=1, receptor="inh")
+    # CSR storage, so that weight[s] is synapse s of synapses()
+    ee = net.projection(exc, exc, ns.FixedProbability(0.1), weight=1.0, delay=1, sparse=True)
+    ei = net.projection(exc, inh, ns.FixedProbability(0.1), weight=1.0, delay=1, sparse=True)
+    net.projection(inh, exc, ns.FixedProbability(0.125), weight=-1.0, delay=1, receptor="inh",
+                   sparse=True)
     net.modulators.add("dopamine", tau_ms=TAU_DOPAMINE, baseline=0.002)
     stdp = dict(modulator="dopamine", a_plus=0.1, a_minus=0.15, tau_plus=TAU_TRACE,
                 tau_minus=TAU_TRACE, pairing="nearest", tau_eligibility=TAU_ELIGIBILITY, every=10,
@@ -130,7 +132,7 @@ class RewardContingency:
     @staticmethod
     def _last(trace, neuron: int, now: int) -> int | None:
         x = float(trace.value[0, neuron])
-        if x <= 0.0:
+        if x < 1e-6:  # no spike in the last ~270 ms; tiny float32 values lose the count
             return None
         return now - int(round(math.log(x) / math.log(trace.decay)))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -69,7 +70,9 @@ def _plot(args: argparse.Namespace) -> int:
     from neurosim import plots
     from neurosim.plots.weights import parse_tiles
 
-    out = args.out or f"{args.log.rsplit('.', 1)[0]}-{args.kind}.png"
+    out = args.out or f"{os.path.splitext(args.log)[0]}-{args.kind}.png"
+    if not out.lower().endswith(".png"):
+        raise ValueError(f"--out must name a .png file, got {out!r}")
     window = dict(start_ms=args.start, stop_ms=args.stop, batch=args.batch)
     with LogReader(args.log) as reader:
         if args.kind in ("raster", "rates", "isi"):

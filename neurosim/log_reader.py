@@ -166,12 +166,21 @@ class LogReader:
                 hi = mid
         return lo
 
+    @property
+    def steps_sorted(self) -> bool:
+        """Whether recorded steps never decrease (False after a run whose clock was set
+        back with ``load_state``); windows are then found by scanning, not searching."""
+        return bool(self.attrs.get("steps_sorted", True))
+
     def spike_range(self, population: str, start_ms: float | None = None,
                     stop_ms: float | None = None) -> tuple[int, int]:
-        """Event indices ``[lo, hi)`` of the spikes of ``population`` in ``[start_ms, stop_ms)``."""
+        """Event indices ``[lo, hi)`` of the spikes of ``population`` in ``[start_ms, stop_ms)``
+        (with unsorted steps, the whole record: filter it with the steps)."""
         key = self._spike_key(population)
         if start_ms is not None and stop_ms is not None and stop_ms <= start_ms:
             raise ValueError(f"empty time window: from {start_ms:g} ms to {stop_ms:g} ms")
+        if not self.steps_sorted:
+            return 0, self._length(key)
         lo = 0 if start_ms is None else self._first_at_or_after(key, int(np.ceil(start_ms / self.dt - 1e-9)))
         hi = (self._length(key) if stop_ms is None
               else self._first_at_or_after(key, int(np.ceil(stop_ms / self.dt - 1e-9))))
@@ -187,6 +196,9 @@ class LogReader:
         lo, hi = self.spike_range(population, start_ms, stop_ms)
         base = f"spikes/{population}"
         steps, neurons, rows = (self.read_rows(f"{base}/{c}", lo, hi) for c in ("step", "neuron", "batch"))
+        if not self.steps_sorted and (start_ms is not None or stop_ms is not None):
+            keep = self._in_window(steps, start_ms, stop_ms)
+            steps, neurons, rows = steps[keep], neurons[keep], rows[keep]
         if batch is not None:
             n_rows = int(self.attrs.get("batch", 1))
             if not 0 <= batch < n_rows:
@@ -202,6 +214,14 @@ class LogReader:
         steps, neurons, rows = self.spikes(population, start_ms, stop_ms, batch)
         return steps * self.dt, neurons, rows
 
+    def _in_window(self, steps: np.ndarray, start_ms: float | None, stop_ms: float | None) -> np.ndarray:
+        keep = np.ones(len(steps), dtype=bool)
+        if start_ms is not None:
+            keep &= steps >= int(np.ceil(start_ms / self.dt - 1e-9))
+        if stop_ms is not None:
+            keep &= steps < int(np.ceil(stop_ms / self.dt - 1e-9))
+        return keep
+
     def population_size(self, population: str) -> int:
         """Number of neurons of ``population`` (from the network description)."""
         for p in self.network.get("populations", []):
@@ -209,6 +229,14 @@ class LogReader:
                 return int(p["size"])
         raise KeyError(f"no population {population!r} in this log; populations: "
                        f"{', '.join(p['name'] for p in self.network.get('populations', [])) or 'none'}")
+
+    def record_population(self, record: str) -> str:
+        """The population a spike record (a spike monitor's name) recorded."""
+        return str(self.dataset_attrs(self._spike_key(record)).get("population", record))
+
+    def spike_record_size(self, record: str) -> int:
+        """Neurons of the population recorded by spike record ``record``."""
+        return self.population_size(self.record_population(record))
 
     def recording_start_ms(self, population: str) -> float:
         """When spike recording of ``population`` began (ms)."""
@@ -280,21 +308,30 @@ class LogReader:
         pops: dict[str, Any] = {}
         for p in net.get("populations", []):
             pops[p["name"]] = {"size": p["size"], "model": p["model"]}
+        records = self.spike_populations()
         if population is not None:
-            if population not in pops and population not in self.spike_populations():
+            # a population's name, or the name of a spike monitor (record) of one
+            if population in records and population not in pops:
+                population = self.record_population(population)
+            if population not in pops:
                 raise KeyError(f"no population {population!r} in this log; populations: "
                                f"{', '.join(pops) or 'none'}")
-            pops = {population: pops.get(population, {"size": None, "model": None})}
-        for name in self.spike_populations():
+            pops = {population: pops[population]}
+        for name in records:
             key = f"spikes/{name}/step"
             pop = self.dataset_attrs(key).get("population", name)
             if population is not None and pop != population:
                 continue
             begin = max(self.recording_start_ms(name), start_ms or 0.0)
             end = duration if stop_ms is None else min(stop_ms, duration)
-            lo, hi = self.spike_range(name, begin, end) if end > begin else (0, 0)
-            count = hi - lo if batch is None else int(np.count_nonzero(
-                self.read_rows(f"spikes/{name}/batch", lo, hi) == batch))
+            if end <= begin:
+                count = 0
+            elif self.steps_sorted:
+                lo, hi = self.spike_range(name, begin, end)
+                count = hi - lo if batch is None else int(np.count_nonzero(
+                    self.read_rows(f"spikes/{name}/batch", lo, hi) == batch))
+            else:
+                count = len(self.spikes(name, begin, end, batch)[0])
             size = pops.get(pop, {}).get("size")
             seconds = max(0.0, end - begin) * 1e-3
             rows = 1 if batch is not None else n_rows

@@ -123,6 +123,8 @@ class Network:
         self._dirty = True
         self._chunk_steps = 1
         self._run_started_at: str | None = None
+        self._logged_until = 0  # the latest step any run has logged
+        self._steps_sorted = True  # False once a run logs steps before _logged_until
         #: True when populations are split across processes (scale-out, not yet built)
         self._exchanges_spikes = False
 
@@ -381,6 +383,9 @@ class Network:
                 specs.append(spec)
             static.update(mon.static())
         self._run_started_at = self._run_started_at or _now()
+        # a clock set back (load_state) appends earlier steps to the log: readers must
+        # not assume the recorded steps increase
+        self._steps_sorted = self._steps_sorted and start_step >= self._logged_until
         self.log.begin_run(self._log_attrs(), specs, static)
         completed = False
         bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
@@ -410,8 +415,10 @@ class Network:
                     self._flush()
                 except Exception:  # noqa: BLE001 - keep the original error
                     pass
+            self._logged_until = max(self._logged_until, self.clock.step)
             self.log.end_run(completed, {"ended_at": _now(), "steps": self.clock.step,
-                                         "duration_ms": self.clock.time_ms})
+                                         "duration_ms": self.clock.time_ms,
+                                         "steps_sorted": self._steps_sorted})
 
     def _steps_for(self, duration_ms: float | None, steps: int | None) -> int:
         if (duration_ms is None) == (steps is None):

@@ -180,11 +180,18 @@ class Projection:
         return dense
 
     def synapses(self) -> tuple[np.ndarray, np.ndarray]:
-        """(presynaptic, postsynaptic) neuron index of each synapse, in the order of
-        ``weight.reshape(-1)`` (CSR: one entry per synapse; dense: every pair, row-major)."""
+        """(presynaptic, postsynaptic) neuron index of each synapse.
+
+        CSR: in storage order, so synapse ``s`` has weight ``weight[s]``. Dense: the
+        connected pairs (where the mask is true; every pair without a mask),
+        row-major; synapse ``s`` has weight ``weight[pre[s], post[s]]``.
+        """
         if not self.sparse:
-            rows, cols = np.indices((self.pre.n, self.post.n))
-            return rows.reshape(-1), cols.reshape(-1)
+            if self.mask is None:
+                rows, cols = np.indices((self.pre.n, self.post.n))
+                return rows.reshape(-1), cols.reshape(-1)
+            rows, cols = np.nonzero(self.mask.cpu().numpy())
+            return rows, cols
         indptr = self.indptr.cpu().numpy()
         return np.repeat(np.arange(self.pre.n), np.diff(indptr)), self.indices.cpu().numpy().copy()
 

@@ -76,3 +76,10 @@ def test_rewards_at_random_times_do_not_credit_the_chosen_synapse():
     result = load_example().run(3600.0, seed=1, progress=False, control_rate_hz=0.11)
     assert result["rewards"] > 300
     assert max(result["chosen_trajectory"]) < 2.0
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_the_task_runs_for_any_seed_on_a_real_synapse(example, seed):
+    result = example.run(2.0, seed=seed, progress=False)
+    assert result["n1"] != result["n2"]
+    assert len(result["other_weights"]) > 60000  # CSR: one weight per existing synapse

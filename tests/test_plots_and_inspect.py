@@ -121,3 +121,43 @@ def test_inspect_reads_only_the_window_of_a_large_log(tmp_path):
     in_window = summary["populations"]["p"]["spikes"]
     assert summary["populations"]["p"]["rate_hz"] == pytest.approx(200.0, rel=0.1)
     assert 0 < sum(rows_read) <= in_window < total / 100
+
+
+def test_custom_monitor_names_recording_start_and_bad_options(tmp_path, capsys):
+    path = str(tmp_path / "named.h5")
+    net = ns.Network(dt=0.1, seed=4, log=path)
+    src = net.population(30, ns.PoissonSource(rate=50.0), name="src")
+    net.run(900.0, progress=False)
+    net.spike_monitor(src, name="inputs")  # recording starts at 900 ms
+    net.run(100.0, progress=False)
+    out = str(tmp_path / "r.png")
+    assert main(["plot", path, "raster", "--out", out]) == 0
+    capsys.readouterr()
+    assert main(["inspect", path, "--json", "--population", "inputs"]) == 0
+    entry = json.loads(capsys.readouterr().out)["populations"]["src"]
+    assert entry["window_ms"] == [900.0, 1000.0] and entry["rate_hz"] == pytest.approx(50.0, rel=0.3)
+    from neurosim.plots.spikes import Window
+    window = Window.of(ns.LogReader(path), None, None, None, 0)
+    assert window.start_ms == 900.0  # rates are not diluted by the unrecorded 900 ms
+    assert main(["plot", path, "rates", "--bin", "1e-9", "--out", out]) == 1
+    assert "too small" in capsys.readouterr().err
+    assert main(["plot", path, "rates", "--out", str(tmp_path / "r.svg")]) == 1
+    assert "must name a .png file" in capsys.readouterr().err
+
+
+def test_windows_stay_right_after_the_clock_is_set_back(tmp_path):
+    path = str(tmp_path / "rewind.h5")
+    net = ns.Network(dt=0.1, seed=4, log=path)
+    src = net.population(30, ns.PoissonSource(rate=100.0), name="src")
+    net.spike_monitor(src)
+    net.run(10.0, progress=False)
+    saved = {k: v.clone() for k, v in net.state_dict().items()}
+    net.run(10.0, progress=False)
+    net.load_state_dict(saved)  # back to 10 ms: the next run logs steps 100.. again
+    net.run(10.0, progress=False)
+    reader = ns.LogReader(path)
+    assert not reader.steps_sorted
+    steps, _, _ = reader.spikes("src")
+    expected = int(((steps >= 50) & (steps < 150)).sum())
+    assert len(reader.spikes("src", 5.0, 15.0)[0]) == expected
+    assert reader.summary("src", 5.0, 15.0)["populations"]["src"]["spikes"] == expected

@@ -418,3 +418,45 @@ def test_rate_homeostasis_brings_every_neuron_within_ten_percent_of_target():
     rates = rates_over(net, 60000.0)  # rule active: each neuron's long-run rate
     # measured on 2026-11-23: 10.00-10.12 Hz for the 10 Hz target
     assert np.all(np.abs(rates - 10.0) < 1.0), rates
+
+
+def _two_backends(build, runs):
+    out = {}
+    for backend in ("torch", "numba"):
+        net, projs, rule_list = build(backend)
+        for action in runs:
+            action(net, rule_list)
+        out[backend] = [p.weight_matrix() for p in projs], [r.state_tensors() for r in rule_list]
+    return out
+
+
+def _small_plastic(backend, rule_factories, sparse=False, p=0.5):
+    net = ns.Network(dt=0.1, seed=7, backend=backend)
+    net.modulators.add("da", tau_ms=30.0, baseline=0.1)
+    src = net.population(40, ns.PoissonSource(rate=40.0), name="src")
+    dst = net.population(10, ns.LIF(), name="dst")
+    proj = net.projection(src, dst, ns.FixedProbability(p), weight=ns.Uniform(0.5, 3.0), sparse=sparse)
+    rule_list = [net.add_rule(proj, f()) for f in rule_factories]
+    return net, [proj], rule_list
+
+
+def test_backends_agree_when_a_python_rule_precedes_a_compiled_one_and_when_every_changes():
+    factories = [lambda: rules.WeightNormalization(60.0, every=3),
+                 lambda: rules.STDP(a_plus=0.2, a_minus=0.2, w_max=10.0)]
+    run = lambda net, rl: net.run(50.0, progress=False)  # noqa: E731
+
+    def change_every(net, rl):
+        rl[1].every = 7
+
+    out = _two_backends(lambda b: _small_plastic(b, factories), [run, change_every, run])
+    for x, y in zip(out["torch"][0], out["numba"][0]):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-6)
+
+
+def test_masked_dense_eligibility_stays_zero_off_the_synapses_on_both_backends():
+    factories = [lambda: rules.RewardModulatedSTDP(modulator="da", w_max=5.0)]
+    out = _two_backends(lambda b: _small_plastic(b, factories, sparse=False, p=0.3),
+                        [lambda net, rl: net.run(60.0, progress=False)])
+    for key, value in out["torch"][1][0].items():
+        np.testing.assert_allclose(value.numpy(), out["numba"][1][0][key].numpy(), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(out["torch"][0][0], out["numba"][0][0], rtol=1e-6, atol=1e-7)

@@ -137,8 +137,12 @@ class NumbaBackend:
 
     def _layout_key(self) -> Any:
         net = self.net
-        return (net.dtype, tuple((p.name, tuple((k, tuple(v.shape)) for k, v in p.constants.items()))
-                                 for p in net.populations.values()))
+        # what the generated code bakes in: constant shapes, and the rules' structural
+        # settings (a rule's lr or amplitudes are read at every call instead)
+        rules = tuple((name, type(r).__name__, r.every, r.as_gradient, getattr(r, "pairing", None),
+                       getattr(r, "weight_dependence", None)) for name, r in net.rules.items())
+        return (net.dtype, rules, tuple((p.name, tuple((k, tuple(v.shape)) for k, v in p.constants.items()))
+                                        for p in net.populations.values()))
 
     def compile(self, profile: bool = False) -> float:
         """Generate and compile the kernels if the network changed; returns seconds spent.

@@ -133,7 +133,8 @@ def pair_rule(pre_hist, pre_cnt, pre_idx, pre_slot, post_hist, post_cnt, post_id
                         if post_hist[post_slot, b, j]:
                             ltp += x_pre[b, i] * f_post[b, j] if use_f else x_pre[b, i]
                 if mode == TO_ELIGIBILITY:
-                    elig[s] = elig[s] + (ltp * a_plus - ltd * a_minus)
+                    if mask.shape[0] == 0 or mask[s] != 0:  # no eligibility without a synapse
+                        elig[s] = elig[s] + (ltp * a_plus - ltd * a_minus)
                 else:
                     x = _new_weight(w[s], ltp * a_plus, ltd * a_minus, lr, w_min, w_max, multiplicative)
                     w[s] = x * mask[s] if mask.shape[0] != 0 else x
@@ -160,7 +161,8 @@ def pair_rule(pre_hist, pre_cnt, pre_idx, pre_slot, post_hist, post_cnt, post_id
                     b = rows_b[q]
                     ltp += x_pre[b, i] * f_post[b, j] if use_f else x_pre[b, i]
                 if mode == TO_ELIGIBILITY:
-                    elig[s] = elig[s] + (ltp * a_plus - zero)
+                    if mask.shape[0] == 0 or mask[s] != 0:
+                        elig[s] = elig[s] + (ltp * a_plus - zero)
                 else:
                     x = _new_weight(w[s], ltp * a_plus, zero, lr, w_min, w_max, multiplicative)
                     w[s] = x * mask[s] if mask.shape[0] != 0 else x
@@ -353,6 +355,8 @@ def split_rules(net: "Network") -> tuple[list[Any], list[Any]] | None:
     inside, outside = [], []
     for rule in net.rules.values():
         if compiled(rule):
+            if any(o.projection is rule.projection for o in outside):
+                return None  # a Python rule must change these weights first, as on torch
             inside.append(rule)
         elif keeps_traces(rule):
             return None

@@ -32,7 +32,10 @@ class Window:
             raise KeyError(f"no spikes recorded for population {population!r}; recorded: "
                            f"{', '.join(recorded)}")
         duration = reader.steps * reader.dt
-        start = 0.0 if start_ms is None else float(start_ms)
+        chosen = [population] if population else recorded
+        # by default from when recording began (a monitor added mid-run saw nothing before)
+        start = (max(reader.recording_start_ms(r) for r in chosen) if start_ms is None
+                 else float(start_ms))
         stop = duration if stop_ms is None else min(float(stop_ms), duration)
         if stop <= start:
             raise ValueError(f"empty time window: from {start:g} ms to {stop:g} ms "
@@ -40,7 +43,7 @@ class Window:
         rows = int(reader.attrs.get("batch", 1))
         if not 0 <= batch < rows:
             raise ValueError(f"batch row {batch} does not exist: the run had {rows} row(s)")
-        return cls([population] if population else recorded, start, stop, batch)
+        return cls(chosen, start, stop, batch)
 
     def events(self, reader: LogReader, population: str) -> tuple[np.ndarray, np.ndarray]:
         """(times in ms, neurons) of the window's spikes of ``population``."""
@@ -66,7 +69,7 @@ def raster(reader: LogReader, out: str | os.PathLike[str], *, population: str | 
     offset, ticks, total = 0, [], 0
     for name in window.populations:
         times, neurons = window.events(reader, name)
-        n = reader.population_size(name)
+        n = reader.spike_record_size(name)
         # many dots: small markers, drawn as an image inside the vector frame
         ax.scatter(times, neurons + offset, s=max(0.5, min(4.0, 2e4 / max(len(times), 1))),
                    marker="|" if len(times) < 2000 else ".", color=colors[name], linewidths=0.6,
@@ -92,6 +95,9 @@ def rates(reader: LogReader, out: str | os.PathLike[str], *, population: str | N
     window = Window.of(reader, population, start_ms, stop_ms, batch)
     span = window.stop_ms - window.start_ms
     bin_ms = bin_ms or max(reader.dt, span / 200.0)
+    if bin_ms < reader.dt or span / bin_ms > 1e6:
+        raise ValueError(f"--bin {bin_ms:g} ms is too small: at least one step ({reader.dt:g} ms) "
+                         "and at most a million bins")
     fig, axes = new_figure(size)
     ax = axes[0, 0]
     colors = population_colors(reader.spike_populations())
@@ -99,7 +105,7 @@ def rates(reader: LogReader, out: str | os.PathLike[str], *, population: str | N
     for name in window.populations:
         times, neurons = window.events(reader, name)
         total += len(times)
-        edges, values = binned_rates(times, neurons, reader.population_size(name),
+        edges, values = binned_rates(times, neurons, reader.spike_record_size(name),
                                      window.start_ms, window.stop_ms, bin_ms)
         ax.stairs(values, edges, color=colors[name], label=f"{name} (mean {values.mean():.2f} Hz)")
     if total == 0:
@@ -121,7 +127,7 @@ def isi(reader: LogReader, out: str | os.PathLike[str], *, population: str | Non
     times, neurons = window.events(reader, name)
     if len(times) == 0:
         raise _no_spikes(Window([name], window.start_ms, window.stop_ms, batch))
-    n = reader.population_size(name)
+    n = reader.spike_record_size(name)
     per_neuron = firing_rates(times, neurons, n, window.start_ms, window.stop_ms)
     trains = spike_trains(times, neurons, n)
     intervals = np.concatenate([np.diff(t) for t in trains if len(t) > 1] or [np.zeros(0)])
