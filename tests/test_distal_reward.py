@@ -67,14 +67,15 @@ def test_distal_reward_credits_the_chosen_synapse():
     assert traj[:60].max() < 1.0 and traj.max() >= 3.99
     assert np.mean(traj[-600:]) >= 3.0  # the last 10 minutes mostly near the top
     assert result["chosen_rank_percentile"] >= 95.0
-    assert 0.8 <= result["others_mean"] <= 1.3 and result["others_at_max"] < 0.05
+    # measured (seed 1): mean 1.00 -> 0.85, 1.1% at the maximum, chosen above 99.2% of them
+    assert 0.6 <= result["others_mean"] <= 1.3 and result["others_at_max"] < 0.05
 
 
 @pytest.mark.slow
 def test_rewards_at_random_times_do_not_credit_the_chosen_synapse():
-    """Control: as many rewards (0.11 per second), but not after the coincidences."""
-    result = load_example().run(3600.0, seed=1, progress=False, control_rate_hz=0.11)
-    assert result["rewards"] > 300
+    """Control: about as many rewards (0.058 per second), but not after the coincidences."""
+    result = load_example().run(3600.0, seed=1, progress=False, control_rate_hz=0.058)
+    assert result["rewards"] > 150
     assert max(result["chosen_trajectory"]) < 2.0
 
 
