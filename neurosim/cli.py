@@ -24,7 +24,7 @@ def format_summary(s: dict[str, Any]) -> str:
         f"log:        {s['file']}",
         f"status:     {status}",
         f"neurosim:   {s['neurosim_version']}   backend: {s['backend']} on {s['device']}   seed: {s['seed']}",
-        f"time:       {s['duration_ms']:g} ms simulated ({s['steps']} steps of {s['dt_ms']:g} ms), "
+        f"time:       {s['duration_ms']:.10g} ms simulated ({s['steps']} steps of {s['dt_ms']:g} ms), "
         f"batch {s['batch']}",
         f"started:    {s['started_at']}   ended: {s['ended_at'] or '-'}",
         "populations:",
@@ -35,7 +35,7 @@ def format_summary(s: dict[str, Any]) -> str:
             rate = "-" if p["rate_hz"] is None else f"{p['rate_hz']:.2f} Hz"
             begin, end = p["window_ms"]
             rows = "all rows" if s.get("batch_selected") is None else f"row {s['batch_selected']}"
-            rec = f"{p['spikes']} spikes, mean rate {rate} ({begin:g}-{end:g} ms, {rows})"
+            rec = f"{p['spikes']} spikes, mean rate {rate} ({begin:.10g}-{end:.10g} ms, {rows})"
         else:
             rec = "spikes not recorded"
         lines.append(f"  {name:<{width}}  {p['size']!s:>8} {p['model'] or '':<16} {rec}")

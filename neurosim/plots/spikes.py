@@ -51,11 +51,16 @@ class Window:
         return times, neurons
 
     def label(self) -> str:
-        return f"{self.start_ms:g}-{self.stop_ms:g} ms, batch row {self.batch}"
+        return f"{self.start_ms:.10g}-{self.stop_ms:.10g} ms, batch row {self.batch}"
 
 
-def _no_spikes(window: Window) -> ValueError:
-    return ValueError(f"no spikes of {', '.join(window.populations)} in {window.label()}")
+def _no_spikes(window: Window, reader: LogReader | None = None) -> ValueError:
+    hint = ""
+    if reader is not None:
+        began = min(reader.recording_start_ms(r) for r in window.populations)
+        if began >= window.stop_ms:
+            hint = f" (recording began at {began:.10g} ms)"
+    return ValueError(f"no spikes of {', '.join(window.populations)} in {window.label()}{hint}")
 
 
 def raster(reader: LogReader, out: str | os.PathLike[str], *, population: str | None = None,
@@ -78,7 +83,7 @@ def raster(reader: LogReader, out: str | os.PathLike[str], *, population: str | 
         offset += n
         total += len(times)
     if total == 0:
-        raise _no_spikes(window)
+        raise _no_spikes(window, reader)
     ax.set(xlim=(window.start_ms, window.stop_ms), ylim=(-0.5, offset - 0.5), xlabel="time (ms)",
            ylabel="neuron", title=f"spike raster, {window.label()}")
     if len(window.populations) > 1:
@@ -109,7 +114,7 @@ def rates(reader: LogReader, out: str | os.PathLike[str], *, population: str | N
                                      window.start_ms, window.stop_ms, bin_ms)
         ax.stairs(values, edges, color=colors[name], label=f"{name} (mean {values.mean():.2f} Hz)")
     if total == 0:
-        raise _no_spikes(window)
+        raise _no_spikes(window, reader)
     ax.set(xlim=(window.start_ms, window.stop_ms), xlabel="time (ms)", ylabel="rate (Hz)",
            title=f"population rate in {bin_ms:g} ms bins, {window.label()}")
     ax.set_ylim(bottom=0)
@@ -126,7 +131,7 @@ def isi(reader: LogReader, out: str | os.PathLike[str], *, population: str | Non
     name = window.populations[0]
     times, neurons = window.events(reader, name)
     if len(times) == 0:
-        raise _no_spikes(Window([name], window.start_ms, window.stop_ms, batch))
+        raise _no_spikes(Window([name], window.start_ms, window.stop_ms, batch), reader)
     n = reader.spike_record_size(name)
     per_neuron = firing_rates(times, neurons, n, window.start_ms, window.stop_ms)
     trains = spike_trains(times, neurons, n)
