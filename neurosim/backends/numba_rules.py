@@ -85,6 +85,17 @@ def _new_weight(x, ltp, ltd, lr, w_min, w_max, multiplicative):
 
 
 @njit(cache=True)
+def _changed(value, ltp, ltd, mode, synapse, lr, w_min, w_max, multiplicative):
+    """The new eligibility or weight of one synapse (``synapse``: its mask value, 0 or 1).
+
+    Scalars only: a helper taking arrays would pay reference counting on every synapse.
+    """
+    if mode == TO_ELIGIBILITY:
+        return value + (ltp - ltd) if synapse != 0 else value  # none without a synapse
+    return _new_weight(value, ltp, ltd, lr, w_min, w_max, multiplicative) * synapse
+
+
+@njit(cache=True)
 def _rows_of(hist, slot, i, rows):
     n = 0
     for b in range(hist.shape[1]):
@@ -106,6 +117,9 @@ def pair_rule(pre_hist, pre_cnt, pre_idx, pre_slot, post_hist, post_cnt, post_id
     """
     dense = indptr.shape[0] == 0
     zero = w.dtype.type(0.0)
+    one = w.dtype.type(1.0)
+    masked = mask.shape[0] != 0
+    target = elig if mode == TO_ELIGIBILITY else w
     for b in range(pre_cnt.shape[1]):
         for k in range(pre_cnt[pre_slot, b]):
             row_flag[pre_idx[pre_slot, b, k]] = 1
@@ -132,12 +146,8 @@ def pair_rule(pre_hist, pre_cnt, pre_idx, pre_slot, post_hist, post_cnt, post_id
                     for b in range(post_hist.shape[1]):
                         if post_hist[post_slot, b, j]:
                             ltp += x_pre[b, i] * f_post[b, j] if use_f else x_pre[b, i]
-                if mode == TO_ELIGIBILITY:
-                    if mask.shape[0] == 0 or mask[s] != 0:  # no eligibility without a synapse
-                        elig[s] = elig[s] + (ltp * a_plus - ltd * a_minus)
-                else:
-                    x = _new_weight(w[s], ltp * a_plus, ltd * a_minus, lr, w_min, w_max, multiplicative)
-                    w[s] = x * mask[s] if mask.shape[0] != 0 else x
+                target[s] = _changed(target[s], ltp * a_plus, ltd * a_minus, mode,
+                                     mask[s] if masked else one, lr, w_min, w_max, multiplicative)
     # columns: synapses onto postsynaptic neurons that fired, in rows not done above (LTP only)
     for b0 in range(post_cnt.shape[1]):
         for k0 in range(post_cnt[post_slot, b0]):
@@ -160,12 +170,8 @@ def pair_rule(pre_hist, pre_cnt, pre_idx, pre_slot, post_hist, post_cnt, post_id
                 for q in range(nb):
                     b = rows_b[q]
                     ltp += x_pre[b, i] * f_post[b, j] if use_f else x_pre[b, i]
-                if mode == TO_ELIGIBILITY:
-                    if mask.shape[0] == 0 or mask[s] != 0:
-                        elig[s] = elig[s] + (ltp * a_plus - zero)
-                else:
-                    x = _new_weight(w[s], ltp * a_plus, zero, lr, w_min, w_max, multiplicative)
-                    w[s] = x * mask[s] if mask.shape[0] != 0 else x
+                target[s] = _changed(target[s], ltp * a_plus, zero, mode,
+                                     mask[s] if masked else one, lr, w_min, w_max, multiplicative)
     for b in range(pre_cnt.shape[1]):
         for k in range(pre_cnt[pre_slot, b]):
             row_flag[pre_idx[pre_slot, b, k]] = 0
