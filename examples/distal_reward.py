@@ -105,7 +105,7 @@ def build(seed: int, backend: str | None = None, log=None):
     net.modulators.add("dopamine", tau_ms=TAU_DOPAMINE, baseline=0.002)
     stdp = dict(modulator="dopamine", a_plus=0.1, a_minus=0.15, tau_plus=TAU_TRACE,
                 tau_minus=TAU_TRACE, pairing="nearest", tau_eligibility=TAU_ELIGIBILITY, every=10,
-                lr=1.0, w_min=0.0, w_max=4.0)
+                lr=0.1, w_min=0.0, w_max=4.0)  # lr per ms: w += M e every 10 ms
     rule = net.add_rule(ee, rules.RewardModulatedSTDP(**stdp))
     net.add_rule(ei, rules.RewardModulatedSTDP(**stdp))
     return net, exc, inh, ee, rule

@@ -111,7 +111,8 @@ def test_three_factor_needs_the_modulator(backend):
     net, proj, rule = pairing_net([99.9], [110.0], factory, backend=backend, modulators=["dopamine"])
     net.run(400.0, progress=False)
     assert proj.weight_matrix()[0, 0] == 0.5 and rule.eligibility.abs().sum() > 0
-    # dopamine 1 during exactly one step, 290 ms after the post spike: dw = lr * M * e
+    # dopamine 1 during exactly one step (dt ms), 290 ms after the post spike:
+    # dw = lr * M * e * dt (lr per ms)
     net, proj, rule = pairing_net([99.9], [110.0], factory, backend=backend, modulators=["dopamine"])
     net.run(400.0, progress=False)
     net.modulators.set("dopamine", 1.0)
@@ -119,7 +120,7 @@ def test_three_factor_needs_the_modulator(backend):
     net.modulators.set("dopamine", 0.0)
     net.run(100.0, progress=False)
     e = A_PLUS * math.exp(-10 / TAU_PLUS) * math.exp(-(400.0 - 110.0) / tau_e)
-    assert proj.weight_matrix()[0, 0] - 0.5 == pytest.approx(lr * e, rel=1e-3)
+    assert proj.weight_matrix()[0, 0] - 0.5 == pytest.approx(lr * e * DT, rel=1e-3)
 
 
 def test_modulator_decays_pulses_and_is_logged():
@@ -293,13 +294,14 @@ def test_hebbian_rules_on_a_projection_follow_their_equations():
     src = net.population(30, ns.PoissonSource(rate=40.0), name="src")
     dst = net.population(10, ns.LIF(), name="dst")
     proj = net.projection(src, dst, ns.AllToAll(), weight=ns.Uniform(2.0, 4.0), sparse=False)
-    rule = net.add_rule(proj, rules.Oja(lr=1e-7, tau_activity=50.0))
+    rule = net.add_rule(proj, rules.Oja(lr=2e-7, tau_activity=50.0))  # per ms: 1e-7 per 0.5 ms step
     net.run(200.0, progress=False)
     # one more step by hand: the weight change equals Oja.delta on the traced rates
     w0 = proj.weight.clone()
     net.run(steps=1, progress=False)
     x, y = rule.rates()
-    expected = w0 + 1e-7 * (x.T @ y - (y * y).sum(0) * w0)
+    assert rule.effective_lr == pytest.approx(1e-7)
+    expected = w0 + rule.effective_lr * (x.T @ y - (y * y).sum(0) * w0)
     torch.testing.assert_close(proj.weight, expected.clamp(min=0.0))
     assert (x > 0).any() and (y > 0).any()
 
@@ -385,7 +387,7 @@ def test_random_feedback_gives_each_neuron_its_own_error_and_gates_learning_per_
     net.projection(teach, post, ns.OneToOne(), weight=TEACHER_W)
     proj = net.projection(pre, post, ns.AllToAll(), weight=0.5, sparse=False)
     rule = net.add_rule(proj, rules.RewardModulatedSTDP(modulator="hidden_error", a_plus=A_PLUS,
-                                                        a_minus=0.0, w_min=-10.0, w_max=10.0,
+                                                        a_minus=0.0, lr=1.0 / DT, w_min=-10.0, w_max=10.0,
                                                         learning=False))
     net.run(150.0, progress=False)
     e = rule.eligibility.clone()
@@ -411,7 +413,7 @@ def test_custom_rule_example_runs_on_both_backends():
 
 
 def test_rate_homeostasis_brings_every_neuron_within_ten_percent_of_target():
-    net, rule = ei_network(rule_class=rules.RateHomeostasis, lr=2e-4)
+    net, rule = ei_network(rule_class=rules.RateHomeostasis, lr=4e-4)
     before = rates_over(net, 2000.0)
     assert before.min() > 12.0  # the excitatory drive alone is too strong
     net.run(18000.0, progress=False)

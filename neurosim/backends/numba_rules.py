@@ -279,7 +279,7 @@ class RuleEmitter:
         y_dep = self.array(f"r{r}_ydep", lambda ru=rule, a=y_dep: getattr(ru, a).before)
         f_arr = (self.array(f"r{r}_fpost", lambda ru=rule, a=f_post: getattr(ru, a).before)
                  if f_post else x_pre)
-        lr = self.scalar(f"r{r}_lr", lambda ru=rule: ru.lr)
+        lr = self.scalar(f"r{r}_lr", lambda ru=rule: ru.effective_lr)  # per application
         w_min = self.scalar(f"r{r}_wmin", lambda ru=rule: ru.w_min)
         w_max = self.scalar(f"r{r}_wmax", lambda ru=rule: ru.w_max)
         w = self.flat(f"r{r}_w", lambda p=proj: p.weight)

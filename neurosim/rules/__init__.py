@@ -3,8 +3,12 @@ weights and named neuromodulators. Attach with ``net.add_rule(projection, rule)`
 
 from neurosim.rules.base import Rule, SpikeTrace
 from neurosim.rules.diehl_cook import DiehlCookSTDP
-from neurosim.rules.hebbian import BCM, Hebb, Oja, RateRule
-from neurosim.rules.inhibitory import InhibitoryPlasticity, RateHomeostasis
+from neurosim.rules.bcm import BCM
+from neurosim.rules.hebb import Hebb
+from neurosim.rules.inhibitory import InhibitoryPlasticity
+from neurosim.rules.oja import Oja
+from neurosim.rules.rate_homeostasis import RateHomeostasis
+from neurosim.rules.rate_rule import RateRule
 from neurosim.rules.normalization import WeightNormalization
 from neurosim.rules.stdp import STDP
 from neurosim.rules.three_factor import RewardModulatedSTDP

@@ -73,8 +73,16 @@ def check_positive(owner: str, **values: float) -> None:
 class Rule:
     """Base class of learning rules.
 
+    Units of ``lr``: a rule whose equation is a rate of change (``continuous = True``:
+    Hebb, Oja, BCM, rate homeostasis, the modulator-gated change of reward-modulated
+    STDP) takes ``lr`` per ms and changes weights by ``lr * f * every * dt`` at each
+    application (``dw/dt = lr * f``), so results converge as ``dt`` shrinks. A rule
+    whose changes are per spike or spike pair (STDP, triplet STDP, Vogels'
+    inhibitory rule, Diehl & Cook's STDP) is dimensionless: ``lr`` scales each
+    event's change, whatever ``dt``.
+
     Args:
-        lr: learning rate (scales ``dw``).
+        lr: learning rate (scales ``dw``; per ms for continuous rules, see above).
         w_min, w_max: weight bounds (hard: a weight the rule changes is clipped to them).
         every: apply the weight change every ``every`` steps (traces update every step).
         learning: False freezes the rule (weights do not change); toggle any time.
@@ -82,8 +90,11 @@ class Rule:
             ``projection.weight.grad`` so that a torch optimiser applies it.
     """
 
-    #: receptor kinds the rule may attach to (None: any)
+    #: the post population must spike (not a spike generator)
     needs_spiking_post: bool = True
+    #: True: the equation is a rate ``dw/dt = lr * f`` and each application is scaled by
+    #: the time it stands for (``every * dt`` ms); False: changes are per spike event
+    continuous: bool = False
 
     def __init__(self, *, lr: float = 1.0, w_min: float = 0.0, w_max: float = math.inf,
                  every: int = 1, learning: bool = True, as_gradient: bool = False) -> None:
@@ -201,8 +212,20 @@ class Rule:
         """Phase 4: update the rule's traces with this step's spikes."""
 
     def weight_change(self, t: int) -> torch.Tensor | None:
-        """Phase 5: the weight change of this step (shaped like the weights), or None."""
+        """Phase 5: the weight change of this step (shaped like the weights), or None.
+        A continuous rule scales it by :attr:`effective_lr`, an event rule by ``lr``."""
         raise NotImplementedError
+
+    @property
+    def step_scale(self) -> float:
+        """Time one application stands for: ``every * dt`` (ms) for continuous rules, else 1."""
+        return self.every * self.net.dt if self.continuous else 1.0
+
+    @property
+    def effective_lr(self) -> float:
+        """``lr`` of one application: ``lr * every * dt`` for continuous rules, else ``lr``.
+        Continuous rules multiply by this (one Python float, so every backend rounds alike)."""
+        return self.lr * self.step_scale
 
     def apply(self, t: int) -> None:
         if t % self.every:

@@ -1,0 +1,59 @@
+"""The BCM rule with a sliding modification threshold."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from neurosim.rules.base import check_positive
+from neurosim.rules.rate_rule import RateRule
+
+
+class BCM(RateRule):
+    r"""BCM rule with a sliding threshold (Bienenstock, Cooper & Munro 1982; Intrator & Cooper 1992).
+
+    .. math::
+
+        \Delta w_{ij} = \eta\, x_i\, y_j (y_j - \theta_j), \qquad
+        \tau_\theta \frac{d\theta_j}{dt} = y_j^2 - \theta_j
+
+    Responses above the threshold potentiate, below it depress; because
+    :math:`\theta` tracks :math:`E[y^2]`, the neuron becomes selective to a subset
+    of its input patterns. ``tau_theta`` (ms) must be short against the weight
+    time scale.
+    """
+
+    def __init__(self, *, tau_theta: float = 1000.0, theta_init: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        check_positive("BCM", tau_theta=tau_theta)
+        self.tau_theta, self.theta_init = tau_theta, theta_init
+
+    def setup(self) -> None:
+        super().setup()
+        self.theta = torch.full((self.projection.post.n,), float(self.theta_init),
+                                dtype=self.projection.dtype, device=self.projection.device)
+        self.theta_decay = math.exp(-self.net.dt / self.tau_theta)
+
+    def reset(self) -> None:
+        super().reset()
+        self.theta.fill_(self.theta_init)
+
+    @staticmethod
+    def delta(x_phi, lr):
+        """x_phi: per-synapse sum_b x_i y_j (y_j - theta_j)."""
+        return lr * x_phi
+
+    @staticmethod
+    def theta_step(theta, mean_y2, decay):
+        """Exact step of tau dtheta/dt = y^2 - theta with y^2 held over the step."""
+        return mean_y2 + (theta - mean_y2) * decay
+
+    def update_traces(self, t):
+        super().update_traces(t)
+        _, y = self.rates()
+        self.theta = self.theta_step(self.theta, (y * y).mean(0), self.theta_decay)
+
+    def weight_change(self, t):
+        x, y = self.rates()
+        return self.delta(self.outer(x, y * (y - self.theta)), self.effective_lr)

@@ -1,0 +1,25 @@
+"""Oja's rule: Hebbian learning that finds the first principal component."""
+
+from __future__ import annotations
+
+from neurosim.rules.rate_rule import RateRule
+
+
+class Oja(RateRule):
+    r"""Oja's rule (Oja 1982): :math:`\Delta w_{ij} = \eta\, y_j (x_i - y_j w_{ij})`.
+
+    For a linear neuron :math:`y = w\cdot x` on zero-mean input the weight vector
+    converges to the unit-norm leading eigenvector of the input covariance (the
+    first principal component). ``lr`` must be small compared with
+    :math:`1/\lambda_{max}`.
+    """
+
+    @staticmethod
+    def delta(w, xy, y2, lr):
+        """xy: per-synapse sum_b x_i y_j; y2: sum_b y_j**2 broadcast to the weights."""
+        return lr * (xy - y2 * w)
+
+    def weight_change(self, t):
+        x, y = self.rates()
+        return self.delta(self.projection.weight, self.outer(x, y), self.per_post((y * y).sum(0)),
+                          self.effective_lr)
