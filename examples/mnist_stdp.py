@@ -9,6 +9,11 @@ learning off), and
 classifies the first --test test images by the "all" and "proportion" schemes.
 The HDF5 log holds the excitatory spikes during the test, and under results/ the final weights,
 thresholds, assignments and accuracies. The last line printed is one JSON object.
+
+Where MNIST is looked for, in order: --data DIR (the folder holding the four IDX
+files, or its parent), $NEUROSIM_DATA (either form), ../shared/datasets/mnist beside
+this clone, ~/.cache/neurosim/datasets/mnist (where --download puts it), and
+/usr/share/datasets/mnist.
 """
 
 from __future__ import annotations
@@ -20,11 +25,19 @@ import os
 import sys
 import time
 
-import h5py
-import numpy as np
+FILES = ("train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+         "t10k-labels-idx1-ubyte.gz")
 
-from neurosim.datasets import DatasetError, load_mnist
-from neurosim.networks.diehl_cook import DiehlCook2015
+
+class Phases:
+    """Says what the run is doing: a line per phase on stderr (with its time when done),
+    so that a user sees progress at start-up and when output is not a terminal."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+
+    def say(self, text: str) -> None:
+        print(f"[{time.perf_counter() - self.t0:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,41 +53,71 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: numba on cpu, torch on cuda")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=None,
-                        help="directory with the MNIST IDX files (default: $NEUROSIM_DATA/mnist, "
-                             "~/.cache/neurosim/datasets/mnist, or ../shared/datasets/mnist)")
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="folder with the four MNIST IDX files, or its parent (default: "
+                             "$NEUROSIM_DATA, ../shared/datasets beside this clone, "
+                             "~/.cache/neurosim/datasets/mnist, /usr/share/datasets/mnist)")
     parser.add_argument("--download", action="store_true",
                         help="fetch MNIST from the usual mirrors if it is not found (checked by MD5)")
     parser.add_argument("--log", default=None, help="HDF5 log (default runs/mnist-<time>.h5)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     progress = False if args.no_progress else None
-    data = args.data
-    if data is None and not os.environ.get("NEUROSIM_DATA"):
-        here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
-                            "datasets", "mnist")
-        data = here if os.path.isdir(here) else None
+    phases = Phases()
+    # torch and numba take seconds to import: say so, after --help has had its chance
+    phases.say("starting: importing torch, numba and neurosim")
+    import h5py
+    import numpy as np
+
+    from neurosim.datasets import DatasetError, DatasetNotFoundError, DownloadError, load_mnist
+    from neurosim.networks.diehl_cook import DiehlCook2015
+    beside_clone = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
+                                "datasets")
     log = args.log
     if log is None:
         os.makedirs("runs", exist_ok=True)
         log = datetime.datetime.now().strftime("runs/mnist-%Y%m%d-%H%M%S-%f.h5")
     try:
-        x_train, y_train = load_mnist("train", data, download=args.download)
-        x_test, y_test = load_mnist("test", data, download=args.download)
-        if not (0 < args.train <= len(x_train) and 0 < args.test <= len(x_test)):
-            raise ValueError(f"--train must be in 1..{len(x_train)} and --test in 1..{len(x_test)}")
-        if args.assign < 1:
-            raise ValueError("--assign must be at least 1")
+        if not (args.train > 0 and args.test > 0 and args.assign > 0 and args.batch > 0
+                and args.neurons > 0):
+            raise ValueError("--neurons, --train, --test, --assign and --batch must be positive")
+        phases.say("loading MNIST" + (" (downloading what is missing)" if args.download else ""))
+        x_train, y_train = load_mnist("train", args.data, download=args.download,
+                                      also_look_in=[os.path.normpath(beside_clone)])
+        x_test, y_test = load_mnist("test", args.data, download=args.download,
+                                    also_look_in=[os.path.normpath(beside_clone)])
+        if args.train > len(x_train) or args.test > len(x_test):
+            raise ValueError(f"--train must be at most {len(x_train)} and --test at most {len(x_test)}")
+        phases.say(f"building the network ({args.neurons} neurons, batch {args.batch})")
         dc = DiehlCook2015(args.neurons, batch=args.batch, seed=args.seed, backend=args.backend,
                            device=args.device, log=log)
-        dc.net.compile()  # compile (or load cached kernels) before the clock starts
+        phases.say("compiling kernels (the first run of a network structure; cached afterwards)")
+        compile_seconds = dc.net.compile()  # before the clock starts
+        phases.say(f"compiled in {compile_seconds:.1f} s; train: {args.train} images, learning on")
         t0 = time.perf_counter()
-        dc.train(x_train[:args.train], progress=progress)
+        dc.train(x_train[:args.train], progress=progress, desc="train")
         train_seconds = time.perf_counter() - t0
         assign = slice(args.train - min(args.assign, args.train), args.train)
-        dc.assign_labels(dc.respond(x_train[assign], progress=progress), y_train[assign])
+        n_assign = assign.stop - assign.start
+        phases.say(f"trained in {train_seconds:.1f} s ({args.train / train_seconds:.1f} samples/s); "
+                   f"label: neurons labelled from {n_assign} training images, learning off")
+        dc.assign_labels(dc.respond(x_train[assign], progress=progress, desc="label"), y_train[assign])
+        phases.say(f"test: {args.test} test images")
         dc.net.spike_monitor(dc.exc)  # the log keeps the spikes of the test samples
-        counts = dc.respond(x_test[:args.test], progress=progress)
+        counts = dc.respond(x_test[:args.test], progress=progress, desc="test")
+    except DatasetNotFoundError as exc:
+        print(f"mnist_stdp.py: error: MNIST not found; looked in {', '.join(exc.searched)}. "
+              f"Pass --data DIR (the folder with the four IDX files, or its parent), set "
+              f"NEUROSIM_DATA=DIR, or add --download (needs internet)", file=sys.stderr)
+        return 2
+    except DownloadError as exc:
+        print(f"mnist_stdp.py: error: {exc}. Without internet: copy the four files ({FILES}) "
+              f"into a folder and pass --data DIR, or set NEUROSIM_DATA=DIR", file=sys.stderr)
+        return 2
+    except FileExistsError as exc:
+        print(f"mnist_stdp.py: error: {exc.filename or exc}: the log exists; choose another "
+              f"--log, or leave --log out for a new name under runs/", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError, DatasetError) as exc:
         print(f"mnist_stdp.py: error: {exc}", file=sys.stderr)
         return 2
@@ -83,19 +126,24 @@ def main(argv: list[str] | None = None) -> int:
     with h5py.File(log, "r+") as f:
         g = f.create_group("results")
         g["weights"] = dc.input_exc.weight_matrix().astype(np.float32)
-        g["theta"] = dc.exc.state["theta"][0].numpy()
+        g["theta"] = dc.exc.state["theta"][0].cpu().numpy()
         g["assignments"] = dc.assignments
         g.attrs.update({"accuracy_all": accuracy["all"], "accuracy_proportion": accuracy["proportion"],
                         "train_samples": args.train, "test_samples": args.test})
+    total_seconds = time.perf_counter() - phases.t0
+    phases.say("done")
     print(f"Diehl & Cook (2015), {args.neurons} neurons, batch {args.batch}: trained on {args.train} "
-          f"images in {train_seconds:.1f} s ({args.train / train_seconds:.1f} samples/s)")
+          f"images in {train_seconds:.1f} s ({args.train / train_seconds:.1f} samples/s); "
+          f"the whole run took {total_seconds:.1f} s")
     print(f"  test accuracy on {args.test} images: {100 * accuracy['all']:.1f}% (all), "
           f"{100 * accuracy['proportion']:.1f}% (proportion weighting); log: {log}")
     print(json.dumps({"accuracy": accuracy["proportion"], "accuracy_all": accuracy["all"],
                       "train_samples": args.train, "test_samples": args.test,
                       "neurons": args.neurons, "batch": args.batch,
                       "train_seconds": round(train_seconds, 2),
-                      "samples_per_second": round(args.train / train_seconds, 2), "log": log}))
+                      "samples_per_second": round(args.train / train_seconds, 2),
+                      "compile_seconds": round(compile_seconds, 2),
+                      "total_seconds": round(total_seconds, 2), "log": log}))
     return 0
 
 

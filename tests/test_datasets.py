@@ -11,11 +11,9 @@ import neurosim as ns
 from neurosim.datasets import (DatasetError, latency_code, load_fashion_mnist, load_mnist,
                                poisson_spikes, rate_code)
 
-SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "shared", "datasets")
-# CI always has ../shared; a user's clone may not, and then these tests are skipped visibly
-pytestmark = pytest.mark.skipif(not os.path.isdir(SHARED) and not os.environ.get("CI"),
-                                reason=f"offline data sets not found at {SHARED}")
+from data_paths import DATASETS as SHARED, requires_datasets  # noqa: E402
+
+pytestmark = requires_datasets
 
 
 @pytest.mark.parametrize("loader, name", [(load_mnist, "mnist"), (load_fashion_mnist, "fashion-mnist")])

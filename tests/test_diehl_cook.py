@@ -9,10 +9,9 @@ from neurosim import rules
 from neurosim.datasets import load_mnist
 from neurosim.networks.diehl_cook import DiehlCook2015
 
-SHARED = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                      "shared", "datasets", "mnist")
-pytestmark = pytest.mark.skipif(not os.path.isdir(SHARED) and not os.environ.get("CI"),
-                                reason=f"offline MNIST not found at {SHARED}")
+from data_paths import MNIST as SHARED, requires_datasets  # noqa: E402
+
+pytestmark = requires_datasets
 
 
 def test_small_network_on_500_images_is_clearly_above_chance():

@@ -123,3 +123,21 @@ def test_rate_above_one_spike_per_step_is_rejected():
     net = ns.Network(dt=1.0)
     with pytest.raises(ValueError, match="exceeds one spike per step"):
         net.population(3, ns.PoissonSource(rate=2000.0))
+
+
+def test_spike_generator_refuses_two_spikes_of_a_neuron_in_one_step():
+    # 5.0 and 5.04 ms both fall in step 50 at dt 0.1: delivering them as one spike
+    # would halve the input silently
+    net = ns.Network(dt=0.1, seed=0)
+    with pytest.raises(ValueError, match=r"neuron 1 \(batch row 0\) has 2 spikes in step 50 "
+                                         r"\(at 5, 5.04 ms.*smaller dt"):
+        net.population(3, ns.SpikeGenerator([1.0, 5.0, 5.04], [1, 1, 1]), name="gen")
+    # the same times on different neurons, or in different rows, are fine
+    net.population(3, ns.SpikeGenerator([5.0, 5.04], [1, 2]), name="ok")
+    net2 = ns.Network(dt=0.1, seed=0, batch=2)
+    net2.population(2, ns.SpikeGenerator([5.0, 5.04], [1, 1], batch=[0, 1]), name="rows")
+    net3 = ns.Network(dt=0.01, seed=0)  # a finer step separates them
+    gen = net3.population(2, ns.SpikeGenerator([5.0, 5.04], [1, 1]), name="fine")
+    net3.spike_monitor(gen)
+    net3.run(6.0, progress=False)
+    assert net3.reader().spikes("fine")[0].tolist() == [500, 504]

@@ -6,8 +6,9 @@ widely installed package of that name.
 
 from neurosim.datasets.encoders import latency_code, poisson_spikes, rate_code
 from neurosim.datasets.idx import DatasetError, parse_idx, read_bytes
-from neurosim.datasets.mnist import load_fashion_mnist, load_mnist
+from neurosim.datasets.mnist import (DatasetNotFoundError, DownloadError, load_fashion_mnist,
+                                     load_mnist, search_directories)
 from neurosim.datasets.presenter import present
 
-__all__ = ["DatasetError", "latency_code", "load_fashion_mnist", "load_mnist", "parse_idx",
-           "poisson_spikes", "present", "rate_code", "read_bytes"]
+__all__ = ["DatasetError", "DatasetNotFoundError", "DownloadError", "latency_code", "load_fashion_mnist", "load_mnist", "parse_idx",
+           "poisson_spikes", "present", "rate_code", "read_bytes", "search_directories"]

@@ -1,12 +1,16 @@
 """MNIST and Fashion-MNIST: find, verify and load the IDX files.
 
-Where the loaders look, in order:
+Where the loaders look, in order (``<name>`` is ``mnist`` or ``fashion-mnist``):
 
-1. the ``directory`` argument, if given (it must hold the four files);
-2. ``$NEUROSIM_DATA/<name>`` when the environment variable ``NEUROSIM_DATA`` is set
-   (``<name>`` is ``mnist`` or ``fashion-mnist``);
-3. ``~/.cache/neurosim/datasets/<name>`` (where ``download=True`` puts them);
-4. ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist`` package).
+1. the ``directory`` argument, if given, and nothing else;
+2. ``$NEUROSIM_DATA`` when that environment variable is set;
+3. the ``also_look_in`` directories, if given (an example script adds the
+   ``shared/datasets`` folder beside its clone);
+4. ``~/.cache/neurosim/datasets/<name>`` (where ``download=True`` puts them);
+5. ``/usr/share/datasets/<name>`` (Debian's ``dataset-fashion-mnist`` package).
+
+A directory given by argument or variable may be the folder holding the files
+or its parent (the folder holding ``<name>/``): both are accepted.
 
 Files may be gzip-compressed (``*.gz``) or raw; either way the decompressed bytes
 are checked against the published MD5 sums, so a truncated or altered file is an
@@ -20,10 +24,33 @@ import os
 import tempfile
 import urllib.request
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from neurosim.datasets.idx import DatasetError, decompress, parse_idx, read_bytes
+
+#: seconds to wait for a mirror: an offline machine should hear so soon, not after minutes
+DOWNLOAD_TIMEOUT_S = 10.0
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The files of a data set are in none of the searched directories.
+
+    ``searched`` lists the directories in order; ``dataset`` names the data set.
+    """
+
+    def __init__(self, message: str, dataset: str, searched: list[str]) -> None:
+        super().__init__(message)
+        self.dataset, self.searched = dataset, searched
+
+
+class DownloadError(DatasetError):
+    """Every mirror failed (typically: no internet); ``target`` is where files would go."""
+
+    def __init__(self, message: str, dataset: str, target: str) -> None:
+        super().__init__(message)
+        self.dataset, self.target = dataset, target
 
 
 @dataclass(frozen=True)
@@ -52,16 +79,27 @@ FASHION_MNIST = DatasetFiles("fashion-mnist", {
 }, ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",))
 
 
-def search_directories(dataset: DatasetFiles, directory: str | os.PathLike[str] | None) -> list[str]:
-    """The directories the loader tries, in order."""
+def search_directories(dataset: DatasetFiles, directory: str | os.PathLike[str] | None,
+                       also_look_in: Sequence[str | os.PathLike[str]] = ()) -> list[str]:
+    """The directories the loader tries, in order (see the module doc)."""
     if directory is not None:
-        return [os.fspath(directory)]
-    dirs = []
+        return _both_forms(os.fspath(directory), dataset)
+    dirs: list[str] = []
     if os.environ.get("NEUROSIM_DATA"):
-        dirs.append(os.path.join(os.environ["NEUROSIM_DATA"], dataset.name))
+        dirs += _both_forms(os.environ["NEUROSIM_DATA"], dataset)
+    for d in also_look_in:
+        dirs += _both_forms(os.fspath(d), dataset)
     dirs.append(default_directory(dataset))
     dirs.append(os.path.join("/usr/share/datasets", dataset.name))
-    return dirs
+    return list(dict.fromkeys(dirs))
+
+
+def _both_forms(directory: str, dataset: DatasetFiles) -> list[str]:
+    """A user's folder may hold the files or a ``<name>/`` folder with them."""
+    inner = os.path.join(directory, dataset.name)
+    if os.path.basename(os.path.normpath(directory)) == dataset.name:
+        return [directory]
+    return [directory, inner]
 
 
 def default_directory(dataset: DatasetFiles) -> str:
@@ -78,46 +116,68 @@ def _find(dataset: DatasetFiles, stem: str, dirs: list[str]) -> str | None:
 
 
 def _download(dataset: DatasetFiles, stem: str, target_dir: str) -> str:
+    made = _missing_parents(target_dir)
     os.makedirs(target_dir, exist_ok=True)
     errors = []
-    for base in dataset.mirrors:
-        url = base + stem + ".gz"
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310 - fixed https/http mirrors
-                payload = resp.read()
-        except OSError as exc:
-            errors.append(f"{url}: {exc}")
-            continue
-        data = decompress(payload, url)
-        if hashlib.md5(data).hexdigest() != dataset.files[stem]:
-            errors.append(f"{url}: checksum mismatch")
-            continue
-        fd, tmp = tempfile.mkstemp(dir=target_dir)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        path = os.path.join(target_dir, stem + ".gz")
-        os.replace(tmp, path)
-        return path
-    raise DatasetError(f"could not download {stem} for {dataset.name}: " + "; ".join(errors))
+    try:
+        for base in dataset.mirrors:
+            url = base + stem + ".gz"
+            try:
+                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:  # noqa: S310 - fixed mirrors
+                    payload = resp.read()
+            except OSError as exc:
+                errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+                continue
+            data = decompress(payload, url)
+            if hashlib.md5(data).hexdigest() != dataset.files[stem]:
+                errors.append(f"{url}: checksum mismatch")
+                continue
+            fd, tmp = tempfile.mkstemp(dir=target_dir)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+            path = os.path.join(target_dir, stem + ".gz")
+            os.replace(tmp, path)
+            made = []  # keep the folders: they hold a file now
+            return path
+    finally:
+        for d in reversed(made):  # an offline attempt leaves no empty folders behind
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+    raise DownloadError(f"could not download {stem} of {dataset.name} (is this machine "
+                        f"offline?): " + "; ".join(errors), dataset.name, target_dir)
+
+
+def _missing_parents(directory: str) -> list[str]:
+    """The folders ``os.makedirs(directory)`` would create, outermost first."""
+    out = []
+    d = os.path.abspath(directory)
+    while not os.path.exists(d):
+        out.append(d)
+        d = os.path.dirname(d)
+    return out[::-1]
 
 
 def load(dataset: DatasetFiles, split: str = "train", directory: str | os.PathLike[str] | None = None,
-         download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+         download: bool = False,
+         also_look_in: Sequence[str | os.PathLike[str]] = ()) -> tuple[np.ndarray, np.ndarray]:
     """(images uint8 (N, 28, 28), labels uint8 (N,)) of ``split`` ('train' or 'test')."""
     if split not in STEMS:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    dirs = search_directories(dataset, directory)
+    dirs = search_directories(dataset, directory, also_look_in)
     arrays = []
     for stem in STEMS[split]:
         path = _find(dataset, stem, dirs)
         if path is None and download:
-            path = _download(dataset, stem, dirs[0] if directory is not None else default_directory(dataset))
+            path = _download(dataset, stem, os.fspath(directory) if directory is not None
+                             else default_directory(dataset))
         if path is None:
-            raise FileNotFoundError(
+            raise DatasetNotFoundError(
                 f"{dataset.name}: {stem}(.gz) not found; looked in {', '.join(map(repr, dirs))}. "
                 f"Put the four IDX files of {dataset.name} in one of these directories, set "
-                f"NEUROSIM_DATA to a directory holding '{dataset.name}/', or pass download=True "
-                f"(needs internet)")
+                f"NEUROSIM_DATA to a directory holding them (or holding '{dataset.name}/'), or "
+                f"pass download=True (needs internet)", dataset.name, dirs)
         data = read_bytes(path)
         digest = hashlib.md5(data).hexdigest()
         if digest != dataset.files[stem]:
@@ -132,12 +192,14 @@ def load(dataset: DatasetFiles, split: str = "train", directory: str | os.PathLi
 
 
 def load_mnist(split: str = "train", directory: str | os.PathLike[str] | None = None,
-               download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+               download: bool = False,
+               also_look_in: Sequence[str | os.PathLike[str]] = ()) -> tuple[np.ndarray, np.ndarray]:
     """MNIST digits: (images uint8 (N, 28, 28), labels uint8 (N,) in 0..9). See the module doc."""
-    return load(MNIST, split, directory, download)
+    return load(MNIST, split, directory, download, also_look_in)
 
 
 def load_fashion_mnist(split: str = "train", directory: str | os.PathLike[str] | None = None,
-                       download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                       download: bool = False,
+                       also_look_in: Sequence[str | os.PathLike[str]] = ()) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST: (images uint8 (N, 28, 28), labels uint8 (N,) in 0..9). See the module doc."""
-    return load(FASHION_MNIST, split, directory, download)
+    return load(FASHION_MNIST, split, directory, download, also_look_in)

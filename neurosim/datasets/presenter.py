@@ -22,7 +22,7 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
             duration_ms: float = 350.0, rest_ms: float = 150.0, max_rate_hz: float = 63.75,
             counters: Sequence["SpikeCounter"] = (), reset_state: bool = True,
             min_spikes: int = 0, boost_hz: float = 255.0 / 8.0, max_repeats: int = 10,
-            progress: bool | None = None) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+            progress: bool | None = None, desc: str = "presenting") -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
     """Show ``images`` to ``net`` through the Poisson source ``source``, ``net.batch`` at a time.
 
     Each batch: (optionally) reset the network state, set the source's rates to
@@ -35,7 +35,8 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
     ``(sample_indices, counts)``: each counter's name to the spike counts of its
     rows' last presentation (only real samples: a last, partial batch is padded
     with silent rows). Learning rules keep running throughout; freeze them
-    (``rule.learning = False``) to evaluate.
+    (``rule.learning = False``) to evaluate. ``desc`` names the phase on the
+    progress bar (e.g. ``"train"``, ``"test"``).
     """
     from neurosim.models.poisson import PoissonSource
 
@@ -56,7 +57,7 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
         progress = sys.stderr.isatty() and not os.environ.get("CI")
     batch = net.batch
     silent = np.zeros((batch, source.n))
-    bar = tqdm(total=len(x), unit="sample", disable=not progress, desc="presenting")
+    bar = tqdm(total=len(x), unit="sample", disable=not progress, desc=desc)
     try:
         for start in range(0, len(x), batch):
             idx = np.arange(start, min(start + batch, len(x)))

@@ -12,7 +12,11 @@ class SpikeGenerator:
 
     Args:
         times_ms: spike times in ms (any order). A spike at time ``t`` is emitted
-            in step ``round(t / dt)``.
+            in step ``round(t / dt)``. A neuron emits at most one spike per step (a
+            spike is an event, not a count): two spikes of one neuron and batch row
+            that fall in the same step are refused when the population is built, as
+            Brian2's ``SpikeGeneratorGroup`` does; use a smaller ``dt`` or give the
+            second spike to another neuron.
         neurons: index of the emitting neuron for each spike.
         batch: batch row of each spike; ``None`` repeats every spike in every row.
 
@@ -49,7 +53,19 @@ class SpikeGenerator:
                 raise ValueError(f"SpikeGenerator: batch index out of range [0, {batch_size})")
             rows, neurons = self.batch, self.neurons
         order = np.lexsort((neurons, rows, steps))  # by step, then row, then neuron
-        return steps[order], rows[order].astype(np.int64), neurons[order].astype(np.int64)
+        steps, rows, neurons = steps[order], rows[order].astype(np.int64), neurons[order].astype(np.int64)
+        same = (np.diff(steps) == 0) & (np.diff(rows) == 0) & (np.diff(neurons) == 0)
+        if same.any():
+            k = int(np.flatnonzero(same)[0])
+            hit = (steps == steps[k]) & (rows == rows[k]) & (neurons == neurons[k])
+            times = np.unique(self.times_ms[(self.neurons == neurons[k])
+                                            & (np.rint(self.times_ms / dt) == steps[k])])
+            raise ValueError(
+                f"SpikeGenerator: neuron {neurons[k]} (batch row {rows[k]}) has {int(hit.sum())} "
+                f"spikes in step {steps[k]} (at {', '.join(f'{x:g}' for x in times)} ms with dt "
+                f"{dt:g} ms); a neuron emits at most one spike per step: use a smaller dt, or "
+                f"give the extra spikes to another neuron")
+        return steps, rows, neurons
 
     def describe(self) -> dict[str, Any]:
         return {"model": "SpikeGenerator", "spikes": int(self.times_ms.size)}

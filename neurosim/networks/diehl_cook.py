@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from neurosim.connectors import FromMatrix, OneToOne
+from neurosim.connectors import AllToAll, FromMatrix, OneToOne
 from neurosim.datasets.presenter import present
+from neurosim.distributions import Uniform
 from neurosim.models.conductance_lif import ConductanceLIF
 from neurosim.models.poisson import PoissonSource
 from neurosim.network import Network
@@ -42,9 +43,10 @@ class DiehlCook2015:
         self.input = net.population(784, PoissonSource(rate=0.0), name="input")
         self.exc = net.population(n_neurons, ConductanceLIF(**EXC), name="exc")
         self.inh = net.population(n_neurons, ConductanceLIF(**INH), name="inh")
-        rng = np.random.default_rng(seed)
-        w0 = 0.3 * (rng.random((784, n_neurons)) + 0.01)
-        self.input_exc = net.projection(self.input, self.exc, FromMatrix(w0), sparse=False)
+        # the paper code's 0.3 * (U[0, 1) + 0.01), drawn from the projection's own named
+        # stream like every other random component
+        self.input_exc = net.projection(self.input, self.exc, AllToAll(),
+                                        weight=Uniform(0.003, 0.303), sparse=False)
         net.projection(self.exc, self.inh, OneToOne(), weight=10.4)
         net.projection(self.inh, self.exc, FromMatrix(-17.0 * (1 - np.eye(n_neurons))),
                        receptor="inh", sparse=False)
@@ -54,14 +56,15 @@ class DiehlCook2015:
         self.norm = net.add_rule(self.input_exc, WeightNormalization(78.0, every=steps))
         self.counter = net.spike_counter(self.exc)
         self.assignments: np.ndarray | None = None
-        self._theta = torch.zeros(n_neurons, dtype=self.exc.dtype)
+        self._theta = torch.zeros(n_neurons, dtype=self.exc.dtype, device=self.exc.device)
 
-    def _counts(self, images: np.ndarray, progress: bool | None) -> np.ndarray:
+    def _counts(self, images: np.ndarray, progress: bool | None, desc: str) -> np.ndarray:
         out = []
         theta = self.exc.state["theta"]
         for idx, counts in present(self.net, self.input, images, duration_ms=self.duration_ms,
                                    rest_ms=self.rest_ms, counters=[self.counter],
-                                   min_spikes=self.min_spikes, progress=progress):
+                                   min_spikes=self.min_spikes, progress=progress,
+                                   desc=desc):
             out.append(counts["exc"].cpu().numpy())
             # the threshold is one learned value per neuron, like the weights: add up the
             # increments of the samples of this batch (real rows only), as if shown in turn
@@ -82,15 +85,18 @@ class DiehlCook2015:
         self.exc.set_parameters(theta_plus=EXC["theta_plus"] if on else 0.0,
                                 tau_theta=EXC["tau_theta"] if on else float("inf"))
 
-    def train(self, images: np.ndarray, progress: bool | None = None) -> np.ndarray:
-        """Present ``images`` with learning on; returns the excitatory spike counts."""
+    def train(self, images: np.ndarray, progress: bool | None = None,
+              desc: str = "train") -> np.ndarray:
+        """Present ``images`` with learning on; returns the excitatory spike counts.
+        ``desc`` names the phase on the progress bar."""
         self.learning(True)
-        return self._counts(images, progress)
+        return self._counts(images, progress, desc)
 
-    def respond(self, images: np.ndarray, progress: bool | None = None) -> np.ndarray:
+    def respond(self, images: np.ndarray, progress: bool | None = None,
+                desc: str = "respond") -> np.ndarray:
         """Spike counts (samples, neurons) with learning off."""
         self.learning(False)
-        return self._counts(images, progress)
+        return self._counts(images, progress, desc)
 
     def assign_labels(self, counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Each neuron's class: the one with its highest mean response."""
