@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--seed", type=int, default=1, help="run seed (default 1)")
     parser.add_argument("--log", default=None,
-                        help="HDF5 log path (default runs/cuba-<time>.h5; never overwrites)")
+                        help="HDF5 log path (default runs/cuba-<time>.h5)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --log file (by default an existing log is kept "
+                             "and the run refused)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
 
@@ -41,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         log = datetime.datetime.now().strftime("runs/cuba-%Y%m%d-%H%M%S-%f.h5")
     try:
         t0 = time.perf_counter()
-        net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device, log=log,
-                         parallel=args.parallel)
+        net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device,
+                         log=ns.HDF5Log(log, overwrite=args.overwrite), parallel=args.parallel)
         cuba = build_cuba(net, args.neurons)
         net.spike_monitor(cuba.exc)
         net.spike_monitor(cuba.inh)
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         net.run(args.duration, progress=None if not args.no_progress else False)
         run_seconds = time.perf_counter() - t1
+    except FileExistsError:
+        print(f"cuba.py: error: log file {log!r} already exists; choose another --log, or add "
+              f"--overwrite to replace it", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError) as exc:
         print(f"cuba.py: error: {exc}", file=sys.stderr)
         return 2

@@ -16,6 +16,8 @@ upper bound), then checks it does what it says on a small network.
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 
 import neurosim as ns
@@ -63,4 +65,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     main()

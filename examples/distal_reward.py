@@ -1,7 +1,7 @@
 """The distal reward problem (Izhikevich 2007): dopamine-gated STDP credits the one
 synapse whose pre-post coincidence is followed, 1-3 s later, by a reward.
 
-    python examples/distal_reward.py --seconds 3600 --out docs/img/distal_reward.png
+    python examples/distal_reward.py --seconds 3600 --out runs/distal_reward.png
 
 A recurrent network of 800 excitatory (regular spiking) and 200 inhibitory (fast
 spiking) Izhikevich neurons, 10% connectivity, 1 ms delays, fires at a few Hz,
@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.seconds, args.seed, args.backend, progress=False if args.no_progress else None,
                  control_rate_hz=args.control)
     if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         plot(result, args.out)
     traj = result.pop("chosen_trajectory")
     result.pop("other_weights")

@@ -1,6 +1,6 @@
 """Measure the STDP window of neurosim's STDP rule and plot it against the exponentials.
 
-    python examples/stdp_window.py --out docs/img/stdp_window.png
+    python examples/stdp_window.py                # writes runs/stdp_window.png
 
 Each of 81 isolated synapses sees one presynaptic spike and one (forced)
 postsynaptic spike at a different delay from -100 to +100 ms; the measured weight
@@ -10,6 +10,7 @@ changes are plotted over A+ exp(-dt/tau+) and -A- exp(dt/tau-).
 from __future__ import annotations
 
 import argparse
+import os
 
 import matplotlib
 
@@ -39,7 +40,8 @@ def measure(deltas: np.ndarray, backend: str) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="stdp_window.png")
+    parser.add_argument("--out", default="runs/stdp_window.png",
+                        help="PNG to write (default runs/stdp_window.png)")
     parser.add_argument("--backend", default="numba")
     args = parser.parse_args()
     deltas = np.arange(-100.0, 100.01, 2.5)
@@ -58,6 +60,7 @@ def main() -> None:
     ax.set_title(f"STDP window (max relative error {100 * err:.3f}%)")
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fig.savefig(args.out)
     print(f"wrote {args.out}; max relative error {100 * err:.4f}% over {deltas.size} delays")
 

@@ -172,8 +172,11 @@ class Network:
                 below 10% connection density or with per-synapse delays.
         """
         for p, role in ((pre, "pre"), (post, "post")):
-            if not isinstance(p, Population) or self.populations.get(p.name) is not p:
-                raise ValueError(f"projection {role}: {p!r} is not a population of this network")
+            if not isinstance(p, Population):
+                raise TypeError(f"projection {role}: expected a Population, got {type(p).__name__}")
+            if self.populations.get(p.name) is not p:
+                raise ValueError(f"projection {role}: population '{p.name}' belongs to another "
+                                 "network; build both ends in this one")
         if post.is_generator:
             raise ValueError(f"projection: post population '{post.name}' is a spike generator "
                              "and takes no input")
@@ -188,7 +191,20 @@ class Network:
         self._dirty = True
         return proj
 
+    def _check_own(self, obj: Any, where: str) -> None:
+        """``obj`` (a population or projection) must belong to this network."""
+        table, kind = ((self.populations, "population") if isinstance(obj, Population) else
+                       (self.projections, "projection") if isinstance(obj, Projection) else
+                       (None, None))
+        if table is None:
+            raise TypeError(f"{where}: expected a Population or Projection, got {type(obj).__name__}")
+        if table.get(obj.name) is not obj:
+            raise ValueError(f"{where}: {kind} '{obj.name}' belongs to another network")
+
     def _add_monitor(self, monitor: Monitor, kind: str) -> Any:
+        target = getattr(monitor, "population", None) or getattr(monitor, "projection", None)
+        if target is not None:
+            self._check_own(target, f"{type(monitor).__name__}")
         key = f"{kind}/{monitor.name}"
         if key in self.monitors:
             raise ValueError(f"a {kind} monitor named {monitor.name!r} already exists")
@@ -222,7 +238,10 @@ class Network:
         if not isinstance(rule, Rule):
             raise TypeError(f"add_rule: expected a neurosim.rules.Rule, got {type(rule).__name__}")
         if self.projections.get(getattr(projection, "name", None)) is not projection:
-            raise ValueError(f"add_rule: {projection!r} is not a projection of this network")
+            what = (f"projection '{projection.name}' belongs to another network"
+                    if isinstance(projection, Projection) else
+                    f"expected a Projection, got {type(projection).__name__}")
+            raise ValueError(f"add_rule: {what}")
         if rule.projection is not None:
             raise ValueError(f"add_rule: this {type(rule).__name__} is already attached to "
                              f"projection '{rule.projection.name}'")

@@ -26,6 +26,9 @@ class Population:
     delayed projections can read them.
     """
 
+    def __repr__(self) -> str:
+        return f"<Population '{self.name}': {self.n} x {type(self.model).__name__}>"
+
     def __init__(self, name: str, n: int, model: NeuronModel | SpikeGenerator,
                  init: Mapping[str, InitSpec] | None, batch: int, dt: float,
                  device: torch.device, dtype: torch.dtype, rng_build: np.random.Generator,

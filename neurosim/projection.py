@@ -53,6 +53,10 @@ class Projection:
         mask: dense only: which pairs are synapses (``None`` when all are).
     """
 
+    def __repr__(self) -> str:
+        kind = "csr" if getattr(self, "sparse", False) else "dense"
+        return f"<Projection '{self.name}': {self.pre.name} -> {self.post.name} ({kind})>"
+
     def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector,
                  weight: WeightSpec, receptor: str, delay: DelaySpec, sparse: bool | None,
                  rng: np.random.Generator, device: torch.device, dtype: torch.dtype) -> None:

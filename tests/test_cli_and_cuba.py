@@ -77,6 +77,22 @@ def test_cuba_example_reports_bad_arguments_in_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_cuba_example_refuses_an_existing_log_naming_the_flags(tmp_path):
+    log = tmp_path / "cuba.h5"
+    cmd = [sys.executable, os.path.join(ROOT, "examples", "cuba.py"), "--neurons", "400",
+           "--duration", "20", "--log", str(log), "--no-progress"]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode == 0
+    first = log.read_bytes()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "--log" in proc.stderr and "--overwrite" in proc.stderr
+    assert "overwrite=True" not in proc.stderr
+    assert log.read_bytes() == first  # the saved log is untouched
+    proc = subprocess.run(cmd + ["--overwrite"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_cuba_batch_rows_are_independent_samples():
     net = ns.Network(dt=0.1, seed=3, batch=3)
     cuba = build_cuba(net, 400)

@@ -111,7 +111,7 @@ def test_other_bad_input():
         net.population(2, ns.LIF(), init={"u": 0.0})
     with pytest.raises(ValueError, match="initial value of 'v' has NaN"):
         net.population(2, ns.LIF(), init={"v": float("nan")})
-    with pytest.raises(ValueError, match="not a population of this network"):
+    with pytest.raises(ValueError, match="population .p. belongs to another network"):
         ns.Network().projection(pop, pop, weight=1.0)
     with pytest.raises(ValueError, match="p must be in"):
         ns.FixedProbability(1.5)
@@ -119,3 +119,19 @@ def test_other_bad_input():
         ns.SpikeGenerator([1.0, 2.0], [0])
     with pytest.raises(ValueError, match="neuron index out of range"):
         net.population(2, ns.SpikeGenerator([1.0], [5]))
+
+
+def test_objects_of_another_network_are_named_in_errors():
+    a, b = ns.Network(dt=0.1), ns.Network(dt=0.1)
+    src = a.population(3, ns.PoissonSource(rate=5.0), name="src")
+    dst = b.population(3, ns.LIF(), name="dst")
+    with pytest.raises(ValueError, match="population 'src' belongs to another network") as info:
+        b.projection(src, dst)
+    assert "object at 0x" not in str(info.value)
+    with pytest.raises(ValueError, match="SpikeMonitor: population 'src' belongs to another network"):
+        b.spike_monitor(src)
+    proj = a.projection(src, a.population(2, ns.LIF(), name="out"), weight=1.0)
+    with pytest.raises(ValueError, match="projection 'src_out' belongs to another network"):
+        b.add_rule(proj, ns.rules.STDP())
+    assert repr(src) == "<Population 'src': 3 x PoissonSource>"
+    assert repr(proj) == "<Projection 'src_out': src -> out (dense)>"

@@ -141,3 +141,16 @@ def test_spike_generator_refuses_two_spikes_of_a_neuron_in_one_step():
     net3.spike_monitor(gen)
     net3.run(6.0, progress=False)
     assert net3.reader().spikes("fine")[0].tolist() == [500, 504]
+
+
+def test_diehl_cook_initial_weights_come_from_the_projections_named_stream():
+    from neurosim.networks.diehl_cook import DiehlCook2015
+    from neurosim.seeding import numpy_stream
+
+    w = DiehlCook2015(10, seed=3).input_exc.weight_matrix()
+    # the paper code's 0.3 * (U[0, 1) + 0.01), from the stream named after the projection,
+    # not from np.random.default_rng(seed) (which any user code seeded alike would share)
+    expected = numpy_stream(3, "projection/input_exc").uniform(0.003, 0.303, size=784 * 10)
+    np.testing.assert_allclose(np.asarray(w).ravel(), expected.astype(np.float32), rtol=1e-6)
+    legacy = 0.3 * (np.random.default_rng(3).random((784, 10)) + 0.01)
+    assert not np.allclose(np.asarray(w), legacy)
