@@ -28,6 +28,7 @@ from neurosim.recording.memory_log import MemoryLog
 from neurosim.schedule import Schedule
 from neurosim.seeding import numpy_stream
 from neurosim.state_file import load_state_file, save_state_file
+from neurosim.threads import check_threads
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: at most this many bytes of monitor buffers per chunk (per network)
@@ -70,6 +71,10 @@ class Network:
         parallel: numba backend only: update neurons on all CPU cores (numba
             ``prange``). Waking threads costs microseconds per step, so this pays
             only for large populations or batches (see ``benchmarks/cuba.py``).
+        threads: threads while stepping (torch intra-op threads; numba's with
+            ``parallel``). ``None`` (default): ``$NEUROSIM_THREADS`` if set, else
+            torch 1 and numba the cores not busy with other work, so that a busy
+            machine does not slow the run 10-100x (see :mod:`neurosim.threads`).
 
     Example:
         >>> import neurosim as ns
@@ -85,7 +90,7 @@ class Network:
     def __init__(self, dt: float = 0.1, *, batch: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", backend: str | None = None,
                  dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
-                 parallel: bool = False) -> None:
+                 parallel: bool = False, threads: int | None = None) -> None:
         self.clock = Clock(dt)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
@@ -104,6 +109,8 @@ class Network:
         self.dtype = _DTYPES[dtype]
         self.backend_name = backend
         self.parallel = bool(parallel)
+        #: threads while stepping; None chooses (see neurosim.threads)
+        self.threads = check_threads(threads)
         self.backend = BACKENDS[backend](self)
         if log is None:
             log = MemoryLog()
@@ -366,7 +373,7 @@ class Network:
         return {
             "dt_ms": self.dt, "batch": self.batch, "seed": self.seed,
             "backend": self.backend_name, "device": str(self.device), "dtype": self.dtype_name,
-            "parallel": self.parallel, "populations": [p.describe() for p in self.populations.values()],
+            "parallel": self.parallel, "threads": self.threads, "populations": [p.describe() for p in self.populations.values()],
             "projections": [p.describe() for p in self.projections.values()],
             "inputs": [i.describe() for i in self.inputs],
             "rules": [r.describe() for r in self.rules.values()],

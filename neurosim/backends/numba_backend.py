@@ -28,6 +28,7 @@ import torch
 from neurosim.backends.numba_codegen import KernelPlan, generate
 from neurosim.backends.numba_rules import split_rules
 from neurosim.monitors import SpikeMonitor
+from neurosim.threads import stepping_threads
 
 if TYPE_CHECKING:
     from neurosim.network import Network
@@ -210,18 +211,9 @@ class NumbaBackend:
         return stop
 
     def advance(self, n_steps: int, profile: bool) -> None:
-        # The tensor work between compiled calls is small; torch's OpenMP worker
-        # threads only compete with the compiled loop for cores (measured: MNIST
-        # training at batch 1 ran 4.6x slower with 2 threads than with 1 on a loaded
-        # 2-core machine). One thread while stepping; the user's setting after.
-        threads = torch.get_num_threads()
-        if threads != 1:
-            torch.set_num_threads(1)
-        try:
+        # thread counts that do not collapse on a busy machine (see neurosim.threads)
+        with stepping_threads(self.net.threads, self.net.parallel):
             self._advance(n_steps, profile)
-        finally:
-            if threads != 1:
-                torch.set_num_threads(threads)
 
     def _advance(self, n_steps: int, profile: bool) -> None:
         self.compile(profile)

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from neurosim.threads import stepping_threads
+
 if TYPE_CHECKING:
     from neurosim.network import Network
 
@@ -28,6 +30,14 @@ class TorchBackend:
         """Nothing to rebuild: the torch backend reads the schedule every step."""
 
     def advance(self, n_steps: int, profile: bool) -> None:
+        if self.net.device.type == "cpu":
+            # one step is many small operations: threads only compete (see neurosim.threads)
+            with stepping_threads(self.net.threads, False):
+                self._advance(n_steps, profile)
+        else:
+            self._advance(n_steps, profile)
+
+    def _advance(self, n_steps: int, profile: bool) -> None:
         net = self.net
         phases = net._schedule.phases
         if not profile:

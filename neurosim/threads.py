@@ -1,0 +1,111 @@
+"""How many threads a run steps with, chosen so that a busy machine does not collapse.
+
+Measured on the 2-core development machine with two other processes busy
+(load average 2.2; CUBA, 4,000 neurons, 1 s of biological time):
+
+- torch backend, torch's default 2 threads: 20.8 s for 200 ms; 1 thread: 1.1 s.
+  One step is a few dozen small tensor operations: threads cannot share them
+  out, and OpenMP workers that spin while waiting compete with the other
+  processes for the cores.
+- numba backend with ``parallel=True``, 2 threads: 7.2 s; 1 thread: 0.07 s (the
+  serial kernel: 0.04 s). Each step ends in a barrier, so a thread the
+  scheduler has put aside stalls all the others, 10,000 times per second of
+  biological time.
+
+So, unless told otherwise: torch steps with one thread (the default of both
+backends; the tensor work between compiled numba calls is small too), and
+numba's parallel loops use the cores not busy with other work when the run
+starts (:func:`free_cores`, from the 1-minute load average; at least 1).
+``Network(threads=k)`` or the environment variable ``NEUROSIM_THREADS=k`` sets
+both to ``k`` instead. The user's own torch setting is restored after each run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Iterator
+
+import torch
+
+ENV = "NEUROSIM_THREADS"
+
+
+def cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def free_cores() -> int:
+    """Cores not busy with other work: ``cores() - round(load average)``, at least 1.
+
+    The 1-minute load average counts runnable threads, this process's included,
+    so on an otherwise idle machine a long single-threaded run lowers the figure
+    by one: erring towards fewer threads is the safe side (a thread too many
+    costs 10-100x, one too few at most the parallel speed-up).
+    """
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return 1
+    return max(1, cores() - int(math.floor(load + 0.5)))
+
+
+def requested(threads: int | None) -> int | None:
+    """``threads`` if given, else ``$NEUROSIM_THREADS`` if set, else None (choose)."""
+    if threads is not None:
+        return threads
+    env = os.environ.get(ENV, "").strip()
+    if not env:
+        return None
+    try:
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{ENV} must be a positive integer of threads, got {env!r}")
+    return value
+
+
+def check_threads(threads: int | None) -> int | None:
+    """Validate the ``threads`` argument of a network."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    return threads
+
+
+@contextlib.contextmanager
+def stepping_threads(threads: int | None, parallel: bool) -> Iterator[int]:
+    """Set torch's (and, with ``parallel``, numba's) thread counts while stepping.
+
+    Yields the number of numba threads in use (1 without ``parallel``).
+    """
+    asked = requested(threads)
+    # numba's OpenMP layer and torch share OpenMP's thread-count setting: set numba's
+    # first and torch's last, and restore in the opposite order, so each ends as meant
+    numba_before = numba_now = None
+    if parallel:
+        import numba
+
+        numba_before = numba.get_num_threads()
+        numba_now = min(asked or free_cores(), numba.config.NUMBA_NUM_THREADS)
+        numba.set_num_threads(numba_now)
+    torch_before = torch.get_num_threads()
+    torch_now = asked or 1
+    if torch_now != torch_before:
+        torch.set_num_threads(torch_now)
+    try:
+        yield numba_now or 1
+    finally:
+        if numba_before is not None:
+            import numba
+
+            numba.set_num_threads(numba_before)
+        if torch_now != torch_before:
+            torch.set_num_threads(torch_before)
