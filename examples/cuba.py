@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     if log is None:
         os.makedirs("runs", exist_ok=True)
         log = datetime.datetime.now().strftime("runs/cuba-%Y%m%d-%H%M%S-%f.h5")
+    elif os.path.dirname(log):
+        os.makedirs(os.path.dirname(log), exist_ok=True)  # e.g. --log runs/x.h5 in a fresh clone
     try:
         t0 = time.perf_counter()
         net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device,

@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     if log is None:
         os.makedirs("runs", exist_ok=True)
         log = datetime.datetime.now().strftime("runs/mnist-%Y%m%d-%H%M%S-%f.h5")
+    elif os.path.dirname(log):
+        os.makedirs(os.path.dirname(log), exist_ok=True)  # e.g. --log runs/x.h5 in a fresh clone
     try:
         if not (args.train > 0 and args.test > 0 and args.assign > 0 and args.batch > 0
                 and args.neurons > 0):
