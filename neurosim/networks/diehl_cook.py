@@ -60,7 +60,6 @@ class DiehlCook2015:
 
     def _counts(self, images: np.ndarray, progress: bool | None, desc: str) -> np.ndarray:
         out = []
-        theta = self.exc.state["theta"]
         for idx, counts in present(self.net, self.input, images, duration_ms=self.duration_ms,
                                    rest_ms=self.rest_ms, counters=[self.counter],
                                    min_spikes=self.min_spikes, progress=progress,
@@ -68,6 +67,8 @@ class DiehlCook2015:
             out.append(counts["exc"].cpu().numpy())
             # the threshold is one learned value per neuron, like the weights: add up the
             # increments of the samples of this batch (real rows only), as if shown in turn
+            # read the state now: the torch backend replaces state tensors as it steps
+            theta = self.exc.state["theta"]
             base = self._theta
             increments = (theta[:len(idx)] - base).sum(0)
             self._theta = base + increments
