@@ -436,6 +436,34 @@ class Network:
         for mon in self.monitors.values():
             chunk.update(mon.drain())
         self.log.append(chunk, self.clock.step)
+        self._check_finite()  # after the append: the log keeps the steps up to the failure
+
+    def _check_finite(self) -> None:
+        """Raise FloatingPointError naming the population (or projection) whose state
+        or learned weights became NaN or inf.
+
+        Called once per chunk (both backends keep state in the same tensors): one
+        reduction per tensor and one host synchronisation, small next to a chunk's steps.
+        Static weights are checked when set, so only plastic projections are read here.
+        """
+        plastic = {id(rule.projection): rule.projection for rule in self.rules.values()}
+        tensors = [(f"population '{pop.name}' ({pop.model_name}): state variable '{var}'",
+                    ("batch row", "neuron"), t)
+                   for pop in self.populations.values() for var, t in pop.state.items()]
+        tensors += [(f"projection '{proj.name}': weights (changed by its learning rules)",
+                     ("synapse",) if proj.sparse else ("pre", "post"), proj.weight)
+                    for proj in plastic.values()]
+        tensors = [item for item in tensors if item[2].is_floating_point() and item[2].numel()]
+        if not tensors or bool(torch.stack([torch.isfinite(t).all() for *_, t in tensors]).all()):
+            return
+        for what, axes, t in tensors:
+            bad = (~torch.isfinite(t)).nonzero()
+            if len(bad):
+                where = ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, bad[0]))
+                raise FloatingPointError(
+                    f"{what} became NaN or inf by step {self.clock.step} "
+                    f"(t = {self.clock.time_ms:g} ms; first at {where}); check its parameters, "
+                    "inputs and weights for values too large for the network's dtype")
 
     def _log_attrs(self) -> dict[str, Any]:
         from neurosim import __version__

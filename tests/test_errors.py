@@ -18,7 +18,7 @@ def test_unknown_neuron_parameter_names_the_parameter_and_lists_known_ones():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"tau_m": 0.0}, r"'tau_m' = 0 ms is out of range; accepted \(0, inf\]"),
+    ({"tau_m": 0.0}, r"'tau_m' = 0 ms is out of range; accepted \(0, inf\)"),
     ({"tau_m": -5.0}, "tau_m"),
     ({"t_ref": -1.0}, "t_ref"),
     ({"v_reset": -40.0, "v_thresh": -50.0}, "'v_reset' must be below 'v_thresh'"),
