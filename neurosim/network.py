@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import numbers
 import os
+import warnings
 import sys
 from typing import Any, Callable, Mapping, Sequence
 
@@ -36,18 +38,36 @@ MONITOR_BUFFER_BYTES = 64 << 20
 MAX_CHUNK_STEPS = 5000
 
 
+def _is_real(value: Any) -> bool:
+    """A real number, numpy scalars included; not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 class Clock:
-    """The network's time: ``dt`` in ms and the index of the next step."""
+    """The network's time: ``dt`` in ms and ``step``, the index of the next step (>= 0)."""
 
     def __init__(self, dt: float) -> None:
-        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
+        if not _is_real(dt) or not math.isfinite(dt) or dt <= 0:
             raise ValueError(f"dt must be a positive, finite number of milliseconds, got {dt!r}")
         self.dt = float(dt)
-        self.step = 0
+        self._step = 0
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        # random streams and spike rings are indexed by the step: a negative or
+        # fractional one would silently break both
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"clock.step must be a non-negative integer (the index of the next "
+                             f"step), got {value!r}")
+        self._step = int(value)
 
     @property
     def time_ms(self) -> float:
-        return self.step * self.dt
+        return self._step * self.dt
 
 
 class Network:
@@ -496,6 +516,7 @@ class Network:
         """Every piece of state, by name: clock, neuron states, spikes in flight,
         injected currents and weights. (Random streams are counter-based: their
         position is the clock.)"""
+        self._prepare()  # spike rings get their final length, as in any state a run leaves
         out: dict[str, torch.Tensor] = {"clock.step": torch.tensor(self.clock.step)}
         for name, pop in self.populations.items():
             for var, t in pop.state_tensors().items():
@@ -511,32 +532,106 @@ class Network:
         return out
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Restore state saved by :meth:`state_dict` into a network of the same structure."""
-        self._prepare()
+        """Restore state saved by :meth:`state_dict` into a network of the same structure.
+
+        Every entry is checked (names, shapes, finite values, bool spike rings,
+        weight signs, a non-negative integer step) before anything is changed, so
+        a rejected state leaves the network as it was.
+        """
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state does not match this network: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")
+        checked: dict[str, torch.Tensor] = {}
         for key, value in state.items():
             value = torch.as_tensor(value)
             if key == "clock.step":
-                self.clock.step = int(value)
-            else:
-                if tuple(value.shape) != tuple(own[key].shape):
-                    raise ValueError(f"state {key!r} has shape {tuple(value.shape)}, this network "
-                                     f"needs {tuple(own[key].shape)}")
-                if value.is_floating_point() and not torch.isfinite(value).all():
-                    raise ValueError(f"state {key!r} contains NaN or inf")
-                own[key].copy_(value.to(own[key].dtype))
+                if value.dim() != 0 or value.dtype == torch.bool or value.is_floating_point() \
+                        or value.is_complex() or int(value) < 0:
+                    raise ValueError(f"state 'clock.step' must be a non-negative integer, got {value!r}")
+                continue
+            if tuple(value.shape) != tuple(own[key].shape):
+                raise ValueError(f"state {key!r} has shape {tuple(value.shape)}, this network "
+                                 f"needs {tuple(own[key].shape)}")
+            if (own[key].dtype == torch.bool) != (value.dtype == torch.bool):
+                raise ValueError(f"state {key!r} has dtype {value.dtype}, this network needs "
+                                 f"{own[key].dtype}")
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(f"state {key!r} contains NaN or inf")
+            checked[key] = value
+        for name, proj in self.projections.items():
+            self._check_loaded_weights(proj, checked[f"projections.{name}.weight"])
+        for key, value in checked.items():
+            own[key].copy_(value.to(own[key].dtype))
+        self.clock.step = int(state["clock.step"])
+
+    @staticmethod
+    def _check_loaded_weights(proj: Projection, w: torch.Tensor) -> None:
+        key = f"projections.{proj.name}.weight"
+        if proj.receptor == "exc" and w.numel() and w.min() < 0:
+            raise ValueError(f"state {key!r}: receptor 'exc' needs weights >= 0, got min {float(w.min()):g}")
+        if proj.receptor == "inh" and w.numel() and w.max() > 0:
+            raise ValueError(f"state {key!r}: receptor 'inh' needs weights <= 0, got max {float(w.max()):g}")
+        if proj.mask is not None and bool((w.to(proj.device)[~proj.mask] != 0).any()):
+            raise ValueError(f"state {key!r} has nonzero weights between unconnected neurons; it "
+                             "comes from a projection with other synapses")
+
+    def _structure(self) -> dict[str, Any]:
+        """What a state file must match beyond names and shapes: population models and
+        sizes, and which synapses each projection's weights belong to."""
+        return {"populations": {name: [pop.model_name, pop.n] for name, pop in self.populations.items()},
+                "projections": {name: proj.structure_digest() for name, proj in self.projections.items()}}
 
     def save_state(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
-        """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs)."""
-        save_state_file(path, self.state_dict(), self.describe(), overwrite=overwrite)
+        """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs),
+        with the time step and a fingerprint of the structure, which loading checks."""
+        save_state_file(path, self.state_dict(), self.describe(), overwrite=overwrite,
+                        dt_ms=self.dt, structure=self._structure())
 
     def load_state(self, path: str | os.PathLike[str]) -> None:
-        """Load a state file written by :meth:`save_state` into this network."""
-        self.load_state_dict(load_state_file(path))
+        """Load a state file written by :meth:`save_state` into this network.
+
+        The file must come from a network with the same time step, populations
+        (names, models, sizes) and synapses (the same pairs, not only as many:
+        a network rebuilt with another seed does not fit).
+        """
+        state, info = load_state_file(path)
+        self._check_state_file(os.fspath(path), info)
+        self.load_state_dict(state)
+
+    def _check_state_file(self, path: str, info: Mapping[str, Any]) -> None:
+        saved_dt = info["dt_ms"]
+        if saved_dt is not None and saved_dt != self.dt:
+            raise ValueError(f"{path!r} was saved at dt = {saved_dt:g} ms, this network has dt = "
+                             f"{self.dt:g} ms; delays, propagators and random streams are tied to the "
+                             f"time step, so build the network with dt={saved_dt:g} to load it")
+        saved = info["structure"]
+        if saved is None:
+            warnings.warn(f"{path!r} is a version {info['format_version']} state file without a "
+                          "structure fingerprint: that its weights belong to the same synapses is "
+                          "not checked (save it again to upgrade)", stacklevel=3)
+            return
+        own = self._structure()
+        for name in sorted(set(saved["populations"]) | set(own["populations"])):
+            a, b = saved["populations"].get(name), own["populations"].get(name)
+            if a is None or b is None or list(a) != list(b):
+                raise ValueError(f"{path!r} does not fit this network: population {name!r} is "
+                                 f"{_describe_pop(a)} in the file and {_describe_pop(b)} here")
+        for name in sorted(set(saved["projections"]) | set(own["projections"])):
+            a, b = saved["projections"].get(name), own["projections"].get(name)
+            if a is None or b is None:
+                raise ValueError(f"{path!r} does not fit this network: projection {name!r} exists "
+                                 f"only {'here' if a is None else 'in the file'}")
+            if a != b:
+                raise ValueError(f"{path!r} does not fit this network: projection {name!r} connects "
+                                 "other pairs of neurons than the saved one (was the network built "
+                                 "with another seed, connector or matrix?); its weights would land "
+                                 "on the wrong synapses")
+
+
+def _describe_pop(entry: Sequence[Any] | None) -> str:
+    return "absent" if entry is None else f"{entry[1]} {entry[0]} neurons"
 
 
 def _now() -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -204,6 +205,18 @@ class Projection:
         if not torch.isfinite(values).all():
             raise ValueError(f"projection '{self.name}': new weights contain NaN or inf")
         self.weight.copy_(values)
+
+    def structure_digest(self) -> str:
+        """A hash of which pairs are synapses, in storage order (CSR ``indptr`` and
+        ``indices``, or the dense mask): equal digests mean that the weight arrays of
+        two projections refer to the same synapses (a saved state fits)."""
+        h = hashlib.sha256(f"{self.pre.n} {self.post.n} {'csr' if self.sparse else 'dense'}".encode())
+        if self.sparse:
+            h.update(self.indptr.cpu().numpy().astype(np.int64).tobytes())
+            h.update(self.indices.cpu().numpy().astype(np.int32).tobytes())
+        elif self.mask is not None:
+            h.update(np.packbits(self.mask.cpu().numpy()).tobytes())
+        return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "pre": self.pre.name, "post": self.post.name,
