@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from neurosim.validation import is_real, show
+
 
 class Connector:
     """Base class: ``pairs(n_pre, n_post, rng, same_population)`` -> (rows, cols)."""
@@ -21,8 +23,19 @@ class Connector:
               same_population: bool) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
+    def expected_pairs(self, n_pre: int, n_post: int) -> int | None:
+        """About how many pairs :meth:`pairs` will return, before drawing them (for the
+        memory check); None if not known in advance."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         return {"connector": type(self).__name__}
+
+
+def _flag(owner: str, value: bool) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner}: allow_autapses must be True or False, got {show(value)}")
+    return bool(value)
 
 
 def _drop_autapses(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -34,7 +47,7 @@ class AllToAll(Connector):
     """Every presynaptic neuron to every postsynaptic neuron."""
 
     def __init__(self, allow_autapses: bool = True) -> None:
-        self.allow_autapses = allow_autapses
+        self.allow_autapses = _flag("AllToAll", allow_autapses)
 
     def pairs(self, n_pre, n_post, rng, same_population):
         rows = np.repeat(np.arange(n_pre, dtype=np.int64), n_post)
@@ -42,6 +55,9 @@ class AllToAll(Connector):
         if same_population and not self.allow_autapses:
             rows, cols = _drop_autapses(rows, cols)
         return rows, cols
+
+    def expected_pairs(self, n_pre, n_post):
+        return n_pre * n_post
 
     def describe(self):
         return {"connector": "AllToAll", "allow_autapses": self.allow_autapses}
@@ -56,6 +72,9 @@ class OneToOne(Connector):
         idx = np.arange(n_pre, dtype=np.int64)
         return idx, idx.copy()
 
+    def expected_pairs(self, n_pre, n_post):
+        return min(n_pre, n_post)
+
 
 class FixedProbability(Connector):
     """Each pair connected independently with probability ``p`` (seeded).
@@ -65,10 +84,12 @@ class FixedProbability(Connector):
     """
 
     def __init__(self, p: float, allow_autapses: bool = True) -> None:
+        if not is_real(p):
+            raise TypeError(f"FixedProbability: p must be a number in [0, 1], got {show(p)}")
         if not (0.0 <= p <= 1.0):
             raise ValueError(f"FixedProbability: p must be in [0, 1], got {p}")
         self.p = float(p)
-        self.allow_autapses = allow_autapses
+        self.allow_autapses = _flag("FixedProbability", allow_autapses)
 
     def pairs(self, n_pre, n_post, rng, same_population):
         if self.p == 0.0 or n_pre * n_post == 0:
@@ -97,6 +118,9 @@ class FixedProbability(Connector):
             chunks.append(flat[flat < total])
             position = int(flat[-1])
         return np.concatenate(chunks)
+
+    def expected_pairs(self, n_pre, n_post):
+        return int(self.p * n_pre * n_post)
 
     def describe(self):
         return {"connector": "FixedProbability", "p": self.p, "allow_autapses": self.allow_autapses}

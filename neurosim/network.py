@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import numbers
 import os
 import warnings
 import sys
@@ -30,6 +29,7 @@ from neurosim.recording.memory_log import MemoryLog
 from neurosim.schedule import Schedule
 from neurosim.seeding import numpy_stream
 from neurosim.state_file import load_state_file, save_state_file
+from neurosim.validation import check_device, check_log_target, is_real, is_whole, show
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: at most this many bytes of monitor buffers per chunk (per network)
@@ -38,16 +38,11 @@ MONITOR_BUFFER_BYTES = 64 << 20
 MAX_CHUNK_STEPS = 5000
 
 
-def _is_real(value: Any) -> bool:
-    """A real number, numpy scalars included; not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
 class Clock:
     """The network's time: ``dt`` in ms and ``step``, the index of the next step (>= 0)."""
 
     def __init__(self, dt: float) -> None:
-        if not _is_real(dt) or not math.isfinite(dt) or dt <= 0:
+        if not is_real(dt) or not math.isfinite(dt) or dt <= 0:
             raise ValueError(f"dt must be a positive, finite number of milliseconds, got {dt!r}")
         self.dt = float(dt)
         self._step = 0
@@ -113,9 +108,8 @@ class Network:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'")
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+        self.device = check_device(device)
+        check_log_target(log)
         if backend is None:
             backend = "numba" if self.device.type == "cpu" else "torch"
         if backend not in BACKENDS:
@@ -444,12 +438,13 @@ class Network:
         if (duration_ms is None) == (steps is None):
             raise ValueError("run: give exactly one of duration_ms or steps")
         if steps is not None:
-            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-                raise ValueError(f"run: steps must be a non-negative integer, got {steps!r}")
+            if not is_whole(steps) or steps < 0:
+                raise ValueError(f"run: steps must be a non-negative integer, got {show(steps)}")
             return int(steps)
-        if not isinstance(duration_ms, (int, float)) or not math.isfinite(duration_ms) or duration_ms < 0:
-            raise ValueError(f"run: duration_ms must be a non-negative number, got {duration_ms!r}")
-        return int(round(duration_ms / self.dt))
+        if not is_real(duration_ms) or not math.isfinite(duration_ms) or duration_ms < 0:
+            raise ValueError(f"run: duration_ms must be a non-negative, finite number of "
+                             f"milliseconds, got {show(duration_ms)}")
+        return int(round(float(duration_ms) / self.dt))
 
     def _flush(self) -> None:
         chunk: dict[str, np.ndarray] = {}

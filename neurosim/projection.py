@@ -10,6 +10,8 @@ import torch
 
 from neurosim.connectors import Connector, FromMatrix
 from neurosim.distributions import Normal, Uniform
+from neurosim.memory import require
+from neurosim.validation import is_real, numeric_array, show
 
 if TYPE_CHECKING:
     from neurosim.population import Population
@@ -22,6 +24,8 @@ SPARSE_DENSITY = 0.1
 #: From this batch size on, dense delivery uses one matrix product instead of
 #: gathering the rows of the neurons that spiked.
 DENSE_MATMUL_BATCH = 16
+#: the longest delay in steps: delays are stored as int32
+MAX_DELAY = 2**31 - 1
 
 
 class DelayBlock:
@@ -67,6 +71,7 @@ class Projection:
         self.receptor = receptor
         self.target = receptors[receptor]
         n_pre, n_post = pre.n, post.n
+        self._require_memory(owner, connector, sparse, device, dtype)
         rows, cols = connector.pairs(n_pre, n_post, rng, same_population=pre is post)
         self.nnz = int(rows.size)
         values = self._weights(owner, weight, rows, cols, rng)
@@ -80,6 +85,7 @@ class Projection:
             raise ValueError(f"{owner}: receptor 'inh' needs weights <= 0 (inhibition is carried by "
                              f"the sign), got max {values.max():g}")
         delays = self._delays(owner, delay, rows, cols)
+        pre.require_history(int(delays.max(initial=1)) + 1)  # the ring pre will need: refuse it now
         uniform_delay = delays.size == 0 or bool(np.all(delays == delays[0]))
         density = self.nnz / max(1, n_pre * n_post)
         if sparse is None:
@@ -96,7 +102,7 @@ class Projection:
             self.weight = torch.as_tensor(values, dtype=dtype, device=device)
             self.mask = None
         else:
-            dense = np.zeros((n_pre, n_post))
+            dense = np.zeros((n_pre, n_post), dtype=values.dtype)  # no float64 copy in float32
             dense[rows, cols] = values
             self.weight = torch.as_tensor(dense, dtype=dtype, device=device)
             self.indptr = self.indices = None
@@ -110,6 +116,24 @@ class Projection:
         self.delays = torch.as_tensor(delays, device=device) if not uniform_delay else None
 
     # -- construction helpers -------------------------------------------------------------
+    def _require_memory(self, owner: str, connector: Connector, sparse: bool | None,
+                        device: torch.device, dtype: torch.dtype) -> None:
+        """Refuse, with the size in GB, synapses that cannot fit (before drawing them)."""
+        n_pre, n_post = self.pre.n, self.post.n
+        pairs = connector.expected_pairs(n_pre, n_post)
+        if pairs is None:
+            return
+        item = torch.empty((), dtype=dtype).element_size()
+        cells = n_pre * n_post
+        dense = not sparse if sparse is not None else pairs >= SPARSE_DENSITY * cells
+        # kept: weights (+ int32 targets for CSR, + a bool mask for dense); while building:
+        # int64 (pre, post) pairs, float64 values, delays
+        resident = cells * (item + 1) if dense else pairs * (item + 4) + 8 * (n_pre + 1)
+        temporary = pairs * (16 + 8 + 12) + (cells * item if dense else 0)
+        require(f"{owner}: {pairs} synapses ({type(connector).__name__}, {n_pre} x {n_post}, "
+                f"{'dense' if dense else 'CSR'} storage)", resident, temporary, device,
+                "Use a sparser connector or smaller populations" + (" or sparse=True" if dense else ""))
+
     def _weights(self, owner, weight, rows, cols, rng) -> np.ndarray:
         n_pre, n_post = self.pre.n, self.post.n
         if isinstance(self.connector, FromMatrix):
@@ -120,9 +144,8 @@ class Projection:
             raise ValueError(f"{owner}: 'weight' is required (a number, an array or a distribution)")
         if isinstance(weight, (Uniform, Normal)):
             return weight.sample(rng, (self.nnz,))
-        if isinstance(weight, torch.Tensor):
-            weight = weight.detach().cpu().numpy()
-        arr = np.asarray(weight, dtype=np.float64)
+        arr = numeric_array(weight, f"{owner}: weight must be a number, an array of numbers or a "
+                                    "distribution").astype(np.float64, copy=False)
         if arr.ndim == 0:
             return np.full(self.nnz, float(arr), dtype=np.float32)
         if arr.shape == (n_pre, n_post):
@@ -133,20 +156,26 @@ class Projection:
                          f"(n_pre, n_post) or ({self.nnz},) (one per synapse)")
 
     def _delays(self, owner, delay, rows, cols) -> np.ndarray:
-        if isinstance(delay, torch.Tensor):
-            delay = delay.detach().cpu().numpy()
-        arr = np.asarray(delay)
+        rule = "delay must be a whole number of steps >= 1"
+        if not (is_real(delay) or isinstance(delay, (np.ndarray, torch.Tensor, list, tuple))):
+            raise TypeError(f"{owner}: {rule} (or an array of them), got {show(delay)}")
+        arr = numeric_array(delay, f"{owner}: {rule} (or an array of them)")
+        if arr.dtype.kind == "b":
+            raise TypeError(f"{owner}: {rule}, got an array of bool")
         if arr.ndim == 0:
-            if not (np.isfinite(arr) and float(arr) == int(arr) and arr >= 1):
-                raise ValueError(f"{owner}: delays are whole numbers of steps >= 1, got {arr}")
-            arr = np.full(self.nnz, int(arr), dtype=np.int32)
+            arr = np.full(self.nnz, arr[()])
         elif arr.shape == (self.pre.n, self.post.n):
             arr = arr[rows, cols]
         elif arr.shape != (self.nnz,):
             raise ValueError(f"{owner}: delay array has shape {arr.shape}; expected a number, "
                              f"({self.pre.n}, {self.post.n}) or ({self.nnz},)")
-        if arr.size and (not np.all(np.equal(np.mod(arr, 1), 0)) or arr.min() < 1):
-            raise ValueError(f"{owner}: delays are whole numbers of steps >= 1, got {arr.min()}")
+        if arr.size:
+            with np.errstate(invalid="ignore"):  # NaN and inf are reported below
+                bad = ~np.isfinite(arr) | (np.mod(arr, 1) != 0) | (arr < 1) | (arr > MAX_DELAY)
+            if bad.any():
+                got = arr[bad].flat[0]
+                raise ValueError(f"{owner}: {rule} and at most {MAX_DELAY}, got "
+                                 f"{show(got.item() if np.ndim(delay) else delay)}")
         return arr.astype(np.int32)
 
     def _delay_blocks(self, delays, rows, uniform) -> list[DelayBlock]:
