@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosim.backends import BACKENDS
-from neurosim.connectors import AllToAll, Connector
+from neurosim.connectors import Connector
 from neurosim.inputs import StepCurrent
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
@@ -177,8 +177,10 @@ class Network:
         """Connect ``pre`` to ``post``.
 
         Args:
-            connector: which pairs connect (default :class:`~neurosim.AllToAll`).
-            weight: a number, an ``(n_pre, n_post)`` or per-synapse array, or a
+            connector: which pairs connect (default :class:`~neurosim.AllToAll`, or the
+                stored entries of ``weight`` when it is a ``scipy.sparse`` matrix).
+            weight: a number, an ``(n_pre, n_post)`` or per-synapse array, a
+                ``scipy.sparse`` matrix (any format, never densified), or a
                 distribution; in the units of the receptor's state variable.
             receptor: ``"exc"`` (weights >= 0) or ``"inh"`` (weights <= 0).
             delay: whole steps >= 1, one number or per synapse.
@@ -196,7 +198,7 @@ class Network:
             while name in self.projections:
                 name, k = f"{pre.name}_{post.name}_{k}", k + 1
         name = self._name(name, "projection", self.projections)
-        proj = Projection(name, pre, post, connector or AllToAll(), weight, receptor, delay, sparse,
+        proj = Projection(name, pre, post, connector, weight, receptor, delay, sparse,
                           numpy_stream(self.seed, f"projection/{name}"), self.device, self.dtype)
         self.projections[name] = proj
         self._dirty = True

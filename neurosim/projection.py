@@ -8,15 +8,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from neurosim.connectors import Connector, FromMatrix
+from neurosim.connectors import AllToAll, Connector, FromMatrix
 from neurosim.distributions import Normal, Uniform
 from neurosim.memory import require
+from neurosim.sparse_matrices import canonical_csr, csr_array, is_sparse, values_at
 from neurosim.validation import is_real, numeric_array, show
 
 if TYPE_CHECKING:
     from neurosim.population import Population
 
-WeightSpec = float | np.ndarray | torch.Tensor | Uniform | Normal | None
+#: a number, an array, a ``scipy.sparse`` matrix, a distribution (or None with FromMatrix)
+WeightSpec = float | np.ndarray | torch.Tensor | Uniform | Normal | Any | None
 DelaySpec = int | np.ndarray | torch.Tensor
 
 #: Below this fraction of possible pairs, ``sparse=None`` stores weights as CSR.
@@ -58,11 +60,17 @@ class Projection:
         mask: dense only: which pairs are synapses (``None`` when all are).
     """
 
-    def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector,
+    def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector | None,
                  weight: WeightSpec, receptor: str, delay: DelaySpec, sparse: bool | None,
                  rng: np.random.Generator, device: torch.device, dtype: torch.dtype) -> None:
-        self.name, self.pre, self.post, self.connector = name, pre, post, connector
         owner = f"projection '{name}'"
+        if connector is None:  # a sparse matrix of weights names its synapses itself
+            connector, weight = (FromMatrix(weight), None) if is_sparse(weight) else (AllToAll(), weight)
+        elif not isinstance(connector, Connector):
+            raise TypeError(f"{owner}: connector must be a neurosim Connector (AllToAll, "
+                            f"FixedProbability, FromMatrix, ...), got {show(connector)}")
+        self.name, self.pre, self.post, self.connector = name, pre, post, connector
+        self.device, self.dtype = device, dtype
         receptors = getattr(post.model, "receptors", {})
         if receptor not in receptors:
             known = ", ".join(repr(r) for r in receptors) or "none (it takes no synaptic input)"
@@ -93,7 +101,6 @@ class Projection:
         elif not sparse and not uniform_delay:
             raise ValueError(f"{owner}: per-synapse delays need sparse=True (CSR storage)")
         self.sparse = bool(sparse)
-        self.device, self.dtype = device, dtype
         if self.sparse:
             counts = np.bincount(rows, minlength=n_pre)
             self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
@@ -139,15 +146,22 @@ class Projection:
         if isinstance(self.connector, FromMatrix):
             if weight is not None:
                 raise ValueError(f"{owner}: FromMatrix gives the weights; leave out 'weight'")
-            return self.connector.matrix[rows, cols]
+            return self.connector.values(rows, cols)
         if weight is None:
             raise ValueError(f"{owner}: 'weight' is required (a number, an array or a distribution)")
         if isinstance(weight, (Uniform, Normal)):
             return weight.sample(rng, (self.nnz,))
-        arr = numeric_array(weight, f"{owner}: weight must be a number, an array of numbers or a "
-                                    "distribution").astype(np.float64, copy=False)
+        if is_sparse(weight):
+            if tuple(weight.shape) != (n_pre, n_post):
+                raise ValueError(f"{owner}: sparse weight matrix has shape {tuple(weight.shape)}; "
+                                 f"expected ({n_pre}, {n_post}) (n_pre, n_post)")
+            return values_at(canonical_csr(weight, f"{owner}: weight"), rows, cols, f"{owner}: weight")
+        arr = numeric_array(weight, f"{owner}: weight must be a number, an array of numbers, a "
+                                    "scipy.sparse matrix or a distribution").astype(np.float64, copy=False)
         if arr.ndim == 0:
-            return np.full(self.nnz, float(arr), dtype=np.float32)
+            # in the network's precision: a float64 network keeps 0.9 exact
+            return np.full(self.nnz, float(arr), dtype=np.float32 if self.dtype == torch.float32
+                           else np.float64)
         if arr.shape == (n_pre, n_post):
             return arr[rows, cols]
         if arr.shape == (self.nnz,):
@@ -199,8 +213,19 @@ class Projection:
     def min_delay(self) -> int:
         return min(b.delay for b in self.blocks)
 
-    def weight_matrix(self) -> np.ndarray:
-        """The weights as a dense ``(n_pre, n_post)`` numpy array (0 where no synapse)."""
+    def weight_matrix(self, sparse: bool = False) -> Any:
+        """The weights as a dense ``(n_pre, n_post)`` numpy array (0 where no synapse), or,
+        with ``sparse=True``, as a ``scipy.sparse.csr_array`` whose stored entries are
+        exactly the synapses (a synapse of weight 0 is an explicit zero), in the
+        weights' dtype, without a dense copy (for CSR storage)."""
+        if sparse:
+            if self.sparse:
+                return csr_array(self.indptr.cpu().numpy(), self.indices.cpu().numpy(),
+                                 self.weight.detach().cpu().numpy(), (self.pre.n, self.post.n))
+            rows, cols = self.synapses()
+            counts = np.bincount(rows, minlength=self.pre.n)
+            return csr_array(np.concatenate([[0], np.cumsum(counts)]), cols,
+                             self.weight.detach().cpu().numpy()[rows, cols], (self.pre.n, self.post.n))
         if not self.sparse:
             return self.weight.detach().cpu().numpy().copy()
         dense = np.zeros((self.pre.n, self.post.n), dtype=np.float64)
