@@ -6,8 +6,8 @@ import datetime as _dt
 import json
 import math
 import os
-import warnings
 import sys
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -531,9 +531,9 @@ class Network:
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         """Restore state saved by :meth:`state_dict` into a network of the same structure.
 
-        Every entry is checked (names, shapes, finite values, bool spike rings,
-        weight signs, a non-negative integer step) before anything is changed, so
-        a rejected state leaves the network as it was.
+        Every entry is checked (names, shapes, finite values, bool spike rings, no
+        weights between unconnected neurons, a non-negative integer step) before
+        anything is changed, so a rejected state leaves the network as it was.
         """
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
@@ -565,14 +565,10 @@ class Network:
 
     @staticmethod
     def _check_loaded_weights(proj: Projection, w: torch.Tensor) -> None:
-        key = f"projections.{proj.name}.weight"
-        if proj.receptor == "exc" and w.numel() and w.min() < 0:
-            raise ValueError(f"state {key!r}: receptor 'exc' needs weights >= 0, got min {float(w.min()):g}")
-        if proj.receptor == "inh" and w.numel() and w.max() > 0:
-            raise ValueError(f"state {key!r}: receptor 'inh' needs weights <= 0, got max {float(w.max()):g}")
+        # (no sign check: rules with bounds below 0 may legitimately leave such weights)
         if proj.mask is not None and bool((w.to(proj.device)[~proj.mask] != 0).any()):
-            raise ValueError(f"state {key!r} has nonzero weights between unconnected neurons; it "
-                             "comes from a projection with other synapses")
+            raise ValueError(f"state 'projections.{proj.name}.weight' has nonzero weights between "
+                             "unconnected neurons; it comes from a projection with other synapses")
 
     def _structure(self) -> dict[str, Any]:
         """What a state file must match beyond names and shapes: population models and
@@ -601,8 +597,8 @@ class Network:
         saved_dt = info["dt_ms"]
         if saved_dt is not None and saved_dt != self.dt:
             raise ValueError(f"{path!r} was saved at dt = {saved_dt:g} ms, this network has dt = "
-                             f"{self.dt:g} ms; delays, propagators and random streams are tied to the "
-                             f"time step, so build the network with dt={saved_dt:g} to load it")
+                             f"{self.dt:g} ms; delays count steps and the neurons' propagators are "
+                             f"computed for dt, so build the network with dt={saved_dt:g} to load it")
         saved = info["structure"]
         if saved is None:
             warnings.warn(f"{path!r} is a version {info['format_version']} state file without a "
