@@ -15,6 +15,8 @@ from neurosim.sparse_matrices import canonical_csr, csr_array, is_sparse, values
 from neurosim.validation import is_real, numeric_array, show
 
 if TYPE_CHECKING:
+    from scipy.sparse import csr_array as CSRArray
+
     from neurosim.population import Population
 
 #: a number, an array, a ``scipy.sparse`` matrix, a distribution (or None with FromMatrix)
@@ -213,7 +215,7 @@ class Projection:
     def min_delay(self) -> int:
         return min(b.delay for b in self.blocks)
 
-    def weight_matrix(self, sparse: bool = False) -> Any:
+    def weight_matrix(self, sparse: bool = False) -> "np.ndarray | CSRArray":
         """The weights as a dense ``(n_pre, n_post)`` numpy array (0 where no synapse), or,
         with ``sparse=True``, as a ``scipy.sparse.csr_array`` whose stored entries are
         exactly the synapses (a synapse of weight 0 is an explicit zero), in the
