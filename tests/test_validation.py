@@ -101,6 +101,9 @@ def test_bad_connector_and_weight_types_are_named():
      r"needs [\d.]+ GB for the spike ring of population 'a' \(1000000001 slots"),
 ])
 def test_networks_too_large_for_memory_say_how_large(batch, build, match):
+    from neurosim.memory import host_available_bytes
+    if host_available_bytes() is None:  # the check cannot run: do not really allocate terabytes
+        pytest.skip("available memory unknown on this system")
     net = ns.Network(batch=batch)
     with pytest.raises(ValueError, match=match) as info:
         build(net)
