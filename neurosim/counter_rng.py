@@ -56,5 +56,17 @@ def element_keys(key: int, count: int) -> np.ndarray:
 
 @register_jitable
 def step_key(key: int, step: int) -> int:
-    """The per-step hash of a stream, in [0, 2**32)."""
-    return lowbias32(((step & MASK32) ^ lowbias32(key ^ 0x9E3779B9)) & MASK32)
+    """The per-step hash of a stream, in [0, 2**32), for any step >= 0.
+
+    The low 32 bits of the step are hashed as in every earlier version, so the
+    numbers of steps below 2**32 (and every published result) are unchanged.
+    From step 2**32 on (119 h at dt 0.1 ms) the high bits are hashed in too, so
+    the sequence does not start over. (A 32-bit step key cannot be unique over
+    more than 2**32 steps: a later step may share the numbers of some earlier
+    step, but at scattered steps, never as a repeat of a stretch.)
+    """
+    h = lowbias32(((step & MASK32) ^ lowbias32(key ^ 0x9E3779B9)) & MASK32)
+    high = step >> 32
+    if high != 0:  # one scalar branch per step and stream, not per neuron
+        h = lowbias32(h ^ lowbias32((high ^ 0x85EBCA6B) & MASK32))
+    return h

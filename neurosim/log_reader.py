@@ -11,6 +11,7 @@ import numpy as np
 
 from neurosim.recording.hdf5_log import SCHEMA_VERSION
 from neurosim.recording.memory_log import MemoryLog
+from neurosim.sparse_matrices import csr_array
 
 
 class LogError(Exception):
@@ -261,8 +262,13 @@ class LogReader:
         base = f"weights/{monitor}"
         return self.array(f"{base}/step"), self.array(f"{base}/values")
 
-    def weight_snapshot(self, monitor: str, index: int = -1) -> tuple[int, np.ndarray]:
-        """(step, dense ``(n_pre, n_post)`` weights) of one snapshot (default: the last)."""
+    def weight_snapshot(self, monitor: str, index: int = -1, sparse: bool = False) -> tuple[int, Any]:
+        """(step, dense ``(n_pre, n_post)`` weights) of one snapshot (default: the last).
+
+        With ``sparse=True`` the weights come as a ``scipy.sparse.csr_array``: for CSR
+        storage its stored entries are the synapses (no dense copy is made); for
+        dense storage, the nonzero weights.
+        """
         base = f"weights/{monitor}"
         if not self.has(f"{base}/values"):
             raise KeyError(f"no weight snapshots named {monitor!r}; recorded: "
@@ -276,10 +282,17 @@ class LogReader:
         step = int(self.read_rows(f"{base}/step", index, index + 1)[0])
         values = self.read_rows(f"{base}/values", index, index + 1)[0]
         if values.ndim == 2:
+            if sparse:
+                import scipy.sparse
+
+                return step, scipy.sparse.csr_array(values)
             return step, values
         indptr, indices = self.array(f"{base}/indptr"), self.array(f"{base}/indices")
-        dense = np.zeros((len(indptr) - 1, int(self.dataset_attrs(f"{base}/values").get(
-            "n_post", indices.max(initial=-1) + 1))), dtype=values.dtype)
+        shape = (len(indptr) - 1, int(self.dataset_attrs(f"{base}/values").get(
+            "n_post", indices.max(initial=-1) + 1)))
+        if sparse:
+            return step, csr_array(indptr, indices, values, shape)
+        dense = np.zeros(shape, dtype=values.dtype)
         rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
         dense[rows, indices] = values
         return step, dense

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosim.backends import BACKENDS
-from neurosim.connectors import AllToAll, Connector
+from neurosim.connectors import Connector
 from neurosim.inputs import StepCurrent
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
@@ -29,6 +30,7 @@ from neurosim.schedule import Schedule
 from neurosim.seeding import numpy_stream
 from neurosim.state_file import load_state_file, save_state_file
 from neurosim.threads import check_threads
+from neurosim.validation import check_device, check_log_target, is_real, is_whole, show
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: at most this many bytes of monitor buffers per chunk (per network)
@@ -38,17 +40,30 @@ MAX_CHUNK_STEPS = 5000
 
 
 class Clock:
-    """The network's time: ``dt`` in ms and the index of the next step."""
+    """The network's time: ``dt`` in ms and ``step``, the index of the next step (>= 0)."""
 
     def __init__(self, dt: float) -> None:
-        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
+        if not is_real(dt) or not math.isfinite(dt) or dt <= 0:
             raise ValueError(f"dt must be a positive, finite number of milliseconds, got {dt!r}")
         self.dt = float(dt)
-        self.step = 0
+        self._step = 0
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        # random streams and spike rings are indexed by the step: a negative or
+        # fractional one would silently break both
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"clock.step must be a non-negative integer (the index of the next "
+                             f"step), got {value!r}")
+        self._step = int(value)
 
     @property
     def time_ms(self) -> float:
-        return self.step * self.dt
+        return self._step * self.dt
 
 
 class Network:
@@ -98,9 +113,8 @@ class Network:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'")
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+        self.device = check_device(device)
+        check_log_target(log)
         if backend is None:
             backend = "numba" if self.device.type == "cpu" else "torch"
         if backend not in BACKENDS:
@@ -170,8 +184,10 @@ class Network:
         """Connect ``pre`` to ``post``.
 
         Args:
-            connector: which pairs connect (default :class:`~neurosim.AllToAll`).
-            weight: a number, an ``(n_pre, n_post)`` or per-synapse array, or a
+            connector: which pairs connect (default :class:`~neurosim.AllToAll`, or the
+                stored entries of ``weight`` when it is a ``scipy.sparse`` matrix).
+            weight: a number, an ``(n_pre, n_post)`` or per-synapse array, a
+                ``scipy.sparse`` matrix (any format, never densified), or a
                 distribution; in the units of the receptor's state variable.
             receptor: ``"exc"`` (weights >= 0) or ``"inh"`` (weights <= 0).
             delay: whole steps >= 1, one number or per synapse.
@@ -192,7 +208,7 @@ class Network:
             while name in self.projections:
                 name, k = f"{pre.name}_{post.name}_{k}", k + 1
         name = self._name(name, "projection", self.projections)
-        proj = Projection(name, pre, post, connector or AllToAll(), weight, receptor, delay, sparse,
+        proj = Projection(name, pre, post, connector, weight, receptor, delay, sparse,
                           numpy_stream(self.seed, f"projection/{name}"), self.device, self.dtype)
         self.projections[name] = proj
         self._dirty = True
@@ -450,18 +466,47 @@ class Network:
         if (duration_ms is None) == (steps is None):
             raise ValueError("run: give exactly one of duration_ms or steps")
         if steps is not None:
-            if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-                raise ValueError(f"run: steps must be a non-negative integer, got {steps!r}")
+            if not is_whole(steps) or steps < 0:
+                raise ValueError(f"run: steps must be a non-negative integer, got {show(steps)}")
             return int(steps)
-        if not isinstance(duration_ms, (int, float)) or not math.isfinite(duration_ms) or duration_ms < 0:
-            raise ValueError(f"run: duration_ms must be a non-negative number, got {duration_ms!r}")
-        return int(round(duration_ms / self.dt))
+        if not is_real(duration_ms) or not math.isfinite(duration_ms) or duration_ms < 0:
+            raise ValueError(f"run: duration_ms must be a non-negative, finite number of "
+                             f"milliseconds, got {show(duration_ms)}")
+        return int(round(float(duration_ms) / self.dt))
 
     def _flush(self) -> None:
         chunk: dict[str, np.ndarray] = {}
         for mon in self.monitors.values():
             chunk.update(mon.drain())
         self.log.append(chunk, self.clock.step)
+        self._check_finite()  # after the append: the log keeps the steps up to the failure
+
+    def _check_finite(self) -> None:
+        """Raise FloatingPointError naming the population (or projection) whose state
+        or learned weights became NaN or inf.
+
+        Called once per chunk (both backends keep state in the same tensors): one
+        reduction per tensor and one host synchronisation, small next to a chunk's steps.
+        Static weights are checked when set, so only plastic projections are read here.
+        """
+        plastic = {id(rule.projection): rule.projection for rule in self.rules.values()}
+        tensors = [(f"population '{pop.name}' ({pop.model_name}): state variable '{var}'",
+                    ("batch row", "neuron"), t)
+                   for pop in self.populations.values() for var, t in pop.state.items()]
+        tensors += [(f"projection '{proj.name}': weights (changed by its learning rules)",
+                     ("synapse",) if proj.sparse else ("pre", "post"), proj.weight)
+                    for proj in plastic.values()]
+        tensors = [item for item in tensors if item[2].is_floating_point() and item[2].numel()]
+        if not tensors or bool(torch.stack([torch.isfinite(t).all() for *_, t in tensors]).all()):
+            return
+        for what, axes, t in tensors:
+            bad = (~torch.isfinite(t)).nonzero()
+            if len(bad):
+                where = ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, bad[0]))
+                raise FloatingPointError(
+                    f"{what} became NaN or inf by step {self.clock.step} "
+                    f"(t = {self.clock.time_ms:g} ms; first at {where}); check its parameters, "
+                    "inputs and weights for values too large for the network's dtype")
 
     def _log_attrs(self) -> dict[str, Any]:
         from neurosim import __version__
@@ -494,6 +539,7 @@ class Network:
         """Every piece of state, by name: clock, neuron states, spikes in flight,
         injected currents and weights. (Random streams are counter-based: their
         position is the clock.)"""
+        self._prepare()  # spike rings get their final length, as in any state a run leaves
         out: dict[str, torch.Tensor] = {"clock.step": torch.tensor(self.clock.step)}
         for name, pop in self.populations.items():
             for var, t in pop.state_tensors().items():
@@ -509,32 +555,102 @@ class Network:
         return out
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
-        """Restore state saved by :meth:`state_dict` into a network of the same structure."""
-        self._prepare()
+        """Restore state saved by :meth:`state_dict` into a network of the same structure.
+
+        Every entry is checked (names, shapes, finite values, bool spike rings, no
+        weights between unconnected neurons, a non-negative integer step) before
+        anything is changed, so a rejected state leaves the network as it was.
+        """
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
             raise ValueError(f"state does not match this network: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")
+        checked: dict[str, torch.Tensor] = {}
         for key, value in state.items():
             value = torch.as_tensor(value)
             if key == "clock.step":
-                self.clock.step = int(value)
-            else:
-                if tuple(value.shape) != tuple(own[key].shape):
-                    raise ValueError(f"state {key!r} has shape {tuple(value.shape)}, this network "
-                                     f"needs {tuple(own[key].shape)}")
-                if value.is_floating_point() and not torch.isfinite(value).all():
-                    raise ValueError(f"state {key!r} contains NaN or inf")
-                own[key].copy_(value.to(own[key].dtype))
+                if value.dim() != 0 or value.dtype == torch.bool or value.is_floating_point() \
+                        or value.is_complex() or int(value) < 0:
+                    raise ValueError(f"state 'clock.step' must be a non-negative integer, got {value!r}")
+                continue
+            if tuple(value.shape) != tuple(own[key].shape):
+                raise ValueError(f"state {key!r} has shape {tuple(value.shape)}, this network "
+                                 f"needs {tuple(own[key].shape)}")
+            if (own[key].dtype == torch.bool) != (value.dtype == torch.bool):
+                raise ValueError(f"state {key!r} has dtype {value.dtype}, this network needs "
+                                 f"{own[key].dtype}")
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(f"state {key!r} contains NaN or inf")
+            checked[key] = value
+        for name, proj in self.projections.items():
+            self._check_loaded_weights(proj, checked[f"projections.{name}.weight"])
+        for key, value in checked.items():
+            own[key].copy_(value.to(own[key].dtype))
+        self.clock.step = int(state["clock.step"])
+
+    @staticmethod
+    def _check_loaded_weights(proj: Projection, w: torch.Tensor) -> None:
+        # (no sign check: rules with bounds below 0 may legitimately leave such weights)
+        if proj.mask is not None and bool((w.to(proj.device)[~proj.mask] != 0).any()):
+            raise ValueError(f"state 'projections.{proj.name}.weight' has nonzero weights between "
+                             "unconnected neurons; it comes from a projection with other synapses")
+
+    def _structure(self) -> dict[str, Any]:
+        """What a state file must match beyond names and shapes: population models and
+        sizes, and which synapses each projection's weights belong to."""
+        return {"populations": {name: [pop.model_name, pop.n] for name, pop in self.populations.items()},
+                "projections": {name: proj.structure_digest() for name, proj in self.projections.items()}}
 
     def save_state(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
-        """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs)."""
-        save_state_file(path, self.state_dict(), self.describe(), overwrite=overwrite)
+        """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs),
+        with the time step and a fingerprint of the structure, which loading checks."""
+        save_state_file(path, self.state_dict(), self.describe(), overwrite=overwrite,
+                        dt_ms=self.dt, structure=self._structure())
 
     def load_state(self, path: str | os.PathLike[str]) -> None:
-        """Load a state file written by :meth:`save_state` into this network."""
-        self.load_state_dict(load_state_file(path))
+        """Load a state file written by :meth:`save_state` into this network.
+
+        The file must come from a network with the same time step, populations
+        (names, models, sizes) and synapses (the same pairs, not only as many:
+        a network rebuilt with another seed does not fit).
+        """
+        state, info = load_state_file(path)
+        self._check_state_file(os.fspath(path), info)
+        self.load_state_dict(state)
+
+    def _check_state_file(self, path: str, info: Mapping[str, Any]) -> None:
+        saved_dt = info["dt_ms"]
+        if saved_dt is not None and saved_dt != self.dt:
+            raise ValueError(f"{path!r} was saved at dt = {saved_dt:g} ms, this network has dt = "
+                             f"{self.dt:g} ms; delays count steps and the neurons' propagators are "
+                             f"computed for dt, so build the network with dt={saved_dt:g} to load it")
+        saved = info["structure"]
+        if saved is None:
+            warnings.warn(f"{path!r} is a version {info['format_version']} state file without a "
+                          "structure fingerprint: that its weights belong to the same synapses is "
+                          "not checked (save it again to upgrade)", stacklevel=3)
+            return
+        own = self._structure()
+        for name in sorted(set(saved["populations"]) | set(own["populations"])):
+            a, b = saved["populations"].get(name), own["populations"].get(name)
+            if a is None or b is None or list(a) != list(b):
+                raise ValueError(f"{path!r} does not fit this network: population {name!r} is "
+                                 f"{_describe_pop(a)} in the file and {_describe_pop(b)} here")
+        for name in sorted(set(saved["projections"]) | set(own["projections"])):
+            a, b = saved["projections"].get(name), own["projections"].get(name)
+            if a is None or b is None:
+                raise ValueError(f"{path!r} does not fit this network: projection {name!r} exists "
+                                 f"only {'here' if a is None else 'in the file'}")
+            if a != b:
+                raise ValueError(f"{path!r} does not fit this network: projection {name!r} connects "
+                                 "other pairs of neurons than the saved one (was the network built "
+                                 "with another seed, connector or matrix?); its weights would land "
+                                 "on the wrong synapses")
+
+
+def _describe_pop(entry: Sequence[Any] | None) -> str:
+    return "absent" if entry is None else f"{entry[1]} {entry[0]} neurons"
 
 
 def _now() -> str:

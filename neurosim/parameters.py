@@ -30,6 +30,9 @@ class Parameter:
         low_open, high_open: make that end of the range open (excluded).
         per_neuron: whether an array of one value per neuron (or per batch
             row and neuron) is accepted as well as a scalar.
+        allow_inf: whether ``inf`` is a meaningful value (e.g. a time constant
+            of ``inf`` for no decay); otherwise non-finite values are rejected,
+            since they turn the state into NaN mid-run.
     """
 
     default: float
@@ -40,10 +43,11 @@ class Parameter:
     low_open: bool = False
     high_open: bool = False
     per_neuron: bool = True
+    allow_inf: bool = False
 
     def range_text(self) -> str:
-        left = "(" if self.low_open else "["
-        right = ")" if self.high_open else "]"
+        left = "(" if self.low_open or (math.isinf(self.low) and not self.allow_inf) else "["
+        right = ")" if self.high_open or (math.isinf(self.high) and not self.allow_inf) else "]"
         return f"{left}{self.low:g}, {self.high:g}{right}"
 
     def check(self, name: str, owner: str, value: ParameterValue, n: int | None = None,
@@ -83,6 +87,10 @@ class Parameter:
             values = np.asarray([value])
         if np.any(np.isnan(values)):
             raise ValueError(f"{owner}: parameter '{name}' contains NaN")
+        if not self.allow_inf and np.any(np.isinf(values)):
+            offender = values[np.isinf(values)].flat[0]
+            raise ValueError(f"{owner}: parameter '{name}' = {offender:g} {self.unit} must be finite; "
+                             f"accepted {self.range_text()} {self.unit} ({self.doc})")
         bad_low = values <= self.low if self.low_open else values < self.low
         bad_high = values >= self.high if self.high_open else values > self.high
         if np.any(bad_low) or np.any(bad_high):

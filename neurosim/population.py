@@ -10,11 +10,14 @@ import torch
 from neurosim.counter_rng import UNIT24, element_keys, lowbias32, step_key, stream_key
 from neurosim.distributions import Normal, Uniform
 from neurosim.kernel import TORCH_MATH, bind
+from neurosim.memory import require
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
 from neurosim.parameters import ParameterValue, validate_parameters
 
 InitSpec = float | np.ndarray | torch.Tensor | Uniform | Normal
+#: neuron indices are stored as int32 (spike lists, CSR targets)
+MAX_NEURONS = 2**31 - 1
 
 
 class Population:
@@ -38,8 +41,12 @@ class Population:
         if not isinstance(model, (NeuronModel, SpikeGenerator)):
             raise TypeError(f"population '{name}': model must be a NeuronModel or SpikeGenerator, "
                             f"got {type(model).__name__}")
+        if n > MAX_NEURONS:
+            raise ValueError(f"population '{name}': size must be at most {MAX_NEURONS} (neuron "
+                             f"indices are int32), got {n}")
         self.name, self.n, self.model = name, int(n), model
         self.batch, self.dt, self.device, self.dtype = batch, dt, device, dtype
+        self._require_memory()
         self.seed = seed
         self.history = torch.zeros((1, batch, self.n), dtype=torch.bool, device=device)
         self._last_step = -1
@@ -86,6 +93,23 @@ class Population:
         self.reset()
 
     # -- construction helpers ---------------------------------------------------------
+    def _require_memory(self) -> None:
+        """Refuse, with the size in GB, a population that cannot fit (before allocating)."""
+        cells = self.batch * self.n
+        model = self.model
+        if isinstance(model, SpikeGenerator):
+            resident, temporary = cells, 0
+        else:
+            item = torch.empty((), dtype=self.dtype).element_size()
+            # state and its initial copy, inputs, random element keys, a one-slot spike ring
+            resident = cells * (item * (2 * len(model.state_variables) + len(model.inputs))
+                                + 8 * len(model.random_inputs) + 1)
+            temporary = cells * 8 * (1 + len(model.random_inputs))  # float64 initial values, keys
+        require(f"population '{self.name}' ({self.n} {self.model_name} neurons x batch "
+                f"{self.batch})", resident, temporary, self.device,
+                "Use fewer neurons or a smaller batch"
+                + (" or float32" if self.dtype == torch.float64 and resident > cells else ""))
+
     @property
     def model_name(self) -> str:
         return type(self.model).__name__
@@ -165,8 +189,21 @@ class Population:
                 "spike_history": self.history}
 
     # -- stepping (torch) -------------------------------------------------------------
+    def require_history(self, length: int) -> None:
+        """Refuse a spike ring of ``length`` slots that cannot fit (before allocating it)."""
+        if length <= self.history.shape[0]:
+            return
+        # a bool per slot, batch row and neuron; on the CPU the compiled backend keeps
+        # int32 spike lists of the same shape beside it
+        per_cell = 1 + (4 if self.device.type == "cpu" else 0)
+        require(f"the spike ring of population '{self.name}' ({length} slots for delays of up "
+                f"to {length - 1} steps, x {self.batch * self.n} neurons)",
+                length * self.batch * self.n * per_cell, 0, self.device,
+                "Use shorter delays (a longer dt) or fewer neurons")
+
     def set_history_length(self, length: int) -> None:
         if length != self.history.shape[0]:
+            self.require_history(length)
             self.history = torch.zeros((length, self.batch, self.n), dtype=torch.bool,
                                        device=self.device)
 

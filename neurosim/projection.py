@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from neurosim.connectors import Connector, FromMatrix
+from neurosim.connectors import AllToAll, Connector, FromMatrix
 from neurosim.distributions import Normal, Uniform
+from neurosim.memory import require
+from neurosim.sparse_matrices import canonical_csr, csr_array, is_sparse, values_at
+from neurosim.validation import is_real, numeric_array, show
 
 if TYPE_CHECKING:
+    from scipy.sparse import csr_array as CSRArray
+
     from neurosim.population import Population
 
-WeightSpec = float | np.ndarray | torch.Tensor | Uniform | Normal | None
+#: a number, an array, a ``scipy.sparse`` matrix, a distribution (or None with FromMatrix)
+WeightSpec = float | np.ndarray | torch.Tensor | Uniform | Normal | Any | None
 DelaySpec = int | np.ndarray | torch.Tensor
 
 #: Below this fraction of possible pairs, ``sparse=None`` stores weights as CSR.
@@ -21,6 +28,8 @@ SPARSE_DENSITY = 0.1
 #: From this batch size on, dense delivery uses one matrix product instead of
 #: gathering the rows of the neurons that spiked.
 DENSE_MATMUL_BATCH = 16
+#: the longest delay in steps: delays are stored as int32
+MAX_DELAY = 2**31 - 1
 
 
 class DelayBlock:
@@ -57,11 +66,17 @@ class Projection:
         kind = "csr" if getattr(self, "sparse", False) else "dense"
         return f"<Projection '{self.name}': {self.pre.name} -> {self.post.name} ({kind})>"
 
-    def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector,
+    def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector | None,
                  weight: WeightSpec, receptor: str, delay: DelaySpec, sparse: bool | None,
                  rng: np.random.Generator, device: torch.device, dtype: torch.dtype) -> None:
-        self.name, self.pre, self.post, self.connector = name, pre, post, connector
         owner = f"projection '{name}'"
+        if connector is None:  # a sparse matrix of weights names its synapses itself
+            connector, weight = (FromMatrix(weight), None) if is_sparse(weight) else (AllToAll(), weight)
+        elif not isinstance(connector, Connector):
+            raise TypeError(f"{owner}: connector must be a neurosim Connector (AllToAll, "
+                            f"FixedProbability, FromMatrix, ...), got {show(connector)}")
+        self.name, self.pre, self.post, self.connector = name, pre, post, connector
+        self.device, self.dtype = device, dtype
         receptors = getattr(post.model, "receptors", {})
         if receptor not in receptors:
             known = ", ".join(repr(r) for r in receptors) or "none (it takes no synaptic input)"
@@ -70,6 +85,7 @@ class Projection:
         self.receptor = receptor
         self.target = receptors[receptor]
         n_pre, n_post = pre.n, post.n
+        self._require_memory(owner, connector, sparse, device, dtype)
         rows, cols = connector.pairs(n_pre, n_post, rng, same_population=pre is post)
         self.nnz = int(rows.size)
         values = self._weights(owner, weight, rows, cols, rng)
@@ -83,6 +99,7 @@ class Projection:
             raise ValueError(f"{owner}: receptor 'inh' needs weights <= 0 (inhibition is carried by "
                              f"the sign), got max {values.max():g}")
         delays = self._delays(owner, delay, rows, cols)
+        pre.require_history(int(delays.max(initial=1)) + 1)  # the ring pre will need: refuse it now
         uniform_delay = delays.size == 0 or bool(np.all(delays == delays[0]))
         density = self.nnz / max(1, n_pre * n_post)
         if sparse is None:
@@ -90,7 +107,6 @@ class Projection:
         elif not sparse and not uniform_delay:
             raise ValueError(f"{owner}: per-synapse delays need sparse=True (CSR storage)")
         self.sparse = bool(sparse)
-        self.device, self.dtype = device, dtype
         if self.sparse:
             counts = np.bincount(rows, minlength=n_pre)
             self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
@@ -99,7 +115,7 @@ class Projection:
             self.weight = torch.as_tensor(values, dtype=dtype, device=device)
             self.mask = None
         else:
-            dense = np.zeros((n_pre, n_post))
+            dense = np.zeros((n_pre, n_post), dtype=values.dtype)  # no float64 copy in float32
             dense[rows, cols] = values
             self.weight = torch.as_tensor(dense, dtype=dtype, device=device)
             self.indptr = self.indices = None
@@ -113,21 +129,45 @@ class Projection:
         self.delays = torch.as_tensor(delays, device=device) if not uniform_delay else None
 
     # -- construction helpers -------------------------------------------------------------
+    def _require_memory(self, owner: str, connector: Connector, sparse: bool | None,
+                        device: torch.device, dtype: torch.dtype) -> None:
+        """Refuse, with the size in GB, synapses that cannot fit (before drawing them)."""
+        n_pre, n_post = self.pre.n, self.post.n
+        pairs = connector.expected_pairs(n_pre, n_post)
+        if pairs is None:
+            return
+        item = torch.empty((), dtype=dtype).element_size()
+        cells = n_pre * n_post
+        dense = not sparse if sparse is not None else pairs >= SPARSE_DENSITY * cells
+        # kept: weights (+ int32 targets for CSR, + a bool mask for dense); while building:
+        # int64 (pre, post) pairs, float64 values, delays
+        resident = cells * (item + 1) if dense else pairs * (item + 4) + 8 * (n_pre + 1)
+        temporary = pairs * (16 + 8 + 12) + (cells * item if dense else 0)
+        require(f"{owner}: {pairs} synapses ({type(connector).__name__}, {n_pre} x {n_post}, "
+                f"{'dense' if dense else 'CSR'} storage)", resident, temporary, device,
+                "Use a sparser connector or smaller populations" + (" or sparse=True" if dense else ""))
+
     def _weights(self, owner, weight, rows, cols, rng) -> np.ndarray:
         n_pre, n_post = self.pre.n, self.post.n
         if isinstance(self.connector, FromMatrix):
             if weight is not None:
                 raise ValueError(f"{owner}: FromMatrix gives the weights; leave out 'weight'")
-            return self.connector.matrix[rows, cols]
+            return self.connector.values(rows, cols)
         if weight is None:
             raise ValueError(f"{owner}: 'weight' is required (a number, an array or a distribution)")
         if isinstance(weight, (Uniform, Normal)):
             return weight.sample(rng, (self.nnz,))
-        if isinstance(weight, torch.Tensor):
-            weight = weight.detach().cpu().numpy()
-        arr = np.asarray(weight, dtype=np.float64)
+        if is_sparse(weight):
+            if tuple(weight.shape) != (n_pre, n_post):
+                raise ValueError(f"{owner}: sparse weight matrix has shape {tuple(weight.shape)}; "
+                                 f"expected ({n_pre}, {n_post}) (n_pre, n_post)")
+            return values_at(canonical_csr(weight, f"{owner}: weight"), rows, cols, f"{owner}: weight")
+        arr = numeric_array(weight, f"{owner}: weight must be a number, an array of numbers, a "
+                                    "scipy.sparse matrix or a distribution").astype(np.float64, copy=False)
         if arr.ndim == 0:
-            return np.full(self.nnz, float(arr), dtype=np.float32)
+            # in the network's precision: a float64 network keeps 0.9 exact
+            return np.full(self.nnz, float(arr), dtype=np.float32 if self.dtype == torch.float32
+                           else np.float64)
         if arr.shape == (n_pre, n_post):
             return arr[rows, cols]
         if arr.shape == (self.nnz,):
@@ -136,20 +176,26 @@ class Projection:
                          f"(n_pre, n_post) or ({self.nnz},) (one per synapse)")
 
     def _delays(self, owner, delay, rows, cols) -> np.ndarray:
-        if isinstance(delay, torch.Tensor):
-            delay = delay.detach().cpu().numpy()
-        arr = np.asarray(delay)
+        rule = "delay must be a whole number of steps >= 1"
+        if not (is_real(delay) or isinstance(delay, (np.ndarray, torch.Tensor, list, tuple))):
+            raise TypeError(f"{owner}: {rule} (or an array of them), got {show(delay)}")
+        arr = numeric_array(delay, f"{owner}: {rule} (or an array of them)")
+        if arr.dtype.kind == "b":
+            raise TypeError(f"{owner}: {rule}, got an array of bool")
         if arr.ndim == 0:
-            if not (np.isfinite(arr) and float(arr) == int(arr) and arr >= 1):
-                raise ValueError(f"{owner}: delays are whole numbers of steps >= 1, got {arr}")
-            arr = np.full(self.nnz, int(arr), dtype=np.int32)
+            arr = np.full(self.nnz, arr[()])
         elif arr.shape == (self.pre.n, self.post.n):
             arr = arr[rows, cols]
         elif arr.shape != (self.nnz,):
             raise ValueError(f"{owner}: delay array has shape {arr.shape}; expected a number, "
                              f"({self.pre.n}, {self.post.n}) or ({self.nnz},)")
-        if arr.size and (not np.all(np.equal(np.mod(arr, 1), 0)) or arr.min() < 1):
-            raise ValueError(f"{owner}: delays are whole numbers of steps >= 1, got {arr.min()}")
+        if arr.size:
+            with np.errstate(invalid="ignore"):  # NaN and inf are reported below
+                bad = ~np.isfinite(arr) | (np.mod(arr, 1) != 0) | (arr < 1) | (arr > MAX_DELAY)
+            if bad.any():
+                got = arr[bad].flat[0]
+                raise ValueError(f"{owner}: {rule} and at most {MAX_DELAY}, got "
+                                 f"{show(got.item() if np.ndim(delay) else delay)}")
         return arr.astype(np.int32)
 
     def _delay_blocks(self, delays, rows, uniform) -> list[DelayBlock]:
@@ -173,8 +219,19 @@ class Projection:
     def min_delay(self) -> int:
         return min(b.delay for b in self.blocks)
 
-    def weight_matrix(self) -> np.ndarray:
-        """The weights as a dense ``(n_pre, n_post)`` numpy array (0 where no synapse)."""
+    def weight_matrix(self, sparse: bool = False) -> "np.ndarray | CSRArray":
+        """The weights as a dense ``(n_pre, n_post)`` numpy array (0 where no synapse), or,
+        with ``sparse=True``, as a ``scipy.sparse.csr_array`` whose stored entries are
+        exactly the synapses (a synapse of weight 0 is an explicit zero), in the
+        weights' dtype, without a dense copy (for CSR storage)."""
+        if sparse:
+            if self.sparse:
+                return csr_array(self.indptr.cpu().numpy(), self.indices.cpu().numpy(),
+                                 self.weight.detach().cpu().numpy(), (self.pre.n, self.post.n))
+            rows, cols = self.synapses()
+            counts = np.bincount(rows, minlength=self.pre.n)
+            return csr_array(np.concatenate([[0], np.cumsum(counts)]), cols,
+                             self.weight.detach().cpu().numpy()[rows, cols], (self.pre.n, self.post.n))
         if not self.sparse:
             return self.weight.detach().cpu().numpy().copy()
         dense = np.zeros((self.pre.n, self.post.n), dtype=np.float64)
@@ -208,6 +265,18 @@ class Projection:
         if not torch.isfinite(values).all():
             raise ValueError(f"projection '{self.name}': new weights contain NaN or inf")
         self.weight.copy_(values)
+
+    def structure_digest(self) -> str:
+        """A hash of which pairs are synapses, in storage order (CSR ``indptr`` and
+        ``indices``, or the dense mask): equal digests mean that the weight arrays of
+        two projections refer to the same synapses (a saved state fits)."""
+        h = hashlib.sha256(f"{self.pre.n} {self.post.n} {'csr' if self.sparse else 'dense'}".encode())
+        if self.sparse:
+            h.update(self.indptr.cpu().numpy().astype(np.int64).tobytes())
+            h.update(self.indices.cpu().numpy().astype(np.int32).tobytes())
+        elif self.mask is not None:
+            h.update(np.packbits(self.mask.cpu().numpy()).tobytes())
+        return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "pre": self.pre.name, "post": self.post.name,

@@ -18,7 +18,7 @@ def test_unknown_neuron_parameter_names_the_parameter_and_lists_known_ones():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"tau_m": 0.0}, r"'tau_m' = 0 ms is out of range; accepted \(0, inf\]"),
+    ({"tau_m": 0.0}, r"'tau_m' = 0 ms is out of range; accepted \(0, inf\)"),
     ({"tau_m": -5.0}, "tau_m"),
     ({"t_ref": -1.0}, "t_ref"),
     ({"v_reset": -40.0, "v_thresh": -50.0}, "'v_reset' must be below 'v_thresh'"),
@@ -77,9 +77,9 @@ def test_bad_delays():
     net = ns.Network()
     a = net.population(3, ns.PoissonSource(), name="a")
     b = net.population(4, ns.LIF(), name="b")
-    with pytest.raises(ValueError, match="delays are whole numbers of steps >= 1"):
+    with pytest.raises(ValueError, match="delay must be a whole number of steps >= 1"):
         net.projection(a, b, weight=1.0, delay=0)
-    with pytest.raises(ValueError, match="delays are whole numbers"):
+    with pytest.raises(ValueError, match="delay must be a whole number of steps"):
         net.projection(a, b, weight=1.0, delay=1.5)
     with pytest.raises(ValueError, match="per-synapse delays need sparse=True"):
         net.projection(a, b, weight=1.0, delay=np.arange(12).reshape(3, 4) + 1, sparse=False)

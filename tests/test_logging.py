@@ -175,7 +175,7 @@ def test_save_and_load_state_continues_identically(tmp_path):
     a.run(100.0, progress=False)
     a.save_state(tmp_path / "state.h5")
     with h5py.File(tmp_path / "state.h5", "r") as f:
-        assert f.attrs["format"] == "neurosim-state" and f.attrs["format_version"] == 1
+        assert f.attrs["format"] == "neurosim-state" and f.attrs["format_version"] == 2
     a.run(100.0, progress=False)
     b = make()
     b.load_state(tmp_path / "state.h5")

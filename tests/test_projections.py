@@ -135,3 +135,14 @@ def test_set_weights_and_weight_matrix_round_trip():
     assert np.all(p.weight_matrix() == 0.5)
     with pytest.raises(ValueError, match="NaN"):
         p.set_weights(torch.full((3, 2), float("nan")))
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_scalar_weight_keeps_float64_precision(sparse):
+    net = ns.Network(dtype="float64", backend="torch")
+    a = net.population(3, ns.PoissonSource(), name="a")
+    b = net.population(3, ns.LIF(), name="b")
+    scalar = net.projection(a, b, weight=0.9, sparse=sparse)
+    array = net.projection(a, b, weight=np.full((3, 3), 0.9), sparse=sparse)
+    assert scalar.weight.dtype == torch.float64
+    assert (scalar.weight == 0.9).all() and torch.equal(scalar.weight, array.weight)

@@ -156,7 +156,7 @@ class NumbaBackend:
             return 0.0
         t0 = time.perf_counter()
         for mon in self.net.monitors.values():
-            if isinstance(mon, SpikeMonitor):
+            if isinstance(mon, SpikeMonitor) and mon._events is None:  # keep events not yet flushed
                 mon.use_event_buffer(EVENT_BUFFER)
         ft = "float32" if self.net.dtype_name == "float32" else "float64"
         self._rules = split_rules(self.net)
@@ -182,12 +182,16 @@ class NumbaBackend:
                     return True
         return False
 
-    def _python_actions_before(self, step: int) -> None:
+    def _python_actions_before(self, step: int) -> bool:
+        """Run the inputs' and callbacks' Python before ``step``; True if a callback ran."""
         for inp in self.net.inputs:
             inp.apply(step)
+        called = False
         for fn, every in self.net.callbacks:
             if step % every == 0:
                 fn(self.net)
+                called = True
+        return called
 
     def _next_boundary(self, step: int, end: int) -> int:
         """First step after ``step`` before which (or after whose predecessor) Python must run."""
@@ -222,8 +226,11 @@ class NumbaBackend:
         mod = self._module
         actions_due = True
         while step < end:
-            if actions_due:
-                self._python_actions_before(step)
+            if actions_due and self._python_actions_before(step):
+                # a callback may change what the kernels bake in (set_parameters turning a
+                # scalar into an array): then compile again, as the next run would
+                self.compile(profile)
+                mod = self._module
             stop = self._next_boundary(step, end)
             values = self._values()
             if profile:

@@ -30,7 +30,7 @@ class AdaptiveLIF(NeuronModel):
         **LIF_PARAMETERS,
         "theta_plus": Parameter(0.05, "mV", "threshold increase per spike", low=0.0),
         "tau_theta": Parameter(1e7, "ms", "threshold adaptation time constant (inf: none)",
-                               low=0.0, low_open=True),
+                               low=0.0, low_open=True, allow_inf=True),
     }
     state_variables = {**LIF_STATE,
                        "theta": StateVariable("mV", "threshold adaptation", 0.0)}

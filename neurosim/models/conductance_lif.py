@@ -52,7 +52,8 @@ class ConductanceLIF(NeuronModel):
         "e_exc": Parameter(0.0, "mV", "excitatory reversal potential"),
         "e_inh": Parameter(-100.0, "mV", "inhibitory reversal potential"),
         "theta_plus": Parameter(0.05, "mV", "threshold increase per spike", low=0.0),
-        "tau_theta": Parameter(1e7, "ms", "threshold adaptation time constant (inf: none)", **_POS),
+        "tau_theta": Parameter(1e7, "ms", "threshold adaptation time constant (inf: none)",
+                               allow_inf=True, **_POS),
         "i_bias": Parameter(0.0, "mV", "constant input, as R*I"),
     }
     state_variables = {
