@@ -36,7 +36,7 @@ def commands(tool: str, n: int, duration: float, seed: int, log_dir: str) -> lis
         backend = "torch" if tool == "torch" else "numba"
         return [py, cuba, "--neurons", str(n), "--duration", str(duration), "--seed", str(seed),
                 "--backend", backend, "--log", log, "--no-progress"] + (
-                    ["--parallel"] if tool == "numba-parallel" else [])
+                    ["--parallel", "--threads", "2"] if tool == "numba-parallel" else [])
     if tool.startswith("brian2"):
         if importlib.util.find_spec("brian2") is None:
             return None

@@ -25,6 +25,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
+        torch.cuda.empty_cache()  # the previous size's network is gone: peak memory per size
+        torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
         net = ns.Network(dt=0.1, seed=1, backend="torch", device="cuda")
         cuba = build_cuba(net, n)
@@ -43,6 +45,7 @@ def main() -> None:
                "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
         print(row, flush=True)
         rows.append(row)
+        del net, cuba
     print(json.dumps(rows))
 
 

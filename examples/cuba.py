@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulation backend (default numba)")
     parser.add_argument("--parallel", action="store_true",
                         help="numba: update neurons on all cores (pays for large networks)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads while stepping (default: torch 1, numba --parallel the free "
+                             "cores; see neurosim/threads.py)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--seed", type=int, default=1, help="run seed (default 1)")
     parser.add_argument("--log", default=None,
@@ -38,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
 
+    for flag, value in (("--neurons", args.neurons), ("--duration", args.duration), ("--dt", args.dt),
+                        ("--threads", args.threads or 1)):
+        if not value > 0:
+            print(f"cuba.py: error: {flag} must be positive, got {value:g}", file=sys.stderr)
+            return 2
     log = args.log
     if log is None:
         os.makedirs("runs", exist_ok=True)
@@ -47,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.perf_counter()
         net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device,
-                         log=ns.HDF5Log(log, overwrite=args.overwrite), parallel=args.parallel)
+                         log=ns.HDF5Log(log, overwrite=args.overwrite), parallel=args.parallel,
+                         threads=args.threads)
         cuba = build_cuba(net, args.neurons)
         net.spike_monitor(cuba.exc)
         net.spike_monitor(cuba.inh)

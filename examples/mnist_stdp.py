@@ -104,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         phases.say(f"trained in {train_seconds:.1f} s ({args.train / train_seconds:.1f} samples/s); "
                    f"label: neurons labelled from {n_assign} training images, learning off")
         dc.assign_labels(dc.respond(x_train[assign], progress=progress, desc="label"), y_train[assign])
-        phases.say(f"test: {args.test} test images")
         dc.net.spike_monitor(dc.exc)  # the log keeps the spikes of the test samples
+        phases.say("compiling the test network (its spike monitor changes the kernel)")
+        dc.net.compile()
+        phases.say(f"test: {args.test} test images")
         counts = dc.respond(x_test[:args.test], progress=progress, desc="test")
     except DatasetNotFoundError as exc:
         print(f"mnist_stdp.py: error: MNIST not found; looked in {', '.join(exc.searched)}. "

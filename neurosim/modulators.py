@@ -108,6 +108,7 @@ class Modulators:
         mod = self[name]
         if mod.size is not None:
             raise ValueError(f"modulator '{name}': only scalar modulators can be driven by a population")
+        self._net._check_own(population, f"modulator '{name}': drive")
         mod.driver = (population, float(gain))
         self._net._dirty = True
 

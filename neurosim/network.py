@@ -261,10 +261,9 @@ class Network:
         if not isinstance(rule, Rule):
             raise TypeError(f"add_rule: expected a neurosim.rules.Rule, got {type(rule).__name__}")
         if self.projections.get(getattr(projection, "name", None)) is not projection:
-            what = (f"projection '{projection.name}' belongs to another network"
-                    if isinstance(projection, Projection) else
-                    f"expected a Projection, got {type(projection).__name__}")
-            raise ValueError(f"add_rule: {what}")
+            if not isinstance(projection, Projection):
+                raise TypeError(f"add_rule: expected a Projection, got {type(projection).__name__}")
+            raise ValueError(f"add_rule: projection '{projection.name}' belongs to another network")
         if rule.projection is not None:
             raise ValueError(f"add_rule: this {type(rule).__name__} is already attached to "
                              f"projection '{rule.projection.name}'")
@@ -294,6 +293,7 @@ class Network:
                      start_ms: float = 0.0, stop_ms: float = math.inf,
                      neurons: Sequence[int] | None = None) -> StepCurrent:
         """Inject ``amplitude`` into ``i_ext`` of ``population`` from ``start_ms`` to ``stop_ms``."""
+        self._check_own(population, "step_current")
         inp = StepCurrent(population, amplitude, start_ms, stop_ms, neurons, self.dt)
         self.inputs.append(inp)
         self._dirty = True

@@ -27,6 +27,7 @@ import math
 import os
 from typing import Iterator
 
+import numpy as np
 import torch
 
 ENV = "NEUROSIM_THREADS"
@@ -50,7 +51,7 @@ def free_cores() -> int:
     """
     try:
         load = os.getloadavg()[0]
-    except OSError:
+    except (OSError, AttributeError):  # unreadable, or not a Unix system: be safe
         return 1
     return max(1, cores() - int(math.floor(load + 0.5)))
 
@@ -75,9 +76,12 @@ def check_threads(threads: int | None) -> int | None:
     """Validate the ``threads`` argument of a network."""
     if threads is None:
         return None
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be a positive integer or None, got {threads!r} "
+                        f"({type(threads).__name__})")
+    if threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    return threads
+    return int(threads)
 
 
 @contextlib.contextmanager
@@ -87,8 +91,8 @@ def stepping_threads(threads: int | None, parallel: bool) -> Iterator[int]:
     Yields the number of numba threads in use (1 without ``parallel``).
     """
     asked = requested(threads)
-    # numba's OpenMP layer and torch share OpenMP's thread-count setting: set numba's
-    # first and torch's last, and restore in the opposite order, so each ends as meant
+    # numba's OpenMP layer and torch share OpenMP's thread-count setting: numba's is set
+    # (and restored) first and torch's last, so torch's count is the one that stays
     numba_before = numba_now = None
     if parallel:
         import numba

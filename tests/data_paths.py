@@ -15,29 +15,38 @@ BESIDE_CLONE = os.path.join(os.path.dirname(ROOT), "shared", "datasets")
 NAMES = ("mnist", "fashion-mnist")
 
 
-def _candidates() -> list[str]:
+def _holds_files(directory: str) -> bool:
+    return any(os.path.isfile(os.path.join(directory, "t10k-labels-idx1-ubyte" + ext))
+               for ext in (".gz", ""))
+
+
+def _candidates() -> list[tuple[str, str]]:
+    """(folder holding the data sets, MNIST folder), in search order."""
     out = []
     env = os.environ.get("NEUROSIM_DATA")
     if env:
         env = os.path.abspath(env)
-        # the variable may name a data set's own folder: its parent holds the others
-        out.append(os.path.dirname(env) if os.path.basename(env) in NAMES else env)
-    out.append(BESIDE_CLONE)
+        # the variable may name MNIST's own folder (holding the files): its parent
+        # holds the other data sets
+        if _holds_files(env) or os.path.basename(env) in NAMES:
+            out.append((os.path.dirname(env), env))
+        else:
+            out.append((env, os.path.join(env, "mnist")))
+    out.append((BESIDE_CLONE, os.path.join(BESIDE_CLONE, "mnist")))
     return out
 
 
-def _find() -> str:
-    for c in _candidates():
-        if os.path.isdir(os.path.join(c, "mnist")):
-            return c
+def _find() -> tuple[str, str]:
+    for datasets, mnist in _candidates():
+        if os.path.isdir(mnist):
+            return datasets, mnist
     return _candidates()[0]
 
 
-#: the folder holding ``mnist/`` (and ``fashion-mnist/``)
-DATASETS = _find()
-MNIST = os.path.join(DATASETS, "mnist")
+#: the folder holding ``mnist/`` (and ``fashion-mnist/``), and MNIST's own folder
+DATASETS, MNIST = _find()
 
 requires_datasets = pytest.mark.skipif(
     not os.path.isdir(MNIST) and not os.environ.get("CI"),
-    reason=f"offline MNIST not found in {' or '.join(_candidates())}: set NEUROSIM_DATA to the "
-           f"folder holding mnist/")
+    reason=f"offline MNIST not found in {' or '.join(m for _, m in _candidates())}: set "
+           f"NEUROSIM_DATA to the folder holding mnist/")

@@ -73,7 +73,7 @@ def test_inspect_errors_are_one_line_and_nonzero(tmp_path):
 def test_cuba_example_reports_bad_arguments_in_one_line(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "cuba.py"), "--dt", "-1",
                            "--log", str(tmp_path / "x.h5")], capture_output=True, text=True)
-    assert proc.returncode == 2 and "dt must be a positive" in proc.stderr
+    assert proc.returncode == 2 and "--dt must be positive" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

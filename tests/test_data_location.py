@@ -37,6 +37,11 @@ def test_the_tests_honour_neurosim_data(monkeypatch, tmp_path):
         reloaded = importlib.reload(data_paths)
         assert reloaded.DATASETS == str(tmp_path)
         assert reloaded.MNIST == str(tmp_path / "mnist")
+    files = tmp_path / "idx"  # a folder of any name holding the files themselves
+    files.mkdir()
+    (files / "t10k-labels-idx1-ubyte.gz").write_bytes(b"")
+    monkeypatch.setenv("NEUROSIM_DATA", str(files))
+    assert importlib.reload(data_paths).MNIST == str(files)
     monkeypatch.delenv("NEUROSIM_DATA")
     importlib.reload(data_paths)
 
@@ -57,6 +62,10 @@ def test_offline_download_fails_fast_and_leaves_no_empty_folders(offline, tmp_pa
     assert time.perf_counter() - t0 < 10
     assert info.value.target == str(target)
     assert not (tmp_path / "new").exists()  # the folders it made for the download are gone
+    # a parent folder gets the data set's own subfolder (MNIST and Fashion-MNIST share names)
+    with pytest.raises(DownloadError) as info:
+        load_mnist("test", tmp_path / "parent", download=True)
+    assert info.value.target == str(tmp_path / "parent" / "mnist")
 
 
 def _example():

@@ -133,5 +133,10 @@ def test_objects_of_another_network_are_named_in_errors():
     proj = a.projection(src, a.population(2, ns.LIF(), name="out"), weight=1.0)
     with pytest.raises(ValueError, match="projection 'src_out' belongs to another network"):
         b.add_rule(proj, ns.rules.STDP())
+    with pytest.raises(ValueError, match="step_current: population 'src' belongs to another network"):
+        b.step_current(src, 1.0)
+    b.modulators.add("da")
+    with pytest.raises(ValueError, match="drive: population 'src' belongs to another network"):
+        b.modulators.drive("da", src)
     assert repr(src) == "<Population 'src': 3 x PoissonSource>"
     assert repr(proj) == "<Projection 'src_out': src -> out (dense)>"

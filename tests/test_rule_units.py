@@ -12,7 +12,8 @@ POST_MS = np.array([15.0, 45.0, 100.0, 131.0])
 TEACHER_W = 2e5
 
 
-def weight_change(dt: float, factory, backend: str = "torch", every: int = 1) -> float:
+def weight_change(dt: float, factory, backend: str = "torch", every: int = 1,
+                  receptor: str = "exc") -> float:
     """One synapse; the pre spike arrives and the post spike happens at the same
     continuous times at every dt, so any difference is the rule's own dt dependence."""
     net = ns.Network(dt=dt, seed=0, backend=backend, dtype="float64")
@@ -22,14 +23,15 @@ def weight_change(dt: float, factory, backend: str = "torch", every: int = 1) ->
     teach = net.population(1, ns.SpikeGenerator(POST_MS - dt, [0] * len(POST_MS)), name="teacher")
     post = net.population(1, ns.LIF(tau_syn_e=0.01, t_ref=0.0), name="post")
     net.projection(teach, post, ns.OneToOne(), weight=TEACHER_W)
-    proj = net.projection(pre, post, ns.OneToOne(), weight=1.0, sparse=False)
+    w0 = 1.0 if receptor == "exc" else -1.0
+    proj = net.projection(pre, post, ns.OneToOne(), weight=w0, receptor=receptor, sparse=False)
     net.add_rule(proj, factory(every))
     mon = net.spike_monitor(post)
     net.run(200.0, progress=False)
     steps, _, _ = net.reader().spikes("post")
     np.testing.assert_allclose(steps * dt, POST_MS, atol=1e-9)  # the post spikes are as planned
     del mon
-    return float(proj.weight[0, 0]) - 1.0
+    return float(proj.weight[0, 0]) - w0
 
 
 FACTORIES = {
@@ -41,10 +43,15 @@ FACTORIES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(FACTORIES))
+def rate_homeostasis(every):
+    return rules.RateHomeostasis(target_rate_hz=10.0, lr=1e-4, every=every, w_min=-10.0)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES) + ["RateHomeostasis"])
 def test_weight_change_converges_as_dt_shrinks(name):
-    coarse = weight_change(1.0, FACTORIES[name])
-    fine = weight_change(0.1, FACTORIES[name])
+    factory, receptor = FACTORIES.get(name, rate_homeostasis), "inh" if name == "RateHomeostasis" else "exc"
+    coarse = weight_change(1.0, factory, receptor=receptor)
+    fine = weight_change(0.1, factory, receptor=receptor)
     assert abs(fine) > 1e-4  # the rule did something
     # before lr was per ms, the fine run changed the weight ~10x more than the coarse one
     assert fine == pytest.approx(coarse, rel=0.06)

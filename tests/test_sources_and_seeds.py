@@ -136,6 +136,13 @@ def test_spike_generator_refuses_two_spikes_of_a_neuron_in_one_step():
     net.population(3, ns.SpikeGenerator([5.0, 5.04], [1, 2]), name="ok")
     net2 = ns.Network(dt=0.1, seed=0, batch=2)
     net2.population(2, ns.SpikeGenerator([5.0, 5.04], [1, 1], batch=[0, 1]), name="rows")
+    net4 = ns.Network(dt=0.1, seed=0, batch=2)  # without rows, every row repeats the spikes
+    with pytest.raises(ValueError, match=r"neuron 1 \(batch row 0\) has 2 spikes"):
+        net4.population(2, ns.SpikeGenerator([5.0, 5.04], [1, 1]), name="repeated")
+    with pytest.raises(ValueError, match=r"neuron 1 \(batch row 1\) has 2 spikes in step 50 \(at 5, "
+                                         r"5.04 ms"):  # 4.98 ms is row 0's, not listed
+        net4.population(2, ns.SpikeGenerator([4.98, 5.0, 5.04], [1, 1, 1], batch=[0, 1, 1]),
+                        name="row1")
     net3 = ns.Network(dt=0.01, seed=0)  # a finer step separates them
     gen = net3.population(2, ns.SpikeGenerator([5.0, 5.04], [1, 1]), name="fine")
     net3.spike_monitor(gen)

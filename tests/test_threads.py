@@ -4,6 +4,7 @@
 import os
 
 import numba
+import numpy as np
 import pytest
 import torch
 
@@ -54,9 +55,22 @@ def test_numba_parallel_uses_only_the_free_cores(monkeypatch):
     assert seen_during_run(backend="numba", parallel=True, threads=1)[1] == 1
 
 
+def test_free_cores_is_one_where_the_load_cannot_be_read(monkeypatch):
+    monkeypatch.delattr(os, "getloadavg")  # e.g. Windows
+    assert threads.free_cores() == 1
+
+    def unreadable():
+        raise OSError("no /proc/loadavg")
+    monkeypatch.setattr(os, "getloadavg", unreadable, raising=False)
+    assert threads.free_cores() == 1
+
+
 def test_bad_thread_settings_are_named(monkeypatch):
     with pytest.raises(ValueError, match="threads must be a positive integer"):
         ns.Network(threads=0)
+    with pytest.raises(TypeError, match="threads must be a positive integer"):
+        ns.Network(threads=1.5)
+    assert ns.Network(threads=np.int64(2)).threads == 2
     monkeypatch.setenv(threads.ENV, "many")
     net = ns.Network(dt=0.1)
     net.population(2, ns.LIF(), name="p")

@@ -102,6 +102,18 @@ def _both_forms(directory: str, dataset: DatasetFiles) -> list[str]:
     return [directory, inner]
 
 
+def download_directory(dataset: DatasetFiles, directory: str | os.PathLike[str] | None) -> str:
+    """Where ``download=True`` puts missing files: ``directory/<name>`` (or ``directory``
+    itself when it is named ``<name>``), else the user's cache. Data sets whose files
+    share names (MNIST, Fashion-MNIST) so never land in one folder."""
+    if directory is None:
+        return default_directory(dataset)
+    directory = os.fspath(directory)
+    if os.path.basename(os.path.normpath(directory)) == dataset.name:
+        return directory
+    return os.path.join(directory, dataset.name)
+
+
 def default_directory(dataset: DatasetFiles) -> str:
     return os.path.join(os.path.expanduser("~"), ".cache", "neurosim", "datasets", dataset.name)
 
@@ -170,8 +182,7 @@ def load(dataset: DatasetFiles, split: str = "train", directory: str | os.PathLi
     for stem in STEMS[split]:
         path = _find(dataset, stem, dirs)
         if path is None and download:
-            path = _download(dataset, stem, os.fspath(directory) if directory is not None
-                             else default_directory(dataset))
+            path = _download(dataset, stem, download_directory(dataset, directory))
         if path is None:
             raise DatasetNotFoundError(
                 f"{dataset.name}: {stem}(.gz) not found; looked in {', '.join(map(repr, dirs))}. "

@@ -58,8 +58,10 @@ class SpikeGenerator:
         if same.any():
             k = int(np.flatnonzero(same)[0])
             hit = (steps == steps[k]) & (rows == rows[k]) & (neurons == neurons[k])
-            times = np.unique(self.times_ms[(self.neurons == neurons[k])
-                                            & (np.rint(self.times_ms / dt) == steps[k])])
+            mine = (self.neurons == neurons[k]) & (np.rint(self.times_ms / dt) == steps[k])
+            if self.batch is not None:
+                mine &= self.batch == rows[k]
+            times = np.unique(self.times_ms[mine])
             raise ValueError(
                 f"SpikeGenerator: neuron {neurons[k]} (batch row {rows[k]}) has {int(hit.sum())} "
                 f"spikes in step {steps[k]} (at {', '.join(f'{x:g}' for x in times)} ms with dt "

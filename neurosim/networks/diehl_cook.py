@@ -41,6 +41,10 @@ class DiehlCook2015:
         self.net = net = Network(dt=dt, batch=batch, seed=seed, backend=backend, device=device, log=log)
         self.duration_ms, self.rest_ms, self.min_spikes = duration_ms, rest_ms, min_spikes
         self.input = net.population(784, PoissonSource(rate=0.0), name="input")
+        # one rate per sample and pixel from the start, as present() sets them: a
+        # compiled kernel is specific to the parameters' shapes, so net.compile() now
+        # builds the kernel that training runs
+        self.input.set_parameters(rate=np.zeros((batch, 784)))
         self.exc = net.population(n_neurons, ConductanceLIF(**EXC), name="exc")
         self.inh = net.population(n_neurons, ConductanceLIF(**INH), name="inh")
         # the paper code's 0.3 * (U[0, 1) + 0.01), drawn from the projection's own named

@@ -2,8 +2,8 @@
 weights and named neuromodulators. Attach with ``net.add_rule(projection, rule)``."""
 
 from neurosim.rules.base import Rule, SpikeTrace
-from neurosim.rules.diehl_cook import DiehlCookSTDP
 from neurosim.rules.bcm import BCM
+from neurosim.rules.diehl_cook import DiehlCookSTDP
 from neurosim.rules.hebb import Hebb
 from neurosim.rules.inhibitory import InhibitoryPlasticity
 from neurosim.rules.oja import Oja

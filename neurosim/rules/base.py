@@ -13,6 +13,10 @@ Recipe for a new rule: subclass :class:`Rule`, allocate traces in
 weight change (shaped like ``projection.weight``) from :meth:`Rule.weight_change`,
 using :meth:`Rule.outer` to form per-synapse products of presynaptic and
 postsynaptic quantities (it handles dense and CSR weights and sums over the batch).
+A rule whose equation is a rate of change (``dw/dt = lr * f``, e.g. a rate-based
+Hebbian rule) sets ``continuous = True`` and scales by :attr:`Rule.effective_lr`
+(``lr * every * dt``) so that its results do not depend on ``dt``; a rule whose
+changes happen at spikes (STDP-like) scales by ``lr``.
 The rule is tensor code, so it runs on every backend: on the torch backend inside
 the step, on the numba backend from Python between compiled steps, on the same
 arrays (every step if it keeps traces, else only on its ``every`` steps). The
@@ -219,7 +223,12 @@ class Rule:
     @property
     def step_scale(self) -> float:
         """Time one application stands for: ``every * dt`` (ms) for continuous rules, else 1."""
-        return self.every * self.net.dt if self.continuous else 1.0
+        if not self.continuous:
+            return 1.0
+        if self.net is None:
+            raise RuntimeError(f"{self.name}: the time step is known once the rule is attached "
+                               "(net.add_rule)")
+        return self.every * self.net.dt
 
     @property
     def effective_lr(self) -> float:

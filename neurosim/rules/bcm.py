@@ -15,13 +15,13 @@ class BCM(RateRule):
 
     .. math::
 
-        \Delta w_{ij} = \eta\, x_i\, y_j (y_j - \theta_j), \qquad
+        \frac{dw_{ij}}{dt} = \eta\, x_i\, y_j (y_j - \theta_j), \qquad
         \tau_\theta \frac{d\theta_j}{dt} = y_j^2 - \theta_j
 
     Responses above the threshold potentiate, below it depress; because
     :math:`\theta` tracks :math:`E[y^2]`, the neuron becomes selective to a subset
     of its input patterns. ``tau_theta`` (ms) must be short against the weight
-    time scale.
+    time scale; ``lr`` is per ms.
     """
 
     def __init__(self, *, tau_theta: float = 1000.0, theta_init: float = 0.0, **kwargs) -> None:
@@ -40,20 +40,20 @@ class BCM(RateRule):
         self.theta.fill_(self.theta_init)
 
     @staticmethod
-    def delta(x_phi, lr):
+    def delta(x_phi: torch.Tensor, lr: float) -> torch.Tensor:
         """x_phi: per-synapse sum_b x_i y_j (y_j - theta_j)."""
         return lr * x_phi
 
     @staticmethod
-    def theta_step(theta, mean_y2, decay):
+    def theta_step(theta: torch.Tensor, mean_y2: torch.Tensor, decay: float) -> torch.Tensor:
         """Exact step of tau dtheta/dt = y^2 - theta with y^2 held over the step."""
         return mean_y2 + (theta - mean_y2) * decay
 
-    def update_traces(self, t):
+    def update_traces(self, t: int) -> None:
         super().update_traces(t)
         _, y = self.rates()
         self.theta = self.theta_step(self.theta, (y * y).mean(0), self.theta_decay)
 
-    def weight_change(self, t):
+    def weight_change(self, t: int) -> torch.Tensor:
         x, y = self.rates()
         return self.delta(self.outer(x, y * (y - self.theta)), self.effective_lr)

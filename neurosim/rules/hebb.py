@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from neurosim.rules.rate_rule import RateRule
 
 
@@ -21,11 +23,11 @@ class Hebb(RateRule):
         self.decay = decay
 
     @staticmethod
-    def delta(w, xy, lr, decay):
+    def delta(w: torch.Tensor, xy: torch.Tensor, lr: float, decay: float) -> torch.Tensor:
         """xy: per-synapse sum over the batch of pre x post activity."""
         return lr * xy - decay * w
 
-    def weight_change(self, t):
+    def weight_change(self, t: int) -> torch.Tensor:
         x, y = self.rates()
         return self.delta(self.projection.weight, self.outer(x, y), self.effective_lr,
                           self.decay * self.step_scale)

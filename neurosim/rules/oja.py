@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import torch
+
 from neurosim.rules.rate_rule import RateRule
 
 
 class Oja(RateRule):
-    r"""Oja's rule (Oja 1982): :math:`\Delta w_{ij} = \eta\, y_j (x_i - y_j w_{ij})`.
+    r"""Oja's rule (Oja 1982): :math:`dw_{ij}/dt = \eta\, y_j (x_i - y_j w_{ij})`, ``lr`` per ms.
 
     For a linear neuron :math:`y = w\cdot x` on zero-mean input the weight vector
     converges to the unit-norm leading eigenvector of the input covariance (the
@@ -15,11 +17,11 @@ class Oja(RateRule):
     """
 
     @staticmethod
-    def delta(w, xy, y2, lr):
+    def delta(w: torch.Tensor, xy: torch.Tensor, y2: torch.Tensor, lr: float) -> torch.Tensor:
         """xy: per-synapse sum_b x_i y_j; y2: sum_b y_j**2 broadcast to the weights."""
         return lr * (xy - y2 * w)
 
-    def weight_change(self, t):
+    def weight_change(self, t: int) -> torch.Tensor:
         x, y = self.rates()
         return self.delta(self.projection.weight, self.outer(x, y), self.per_post((y * y).sum(0)),
                           self.effective_lr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from neurosim.rules.base import Rule, check_positive
 
 
@@ -41,10 +43,10 @@ class RateHomeostasis(Rule):
                              f"receptor 'inh', got '{p.receptor}'")
         self.x_pre, self.rate = self.pre_trace(self.tau_ms), self.post_trace(self.tau_rate_ms)
 
-    def update_traces(self, t):
+    def update_traces(self, t: int) -> None:
         self.x_pre.update(self.pre_spikes(t))
         self.rate.update(self.post_spikes(t))
 
-    def weight_change(self, t):
+    def weight_change(self, t: int) -> torch.Tensor:
         rate_hz = self.rate.value * (1000.0 / self.tau_rate_ms)
         return -self.effective_lr * self.outer(self.x_pre.value, rate_hz - self.target_rate_hz)
