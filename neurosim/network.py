@@ -386,7 +386,7 @@ class Network:
         # a clock set back (load_state) appends earlier steps to the log: readers must
         # not assume the recorded steps increase
         self._steps_sorted = self._steps_sorted and start_step >= self._logged_until
-        self.log.begin_run(self._log_attrs(), specs, static)
+        self.log.begin_run(self._log_attrs(), specs, static, start_step)
         completed = False
         bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
                    desc="simulating", leave=False)
@@ -443,7 +443,8 @@ class Network:
         return {"neurosim_version": __version__, "dt_ms": self.dt, "seed": self.seed,
                 "backend": self.backend_name, "device": str(self.device), "batch": self.batch,
                 "dtype": self.dtype_name, "network_json": json.dumps(self.describe()),
-                "started_at": self._run_started_at, "ended_at": "", "torch_version": torch.__version__}
+                "started_at": self._run_started_at, "steps_sorted": self._steps_sorted,
+                "torch_version": torch.__version__}
 
     def reader(self) -> "Any":
         """A :class:`~neurosim.LogReader` over this network's log (memory or file)."""

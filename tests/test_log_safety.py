@@ -1,0 +1,268 @@
+"""Log safety: one writer per path, a readable file at every moment, a network that
+grows between runs.
+
+The concurrency and kill checks run real processes and send real signals.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+import neurosim as ns
+from neurosim.cli import main
+from neurosim.recording import LogInUseError, LogReplacedError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
+
+
+def poisson_net(log=None, seed=3, backend=None):
+    net = ns.Network(dt=0.1, seed=seed, log=log, backend=backend)
+    src = net.population(40, ns.PoissonSource(rate=80.0), name="src")
+    out = net.population(20, ns.LIF(tau_m=10.0), name="out")
+    net.projection(src, out, ns.FixedProbability(0.3), weight=3.0)
+    net.spike_monitor(src)
+    net.spike_monitor(out)
+    return net
+
+
+# -- item 1: a finished log is never overwritten -------------------------------------------
+def test_two_networks_built_with_one_new_path_cannot_both_log_there(tmp_path):
+    path = tmp_path / "run.h5"
+    first, second = poisson_net(log=path), poisson_net(log=path, seed=4)  # both built first
+    first.run(30.0, progress=False)
+    with pytest.raises(FileExistsError, match="run.h5"):
+        second.run(30.0, progress=False)
+    with ns.LogReader(path) as log:  # the first network's finished log is untouched
+        assert log.completed and log.attrs["seed"] == 3 and log.steps == 300
+    first.run(10.0, progress=False)  # and its owner goes on appending to it
+    first.log.close()
+    with pytest.raises(FileExistsError, match="already exists"):
+        second.run(30.0, progress=False)  # no longer in use, still not replaced
+    with ns.LogReader(path) as log:
+        assert log.completed and log.steps == 400 and log.attrs["seed"] == 3
+
+
+def test_a_file_that_appears_before_the_first_run_is_never_replaced(tmp_path):
+    path = tmp_path / "run.h5"
+    net = poisson_net(log=path)
+    path.write_bytes(b"precious")  # e.g. another program saved something there meanwhile
+    with pytest.raises(FileExistsError, match="already exists"):
+        net.run(10.0, progress=False)
+    assert path.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["run.h5"]  # no temporary left behind
+
+
+def test_a_log_replaced_between_runs_is_not_written_into(tmp_path):
+    path = tmp_path / "run.h5"
+    net = poisson_net(log=path)
+    net.run(10.0, progress=False)
+    shutil.copy(path, tmp_path / "copy.h5")
+    os.replace(tmp_path / "copy.h5", path)  # same name, another file
+    before = path.read_bytes()
+    with pytest.raises(LogReplacedError, match="replaced"):
+        net.run(10.0, progress=False)
+    assert path.read_bytes() == before
+
+
+def test_overwrite_replaces_a_finished_log_but_never_one_in_use(tmp_path):
+    path = tmp_path / "run.h5"
+    owner = poisson_net(log=path)
+    owner.run(10.0, progress=False)
+    with pytest.raises(LogInUseError, match="may run again"):
+        poisson_net(log=ns.HDF5Log(path, overwrite=True)).run(1.0, progress=False)
+    owner.log.close()
+    other = poisson_net(log=ns.HDF5Log(path, overwrite=True))
+    other.run(1.0, progress=False)
+    with ns.LogReader(path) as log:
+        assert log.steps == 10 and log.completed
+
+
+# -- item 2: two processes with the same --log ----------------------------------------------
+def test_a_second_writer_process_is_refused_and_the_first_finishes_intact(tmp_path):
+    path = tmp_path / "same.h5"
+    cmd = [sys.executable, os.path.join(ROOT, "examples", "cuba.py"), "--neurons", "400",
+           "--duration", "1000", "--seed", "2", "--log", str(path), "--no-progress"]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for _ in range(2)]
+    try:
+        results = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], results
+    out, _ = results[codes.index(0)]
+    _, err = results[codes.index(2)]
+    assert err.count("\n") == 1 and "--log" in err and str(path) in err and "Traceback" not in err
+    with ns.LogReader(path) as log:
+        assert log.completed and log.steps == 10000
+        pops = log.summary()["populations"]
+        assert pops["exc"]["spikes"] + pops["inh"]["spikes"] == json.loads(out.splitlines()[-1])["spikes"]
+    with pytest.raises(FileExistsError, match="already exists"):  # and any later writer
+        ns.Network(log=path)
+
+
+# -- item 3: a SIGKILL at any moment leaves a log that opens ----------------------------------
+# The writer is driven as Network.run drives it, in a process that imports only h5py and
+# the writer (no torch), so that each kill costs a fraction of a second. strace kills it
+# at the n-th write to the file (pwrite64): every write is a moment the file can be left in.
+WRITER_SCENARIO = textwrap.dedent("""
+    import os, sys, types
+    root, path = sys.argv[1], sys.argv[2]
+    for name, sub in (("neurosim", ""), ("neurosim.recording", "recording")):
+        module = types.ModuleType(name)  # bare packages: import the writer without torch
+        module.__path__ = [os.path.join(root, "neurosim", sub)]
+        sys.modules[name] = module
+    import numpy as np
+    from neurosim.recording.hdf5_log import HDF5Log
+
+    class Spec:  # the fields of neurosim.monitors.DatasetSpec
+        def __init__(self, key, dtype, tail=(), attrs=None):
+            self.key, self.dtype, self.tail, self.attrs = key, dtype, tail, attrs or {}
+
+    def monitor(name):
+        return [Spec(f"spikes/{name}/step", "int64", (), {"population": name}),
+                Spec(f"spikes/{name}/neuron", "int32"), Spec(f"spikes/{name}/batch", "int32")]
+
+    def chunk(names, lo, hi):  # one event per step and population
+        out = {}
+        for n in names:
+            out.update({f"spikes/{n}/step": np.arange(lo, hi), f"spikes/{n}/neuron":
+                        np.zeros(hi - lo, np.int32), f"spikes/{n}/batch": np.zeros(hi - lo, np.int32)})
+        return out
+
+    def network(*names):
+        return '{"populations": [%s]}' % ", ".join('{"name": "%s", "size": 5}' % n for n in names)
+
+    attrs = {"dt_ms": 0.1, "seed": 1, "batch": 1, "network_json": network("a"),
+             "started_at": "2026-01-01T00:00:00+00:00", "steps_sorted": True}
+    log = HDF5Log(path)
+    log.begin_run(attrs, monitor("a"), {})
+    for lo in (0, 100):
+        log.append(chunk(["a"], lo, lo + 100), lo + 100)
+    log.end_run(True, {"ended_at": "2026-01-01T00:01:00+00:00", "steps": 200, "duration_ms": 20.0,
+                       "steps_sorted": True})
+    late = [f"b{i}" for i in range(10)]  # more than HDF5's 8 compact links per group
+    specs = monitor("a") + [s for n in late for s in monitor(n)]
+    log.begin_run(dict(attrs, network_json=network("a", *late)), specs, {"state/b0/neurons": np.arange(3)})
+    for lo in (200, 300):
+        log.append(chunk(["a"] + late, lo, lo + 100), lo + 100)
+    log.end_run(True, {"ended_at": "2026-01-01T00:02:00+00:00", "steps": 400, "duration_ms": 40.0,
+                       "steps_sorted": True})
+""")
+
+
+def _strace_works() -> bool:
+    if shutil.which("strace") is None:
+        return False
+    proc = subprocess.run(["strace", "-o", os.devnull, "-e", "trace=getpid", sys.executable, "-c", "0"],
+                          capture_output=True)
+    return proc.returncode == 0
+
+
+needs_strace = pytest.mark.skipif(not _strace_works(), reason="needs strace (and ptrace permission)")
+
+
+def _writes_of_scenario(tmp_path) -> int:
+    script = tmp_path / "scenario.py"
+    script.write_text(WRITER_SCENARIO)
+    trace = tmp_path / "trace.txt"
+    subprocess.run(["strace", "-o", str(trace), "-e", "trace=pwrite64", sys.executable, str(script),
+                    ROOT, str(tmp_path / "dry.h5")], check=True, capture_output=True, timeout=120)
+    return sum(1 for line in trace.read_text().splitlines() if line.startswith("pwrite64("))
+
+
+def _check_killed_log(path) -> str:
+    """What a reader finds after the writer was killed; raises if the file does not open."""
+    if not os.path.exists(path):
+        return "absent"  # killed before the file had its name: nothing half-made is there
+    with ns.LogReader(path) as log:
+        flushed = log.steps
+        for key in log.keys():
+            log.array(key)
+        steps = log.array("spikes/a/step")
+        # everything flushed is there (a write cut short may have added some rows after it)
+        assert len(steps) >= flushed and np.array_equal(steps, np.arange(len(steps))), flushed
+        if log.completed:
+            assert flushed in (200, 400) and log.attrs["ended_at"]
+        if any(k.startswith("spikes/b9") for k in log.keys()):
+            assert log.population_size("b9") == 5  # data of a population: its description too
+        return "completed" if log.completed else "incomplete"
+
+
+def _kill_at(tmp_path, n: int) -> str:
+    path = tmp_path / f"k{n}.h5"
+    proc = subprocess.run(["strace", "-o", os.devnull, "-e", "trace=pwrite64", "-e",
+                           f"inject=pwrite64:signal=SIGKILL:when={n}", sys.executable,
+                           str(tmp_path / "scenario.py"), ROOT, str(path)], capture_output=True, timeout=120)
+    assert proc.returncode != 0  # it was killed
+    return _check_killed_log(path)
+
+
+@needs_strace
+def test_sigkill_at_sampled_writes_leaves_a_log_that_opens(tmp_path):
+    total = _writes_of_scenario(tmp_path)
+    # the first writes (creating the file), the end of run 1, the start of run 2, the last
+    picks = sorted({1, 2, 3, total // 3, total // 3 + 1, total // 2, total // 2 + 1, 2 * total // 3,
+                    total - 1, total})
+    seen = {n: _kill_at(tmp_path, n) for n in picks}
+    assert "incomplete" in seen.values() and set(seen.values()) <= {"absent", "incomplete", "completed"}
+
+
+@pytest.mark.slow
+@needs_strace
+def test_sigkill_at_every_write_leaves_a_log_that_opens(tmp_path):
+    total = _writes_of_scenario(tmp_path)
+    seen = [_kill_at(tmp_path, n) for n in range(1, total + 1)]
+    assert seen.count("completed") > 0 and seen.count("incomplete") > total // 2
+
+
+# -- item 6: the file says when recorded steps go out of order -------------------------------
+def test_steps_sorted_is_false_in_the_file_while_a_rewound_run_goes_on(tmp_path):
+    path = tmp_path / "rewind.h5"
+    net = poisson_net(log=path)
+    net.run(10.0, progress=False)
+    saved = {k: v.clone() for k, v in net.state_dict().items()}
+    net.run(10.0, progress=False)
+    net.load_state_dict(saved)  # back to step 100: the next run logs steps 100.. again
+    seen = []
+
+    def peek(net):
+        if net.clock.step == 150:
+            with ns.LogReader(path) as log:  # what a reader (or a killed run) finds now
+                seen.append(log.steps_sorted)
+    net.add_callback(peek)
+    net.run(10.0, progress=False)
+    assert seen == [False]
+
+
+# -- item 8: a network that grows between runs ------------------------------------------------
+@pytest.mark.parametrize("to_file", [True, False])
+def test_a_population_added_after_a_run_is_described_in_the_log(tmp_path, to_file):
+    path = tmp_path / "grow.h5"
+    net = poisson_net(log=path if to_file else None)
+    net.run(20.0, progress=False)
+    late = net.population(15, ns.LIF(), name="late")
+    net.projection(net.populations["src"], late, weight=4.0)
+    net.spike_monitor(late)
+    net.run(20.0, progress=False)
+    reader = ns.LogReader(path) if to_file else net.reader()
+    assert reader.population_size("late") == 15
+    assert [p["name"] for p in reader.network["populations"]] == ["src", "out", "late"]
+    assert reader.summary()["populations"]["late"]["spikes"] > 0
+    if to_file:
+        reader.close()
+        assert main(["plot", str(path), "raster", "--out", str(tmp_path / "r.png")]) == 0
+        pytest.importorskip("pynwb")
+        assert main(["export", str(path), "--nwb", str(tmp_path / "x.nwb")]) == 0
+        with h5py.File(path, "r") as f:  # the first description stays where it was
+            first = json.loads(f.attrs["network_json"])
+        assert [p["name"] for p in first["populations"]] == ["src", "out"]
