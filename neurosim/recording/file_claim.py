@@ -13,17 +13,22 @@ lock first, so a live log is never replaced.
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import secrets
 import struct
 import sys
 
+try:
+    import fcntl
+except ImportError:  # Windows: no locks; the exclusive link still protects the path
+    fcntl = None  # type: ignore[assignment]
+
 #: the locked byte: far beyond any real file size, so no reader or writer ever touches it
 _LOCK_OFFSET = 1 << 62
 #: struct flock on 64-bit Linux: short type, short whence, off_t start, off_t len, pid_t pid
 _FLOCK = "hhqqi4x"
-_HAVE_OFD = sys.platform.startswith("linux") and sys.maxsize > 2**32 and hasattr(fcntl, "F_OFD_SETLK")
+_HAVE_OFD = (sys.platform.startswith("linux") and sys.maxsize > 2**32
+             and hasattr(fcntl, "F_OFD_SETLK"))
 
 
 class LogInUseError(FileExistsError):
