@@ -17,6 +17,7 @@ import time
 
 import neurosim as ns
 from neurosim.networks import build_cuba
+from neurosim.recording import LogInUseError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         log = datetime.datetime.now().strftime("runs/cuba-%Y%m%d-%H%M%S-%f.h5")
     elif os.path.dirname(log):
         os.makedirs(os.path.dirname(log), exist_ok=True)  # e.g. --log runs/x.h5 in a fresh clone
+    net = None
     try:
         t0 = time.perf_counter()
         net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device,
@@ -66,13 +68,24 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         net.run(args.duration, progress=None if not args.no_progress else False)
         run_seconds = time.perf_counter() - t1
+    except LogInUseError:
+        print(f"cuba.py: error: --log {log}: another run is writing that file; choose another path",
+              file=sys.stderr)
+        return 2
     except FileExistsError:
-        print(f"cuba.py: error: log file {log!r} already exists; choose another --log, or add "
+        print(f"cuba.py: error: --log {log}: the file already exists; choose another --log, or add "
               f"--overwrite to replace it", file=sys.stderr)
         return 2
     except (ValueError, TypeError, OSError) as exc:
         print(f"cuba.py: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if net is None or not os.path.exists(log):
+            print("cuba.py: interrupted before the run started; no log written", file=sys.stderr)
+        else:
+            print(f"cuba.py: interrupted at {net.time_ms:g} ms; the log {log} holds the run up to "
+                  f"there and is marked incomplete", file=sys.stderr)
+        return 130
 
     with ns.LogReader(log) as reader:
         summary = reader.summary()

@@ -9,7 +9,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from neurosim.recording.hdf5_log import SCHEMA_VERSION
+from neurosim.recording.hdf5_log import SCHEMA_VERSION, status_attrs
 from neurosim.recording.memory_log import MemoryLog
 from neurosim.sparse_matrices import csr_array
 
@@ -58,6 +58,7 @@ class LogReader:
             self.close()
             raise LogError(f"{self.path!r} uses log schema {self.attrs['schema_version']}; this "
                            f"neurosim reads up to {SCHEMA_VERSION}: upgrade neurosim")
+        self.attrs.update(status_attrs(self._file))  # end times, a network changed between runs
 
     # -- plumbing -----------------------------------------------------------------------
     def close(self) -> None:

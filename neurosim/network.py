@@ -7,6 +7,7 @@ import json
 import math
 import os
 import sys
+import time
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 from neurosim.backends import BACKENDS
 from neurosim.connectors import Connector
 from neurosim.inputs import StepCurrent
+from neurosim.interrupts import DeferredInterrupt
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
 from neurosim.modulators import Modulators
@@ -37,6 +39,8 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MONITOR_BUFFER_BYTES = 64 << 20
 #: chunk length in steps when memory allows
 MAX_CHUNK_STEPS = 5000
+#: aim for backend calls of about this many seconds: Ctrl-C takes effect between calls
+RUN_SLICE_SECONDS = 0.2
 
 
 class Clock:
@@ -146,6 +150,7 @@ class Network:
         self._run_started_at: str | None = None
         self._logged_until = 0  # the latest step any run has logged
         self._steps_sorted = True  # False once a run logs steps before _logged_until
+        self._halted: str | None = None  # why run() refuses, after a run stopped mid-step
         #: True when populations are split across processes (scale-out, not yet built)
         self._exchanges_spikes = False
 
@@ -410,13 +415,25 @@ class Network:
             profile: time each phase of the schedule; totals in :attr:`timings`.
 
         The network advances in slices of :attr:`min_delay` steps. The log is
-        written in whole chunks; a run that raises (or is interrupted) leaves a
-        log marked incomplete.
+        written in whole chunks and marked completed only when every step is in it.
+
+        Ctrl-C (SIGINT) stops the run at the end of the current slice of steps
+        (a fraction of a second): the log is written up to that step and marked
+        incomplete, clock and state agree, and ``KeyboardInterrupt`` is raised; a
+        later ``run`` continues exactly as if nothing had happened. Any other
+        exception raised while stepping may have stopped the network halfway
+        through a step: the log is marked incomplete and the network refuses to
+        run again.
         """
+        if self._halted is not None:
+            raise RuntimeError(self._halted)
         n_steps = self._steps_for(duration_ms, steps)
         self._prepare()
         if progress is None:
             progress = sys.stderr.isatty() and not os.environ.get("CI")
+        compile_ = getattr(self.backend, "compile", None)
+        if compile_ is not None:
+            compile_(profile)  # before Ctrl-C is deferred: stopping a compilation loses nothing
         specs, static = [], {}
         start_step = self.clock.step
         for mon in self.monitors.values():
@@ -428,39 +445,63 @@ class Network:
         # a clock set back (load_state) appends earlier steps to the log: readers must
         # not assume the recorded steps increase
         self._steps_sorted = self._steps_sorted and start_step >= self._logged_until
-        self.log.begin_run(self._log_attrs(), specs, static)
-        completed = False
+        with DeferredInterrupt() as interrupt:
+            self.log.begin_run(self._log_attrs(), specs, static, start_step)
+            self._run_steps(n_steps, interrupt, progress, profile)
+        if interrupt.requested:
+            raise KeyboardInterrupt(f"run interrupted at step {self.clock.step} ({self.clock.time_ms:g} ms); "
+                                    f"the log holds every step before it and is marked incomplete; "
+                                    f"run() again continues from there")
+
+    def _run_steps(self, n_steps: int, interrupt: DeferredInterrupt, progress: bool,
+                   profile: bool) -> None:
+        """The stepping loop of :meth:`run`, between the log's begin_run and end_run."""
+        outcome = "failed"
         bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
                    desc="simulating", leave=False)
         # No spike takes effect sooner than min_delay steps, so spikes need exchanging
         # between processes only once per slice of min_delay steps. In one process
         # there is nothing to exchange and the slices merge up to the next chunk
-        # boundary, so a compiled backend runs a whole chunk per call.
+        # boundary, so a compiled backend runs a whole chunk per call, or as much of
+        # one as takes RUN_SLICE_SECONDS: Ctrl-C is looked at between calls.
         slice_len = self.min_delay if self._exchanges_spikes else self._chunk_steps
+        paced = min(slice_len, 10)  # grows once the backend's speed is measured
         try:
             done, since_flush = 0, 0
-            while done < n_steps:
-                k = min(slice_len, n_steps - done, self._chunk_steps - since_flush)
+            while done < n_steps and not interrupt.requested:
+                k = min(slice_len, paced, n_steps - done, self._chunk_steps - since_flush)
+                t0 = time.perf_counter()
                 self.backend.advance(k, profile)
+                seconds = time.perf_counter() - t0
+                paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
                 done += k
                 since_flush += k
+                bar.update(k)
                 if since_flush == self._chunk_steps:
                     self._flush()
                     since_flush = 0
-                    bar.update(self._chunk_steps)
             self._flush()
-            completed = True
+            outcome = "interrupted" if interrupt.requested else "completed"
+        except BaseException as exc:
+            self._halted = (f"run: this network cannot run again: its previous run stopped with "
+                            f"{type(exc).__name__}({exc}) at step {self.clock.step}, possibly halfway "
+                            f"through a step, so its state is undefined. Build it again (load_state "
+                            f"restores a state saved with save_state)")
+            raise
         finally:
             bar.close()
-            if not completed:
+            if outcome == "failed":
                 try:
                     self._flush()
                 except Exception:  # noqa: BLE001 - keep the original error
                     pass
+            elif interrupt.requested:  # arrived while the last chunk was being written
+                outcome = "interrupted"
             self._logged_until = max(self._logged_until, self.clock.step)
-            self.log.end_run(completed, {"ended_at": _now(), "steps": self.clock.step,
-                                         "duration_ms": self.clock.time_ms,
-                                         "steps_sorted": self._steps_sorted})
+            self.log.end_run(outcome == "completed",
+                             {"ended_at": _now(), "steps": self.clock.step,
+                              "duration_ms": self.clock.time_ms, "steps_sorted": self._steps_sorted},
+                             outcome)
 
     def _steps_for(self, duration_ms: float | None, steps: int | None) -> int:
         if (duration_ms is None) == (steps is None):
@@ -514,7 +555,8 @@ class Network:
         return {"neurosim_version": __version__, "dt_ms": self.dt, "seed": self.seed,
                 "backend": self.backend_name, "device": str(self.device), "batch": self.batch,
                 "dtype": self.dtype_name, "network_json": json.dumps(self.describe()),
-                "started_at": self._run_started_at, "ended_at": "", "torch_version": torch.__version__}
+                "started_at": self._run_started_at, "steps_sorted": self._steps_sorted,
+                "torch_version": torch.__version__}
 
     def reader(self) -> "Any":
         """A :class:`~neurosim.LogReader` over this network's log (memory or file)."""

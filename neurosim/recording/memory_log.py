@@ -22,9 +22,13 @@ class MemoryLog:
         self._tails: dict[str, tuple[tuple[int, ...], str]] = {}
 
     def begin_run(self, attrs: dict[str, Any], specs: list[DatasetSpec],
-                  static: dict[str, np.ndarray]) -> None:
+                  static: dict[str, np.ndarray], start_step: int = 0) -> None:
         if not self.attrs:
             self.attrs.update(attrs)
+        if "network_json" in attrs:  # the network as it is now (it may grow between runs)
+            self.attrs["network_json"] = attrs["network_json"]
+        if "steps_sorted" in attrs:
+            self.attrs["steps_sorted"] = attrs["steps_sorted"]
         self.attrs["completed"] = False
         for spec in specs:
             if spec.key not in self._parts:
@@ -39,7 +43,7 @@ class MemoryLog:
             self._parts[key].append(np.asarray(arr))
         self.attrs["flushed_steps"] = steps_done
 
-    def end_run(self, completed: bool, attrs: dict[str, Any]) -> None:
+    def end_run(self, completed: bool, attrs: dict[str, Any], outcome: str | None = None) -> None:
         self.attrs.update(attrs)
         self.attrs["completed"] = bool(completed)
 
