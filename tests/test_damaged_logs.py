@@ -1,9 +1,11 @@
 """Damaged logs: truncated copies, garbage after the HDF5 signature, crafted values.
 
-The reader must answer within seconds on every damaged file: refuse it with a
-LogError, or recover what the file still holds and say how much. The damaged files are made from a small real run (docs/log_format.md, "Damaged files").
+Every command on every damaged file must answer within seconds, in one line on
+stderr, without a traceback: exit 1, or exit 0 with a "recovered N of M" note.
+The damaged files are made from a small real run (docs/log_format.md, "Damaged files").
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +20,8 @@ import neurosim as ns
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+#: seconds one command may take on a damaged file (it takes well under one)
+LIMIT_S = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +78,92 @@ def damaged(intact, tmp_path_factory):
     files["dt0"] = edited(intact, folder, "dt0", lambda f: f.attrs.__setitem__("dt_ms", 0.0))
     files["neuron1e9"] = edited(intact, folder, "neuron1e9", set_neuron)
     return files
+
+
+COMMANDS = {
+    "inspect": ["inspect", "{log}"],
+    "raster": ["plot", "{log}", "raster", "--population", "src", "--out", "{out}.png"],
+    "state": ["plot", "{log}", "state", "--out", "{out}.png"],
+    "weights": ["plot", "{log}", "weights", "--out", "{out}.png"],
+    "export": ["export", "{log}", "--nwb", "{out}.nwb", "--overwrite"],
+}
+#: (damaged file, command) -> (exit status, text the one stderr line must hold); for
+#: truncated copies, what is recovered depends on where HDF5 put each chunk, so a
+#: command that needs lost data may fail: RECOVERED_OR_DAMAGED accepts exit 0 with
+#: the "recovered" note or exit 1 with the error and the note
+RECOVERED_OR_DAMAGED = (None, None)
+EXPECTED = {
+    "cut0.001": {c: (1, "truncated to") for c in COMMANDS},
+    "cut0.1": {c: RECOVERED_OR_DAMAGED for c in COMMANDS},
+    "cut0.5": {"inspect": (0, "recovered"), "raster": (0, "recovered"), "export": (0, "recovered"),
+               "state": RECOVERED_OR_DAMAGED, "weights": RECOVERED_OR_DAMAGED},
+    "cut0.99": {c: (0, "recovered 45,785 of 45,785 spikes") for c in COMMANDS},
+    "garbage": {c: (1, "superblock is damaged (checksum mismatch)") for c in COMMANDS},
+    "dt0": {c: (1, "dt_ms is 0.0, not a positive number") for c in COMMANDS},
+    "neuron1e9": {"inspect": (1, "spikes/src/neuron[17] is 1000000000, but population 'src' has "
+                              "400 neurons"),
+                  "raster": (1, "spikes/src/neuron[17] is 1000000000"),
+                  "state": (0, ""), "weights": (0, ""),  # they do not read spikes
+                  "export": (1, "spikes/src/neuron[17] is 1000000000")},
+}
+
+
+def check_result(rc, stderr, expected):
+    """One command's exit status and stderr against EXPECTED."""
+    want_rc, text = expected
+    if expected == RECOVERED_OR_DAMAGED:
+        want_rc = rc if rc in (0, 1) else 1
+        text = "recovered" if rc == 0 else ("truncated to" if "the log is damaged" not in stderr
+                                            else "the log is damaged: ")
+    assert rc == want_rc
+    assert "Traceback" not in stderr
+    assert stderr.count("\n") == (1 if rc or text else 0)
+    assert text in stderr
+
+
+DRIVER = r"""
+import contextlib, io, json, sys, time, traceback
+from neurosim.cli import main
+for name, argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:
+            rc = exc.code
+        except BaseException:
+            traceback.print_exc()
+            rc = "raised"
+    print(json.dumps({"case": name, "rc": rc, "seconds": time.perf_counter() - start,
+                      "stderr": err.getvalue()}), flush=True)
+"""
+
+
+def test_every_command_on_every_damaged_file_answers_in_one_line(damaged, tmp_path):
+    """All commands on all damaged files, run by ``neurosim.cli.main`` in one child process
+    (one interpreter start for all; the child is killed if any command hangs)."""
+    cases = []
+    for label, log in damaged.items():
+        for command, argv in COMMANDS.items():
+            out = str(tmp_path / f"{label}-{command}")
+            cases.append([f"{label} {command}", [a.format(log=log, out=out) for a in argv]])
+    try:
+        proc = subprocess.run([sys.executable, "-c", DRIVER, json.dumps(cases)], env=ENV, cwd=ROOT,
+                              capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired as exc:
+        done = [json.loads(line)["case"] for line in (exc.stdout or b"").decode().splitlines()]
+        pytest.fail(f"hung after {len(done)} commands; the next was {cases[len(done)][0]!r}")
+    results = {r["case"]: r for r in map(json.loads, proc.stdout.splitlines())}
+    assert len(results) == len(cases), proc.stderr
+    for label, expected in EXPECTED.items():
+        for command, want in expected.items():
+            r = results[f"{label} {command}"]
+            try:
+                check_result(r["rc"], r["stderr"], want)
+                assert r["seconds"] < LIMIT_S
+            except AssertionError:
+                pytest.fail(f"{label} {command}: {r}")
 
 
 def test_a_tiny_truncated_file_fails_fast_in_the_reader(damaged):
@@ -227,3 +317,37 @@ def test_windows_must_be_finite_and_not_empty(intact):
                 log.summary(start_ms=start, stop_ms=stop)
             with pytest.raises(ValueError, match=message):
                 log.spikes("src", start, stop)
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--from", "nan"], "argument --from"), (["--to", "-5"], "argument --to"),
+    (["--to", "inf"], "argument --to"), (["--from", "50", "--to", "10"], "--to 10"),
+    (["--to", "0"], "--to 0"), (["--from", "5000"], "--from 5000"), (["--batch", "-1"], "argument --batch"),
+    (["--batch", "3"], "--batch 3"), (["--population", "zzz"], "--population zzz")])
+def test_inspect_refuses_bad_numbers_naming_the_flag(intact, args, flag, capsys):
+    from neurosim.cli import main
+
+    try:
+        rc = main(["inspect", intact, *args])
+    except SystemExit as exc:  # argparse: malformed value
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc in (1, 2) and flag in err and err.count("\n") == 1, err
+
+
+@pytest.mark.slow
+def test_each_command_as_a_process_on_each_damaged_file(damaged, tmp_path):
+    """The same as above, each command a real ``python -m neurosim.cli`` process, timed
+    (interpreter and import start-up included)."""
+    timings = []
+    for label, expected in EXPECTED.items():
+        for command, want in expected.items():
+            out = str(tmp_path / f"{label}-{command}")
+            argv = [a.format(log=damaged[label], out=out) for a in COMMANDS[command]]
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "neurosim.cli", *argv], env=ENV, cwd=ROOT,
+                                  capture_output=True, text=True, timeout=120)
+            seconds = time.perf_counter() - start
+            timings.append(f"{label:10s} {command:8s} rc={proc.returncode} {seconds:5.1f} s")
+            check_result(proc.returncode, proc.stderr, want)
+    print("\n".join(timings))

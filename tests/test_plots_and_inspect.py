@@ -52,18 +52,33 @@ def test_each_plot_writes_a_png_of_the_requested_size(log, tmp_path, kind, extra
 
 
 @pytest.mark.parametrize("args,message", [
-    (["raster", "--population", "nope"], "no spikes recorded for population 'nope'"),
-    (["rates", "--from", "500"], "empty time window"),
-    (["raster", "--from", "100", "--to", "100"], "empty time window"),
-    (["raster", "--batch", "5"], "batch row 5 does not exist"),
-    (["weights", "--projection", "nope"], "no weight snapshots of 'nope'"),
-    (["weights", "--tiles", "28x28"], "tiles 28x28 need 784 presynaptic neurons"),
-    (["state", "--variable", "w"], "did not record 'w'"),
-    (["state", "--neurons", "1"], "neurons [1] were not recorded")])
+    (["raster", "--population", "nope"], "--population nope: no spikes recorded for population 'nope'"),
+    (["rates", "--from", "500"], "--from 500: empty time window"),
+    (["raster", "--from", "100", "--to", "100"], "--to 100: empty time window"),
+    (["raster", "--batch", "5"], "--batch 5: batch row 5 does not exist"),
+    (["weights", "--projection", "nope"], "--projection nope: no weight snapshots of 'nope'"),
+    (["weights", "--tiles", "28x28"], "--tiles 28x28: tiles 28x28 need 784 presynaptic neurons"),
+    (["weights", "--snapshot", "7"], "--snapshot 7: 'dense' has 3 snapshots"),
+    (["state", "--variable", "w"], "--variable w: monitor 'exc' did not record 'w'"),
+    (["state", "--monitor", "m"], "--monitor m: no state monitor 'm'"),
+    (["state", "--neurons", "1"], "--neurons 1: neurons [1] were not recorded")])
 def test_plot_errors_are_one_line_and_exit_1(log, tmp_path, args, message, capsys):
+    """Each names the flag to change (the library's own messages name its parameters)."""
     assert main(["plot", log, *args[:1], "--out", str(tmp_path / "x.png"), *args[1:]]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["raster", "--from", "nan"], "argument --from"), (["raster", "--to", "-5"], "argument --to"),
+    (["rates", "--bin", "0"], "argument --bin"), (["rates", "--bin", "nan"], "argument --bin"),
+    (["state", "--neurons", "-1"], "argument --neurons"), (["weights", "--tiles", "0x5"], "argument --tiles"),
+    (["raster", "--size", "big"], "argument --size"), (["raster", "--batch", "-1"], "argument --batch")])
+def test_plot_refuses_malformed_numbers_in_one_line(log, tmp_path, args, flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["plot", log, *args[:1], "--out", str(tmp_path / "x.png"), *args[1:]])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and flag in err and err.count("\n") == 1, err
 
 
 def test_a_log_without_weights_or_state_says_so(tmp_path, capsys):
@@ -162,3 +177,4 @@ def test_windows_stay_right_after_the_clock_is_set_back(tmp_path):
     expected = int(((steps >= 50) & (steps < 150)).sum())
     assert len(reader.spikes("src", 5.0, 15.0)[0]) == expected
     assert reader.summary("src", 5.0, 15.0)["populations"]["src"]["spikes"] == expected
+

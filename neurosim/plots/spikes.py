@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurosim.analysis.spike_statistics import binned_rates, firing_rates, isi_cv, spike_trains
-from neurosim.log_reader import LogReader
+from neurosim.log_reader import LogReader, check_window
 from neurosim.plots.figure import DEFAULT_SIZE, new_figure, population_colors, save
 
 
@@ -31,12 +31,19 @@ class Window:
         if population is not None and population not in recorded:
             raise KeyError(f"no spikes recorded for population {population!r}; recorded: "
                            f"{', '.join(recorded)}")
-        duration = reader.steps * reader.dt
+        check_window(start_ms, stop_ms)
         chosen = [population] if population else recorded
+        # the end of the log (of a truncated file: of the steps recovered for all of them)
+        duration = min(reader.recording_stop_ms(r) for r in chosen)
         # by default from when recording began (a monitor added mid-run saw nothing before)
         start = (max(reader.recording_start_ms(r) for r in chosen) if start_ms is None
                  else float(start_ms))
         stop = duration if stop_ms is None else min(float(stop_ms), duration)
+        if stop <= start and reader.recovery is not None and duration < reader.steps * reader.dt:
+            short = [r for r in chosen if reader.recording_stop_ms(r) == duration]
+            raise ValueError(f"empty time window: the spikes of {', '.join(short)} were recovered "
+                             f"up to {duration:g} ms only (the file is truncated); draw the "
+                             "other populations alone")
         if stop <= start:
             raise ValueError(f"empty time window: from {start:g} ms to {stop:g} ms "
                              f"(the log covers 0 to {duration:g} ms)")

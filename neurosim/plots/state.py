@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from neurosim.log_reader import LogReader
+from neurosim.log_reader import LogReader, check_window
 from neurosim.plots.figure import DEFAULT_SIZE, new_figure, save
 
 
@@ -29,7 +29,8 @@ def state(reader: LogReader, out: str | os.PathLike[str], *, monitor: str | None
     variable = variable or variables[0]
     if variable not in variables:
         raise KeyError(f"monitor {monitor!r} did not record {variable!r}; it has {', '.join(variables)}")
-    steps = reader.array(f"state/{monitor}/step")
+    samples = reader.state_samples(monitor, variable)  # fewer in a truncated file
+    steps = reader.read_rows(f"state/{monitor}/step", 0, samples)
     times = (steps + 1) * reader.dt
     lo = 0 if start_ms is None else int(np.searchsorted(times, start_ms))
     hi = len(times) if stop_ms is None else int(np.searchsorted(times, stop_ms))
