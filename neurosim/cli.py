@@ -180,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tiles", type=flags.tiles, default=None, metavar="HxW",
                    help="weights: draw each postsynaptic neuron's inputs as an HxW image (e.g. 28x28)")
     p.add_argument("--monitor", default=None, help="state: which state monitor")
-    p.add_argument("--variable", default=None, help="state: which variable (default the first)")
+    p.add_argument("--variable", default=None, help="state: which variable (default v, else the "
+                   "first recorded)")
     p.add_argument("--neurons", type=flags.index, nargs="+", default=None, help="state: which neurons")
     _window_arguments(p)
     p.set_defaults(func=_plot)

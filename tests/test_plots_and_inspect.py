@@ -178,3 +178,70 @@ def test_windows_stay_right_after_the_clock_is_set_back(tmp_path):
     assert len(reader.spikes("src", 5.0, 15.0)[0]) == expected
     assert reader.summary("src", 5.0, 15.0)["populations"]["src"]["spikes"] == expected
 
+
+def captured_figure(monkeypatch, name):
+    """Make module ``name``'s ``save`` keep the figure it is given (and still write the PNG).
+    (By module name: ``neurosim.plots.state`` the attribute is the function.)"""
+    import importlib
+
+    module = importlib.import_module(name)
+    figures = []
+    original = module.save
+    monkeypatch.setattr(module, "save", lambda fig, path: figures.append(fig) or original(fig, path))
+    return figures
+
+
+def test_state_draws_v_by_default_not_the_first_name(log, tmp_path, monkeypatch, capsys):
+    """The monitor recorded ["v", "i_e"]; v is drawn, not i_e (first in alphabetical order)."""
+    figures = captured_figure(monkeypatch, "neurosim.plots.state")
+    assert main(["plot", log, "state", "--out", str(tmp_path / "s.png")]) == 0
+    assert figures[0].axes[0].get_ylabel().startswith("v (")
+    path = str(tmp_path / "no-v.h5")  # without v: the first variable the monitor was given
+    net = ns.Network(dt=0.1, seed=1, log=path)
+    pop = net.population(5, ns.LIF(), name="n")
+    net.state_monitor(pop, ["i_e", "i_i"], neurons=[0], every=5)
+    net.run(20.0, progress=False)
+    assert main(["plot", path, "state", "--out", str(tmp_path / "s2.png")]) == 0
+    assert figures[1].axes[0].get_ylabel().startswith("i_e")
+    assert ns.LogReader(path).state_variables("n") == ["i_e", "i_i"]
+
+
+def test_long_runs_get_a_seconds_axis_without_offset(log, tmp_path, monkeypatch, capsys):
+    """A log whose spikes are 1,000,000 ms in (the clock shifted by an h5py edit of a copy)."""
+    import shutil
+
+    import h5py
+
+    late = str(tmp_path / "late.h5")
+    shutil.copy(log, late)
+    shift = 10_000_000  # steps of 0.1 ms
+    with h5py.File(late, "r+") as f:
+        for name in ("src", "exc"):
+            step = f[f"spikes/{name}/step"]
+            step[...] = step[...] + shift
+            step.attrs["start_step"] = shift
+        f.attrs["steps"] = int(f.attrs["steps"]) + shift
+    figures = captured_figure(monkeypatch, "neurosim.plots.spikes")
+    for kind in ("raster", "rates"):
+        assert main(["plot", late, kind, "--from", "1000100", "--to", "1000250",
+                     "--out", str(tmp_path / f"{kind}.png")]) == 0
+        ax = figures[-1].axes[0]
+        figures[-1].canvas.draw()
+        assert ax.get_xlabel() == "time (s)"
+        assert ax.xaxis.get_major_formatter().get_offset() == ""
+        assert ax.get_xlim() == pytest.approx((1000.1, 1000.25))
+    assert main(["plot", log, "raster", "--out", str(tmp_path / "short.png")]) == 0
+    assert figures[-1].axes[0].get_xlabel() == "time (ms)"  # short runs stay in ms
+
+
+def test_receptive_field_tiles_fill_the_canvas(log, tmp_path, monkeypatch, capsys):
+    """40 tiles of 10x6 on a 1000x600 canvas: a square 7x6 grid drew them in a tall
+    block covering a third of it; the grid is now shaped to the canvas."""
+    figures = captured_figure(monkeypatch, "neurosim.plots.weights")
+    assert main(["plot", log, "weights", "--projection", "dense", "--tiles", "10x6",
+                 "--out", str(tmp_path / "w.png")]) == 0
+    fig = figures[0]
+    fig.canvas.draw()
+    box = fig.axes[0].images[0].get_window_extent()
+    share = box.width * box.height / (fig.bbox.width * fig.bbox.height)
+    assert share > 0.55, share
