@@ -63,9 +63,10 @@ class LogReader:
             raise
 
     def _open(self, check: FileCheck) -> h5py.File:
-        # Plain read-only first; SWMR-read (retries bounded) for files flagged as being
-        # written (a killed writer's) and for truncated ones, whose end HDF5 checks otherwise.
-        modes = [True] if check.truncated or check.swmr_write else [False, True]
+        # Plain read-only first, except for files flagged as being written (a killed or
+        # live writer's) and truncated ones, which HDF5 opens only in SWMR-read mode
+        # (retries bounded); the other mode is the fallback.
+        modes = [True, False] if check.truncated or check.swmr_write else [False, True]
         for swmr in modes:
             try:
                 return open_hdf5(self.path, swmr)
