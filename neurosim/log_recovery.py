@@ -82,6 +82,7 @@ def survey(f: h5py.File, file_size: int, reason: str, steps_sorted: bool = True)
     rec = Recovery(reason=reason)
     _walk(f, "", file_size, rec)
     _trim_spike_records(f, rec, steps_sorted)
+    _trim_to_step_columns(rec)
     return rec
 
 
@@ -192,6 +193,22 @@ def _first_at_or_after(column: h5py.Dataset, n: int, step: int) -> int:
         else:
             hi = mid
     return lo
+
+
+def _trim_to_step_columns(rec: Recovery) -> None:
+    """A state sample or weight snapshot is usable only with its step: cut each state
+    variable and each weight monitor's values to the rows recovered of their step column."""
+    for key in list(rec.rows):
+        parts = key.split("/")
+        if len(parts) != 3 or parts[0] not in ("state", "weights") or parts[2] in ("step", "neurons",
+                                                                                     "indptr", "indices"):
+            continue
+        step_key = f"{parts[0]}/{parts[1]}/step"
+        steps = rec.rows[step_key][0] if step_key in rec.rows else 0
+        usable, total = rec.rows[key]
+        rec.rows[key] = (min(usable, steps), total)
+        if parts[0] == "weights" and step_key in rec.rows:  # and a step without its snapshot
+            rec.rows[step_key] = (min(steps, usable), rec.rows[step_key][1])
 
 
 def _start_step(f: h5py.File, key: str) -> int:

@@ -213,6 +213,16 @@ def test_truncated_files_give_a_prefix_of_the_events_and_say_how_much(intact, da
             assert summary["populations"]["src"]["spikes"] == k
             assert summary["populations"]["src"]["window_ms"][1] == pytest.approx(stop * log.dt)
             assert summary["recovered"] == log.recovery.note()
+            # weights and state: a snapshot or sample counts only with its step, and the
+            # note says as much as the reads give
+            note = log.recovery.note()
+            snapshots = log.length("weights/ff/step")
+            assert snapshots == log.length("weights/ff/values") and f"{snapshots} of 10 weight" in note
+            if snapshots:
+                step, dense = log.weight_snapshot("ff", snapshots - 1)
+                assert np.array_equal(dense, full.weight_snapshot("ff", snapshots - 1)[1])
+            samples = sum(log.state_samples("exc", v) for v in ("v", "i_e"))
+            assert f"{samples:,} of 20,000 state samples" in note
             # state: the rows recovered, equal to the intact file's first rows
             for variable in ("v", "i_e"):
                 t, values = log.state("exc", variable)
