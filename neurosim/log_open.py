@@ -14,9 +14,11 @@ and turns off HDF5's file locking, which a reader does not need.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import h5py
 import h5py.h5p
@@ -163,13 +165,17 @@ def lookup3(data: bytes, initval: int = 0) -> int:
     return _final(a, b, c)[2]
 
 
-def _set_read_attempts(fapl: h5py.h5p.PropFAID, attempts: int) -> None:
+@functools.cache
+def _read_attempts_setter() -> Any:
     # dlsym on an h5py extension module's handle also searches the HDF5 library it links
-    lib = ctypes.CDLL(h5py.h5p.__file__)
-    setter = lib.H5Pset_metadata_read_attempts
-    setter.argtypes = [ctypes.c_int64, ctypes.c_uint]
+    setter = ctypes.CDLL(h5py.h5p.__file__).H5Pset_metadata_read_attempts
+    setter.argtypes = [ctypes.c_int64, ctypes.c_uint]  # hid_t is 64-bit since HDF5 1.10
     setter.restype = ctypes.c_int
-    if setter(fapl.id, attempts) < 0:
+    return setter
+
+
+def _set_read_attempts(fapl: h5py.h5p.PropFAID, attempts: int) -> None:
+    if _read_attempts_setter()(fapl.id, attempts) < 0:
         raise OSError("H5Pset_metadata_read_attempts failed")
 
 
@@ -189,8 +195,9 @@ def open_hdf5(path: str, swmr: bool) -> h5py.File:
             _set_read_attempts(fapl, READ_ATTEMPTS)
         except (OSError, AttributeError) as exc:
             raise LogError(
-                f"{path!r} is flagged as being written and this h5py build cannot bound "
-                f"HDF5's SWMR retries ({exc}); run `h5clear -s {path}` and read it again") from None
+                f"{path!r} can only be read in HDF5's SWMR mode (it is flagged as being written, "
+                f"or truncated), and this h5py build cannot bound that mode's retries ({exc}); "
+                f"if it is not truncated, run `h5clear -s {path}` and read it again") from None
         flags |= h5py.h5f.ACC_SWMR_READ
     fid = h5py.h5f.open(os.fsencode(path), flags, fapl=fapl)
     return h5py.File(fid)

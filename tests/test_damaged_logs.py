@@ -361,3 +361,16 @@ def test_each_command_as_a_process_on_each_damaged_file(damaged, tmp_path):
             timings.append(f"{label:10s} {command:8s} rc={proc.returncode} {seconds:5.1f} s")
             check_result(proc.returncode, proc.stderr, want)
     print("\n".join(timings))
+
+
+def test_without_a_way_to_bound_retries_swmr_mode_is_refused(damaged, monkeypatch):
+    """On an h5py build whose HDF5 does not export H5Pset_metadata_read_attempts, a file
+    that needs SWMR-read mode is refused in one line instead of risking the hang."""
+    import neurosim.log_open as log_open
+
+    def missing():
+        raise AttributeError("undefined symbol: H5Pset_metadata_read_attempts")
+
+    monkeypatch.setattr(log_open, "_read_attempts_setter", missing)
+    with pytest.raises(ns.LogError, match="cannot bound that mode's retries"):
+        ns.LogReader(damaged["cut0.5"])
