@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from typing import Any, Sequence
+from typing import Sequence
 
 from neurosim.log_open import same_file
 from neurosim.log_reader import LogReader
