@@ -1,14 +1,19 @@
 """Make one picture of each ``neurosim plot`` kind from a real run (for docs/plots.md).
 
-    python examples/plot_gallery.py --out docs/img [--mnist-log runs/mnist-....h5]
+    python examples/plot_gallery.py                       # PNGs in runs/gallery/
+    python examples/plot_gallery.py --out docs/img --mnist-log runs/mnist-....h5
 
 Runs the CUBA network (4,000 LIF neurons, 1 s) with spikes of both populations,
 the membrane potential of a few neurons and, on a side projection from a Poisson
 population to 40 readout neurons with STDP, weight snapshots, into
-``<out>/gallery.h5``; then draws a
-raster, population rates, rate/ISI/CV histograms, the weight matrix and state
-traces with the same functions as the command line. With ``--mnist-log`` (a log of
+``runs/gallery.h5`` (``--log``; kept, so that ``neurosim inspect`` and ``neurosim plot``
+can be tried on it, and replaced by the next run); then draws a raster, population
+rates, rate/ISI/CV histograms, the weight matrix and state traces with the same
+functions as the command line. With ``--mnist-log`` (a log of
 ``examples/mnist_stdp.py``) it also draws the learned receptive fields as 28x28 tiles.
+
+The PNGs go to ``runs/gallery/`` unless ``--out`` names another folder: the
+pictures tracked in ``docs/img`` are replaced only when asked for explicitly.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from neurosim import plots, rules
 from neurosim.networks.cuba import build_cuba
 
 
-def record(path: str, seed: int = 1) -> None:
+def record(path: str, seed: int = 1, neurons: int = 4000, duration_ms: float = 1000.0) -> None:
     net = ns.Network(dt=0.1, seed=seed, log=path)
-    cuba = build_cuba(net, 4000)
+    cuba = build_cuba(net, neurons)
     for pop in (cuba.exc, cuba.inh):
         net.spike_monitor(pop)
     net.state_monitor(cuba.exc, "v", neurons=range(5), every=1)
@@ -35,20 +40,30 @@ def record(path: str, seed: int = 1) -> None:
                           sparse=False, name="poisson_readout")
     net.add_rule(side, rules.STDP(a_plus=0.05, a_minus=0.055, w_max=3.0))
     net.weight_monitor(side, every=2000)
-    net.run(1000.0, progress=False)
+    net.run(duration_ms, progress=False)
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=os.path.join("runs", "gallery"),
+                        help="folder for the PNGs (default runs/gallery; docs/img for the docs)")
+    parser.add_argument("--log", default=os.path.join("runs", "gallery.h5"),
+                        help="the run's log, kept (default runs/gallery.h5; replaced if it exists)")
+    parser.add_argument("--mnist-log", default=None, help="a log written by examples/mnist_stdp.py")
+    parser.add_argument("--neurons", type=int, default=4000, help="CUBA size (default 4000)")
+    parser.add_argument("--duration", type=float, default=1000.0, help="run length, ms (default 1000)")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", default="docs/img", help="folder for gallery.h5 and the PNGs")
-    parser.add_argument("--mnist-log", default=None, help="a log written by examples/mnist_stdp.py")
-    args = parser.parse_args(argv)
+    args = parse_arguments(argv)
     os.makedirs(args.out, exist_ok=True)
-    log = os.path.join(args.out, "gallery.h5")
-    if os.path.exists(log):
-        os.remove(log)  # our own scratch file from a previous run
-    record(log)
-    with ns.LogReader(log) as reader:
+    if os.path.dirname(args.log):
+        os.makedirs(os.path.dirname(args.log), exist_ok=True)
+    if os.path.exists(args.log):
+        os.remove(args.log)  # this script's own log from a previous run
+    record(args.log, neurons=args.neurons, duration_ms=args.duration)
+    with ns.LogReader(args.log) as reader:
         made = [plots.raster(reader, os.path.join(args.out, "plot_raster.png"), stop_ms=500.0),
                 plots.rates(reader, os.path.join(args.out, "plot_rates.png"), population=None),
                 plots.isi(reader, os.path.join(args.out, "plot_isi.png"), population="exc"),
@@ -58,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         with ns.LogReader(args.mnist_log) as reader:
             made.append(plots.weights(reader, os.path.join(args.out, "plot_receptive_fields.png"),
                                       tiles=(28, 28), size=(900, 800)))
-    os.remove(log)
-    print("\n".join(made))
+    print("\n".join(made + [args.log]))
     return 0
 
 

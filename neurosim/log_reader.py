@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import json
+import math
 import os
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 import h5py
 import numpy as np
 
+from neurosim.log_checks import LogError, check_attrs, check_csr, check_events, check_indices, parse_network
+from neurosim.log_open import FileCheck, check_file, open_hdf5
+from neurosim.log_recovery import H5_ERRORS, Recovery, complete_rows, read_attrs, survey
 from neurosim.recording.hdf5_log import SCHEMA_VERSION, status_attrs
 from neurosim.recording.memory_log import MemoryLog
 from neurosim.sparse_matrices import csr_array
 
+__all__ = ["LogError", "LogReader"]
 
-class LogError(Exception):
-    """The file is not a neurosim log, or it is damaged or of an unknown version."""
+#: events read at a time when a summary checks a window's neuron indices
+_SCAN_BLOCK = 1 << 20
 
 
 class LogReader:
@@ -23,7 +28,10 @@ class LogReader:
 
     Works on an HDF5 file path or on a :class:`~neurosim.recording.MemoryLog`.
     A file whose writer was killed opens too (HDF5 SWMR mode);
-    :attr:`completed` is False for it.
+    :attr:`completed` is False for it. A truncated file opens if HDF5 can still
+    read its metadata: :attr:`recovery` then says what was recovered, and every
+    read stops at the last complete chunk. Damaged files raise :class:`LogError`
+    quickly (see "Damaged files" in docs/log_format.md), never hang.
 
     Example:
         >>> log = LogReader("run.h5")                       # doctest: +SKIP
@@ -34,31 +42,85 @@ class LogReader:
     def __init__(self, source: str | os.PathLike[str] | MemoryLog) -> None:
         self._mem: MemoryLog | None = None
         self._file: h5py.File | None = None
+        #: for a truncated file: what was recovered; None for an intact one
+        self.recovery: Recovery | None = None
         if isinstance(source, MemoryLog):
             self._mem = source
             self.attrs = dict(source.attrs)
             self.path = "memory"
+            self._network = parse_network(self.attrs.get("network_json", "{}"), self.path)
             return
         self.path = os.fspath(source)
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"log file {self.path!r} does not exist")
+        if os.path.isdir(self.path):
+            raise LogError(f"{self.path!r} is a directory, not a log file")
+        check = check_file(self.path)  # before HDF5: see neurosim/log_open.py for why
+        self._file = self._open(check)
         try:
-            self._file = h5py.File(self.path, "r")
-        except OSError:
-            try:  # a writer that was killed leaves the SWMR flag set; SWMR readers can open it
-                self._file = h5py.File(self.path, "r", swmr=True)
-            except OSError as exc:
-                raise LogError(f"{self.path!r} is not a readable HDF5 file ({exc})") from None
-        self.attrs = {k: (v.item() if isinstance(v, np.generic) else v)
-                      for k, v in self._file.attrs.items()}
-        if self.attrs.get("format") != "neurosim-log":
+            self._load(check)
+        except BaseException:
             self.close()
+            raise
+
+    def _open(self, check: FileCheck) -> h5py.File:
+        # Plain read-only first, except for files flagged as being written (a killed or
+        # live writer's) and truncated ones, which HDF5 opens only in SWMR-read mode
+        # (retries bounded); the other mode is the fallback.
+        modes = [True, False] if check.truncated or check.swmr_write else [False, True]
+        for swmr in modes:
+            try:
+                return open_hdf5(self.path, swmr)
+            except OSError as exc:
+                error = exc
+        damage = f"{check.describe()}; " if check.truncated else ""
+        raise LogError(f"{self.path!r} is not a readable HDF5 file ({damage}{_h5_message(error)})")
+
+    def _load(self, check: FileCheck) -> None:
+        lost: list[str] = []
+        self.attrs = read_attrs(self._file, lost)
+        damage = check.describe() or "the file is damaged"
+        if "format" not in self.attrs and lost:
+            raise LogError(f"{self.path}: {damage}: HDF5 cannot read the log's attributes"
+                           f"{self._flushed_note()}")
+        if self.attrs.get("format") != "neurosim-log":
             raise LogError(f"{self.path!r} is an HDF5 file but not a neurosim log")
         if int(self.attrs.get("schema_version", -1)) > SCHEMA_VERSION:
-            self.close()
             raise LogError(f"{self.path!r} uses log schema {self.attrs['schema_version']}; this "
                            f"neurosim reads up to {SCHEMA_VERSION}: upgrade neurosim")
-        self.attrs.update(status_attrs(self._file))  # end times, a network changed between runs
+        try:  # end times, a network changed between runs (schema 2: rows under progress/)
+            self.attrs.update(status_attrs(self._file))
+        except H5_ERRORS:
+            lost.append("progress/runs")  # a damaged file: the root attributes stand
+        for name in ("dt_ms", "network_json"):
+            if name not in self.attrs and f"@{name}" in lost:
+                raise LogError(f"{self.path}: {damage}: its {name} attribute cannot be read"
+                               f"{self._flushed_note()}")
+        check_attrs(self.attrs, self.path)
+        self._network = parse_network(self.attrs.get("network_json", "{}"), self.path)
+        if check.truncated:
+            self.recovery = survey(self._file, check.size, check.describe(), self.steps_sorted)
+            self.recovery.lost[:0] = lost
+
+    def _flushed_note(self) -> str:
+        """'; its writer had flushed N steps' when that counter is intact, else ''."""
+        try:
+            ds = self._file["progress/flushed_steps"]
+            # past the end of a truncated file HDF5 reads zeros: only trust a stored value
+            if complete_rows(ds, os.path.getsize(self.path), 1) == 1 and ds[()] >= 0:
+                return f"; its writer had flushed {int(ds[()])} steps"
+        except H5_ERRORS:
+            pass
+        return ""
+
+    @contextmanager
+    def _reading(self, key: str) -> Iterator[None]:
+        """h5py errors (damaged metadata or chunks) as one-line LogErrors naming ``key``."""
+        try:
+            yield
+        except H5_ERRORS as exc:
+            raise LogError(f"{self.path}: cannot read {key} ({_h5_message(exc)}): "
+                           "the file is damaged") from None
 
     # -- plumbing -----------------------------------------------------------------------
     def close(self) -> None:
@@ -73,37 +135,59 @@ class LogReader:
         self.close()
 
     def keys(self) -> list[str]:
-        """All dataset paths in the log."""
+        """All dataset paths in the log (of a truncated file: those that can be read)."""
         if self._mem is not None:
             return self._mem.keys()
-        out: list[str] = []
-        self._file.visititems(lambda name, obj: out.append(name)
-                              if isinstance(obj, h5py.Dataset) else None)
-        return sorted(out)
+        if self.recovery is not None:
+            return sorted(self.recovery.rows)
+        if not hasattr(self, "_keys"):
+            out: list[str] = []
+            with self._reading("the list of datasets"):
+                self._file.visititems(lambda name, obj: out.append(name)
+                                      if isinstance(obj, h5py.Dataset) else None)
+            self._keys = sorted(out)
+        return list(self._keys)
 
     def array(self, key: str) -> np.ndarray:
-        """The whole dataset ``key`` as a numpy array."""
+        """The whole dataset ``key`` as a numpy array (of a truncated file: its complete rows)."""
         if self._mem is not None:
             return self._mem.get(key)
-        if key not in self._file:
+        if not self.has(key):
             raise KeyError(f"no dataset {key!r} in {self.path}")
-        return self._file[key][()]
+        with self._reading(key):
+            ds = self._file[key]
+            if ds.shape != ():
+                return ds[:self.length(key)]
+        if self.recovery is not None and self.recovery.usable(key) == 0:
+            raise LogError(f"{self.path}: {key} is in the part of the file that is lost "
+                           f"({self.recovery.reason})")
+        with self._reading(key):
+            return ds[()]
 
     def dataset_attrs(self, key: str) -> dict[str, Any]:
         if self._mem is not None:
             return dict(self._mem.dataset_attrs.get(key, {}))
-        return dict(self._file[key].attrs)
+        with self._reading(f"the attributes of {key}"):
+            return dict(self._file[key].attrs)
 
     def has(self, key: str) -> bool:
-        """Whether dataset ``key`` exists."""
+        """Whether dataset ``key`` exists (and, in a truncated file, can be read)."""
         if self._mem is not None:
             return key in self._mem.keys()
-        return key in self._file
+        if self.recovery is not None:
+            return key in self.recovery.rows
+        return key in self.keys()
 
-    def _length(self, key: str) -> int:
+    def length(self, key: str) -> int:
+        """Rows of dataset ``key`` (of a truncated file: the rows recovered)."""
         if self._mem is not None:
             return self._mem.length(key)
-        return int(self._file[key].shape[0])
+        if not self.has(key):
+            raise KeyError(f"no dataset {key!r} in {self.path}")
+        if self.recovery is not None:
+            return self.recovery.rows[key][0]
+        with self._reading(key):
+            return int(self._file[key].shape[0])
 
     def _group(self, prefix: str) -> list[str]:
         names = {k.split("/")[1] for k in self.keys() if k.startswith(prefix + "/") and k.count("/") >= 2}
@@ -122,7 +206,7 @@ class LogReader:
     @property
     def network(self) -> dict[str, Any]:
         """The network's description (populations, projections, monitors, ...)."""
-        return json.loads(self.attrs.get("network_json", "{}"))
+        return self._network
 
     @property
     def steps(self) -> int:
@@ -131,9 +215,13 @@ class LogReader:
             return int(self.attrs["steps"])
         if self._mem is not None:
             return int(self.attrs.get("flushed_steps", 0))
-        if "progress/flushed_steps" not in self._file:  # killed before the first flush
+        if not self.has("progress/flushed_steps"):  # killed before the first flush
             return 0
-        return int(self._file["progress/flushed_steps"][()])
+        flushed = self.array("progress/flushed_steps")
+        if not isinstance(flushed, np.integer) or flushed < 0:
+            raise LogError(f"{self.path}: progress/flushed_steps is {flushed!r}, not a step count: "
+                           "the log is damaged")
+        return int(flushed)
 
     # -- data ---------------------------------------------------------------------------
     def spike_populations(self) -> list[str]:
@@ -150,7 +238,12 @@ class LogReader:
         """Rows ``lo:hi`` of dataset ``key`` (only those are read from the file)."""
         if self._mem is not None:
             return self._mem.get(key)[lo:hi]
-        return self._file[key][lo:hi]
+        if not self.has(key):
+            raise KeyError(f"no dataset {key!r} in {self.path}")
+        if self.recovery is not None:
+            hi = min(hi, self.length(key))
+        with self._reading(f"{key} rows {lo}:{hi}"):
+            return self._file[key][lo:hi]
 
     def _first_at_or_after(self, key: str, step: int) -> int:
         """Index of the first event with ``step >= step`` in a non-decreasing dataset.
@@ -158,14 +251,15 @@ class LogReader:
         A binary search that reads single elements: a window of a large log costs a
         few dozen chunk reads, not the whole dataset.
         """
-        lo, hi = 0, self._length(key)
-        data = self._mem.get(key) if self._mem is not None else self._file[key]
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if int(data[mid]) < step:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo, hi = 0, self.length(key)
+        with self._reading(key):
+            data = self._mem.get(key) if self._mem is not None else self._file[key]
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if int(data[mid]) < step:
+                    lo = mid + 1
+                else:
+                    hi = mid
         return lo
 
     @property
@@ -179,12 +273,11 @@ class LogReader:
         """Event indices ``[lo, hi)`` of the spikes of ``population`` in ``[start_ms, stop_ms)``
         (with unsorted steps, the whole record: filter it with the steps)."""
         key = self._spike_key(population)
-        if start_ms is not None and stop_ms is not None and stop_ms <= start_ms:
-            raise ValueError(f"empty time window: from {start_ms:g} ms to {stop_ms:g} ms")
+        check_window(start_ms, stop_ms)
         if not self.steps_sorted:
-            return 0, self._length(key)
+            return 0, self.length(key)
         lo = 0 if start_ms is None else self._first_at_or_after(key, int(np.ceil(start_ms / self.dt - 1e-9)))
-        hi = (self._length(key) if stop_ms is None
+        hi = (self.length(key) if stop_ms is None
               else self._first_at_or_after(key, int(np.ceil(stop_ms / self.dt - 1e-9))))
         return lo, hi
 
@@ -195,16 +288,18 @@ class LogReader:
         Optionally only those in ``[start_ms, stop_ms)`` (read without loading the
         rest of the file) and of one batch row ``batch``.
         """
+        n_rows = int(self.attrs.get("batch", 1))
+        if batch is not None:
+            _check_row(batch, n_rows)
         lo, hi = self.spike_range(population, start_ms, stop_ms)
         base = f"spikes/{population}"
         steps, neurons, rows = (self.read_rows(f"{base}/{c}", lo, hi) for c in ("step", "neuron", "batch"))
+        pop, size = self._recorded(population)
+        check_events(self.path, population, steps, neurons, rows, size, n_rows, pop, lo, self.steps_sorted)
         if not self.steps_sorted and (start_ms is not None or stop_ms is not None):
             keep = self._in_window(steps, start_ms, stop_ms)
             steps, neurons, rows = steps[keep], neurons[keep], rows[keep]
         if batch is not None:
-            n_rows = int(self.attrs.get("batch", 1))
-            if not 0 <= batch < n_rows:
-                raise ValueError(f"batch row {batch} does not exist: the run had {n_rows} row(s)")
             keep = rows == batch
             steps, neurons, rows = steps[keep], neurons[keep], rows[keep]
         return steps, neurons, rows
@@ -232,17 +327,43 @@ class LogReader:
         raise KeyError(f"no population {population!r} in this log; populations: "
                        f"{', '.join(p['name'] for p in self.network.get('populations', [])) or 'none'}")
 
+    def _recorded(self, record: str) -> tuple[str, int]:
+        """(population, its size) of spike record ``record``."""
+        pop = self.record_population(record)
+        try:
+            return pop, self.population_size(pop)
+        except KeyError:
+            raise LogError(f"{self.path}: spikes/{record} records population {pop!r}, which the "
+                           "log's network description does not list: the log is damaged") from None
+
     def record_population(self, record: str) -> str:
         """The population a spike record (a spike monitor's name) recorded."""
         return str(self.dataset_attrs(self._spike_key(record)).get("population", record))
 
     def spike_record_size(self, record: str) -> int:
         """Neurons of the population recorded by spike record ``record``."""
-        return self.population_size(self.record_population(record))
+        return self._recorded(record)[1]
 
     def recording_start_ms(self, population: str) -> float:
         """When spike recording of ``population`` began (ms)."""
-        return int(self.dataset_attrs(self._spike_key(population)).get("start_step", 0)) * self.dt
+        start = self.dataset_attrs(self._spike_key(population)).get("start_step", 0)
+        if not isinstance(start, (int, np.integer)) or start < 0:
+            raise LogError(f"{self.path}: spikes/{population} has start_step {start!r}, not a step: "
+                           "the log is damaged")
+        return int(start) * self.dt
+
+    def recording_stop_step(self, population: str) -> int:
+        """The step up to which the spikes of ``population`` are in the log: its end, or
+        the end of the complete steps recovered from a truncated file."""
+        self._spike_key(population)
+        end = self.steps
+        if self.recovery is not None:
+            end = min(end, self.recovery.ends.get(f"spikes/{population}", end))
+        return end
+
+    def recording_stop_ms(self, population: str) -> float:
+        """:meth:`recording_stop_step` in ms."""
+        return self.recording_stop_step(population) * self.dt
 
     def state_monitors(self) -> list[str]:
         return self._group("state")
@@ -250,10 +371,40 @@ class LogReader:
     def state(self, monitor: str, variable: str) -> tuple[np.ndarray, np.ndarray]:
         """(steps, values) of a sampled variable; values are (samples, batch, neurons)."""
         base = f"state/{monitor}"
-        return self.array(f"{base}/step"), self.array(f"{base}/{variable}")
+        n = self.state_samples(monitor, variable)
+        return self.read_rows(f"{base}/step", 0, n), self.read_rows(f"{base}/{variable}", 0, n)
+
+    def state_samples(self, monitor: str, variable: str) -> int:
+        """Samples of ``variable`` with their steps (fewer in a truncated file)."""
+        base = f"state/{monitor}"
+        for key in (f"{base}/step", f"{base}/{variable}"):
+            if not self.has(key):
+                raise KeyError(f"no dataset {key!r} in {self.path}")
+        return min(self.length(f"{base}/step"), self.length(f"{base}/{variable}"))
+
+    def state_variables(self, monitor: str) -> list[str]:
+        """The variables ``monitor`` sampled, in the order it was given them."""
+        present = [k.split("/")[-1] for k in self.keys()
+                   if k.startswith(f"state/{monitor}/") and k.count("/") == 2
+                   and k.split("/")[-1] not in ("step", "neurons")]
+        order = self._monitor(monitor).get("variables", [])
+        return [v for v in order if v in present] + sorted(v for v in present if v not in order)
+
+    def _monitor(self, name: str) -> dict[str, Any]:
+        for m in self.network.get("monitors", []):
+            if isinstance(m, dict) and m.get("name") == name:
+                return m
+        return {}
 
     def state_neurons(self, monitor: str) -> np.ndarray:
-        return self.array(f"state/{monitor}/neurons")
+        """Indices of the neurons ``monitor`` sampled (checked against its population)."""
+        neurons = np.asarray(self.array(f"state/{monitor}/neurons"))
+        pop = self._monitor(monitor).get("population")
+        if pop is not None:
+            size = self.population_size(pop)
+            check_indices(neurons, size, f"{self.path}: state/{monitor}/neurons",
+                          f"population {pop!r} has {size} neurons")
+        return neurons
 
     def weight_monitors(self) -> list[str]:
         return self._group("weights")
@@ -274,7 +425,7 @@ class LogReader:
         if not self.has(f"{base}/values"):
             raise KeyError(f"no weight snapshots named {monitor!r}; recorded: "
                            f"{', '.join(self.weight_monitors()) or 'none'}")
-        count = self._length(f"{base}/step")
+        count = min(self.length(f"{base}/step"), self.length(f"{base}/values"))
         if count == 0:
             raise ValueError(f"weight monitor {monitor!r} has no snapshot yet")
         if not -count <= index < count:
@@ -282,21 +433,35 @@ class LogReader:
         index %= count
         step = int(self.read_rows(f"{base}/step", index, index + 1)[0])
         values = self.read_rows(f"{base}/values", index, index + 1)[0]
+        n_pre, n_post = self.projection_sizes(monitor)
         if values.ndim == 2:
+            if n_pre is not None and values.shape != (n_pre, n_post):
+                raise LogError(f"{self.path}: weights/{monitor}/values holds {values.shape[0]}x"
+                               f"{values.shape[1]} weights for a {n_pre}x{n_post} projection: "
+                               "the log is damaged")
             if sparse:
                 import scipy.sparse
 
                 return step, scipy.sparse.csr_array(values)
             return step, values
         indptr, indices = self.array(f"{base}/indptr"), self.array(f"{base}/indices")
-        shape = (len(indptr) - 1, int(self.dataset_attrs(f"{base}/values").get(
-            "n_post", indices.max(initial=-1) + 1)))
+        if n_pre is None:  # a projection the description does not list: trust the data's own sizes
+            n_pre, n_post = len(indptr) - 1, int(indices.max(initial=-1)) + 1
+        check_csr(self.path, monitor, indptr, indices, n_pre, n_post, len(values))
         if sparse:
-            return step, csr_array(indptr, indices, values, shape)
-        dense = np.zeros(shape, dtype=values.dtype)
-        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+            return step, csr_array(indptr, indices, values, (n_pre, n_post))
+        dense = np.zeros((n_pre, n_post), dtype=values.dtype)
+        rows = np.repeat(np.arange(n_pre), np.diff(indptr))
         dense[rows, indices] = values
         return step, dense
+
+    def projection_sizes(self, monitor: str) -> tuple[int | None, int | None]:
+        """(n_pre, n_post) of the projection a weight monitor records, from the description."""
+        projection = self._monitor(monitor).get("projection", monitor)
+        for p in self.network.get("projections", []):
+            if isinstance(p, dict) and p.get("name") == projection:
+                return self.population_size(p["pre"]), self.population_size(p["post"])
+        return None, None
 
     # -- summary ------------------------------------------------------------------------
     def summary(self, population: str | None = None, start_ms: float | None = None,
@@ -304,24 +469,26 @@ class LogReader:
         """A JSON-able summary: run metadata, per-population spike counts and rates.
 
         ``population``, a window ``[start_ms, stop_ms)`` and a batch row narrow the
-        spike counts; only the events in the window are looked at (a binary search
-        finds them), and the batch column only when ``batch`` is given, so a large
-        log summarises quickly.
+        spike counts. Only the events in the window are read (a binary search finds
+        them): their neuron column, whose indices are checked against the
+        population's size, and their batch column when ``batch`` is given; so a large
+        log summarises quickly. Of a truncated file, each record is counted up to
+        its last complete step (``window_ms`` says where), and ``recovered`` says
+        what was recovered.
         """
         net = self.network
         steps = self.steps
         n_rows = int(self.attrs.get("batch", 1))
         duration = steps * self.dt
-        if batch is not None and not 0 <= batch < n_rows:
-            raise ValueError(f"batch row {batch} does not exist: the run had {n_rows} row(s)")
+        if batch is not None:
+            _check_row(batch, n_rows)
+        check_window(start_ms, stop_ms)
         if start_ms is not None and start_ms >= duration:
             raise ValueError(f"empty time window: the log ends at {duration:g} ms, "
                              f"the window starts at {start_ms:g} ms")
-        if start_ms is not None and stop_ms is not None and stop_ms <= start_ms:
-            raise ValueError(f"empty time window: from {start_ms:g} ms to {stop_ms:g} ms")
         pops: dict[str, Any] = {}
         for p in net.get("populations", []):
-            pops[p["name"]] = {"size": p["size"], "model": p["model"]}
+            pops[p["name"]] = {"size": p["size"], "model": p.get("model")}
         records = self.spike_populations()
         if population is not None:
             # a population's name, or the name of a spike monitor (record) of one
@@ -332,18 +499,17 @@ class LogReader:
                                f"{', '.join(pops) or 'none'}")
             pops = {population: pops[population]}
         for name in records:
-            key = f"spikes/{name}/step"
-            pop = self.dataset_attrs(key).get("population", name)
+            pop = self.record_population(name)
             if population is not None and pop != population:
                 continue
             begin = max(self.recording_start_ms(name), start_ms or 0.0)
-            end = duration if stop_ms is None else min(stop_ms, duration)
+            stop = self.recording_stop_ms(name)
+            end = stop if stop_ms is None else min(stop_ms, stop)
             if end <= begin:
                 count = 0
             elif self.steps_sorted:
                 lo, hi = self.spike_range(name, begin, end)
-                count = hi - lo if batch is None else int(np.count_nonzero(
-                    self.read_rows(f"spikes/{name}/batch", lo, hi) == batch))
+                count = self._count_checked(name, lo, hi, batch)
             else:
                 count = len(self.spikes(name, begin, end, batch)[0])
             size = pops.get(pop, {}).get("size")
@@ -351,11 +517,9 @@ class LogReader:
             rows = 1 if batch is not None else n_rows
             entry = pops.setdefault(pop, {"size": size, "model": None})
             entry["spikes"] = count
-            entry["window_ms"] = [begin, end]
+            entry["window_ms"] = [begin, max(begin, end)]
             entry["rate_hz"] = count / (size * rows * seconds) if size and seconds > 0 else None
-        recorded = {m: [k.split("/")[-1] for k in self.keys()
-                        if k.startswith(f"state/{m}/") and k.split("/")[-1] not in ("step", "neurons")]
-                    for m in self.state_monitors()}
+        recorded = {m: self.state_variables(m) for m in self.state_monitors()}
         return {
             "file": self.path,
             "completed": self.completed,
@@ -373,4 +537,44 @@ class LogReader:
             "populations": pops,
             "state_variables": recorded,
             "weights": self.weight_monitors(),
+            "recovered": None if self.recovery is None else self.recovery.note(),
         }
+
+    def _count_checked(self, record: str, lo: int, hi: int, batch: int | None) -> int:
+        """Events ``lo:hi`` of ``record`` (of batch row ``batch``), their indices checked."""
+        pop, size = self._recorded(record)
+        n_rows = int(self.attrs.get("batch", 1))
+        base = f"spikes/{record}"
+        count = 0
+        for first in range(lo, hi, _SCAN_BLOCK):  # blocks: bounded memory on any log
+            last = min(hi, first + _SCAN_BLOCK)
+            check_indices(self.read_rows(f"{base}/neuron", first, last), size,
+                          f"{self.path}: {base}/neuron", f"population {pop!r} has {size} neurons", first)
+            if batch is None:
+                count += last - first
+            else:
+                rows = self.read_rows(f"{base}/batch", first, last)
+                check_indices(rows, n_rows, f"{self.path}: {base}/batch",
+                              f"the run had {n_rows} batch row(s)", first)
+                count += int(np.count_nonzero(rows == batch))
+        return count
+
+
+def check_window(start_ms: float | None, stop_ms: float | None) -> None:
+    """A time window's ends: finite, not negative, and the stop after the start."""
+    for name, value in (("start", start_ms), ("stop", stop_ms)):
+        if value is not None and not (isinstance(value, (int, float, np.number))
+                                      and math.isfinite(value) and value >= 0):
+            raise ValueError(f"the window's {name} must be a finite time >= 0 ms, got {value!r}")
+    if stop_ms is not None and stop_ms <= (start_ms or 0.0):
+        raise ValueError(f"empty time window: from {start_ms or 0.0:g} ms to {stop_ms:g} ms")
+
+
+def _check_row(batch: Any, n_rows: int) -> None:
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not 0 <= batch < n_rows:
+        raise ValueError(f"batch row {batch!r} does not exist: the run had {n_rows} row(s)")
+
+
+def _h5_message(exc: BaseException) -> str:
+    """h5py's message without the KeyError quotes it sometimes comes in."""
+    return str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)

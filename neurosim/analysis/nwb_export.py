@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from neurosim.analysis.recorded_spikes import RecordedSpikes, recorded_spikes
+from neurosim.log_open import same_file
 from neurosim.log_reader import LogError, LogReader
 
 
@@ -70,8 +71,9 @@ def export_nwb(reader: LogReader, path: str | os.PathLike[str],
     KeyError
         If a population has no spike record in the log.
     ValueError
-        If the log records no spikes, ``populations`` repeats a name, or
-        ``batch`` is not a row of the run.
+        If the log records no spikes, ``populations`` repeats a name,
+        ``batch`` is not a row of the run, or ``path`` is the log itself
+        (a symlink or hard link to it included).
 
     Examples
     --------
@@ -85,6 +87,12 @@ def export_nwb(reader: LogReader, path: str | os.PathLike[str],
     from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
 
     path = os.fspath(path)
+    root, ext = os.path.splitext(path)
+    partial = f"{root}.partial{ext or '.nwb'}"  # pynwb warns about names not ending in .nwb
+    for target in (path, partial):  # both are written to; neither may be the log itself
+        if reader.path != "memory" and os.path.exists(reader.path) and same_file(target, reader.path):
+            raise ValueError(f"{target!r} is the log being exported ({reader.path!r}); "
+                             "write the NWB file to another path")
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path!r} exists; pass overwrite=True to replace it")
     records = _records(reader, populations)
@@ -143,8 +151,6 @@ def export_nwb(reader: LogReader, path: str | os.PathLike[str],
     )
     nwbfile.units = units
 
-    root, ext = os.path.splitext(path)
-    partial = f"{root}.partial{ext or '.nwb'}"  # pynwb warns about names not ending in .nwb
     try:
         with pynwb.NWBHDF5IO(partial, "w") as io:
             io.write(nwbfile)

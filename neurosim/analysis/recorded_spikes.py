@@ -46,8 +46,9 @@ def recorded_spikes(reader: LogReader, record: str) -> RecordedSpikes:
         raise LogError(f"{reader.path}: spikes/{record} records population {population!r}, "
                        "which the log's network description does not list")
     steps = np.asarray(steps, dtype=np.int64)
-    # A cut-short log reports the steps it flushed; never let the span end before a spike.
-    stop_step = max(reader.steps, int(steps.max()) + 1 if steps.size else 0)
+    # A cut-short log reports the steps it flushed (a truncated file, those it recovered);
+    # never let the span end before a spike.
+    stop_step = max(reader.recording_stop_step(record), int(steps.max()) + 1 if steps.size else 0)
     return RecordedSpikes(record=record, population=population, size=sizes[population],
                           batch=int(reader.attrs.get("batch", 1)), dt_ms=reader.dt,
                           start_step=int(attrs.get("start_step", 0)), stop_step=stop_step,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurosim.analysis.spike_statistics import binned_rates, firing_rates, isi_cv, spike_trains
-from neurosim.log_reader import LogReader
-from neurosim.plots.figure import DEFAULT_SIZE, new_figure, population_colors, save
+from neurosim.log_reader import LogReader, check_window
+from neurosim.plots.figure import DEFAULT_SIZE, new_figure, population_colors, save, time_axis
 
 
 @dataclass
@@ -31,12 +31,19 @@ class Window:
         if population is not None and population not in recorded:
             raise KeyError(f"no spikes recorded for population {population!r}; recorded: "
                            f"{', '.join(recorded)}")
-        duration = reader.steps * reader.dt
+        check_window(start_ms, stop_ms)
         chosen = [population] if population else recorded
+        # the end of the log (of a truncated file: of the steps recovered for all of them)
+        duration = min(reader.recording_stop_ms(r) for r in chosen)
         # by default from when recording began (a monitor added mid-run saw nothing before)
         start = (max(reader.recording_start_ms(r) for r in chosen) if start_ms is None
                  else float(start_ms))
         stop = duration if stop_ms is None else min(float(stop_ms), duration)
+        if stop <= start and reader.recovery is not None and duration < reader.steps * reader.dt:
+            short = [r for r in chosen if reader.recording_stop_ms(r) == duration]
+            raise ValueError(f"empty time window: the spikes of {', '.join(short)} were recovered "
+                             f"up to {duration:g} ms only (the file is truncated); draw the "
+                             "other populations alone")
         if stop <= start:
             raise ValueError(f"empty time window: from {start:g} ms to {stop:g} ms "
                              f"(the log covers 0 to {duration:g} ms)")
@@ -70,13 +77,14 @@ def raster(reader: LogReader, out: str | os.PathLike[str], *, population: str | 
     window = Window.of(reader, population, start_ms, stop_ms, batch)
     fig, axes = new_figure(size)
     ax = axes[0, 0]
+    scale = time_axis(ax, window.start_ms, window.stop_ms)
     colors = population_colors(reader.spike_populations())
     offset, ticks, total = 0, [], 0
     for name in window.populations:
         times, neurons = window.events(reader, name)
         n = reader.spike_record_size(name)
         # many dots: small markers, drawn as an image inside the vector frame
-        ax.scatter(times, neurons + offset, s=max(0.5, min(4.0, 2e4 / max(len(times), 1))),
+        ax.scatter(times * scale, neurons + offset, s=max(0.5, min(4.0, 2e4 / max(len(times), 1))),
                    marker="|" if len(times) < 2000 else ".", color=colors[name], linewidths=0.6,
                    rasterized=True, label=f"{name} ({len(times)} spikes)")
         ticks.append((offset + n / 2, name))
@@ -84,8 +92,7 @@ def raster(reader: LogReader, out: str | os.PathLike[str], *, population: str | 
         total += len(times)
     if total == 0:
         raise _no_spikes(window, reader)
-    ax.set(xlim=(window.start_ms, window.stop_ms), ylim=(-0.5, offset - 0.5), xlabel="time (ms)",
-           ylabel="neuron", title=f"spike raster, {window.label()}")
+    ax.set(ylim=(-0.5, offset - 0.5), ylabel="neuron", title=f"spike raster, {window.label()}")
     if len(window.populations) > 1:
         ax.set_yticks([t for t, _ in ticks], [name for _, name in ticks])
     ax.legend(loc="upper right", markerscale=4, fontsize="small")
@@ -105,6 +112,7 @@ def rates(reader: LogReader, out: str | os.PathLike[str], *, population: str | N
                          "and at most a million bins")
     fig, axes = new_figure(size)
     ax = axes[0, 0]
+    scale = time_axis(ax, window.start_ms, window.stop_ms)
     colors = population_colors(reader.spike_populations())
     total = 0
     for name in window.populations:
@@ -112,11 +120,10 @@ def rates(reader: LogReader, out: str | os.PathLike[str], *, population: str | N
         total += len(times)
         edges, values = binned_rates(times, neurons, reader.spike_record_size(name),
                                      window.start_ms, window.stop_ms, bin_ms)
-        ax.stairs(values, edges, color=colors[name], label=f"{name} (mean {values.mean():.2f} Hz)")
+        ax.stairs(values, edges * scale, color=colors[name], label=f"{name} (mean {values.mean():.2f} Hz)")
     if total == 0:
         raise _no_spikes(window, reader)
-    ax.set(xlim=(window.start_ms, window.stop_ms), xlabel="time (ms)", ylabel="rate (Hz)",
-           title=f"population rate in {bin_ms:g} ms bins, {window.label()}")
+    ax.set(ylabel="rate (Hz)", title=f"population rate in {bin_ms:g} ms bins, {window.label()}")
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper right", fontsize="small")
     return save(fig, out)

@@ -7,8 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
-from neurosim.log_reader import LogReader
-from neurosim.plots.figure import DEFAULT_SIZE, new_figure, save
+from neurosim.log_reader import LogReader, check_window
+from neurosim.plots.figure import DEFAULT_SIZE, new_figure, save, time_axis
+
+#: the variable drawn when none is asked for, if the monitor recorded it
+DEFAULT_VARIABLE = "v"
 
 
 def state(reader: LogReader, out: str | os.PathLike[str], *, monitor: str | None = None,
@@ -16,7 +19,12 @@ def state(reader: LogReader, out: str | os.PathLike[str], *, monitor: str | None
           start_ms: float | None = None, stop_ms: float | None = None, batch: int = 0,
           size: tuple[int, int] = DEFAULT_SIZE) -> str:
     """Traces of one sampled variable for (up to 10 of) the recorded neurons; a sample
-    of step t is the state at the end of the step, time (t + 1) * dt."""
+    of step t is the state at the end of step t, time (t + 1) * dt.
+
+    By default the first state monitor and its membrane potential ``v``, or, if it
+    did not record ``v``, the first variable it was given.
+    """
+    check_window(start_ms, stop_ms)
     monitors = reader.state_monitors()
     if not monitors:
         raise ValueError(f"{reader.path}: the log has no sampled state (record it with "
@@ -24,12 +32,13 @@ def state(reader: LogReader, out: str | os.PathLike[str], *, monitor: str | None
     monitor = monitor or monitors[0]
     if monitor not in monitors:
         raise KeyError(f"no state monitor {monitor!r}; recorded: {', '.join(monitors)}")
-    variables = [k.split("/")[-1] for k in reader.keys()
-                 if k.startswith(f"state/{monitor}/") and k.split("/")[-1] not in ("step", "neurons")]
-    variable = variable or variables[0]
+    variables = reader.state_variables(monitor)
+    if variable is None:
+        variable = DEFAULT_VARIABLE if DEFAULT_VARIABLE in variables else variables[0]
     if variable not in variables:
         raise KeyError(f"monitor {monitor!r} did not record {variable!r}; it has {', '.join(variables)}")
-    steps = reader.array(f"state/{monitor}/step")
+    samples = reader.state_samples(monitor, variable)  # fewer in a truncated file
+    steps = reader.read_rows(f"state/{monitor}/step", 0, samples)
     times = (steps + 1) * reader.dt
     lo = 0 if start_ms is None else int(np.searchsorted(times, start_ms))
     hi = len(times) if stop_ms is None else int(np.searchsorted(times, stop_ms))
@@ -53,9 +62,10 @@ def state(reader: LogReader, out: str | os.PathLike[str], *, monitor: str | None
     fig, axes = new_figure(size)
     ax = axes[0, 0]
     unit = reader.dataset_attrs(f"state/{monitor}/{variable}").get("unit", "")
+    scale = time_axis(ax, float(times[lo]), float(times[hi - 1]))
     for k in columns:
-        ax.plot(times[lo:hi], values[:, batch, k], lw=0.8, label=f"neuron {recorded[k]}")
-    ax.set(xlabel="time (ms)", ylabel=f"{variable} ({unit})" if unit else variable,
+        ax.plot(times[lo:hi] * scale, values[:, batch, k], lw=0.8, label=f"neuron {recorded[k]}")
+    ax.set(ylabel=f"{variable} ({unit})" if unit else variable,
            title=f"{monitor}: {variable}, batch row {batch}")
     if len(columns) <= 10:
         ax.legend(loc="upper right", fontsize="small", ncols=2)

@@ -40,6 +40,21 @@ def parse_tiles(text: str) -> tuple[int, int]:
     return h, w
 
 
+#: share of the canvas left to the tile grid (the rest: colour bar, title, margins)
+_GRID_SHARE = (0.85, 0.9)
+
+
+def tile_columns(n: int, h: int, w: int, size: tuple[int, int]) -> int:
+    """Columns of the grid of ``n`` tiles of ``h`` x ``w`` that draws the tiles largest
+    on a ``size`` canvas (a square grid would leave a wide canvas a third empty)."""
+    width, height = size[0] * _GRID_SHARE[0], size[1] * _GRID_SHARE[1]
+
+    def scale(cols: int) -> float:
+        rows = math.ceil(n / cols)
+        return min(width / (cols * (w + 1) - 1), height / (rows * (h + 1) - 1))
+    return max(range(1, n + 1), key=lambda cols: (scale(cols), -cols))
+
+
 def weights(reader: LogReader, out: str | os.PathLike[str], *, projection: str | None = None,
             snapshot: int = -1, tiles: tuple[int, int] | None = None,
             size: tuple[int, int] = DEFAULT_SIZE) -> str:
@@ -58,7 +73,7 @@ def weights(reader: LogReader, out: str | os.PathLike[str], *, projection: str |
             raise ValueError(f"tiles {h}x{w} need {h * w} presynaptic neurons, the projection "
                              f"has {dense.shape[0]}")
         n = dense.shape[1]
-        cols = math.ceil(math.sqrt(n))
+        cols = tile_columns(n, h, w, size)
         rows = math.ceil(n / cols)
         grid = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1), np.nan)
         for k in range(n):  # one tile per postsynaptic neuron, a blank line between tiles
