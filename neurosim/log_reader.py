@@ -245,13 +245,14 @@ class LogReader:
         with self._reading(f"{key} rows {lo}:{hi}"):
             return self._file[key][lo:hi]
 
-    def _first_at_or_after(self, key: str, step: int) -> int:
-        """Index of the first event with ``step >= step`` in a non-decreasing dataset.
+    def _first_at_or_after(self, key: str, step: int, end: int | None = None) -> int:
+        """Index of the first event with ``step >= step`` in a non-decreasing dataset
+        (among its first ``end`` rows).
 
         A binary search that reads single elements: a window of a large log costs a
         few dozen chunk reads, not the whole dataset.
         """
-        lo, hi = 0, self.length(key)
+        lo, hi = 0, self.length(key) if end is None else end
         with self._reading(key):
             data = self._mem.get(key) if self._mem is not None else self._file[key]
             while lo < hi:
@@ -274,12 +275,24 @@ class LogReader:
         (with unsorted steps, the whole record: filter it with the steps)."""
         key = self._spike_key(population)
         check_window(start_ms, stop_ms)
+        end = self._complete_events(population)
         if not self.steps_sorted:
-            return 0, self.length(key)
-        lo = 0 if start_ms is None else self._first_at_or_after(key, int(np.ceil(start_ms / self.dt - 1e-9)))
-        hi = (self.length(key) if stop_ms is None
-              else self._first_at_or_after(key, int(np.ceil(stop_ms / self.dt - 1e-9))))
+            return 0, end
+        lo = 0 if start_ms is None else self._first_at_or_after(
+            key, int(np.ceil(start_ms / self.dt - 1e-9)), end)
+        hi = (end if stop_ms is None
+              else self._first_at_or_after(key, int(np.ceil(stop_ms / self.dt - 1e-9)), end))
         return lo, hi
+
+    def _complete_events(self, population: str) -> int:
+        """Events of ``population`` that the log holds whole: rows present in all three
+        columns and, in a log whose writer stopped early, of the steps it had flushed
+        (a write cut short by a kill may leave part of a chunk beyond them)."""
+        base = f"spikes/{population}"
+        end = min(self.length(f"{base}/{c}") for c in ("step", "neuron", "batch"))
+        if self._mem is None and not self.completed and self.steps_sorted:
+            end = self._first_at_or_after(f"{base}/step", self.steps, end)
+        return end
 
     def spikes(self, population: str, start_ms: float | None = None, stop_ms: float | None = None,
                batch: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

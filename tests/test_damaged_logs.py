@@ -374,3 +374,32 @@ def test_without_a_way_to_bound_retries_swmr_mode_is_refused(damaged, monkeypatc
     monkeypatch.setattr(log_open, "_read_attempts_setter", missing)
     with pytest.raises(ns.LogError, match="cannot bound that mode's retries"):
         ns.LogReader(damaged["cut0.5"])
+
+
+def test_rows_past_the_flushed_steps_of_a_killed_writer_are_not_read(tmp_path):
+    # a kill in the middle of appending a chunk can leave some columns longer than
+    # others, and rows of steps the writer never counted as flushed
+    import h5py
+
+    import neurosim as ns
+
+    path = tmp_path / "killed.h5"
+    net = ns.Network(dt=0.1, seed=0, log=path)
+    pop = net.population(50, ns.PoissonSource(rate=50.0), name="p")
+    net.spike_monitor(pop)
+    net.run(100.0, progress=False)
+    whole = [x.copy() for x in net.reader().spikes("p")]
+    del net
+    with h5py.File(path, "r+") as f:
+        for column, extra in (("step", 3), ("neuron", 2), ("batch", 2)):
+            ds = f[f"spikes/p/{column}"]
+            n = ds.shape[0]
+            ds.resize(n + extra, axis=0)
+            ds[n:] = 1000 if column == "step" else 0  # steps the writer had not flushed
+        f.attrs["completed"] = False
+    with ns.LogReader(path) as log:
+        assert not log.completed and log.steps == 1000
+        got = log.spikes("p")
+        for a, b in zip(got, whole):
+            np.testing.assert_array_equal(a, b)
+        assert log.summary()["populations"]["p"]["spikes"] == len(whole[0])
