@@ -171,6 +171,14 @@ def _missing_parents(directory: str) -> list[str]:
     return out[::-1]
 
 
+def locate(dataset: DatasetFiles, split: str = "train",
+           directory: str | os.PathLike[str] | None = None,
+           also_look_in: Sequence[str | os.PathLike[str]] = ()) -> str | None:
+    """The folder that :func:`load` would read ``split`` from, or None if not found."""
+    path = _find(dataset, STEMS[split][0], search_directories(dataset, directory, also_look_in))
+    return None if path is None else os.path.dirname(path)
+
+
 def load(dataset: DatasetFiles, split: str = "train", directory: str | os.PathLike[str] | None = None,
          download: bool = False,
          also_look_in: Sequence[str | os.PathLike[str]] = ()) -> tuple[np.ndarray, np.ndarray]:

@@ -110,8 +110,8 @@ class HDF5Log:
                 raise LogInUseError(f"log file {self.path!r} belongs to a network that is running "
                                     f"or may run again (in this or another process); choose "
                                     f"another path")
-            raise FileExistsError(f"log file {self.path!r} already exists; choose another path "
-                                  f"or pass overwrite=True")
+            raise FileExistsError(f"log file {self.path!r} already exists; choose another path, "
+                                  f"or replace it with log=HDF5Log({self.path!r}, overwrite=True)")
         self.overwrite = bool(overwrite)
         self.compression_level = compression_level
         self._file: h5py.File | None = None
