@@ -8,25 +8,16 @@ chunk, and memory stays flat however long the run is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 
+from neurosim.recording.dataset_spec import DatasetSpec
+
 if TYPE_CHECKING:
     from neurosim.population import Population
     from neurosim.projection import Projection
-
-
-@dataclass
-class DatasetSpec:
-    """An extendible dataset a monitor appends to: trailing shape, dtype, attributes."""
-
-    key: str
-    dtype: str
-    tail: tuple[int, ...] = ()
-    attrs: dict[str, Any] = field(default_factory=dict)
 
 
 class Monitor:

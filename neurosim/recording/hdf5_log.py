@@ -33,7 +33,7 @@ from neurosim.recording.file_claim import LogInUseError, WriterLock, in_use, pub
 from neurosim.recording.h5_groups import create_roomy_group, roomy_group_plist
 
 if TYPE_CHECKING:
-    from neurosim.monitors import DatasetSpec
+    from neurosim.recording.dataset_spec import DatasetSpec
 
 #: bump when the layout changes incompatibly; readers check it
 SCHEMA_VERSION = 2

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from neurosim.monitors import DatasetSpec
+from neurosim.recording.dataset_spec import DatasetSpec
 
 
 class MemoryLog:
