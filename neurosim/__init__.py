@@ -12,30 +12,49 @@ Quick start::
 
 __version__ = "0.1.0"
 
-from neurosim.connectors import AllToAll, Connector, FixedProbability, FromMatrix, OneToOne
-from neurosim.distributions import Normal, Uniform
-from neurosim.inputs import StepCurrent
-from neurosim.log_reader import LogError, LogReader
-from neurosim.models.adaptive_lif import AdaptiveLIF
-from neurosim.models.base import NeuronModel, StateVariable
-from neurosim.models.conductance_lif import ConductanceLIF
-from neurosim.models.izhikevich import Izhikevich
-from neurosim.models.lif import LIF
-from neurosim.models.poisson import PoissonSource
-from neurosim.models.spike_generator import SpikeGenerator
-from neurosim.monitors import SpikeMonitor, StateMonitor, WeightMonitor
-from neurosim.network import Network
-from neurosim.parameters import Parameter
-from neurosim.population import Population
-from neurosim.projection import Projection
-from neurosim.recording import HDF5Log, MemoryLog
-from neurosim import rules  # noqa: E402  (subpackage, after the engine it builds on)
+import importlib
+from typing import Any
 
-__all__ = [
-    "AdaptiveLIF", "AllToAll", "ConductanceLIF", "Connector", "FixedProbability", "FromMatrix", "HDF5Log",
-    "Izhikevich", "LIF", "LogError", "LogReader", "MemoryLog", "Network", "NeuronModel", "Normal",
-    "OneToOne", "Parameter", "PoissonSource", "Population", "Projection", "SpikeGenerator",
-    "SpikeMonitor", "StateMonitor", "StateVariable", "StepCurrent", "Uniform", "WeightMonitor",
-    "rules",
-    "__version__",
-]
+#: public name -> the module that defines it. Imported on first use (PEP 562), so that
+#: ``neurosim inspect`` and other log readers start without importing torch and numba
+#: (3 of their 4 seconds); ``import neurosim as ns; ns.Network`` works as before.
+_EXPORTS = {
+    "AllToAll": "neurosim.connectors", "Connector": "neurosim.connectors",
+    "FixedProbability": "neurosim.connectors", "FromMatrix": "neurosim.connectors",
+    "OneToOne": "neurosim.connectors",
+    "Normal": "neurosim.distributions", "Uniform": "neurosim.distributions",
+    "StepCurrent": "neurosim.inputs",
+    "LogError": "neurosim.log_reader", "LogReader": "neurosim.log_reader",
+    "AdaptiveLIF": "neurosim.models.adaptive_lif",
+    "NeuronModel": "neurosim.models.base", "StateVariable": "neurosim.models.base",
+    "ConductanceLIF": "neurosim.models.conductance_lif",
+    "Izhikevich": "neurosim.models.izhikevich",
+    "LIF": "neurosim.models.lif",
+    "PoissonSource": "neurosim.models.poisson",
+    "SpikeGenerator": "neurosim.models.spike_generator",
+    "SpikeMonitor": "neurosim.monitors", "StateMonitor": "neurosim.monitors",
+    "WeightMonitor": "neurosim.monitors",
+    "Network": "neurosim.network",
+    "Parameter": "neurosim.parameters",
+    "Population": "neurosim.population",
+    "Projection": "neurosim.projection",
+    "HDF5Log": "neurosim.recording", "MemoryLog": "neurosim.recording",
+}
+_SUBPACKAGES = ("rules", "networks", "datasets", "analysis", "plots", "recording", "backends")
+
+__all__ = sorted(_EXPORTS) + ["rules", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    elif name in _SUBPACKAGES:
+        value = importlib.import_module(f"neurosim.{name}")
+    else:
+        raise AttributeError(f"module 'neurosim' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | set(_SUBPACKAGES))

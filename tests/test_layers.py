@@ -32,3 +32,19 @@ def test_storage_imports_nothing_of_the_domain():
         if bad:
             offending[os.path.relpath(path, ROOT)] = bad
     assert not offending, offending
+
+
+def test_the_log_commands_start_without_torch_or_numba():
+    # `neurosim inspect` answered in 3-9 s, nearly all of it importing torch and numba
+    import subprocess
+    import sys
+
+    code = ("import sys, neurosim.cli, neurosim.log_reader; "
+            "print(sorted(m for m in ('torch', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+    # and the package still offers everything as before
+    code = "import neurosim as ns; print(ns.Network.__name__, ns.rules.STDP.__name__, len(ns.__all__))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[:2] == ["Network", "STDP"], out.stderr
