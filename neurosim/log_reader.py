@@ -12,7 +12,8 @@ import numpy as np
 
 from neurosim.log_checks import LogError, check_attrs, check_csr, check_events, check_indices, parse_network
 from neurosim.log_open import FileCheck, check_file, open_hdf5
-from neurosim.log_recovery import H5_ERRORS, Recovery, complete_rows, read_attrs, survey
+from neurosim.log_recovery import (H5_ERRORS, Recovery, complete_rows, first_at_or_after, read_attrs,
+                                   survey)
 from neurosim.recording.hdf5_log import SCHEMA_VERSION, status_attrs
 from neurosim.recording.memory_log import MemoryLog
 from neurosim.sparse_matrices import csr_array
@@ -252,16 +253,10 @@ class LogReader:
         A binary search that reads single elements: a window of a large log costs a
         few dozen chunk reads, not the whole dataset.
         """
-        lo, hi = 0, self.length(key) if end is None else end
+        n = self.length(key) if end is None else end
         with self._reading(key):
             data = self._mem.get(key) if self._mem is not None else self._file[key]
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if int(data[mid]) < step:
-                    lo = mid + 1
-                else:
-                    hi = mid
-        return lo
+            return first_at_or_after(data, n, step)
 
     @property
     def steps_sorted(self) -> bool:

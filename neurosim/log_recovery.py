@@ -176,7 +176,7 @@ def _trim_spike_records(f: h5py.File, rec: Recovery, steps_sorted: bool) -> None
                     column = f[keys[0]]
                     end = int(column[usable - 1])
                     if steps_sorted:  # the last step's events may go on in the lost part: drop them
-                        usable = _first_at_or_after(column, usable, end)
+                        usable = first_at_or_after(column, usable, end)
                 except H5_ERRORS:
                     usable = 0
             rec.ends[f"spikes/{name}"] = end
@@ -184,7 +184,9 @@ def _trim_spike_records(f: h5py.File, rec: Recovery, steps_sorted: bool) -> None
             rec.rows[k] = (usable, rec.rows[k][1])
 
 
-def _first_at_or_after(column: h5py.Dataset, n: int, step: int) -> int:
+def first_at_or_after(column: Any, n: int, step: int) -> int:
+    """Index of the first of the first ``n`` rows of a non-decreasing ``column`` (an HDF5
+    dataset or an array) holding a value >= ``step``."""
     lo, hi = 0, n  # binary search reading single elements: a few chunks, not the column
     while lo < hi:
         mid = (lo + hi) // 2

@@ -137,6 +137,12 @@ class Rule:
     def setup(self) -> None:
         """Allocate traces; ``self.projection`` and ``self.net`` are set."""
 
+    def require_receptor(self, receptor: str) -> None:
+        """Refuse a projection onto another receptor (e.g. an inhibitory rule on 'exc')."""
+        if self.projection.receptor != receptor:
+            raise ValueError(f"rule {self.name}: {type(self).__name__} needs a projection with "
+                             f"receptor '{receptor}', got '{self.projection.receptor}'")
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The rule's state (traces), listed in the network's state dict."""
         out = {}

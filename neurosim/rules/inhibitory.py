@@ -33,10 +33,7 @@ class InhibitoryPlasticity(Rule):
         self.alpha = 2.0 * target_rate_hz * 1e-3 * tau_ms
 
     def setup(self) -> None:
-        p = self.projection
-        if p.receptor != "inh":
-            raise ValueError(f"rule {self.name}: InhibitoryPlasticity needs a projection with "
-                             f"receptor 'inh', got '{p.receptor}'")
+        self.require_receptor("inh")
         self.x_pre, self.x_post = self.pre_trace(self.tau_ms), self.post_trace(self.tau_ms)
 
     def update_traces(self, t):

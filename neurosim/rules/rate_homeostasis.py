@@ -37,10 +37,7 @@ class RateHomeostasis(Rule):
         self.target_rate_hz, self.tau_ms, self.tau_rate_ms = target_rate_hz, tau_ms, tau_rate_ms
 
     def setup(self) -> None:
-        p = self.projection
-        if p.receptor != "inh":
-            raise ValueError(f"rule {self.name}: RateHomeostasis needs a projection with "
-                             f"receptor 'inh', got '{p.receptor}'")
+        self.require_receptor("inh")
         self.x_pre, self.rate = self.pre_trace(self.tau_ms), self.post_trace(self.tau_rate_ms)
 
     def update_traces(self, t: int) -> None:
