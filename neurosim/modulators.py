@@ -22,15 +22,28 @@ if TYPE_CHECKING:
     from neurosim.population import Population
 
 
+def linear_map(matrix: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """``matrix @ source`` for a source ``(m,)`` or ``(batch, m)``, summed over ``m`` in
+    order (a running sum), as the compiled backend sums it, so both give the same bits."""
+    products = matrix * source.unsqueeze(-2)  # (..., n, m)
+    acc = products[..., 0]
+    for q in range(1, products.shape[-1]):
+        acc = acc + products[..., q]
+    return acc
+
+
 class Modulator:
     """One named signal; see :class:`Modulators`."""
 
     def __init__(self, name: str, size: int | None, tau_ms: float | None, initial: float,
-                 dt: float, device: torch.device, dtype: torch.dtype, baseline: float = 0.0) -> None:
+                 dt: float, device: torch.device, dtype: torch.dtype, baseline: float = 0.0,
+                 batch: int | None = None) -> None:
         if tau_ms is not None and not (tau_ms > 0):
             raise ValueError(f"modulator '{name}': tau_ms must be > 0 (or None for no decay)")
         self.name, self.size, self.tau_ms = name, size, tau_ms
-        shape = () if size is None else (int(size),)
+        #: one value per sample too: shape (batch, size)
+        self.per_sample = batch is not None
+        shape = () if size is None else ((int(batch),) if batch is not None else ()) + (int(size),)
         self.value = torch.full(shape, float(initial), dtype=dtype, device=device)
         if not math.isfinite(baseline):
             raise ValueError(f"modulator '{name}': baseline must be finite")
@@ -43,7 +56,7 @@ class Modulator:
         """The value now (a random-feedback modulator is recomputed from its source)."""
         if self.feedback is not None:
             source, matrix = self.feedback
-            self.value.copy_(matrix @ source.current())
+            self.value.copy_(linear_map(matrix, source.current()))
         return self.value
 
     @property
@@ -62,7 +75,8 @@ class Modulator:
             self.value.add_(pop.spikes.to(self.value.dtype).mean() * gain)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "tau_ms": self.tau_ms, "baseline": self.baseline,
+        return {"name": self.name, "size": self.size, "per_sample": self.per_sample,
+                "tau_ms": self.tau_ms, "baseline": self.baseline,
                 "driven_by": self.driver[0].name if self.driver else None,
                 "random_feedback_from": self.feedback[0].name if self.feedback else None}
 
@@ -82,8 +96,11 @@ class Modulators:
         self._items: dict[str, Modulator] = {}
 
     def add(self, name: str, *, size: int | None = None, tau_ms: float | None = None,
-            initial: float | None = None, baseline: float = 0.0) -> Modulator:
-        """Register a modulator: scalar (``size=None``) or one value per neuron.
+            initial: float | None = None, baseline: float = 0.0,
+            per_sample: bool = False) -> Modulator:
+        """Register a modulator: scalar (``size=None``) or one value per neuron, and with
+        ``per_sample=True`` one such vector per sample of the batch (``(batch, size)``:
+        e.g. each sample's error; three-factor rules then keep one eligibility per sample).
 
         With ``tau_ms`` it relaxes to ``baseline`` (a tonic level):
         :math:`M \\leftarrow b + (M - b)\\,e^{-\\Delta t/\\tau}` each step. It starts at
@@ -95,9 +112,11 @@ class Modulators:
             raise ValueError(f"a modulator named {name!r} already exists")
         if size is not None and (not isinstance(size, (int, np.integer)) or size < 1):
             raise ValueError(f"modulator '{name}': size must be a positive integer or None")
+        if per_sample and size is None:
+            raise ValueError(f"modulator '{name}': per_sample needs a size (one value per neuron)")
         net = self._net
         mod = Modulator(name, size, tau_ms, baseline if initial is None else initial, net.dt,
-                        net.device, net.dtype, baseline)
+                        net.device, net.dtype, baseline, net.batch if per_sample else None)
         self._items[name] = mod
         net._dirty = True
         return mod
@@ -127,7 +146,7 @@ class Modulators:
         if src.size is None:
             raise ValueError(f"modulator '{name}': random feedback needs a vector source, "
                              f"'{source}' is a scalar")
-        mod = self.add(name, size=size)
+        mod = self.add(name, size=size, per_sample=src.per_sample)
         rng = numpy_stream(self._net.seed, f"modulator/{name}/feedback")
         matrix = rng.normal(0.0, scale / np.sqrt(src.size), size=(size, src.size))
         mod.feedback = (src, torch.as_tensor(matrix, dtype=mod.value.dtype, device=mod.value.device))
@@ -158,7 +177,7 @@ class Modulators:
         if mod.feedback is not None:
             raise ValueError(f"modulator '{name}' is computed from '{mod.feedback[0].name}'; set that")
         value = torch.as_tensor(value, dtype=mod.value.dtype, device=mod.value.device)
-        if value.shape != mod.value.shape and value.dim() != 0:
+        if value.shape != mod.value.shape and value.dim() != 0 and value.shape != mod.value.shape[-1:]:
             raise ValueError(f"modulator '{name}' has shape {tuple(mod.value.shape)}, got "
                              f"{tuple(value.shape)}")
         if not torch.isfinite(value).all():
@@ -175,10 +194,19 @@ class Modulators:
     def dynamic(self) -> bool:
         return any(m.dynamic for m in self._items.values())
 
+    @property
+    def derived(self) -> bool:
+        """Whether some modulator is computed from another (random feedback)."""
+        return any(m.feedback is not None for m in self._items.values())
+
     def step(self, t: int) -> None:
+        """Decay and drive the dynamic modulators, then recompute the derived ones."""
         for mod in self._items.values():
             if mod.dynamic:
                 mod.step(t)
+        for mod in self._items.values():
+            if mod.feedback is not None:
+                mod.current()
 
     def describe(self) -> list[dict[str, Any]]:
         return [m.describe() for m in self._items.values()]

@@ -344,12 +344,12 @@ class Network:
         for pop in self.populations.values():
             if not (pop.is_generator or not pop.model.receptors):
                 sched.add("neurons", f"{pop.name} ({pop.model_name})", pop.step)
-        if self.modulators.dynamic:
+        if self.modulators.dynamic or self.modulators.derived:
             sched.add("traces", "modulators", self.modulators.step)
         for name, rule in self.rules.items():
-            sched.add("traces", f"{name} traces", rule.update_traces)
+            sched.add("traces", f"{name} {rule.schedule_label('traces')}", rule.update_traces)
         for name, rule in self.rules.items():
-            sched.add("rules", name, rule.apply)
+            sched.add("rules", f"{name} {rule.schedule_label('rules')}", rule.apply)
         for key, mon in self.monitors.items():
             sched.add("monitors", key, mon.record)
         self._schedule = sched

@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -95,6 +96,7 @@ class NumbaBackend:
         self._lists: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         #: (compiled rules, rules run from Python on their steps); None: all rules per step in Python
         self._rules: tuple[list[Any], list[Any]] | None = ([], [])
+        self._warned_python = False
 
     def invalidate(self) -> None:
         self._key = None
@@ -140,8 +142,9 @@ class NumbaBackend:
         net = self.net
         # what the generated code bakes in: constant shapes, and the rules' structural
         # settings (a rule's lr or amplitudes are read at every call instead)
-        rules = tuple((name, type(r).__name__, r.every, r.as_gradient, getattr(r, "pairing", None),
-                       getattr(r, "weight_dependence", None)) for name, r in net.rules.items())
+        rules = tuple((name, type(r).__name__, r.every, r.as_gradient,
+                       r.declared.structure() if r.declared is not None else None)
+                      for name, r in net.rules.items())
         return (net.dtype, rules, tuple((p.name, tuple((k, tuple(v.shape)) for k, v in p.constants.items()))
                                         for p in net.populations.values()))
 
@@ -160,6 +163,13 @@ class NumbaBackend:
                 mon.use_event_buffer(EVENT_BUFFER)
         ft = "float32" if self.net.dtype_name == "float32" else "float64"
         self._rules = split_rules(self.net)
+        if self._rules is None and not self._warned_python:
+            slow = [name for name, r in self.net.rules.items() if r.declared is None or r.as_gradient]
+            warnings.warn(f"rule(s) {', '.join(slow)} are Python tensor code (or write gradients) "
+                          "and keep traces: the numba backend returns to Python after every step "
+                          "for every rule, which is up to ~1000x slower; declare a recipe() to "
+                          "run compiled (see neurosim.rules.recipe)", UserWarning, stacklevel=4)
+            self._warned_python = True
         self._plan = generate(self.net, ft, self._arrays, profile=profile,
                               compiled_rules=None if self._rules is None else self._rules[0])
         self._module = load_plan(self._plan)

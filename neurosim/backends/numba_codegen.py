@@ -90,13 +90,15 @@ def kernel_source(fn: Callable[..., Any], new_name: str) -> tuple[str, list[Call
 
 def model_functions(models: list[type]) -> tuple[str, dict[type, str]]:
     """Source of every model's update (renamed per model) and of all helpers, once each."""
+    names = {cls: f"update_{cls.__name__}" for cls in models}
+    return kernel_functions([(cls.update, names[cls]) for cls in models]), names
+
+
+def kernel_functions(functions: list[tuple[Callable[..., Any], str]]) -> str:
+    """Compiled source of kernel functions (given with their new names) and their helpers."""
     parts: list[str] = []
     done: set[str] = set()
-    names: dict[type, str] = {}
-    pending: list[tuple[Callable[..., Any], str]] = []
-    for cls in models:
-        names[cls] = f"update_{cls.__name__}"
-        pending.append((cls.update, names[cls]))
+    pending = list(functions)
     while pending:
         fn, name = pending.pop(0)
         if name in done:
@@ -105,7 +107,7 @@ def model_functions(models: list[type]) -> tuple[str, dict[type, str]]:
         parts.append(src)
         done.add(name)
         pending.extend((h, _helper_name(h)) for h in helpers)
-    return "\n".join(parts), names
+    return "\n".join(parts)
 
 
 # -- network kernel generation -----------------------------------------------------------
@@ -260,6 +262,10 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         for r, rule in enumerate(compiled_rules):
             emitter.rule(r, rule)
         calls["traces"], calls["rules"] = emitter.traces, emitter.rules
+        rule_src = kernel_functions([(fn, name) for name, fn in emitter.hooks.items()])
+        rule_fns = [text.replace("def RULE(", f"def {name}(") for text, name in emitter.functions.items()]
+    else:
+        rule_src, rule_fns = "", []
 
     for m, mon in enumerate(net.monitors.values()):
         if isinstance(mon, SpikeMonitor):
@@ -311,11 +317,10 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         "from numba import njit, prange\n"
         "from neurosim.backends.numba_kernels import (where, list_spikes, rebuild_spike_lists, deliver_csr,\n"
         "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes)\n"
-        "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator, pair_rule,\n"
-        "    apply_eligibility)\n"
+        "from neurosim.backends.numba_rules import update_trace, decay_array, step_modulator, linear_signal\n"
         "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
         f"FT = np.{ft}\n"
         "exp = np.exp\n\n")
     steps_src = [text.replace("def STEP(", f"def {name}(") for text, name in step_fns.items()]
-    plan.source = "\n\n".join([header, model_src, *steps_src, *phase_fns, run])
+    plan.source = "\n\n".join([header, model_src, rule_src, *steps_src, *rule_fns, *phase_fns, run])
     return plan

@@ -73,141 +73,26 @@ def step_modulator(value, decay, baseline, driven, cnt, slot, n_total, gain):
 
 
 @njit(cache=True)
-def _new_weight(x, ltp, ltd, lr, w_min, w_max, multiplicative):
-    # scalars only: a helper taking arrays would pay reference counting on every synapse
-    if multiplicative:
-        ltp = ltp * (w_max - x)
-        ltd = ltd * (x - w_min)
-    d = lr * (ltp - ltd)
-    if d == 0:  # bounds apply to the weights a rule moves
-        return x
-    return min(max(x + d, w_min), w_max)
-
-
-@njit(cache=True)
-def _changed(value, ltp, ltd, mode, synapse, lr, w_min, w_max, multiplicative):
-    """The new eligibility or weight of one synapse (``synapse``: its mask value, 0 or 1).
-
-    Scalars only: a helper taking arrays would pay reference counting on every synapse.
-    """
-    if mode == TO_ELIGIBILITY:
-        return value + (ltp - ltd) if synapse != 0 else value  # none without a synapse
-    return _new_weight(value, ltp, ltd, lr, w_min, w_max, multiplicative) * synapse
-
-
-@njit(cache=True)
-def _rows_of(hist, slot, i, rows):
-    n = 0
-    for b in range(hist.shape[1]):
-        if hist[slot, b, i]:
-            rows[n] = b
-            n += 1
-    return n
-
-
-@njit(cache=True)
-def pair_rule(pre_hist, pre_cnt, pre_idx, pre_slot, post_hist, post_cnt, post_idx, post_slot,
-              x_pre, f_post, use_f, y_dep, a_plus, a_minus, lr, w_min, w_max, multiplicative,
-              mode, w, elig, mask, indptr, indices, colptr, col_syn, syn_row, n_post,
-              row_flag, col_flag, rows_a, rows_b):
-    """One step of a pair rule on a dense (``indptr`` empty) or CSR projection.
-
-    Weights, eligibility and mask are flat views (dense: ``s = i * n_post + j``).
-    ``row_flag``/``col_flag`` are zeroed scratch flags, left zeroed on return.
-    """
-    dense = indptr.shape[0] == 0
-    zero = w.dtype.type(0.0)
-    one = w.dtype.type(1.0)
-    masked = mask.shape[0] != 0
-    target = elig if mode == TO_ELIGIBILITY else w
-    for b in range(pre_cnt.shape[1]):
-        for k in range(pre_cnt[pre_slot, b]):
-            row_flag[pre_idx[pre_slot, b, k]] = 1
-    for b in range(post_cnt.shape[1]):
-        for k in range(post_cnt[post_slot, b]):
-            col_flag[post_idx[post_slot, b, k]] = 1
-    # rows: synapses of presynaptic neurons that spiked (LTD, and LTP where the post fired too)
-    for b0 in range(pre_cnt.shape[1]):
-        for k0 in range(pre_cnt[pre_slot, b0]):
-            i = pre_idx[pre_slot, b0, k0]
-            if row_flag[i] != 1:
-                continue
-            row_flag[i] = 2
-            na = _rows_of(pre_hist, pre_slot, i, rows_a)
-            lo = i * n_post if dense else indptr[i]
-            hi = lo + n_post if dense else indptr[i + 1]
-            for s in range(lo, hi):
-                j = s - lo if dense else indices[s]
-                ltd = zero
-                for q in range(na):
-                    ltd += y_dep[rows_a[q], j]
-                ltp = zero
-                if col_flag[j] != 0:
-                    for b in range(post_hist.shape[1]):
-                        if post_hist[post_slot, b, j]:
-                            ltp += x_pre[b, i] * f_post[b, j] if use_f else x_pre[b, i]
-                target[s] = _changed(target[s], ltp * a_plus, ltd * a_minus, mode,
-                                     mask[s] if masked else one, lr, w_min, w_max, multiplicative)
-    # columns: synapses onto postsynaptic neurons that fired, in rows not done above (LTP only)
-    for b0 in range(post_cnt.shape[1]):
-        for k0 in range(post_cnt[post_slot, b0]):
-            j = post_idx[post_slot, b0, k0]
-            if col_flag[j] != 1:
-                continue
-            col_flag[j] = 2
-            nb = _rows_of(post_hist, post_slot, j, rows_b)
-            n_syn = x_pre.shape[1] if dense else colptr[j + 1] - colptr[j]
-            for q0 in range(n_syn):
-                if dense:
-                    i = q0
-                    s = i * n_post + j
-                else:
-                    s = col_syn[colptr[j] + q0]
-                    i = syn_row[s]
-                if row_flag[i] != 0:
-                    continue
-                ltp = zero
-                for q in range(nb):
-                    b = rows_b[q]
-                    ltp += x_pre[b, i] * f_post[b, j] if use_f else x_pre[b, i]
-                target[s] = _changed(target[s], ltp * a_plus, zero, mode,
-                                     mask[s] if masked else one, lr, w_min, w_max, multiplicative)
-    for b in range(pre_cnt.shape[1]):
-        for k in range(pre_cnt[pre_slot, b]):
-            row_flag[pre_idx[pre_slot, b, k]] = 0
-    for b in range(post_cnt.shape[1]):
-        for k in range(post_cnt[post_slot, b]):
-            col_flag[post_idx[post_slot, b, k]] = 0
-
-
-@njit(cache=True)
-def apply_eligibility(w, elig, mask, m, per_post, indices, n_post, lr, w_min, w_max):
-    """``w = clip(w + lr * M * e)``: ``m`` holds one value, or one per postsynaptic neuron."""
-    dense = indices.shape[0] == 0
-    if not per_post:
-        scale = lr * m[0]
-        if scale == 0.0:  # no modulator, no change
-            return
-    for s in range(w.shape[0]):
-        if per_post:
-            j = s % n_post if dense else indices[s]
-            d = (lr * m[j]) * elig[s]
-        else:
-            d = scale * elig[s]
-        if d == 0:
-            continue
-        x = min(max(w[s] + d, w_min), w_max)
-        if mask.shape[0] != 0:
-            x = x * mask[s]
-        w[s] = x
+def linear_signal(out, matrix, source):
+    """``out = matrix @ source`` summed in column order (as the torch backend sums it);
+    ``source`` and ``out`` are (n,) or (batch, n)."""
+    for b in range(out.shape[0]):
+        for k in range(matrix.shape[0]):
+            acc = out.dtype.type(0.0)
+            for q in range(matrix.shape[1]):
+                acc += matrix[k, q] * source[b, q]
+            out[b, k] = acc
 
 
 # -- code generation ------------------------------------------------------------------------
 class RuleEmitter:
-    """Writes the compiled calls of the rules and modulators of one network.
+    """Writes the compiled code of the rules and modulators of one network.
 
     ``arg(name, getter)`` registers a kernel argument (the getter is called before
-    every compiled stretch, so flags such as ``rule.learning`` are read live).
+    every compiled stretch, so flags such as ``rule.learning`` and parameters such
+    as ``rule.a_plus`` are read live). Each rule becomes two generated functions,
+    its traces phase and its rules phase, built from its recipe's hooks, whose
+    source is copied in (as a model's ``update`` is).
     """
 
     def __init__(self, net: "Network", ft: str, arg: Callable[[str, Callable[[], Any]], str],
@@ -216,7 +101,10 @@ class RuleEmitter:
         self.ft = np.dtype(ft).type
         self.traces: list[str] = []
         self.rules: list[str] = []
-        self._scratch: dict[str, np.ndarray] = {}
+        #: kernel functions (hooks and their helpers) to include, by generated name
+        self.hooks: dict[str, Callable[..., Any]] = {}
+        #: generated rule functions: text -> name (rules of one shape share one function)
+        self.functions: dict[str, str] = {}
 
     def scalar(self, name: str, getter: Callable[[], float]) -> str:
         ft = self.ft
@@ -230,90 +118,100 @@ class RuleEmitter:
 
     # -- modulators ----------------------------------------------------------------------
     def modulator(self, m: int, mod: Any) -> None:
-        if not mod.dynamic:
-            return
-        value = self.arg(f"mod{m}_value", lambda mo=mod: mo.value.numpy().reshape(-1))
-        decay = self.scalar(f"mod{m}_decay", lambda mo=mod: mo.decay)
-        base = self.scalar(f"mod{m}_base", lambda mo=mod: mo.baseline)
-        if mod.driver is not None:
-            pop, _ = mod.driver
-            k = self.pid[pop.name]
-            gain = self.scalar(f"mod{m}_gain", lambda mo=mod: mo.driver[1])
-            self.traces.append(f"    step_modulator({value}, {decay}, {base}, True, p{k}_cnt, "
-                               f"t % p{k}_hist.shape[0], {pop.batch * pop.n}, {gain})")
-        else:
-            self.traces.append(f"    step_modulator({value}, {decay}, {base}, False, p0_cnt, 0, 1, {decay})")
+        if mod.dynamic:
+            value = self.arg(f"mod{m}_value", lambda mo=mod: mo.value.numpy().reshape(-1))
+            decay = self.scalar(f"mod{m}_decay", lambda mo=mod: mo.decay)
+            base = self.scalar(f"mod{m}_base", lambda mo=mod: mo.baseline)
+            if mod.driver is not None:
+                pop, _ = mod.driver
+                k = self.pid[pop.name]
+                gain = self.scalar(f"mod{m}_gain", lambda mo=mod: mo.driver[1])
+                self.traces.append(f"    step_modulator({value}, {decay}, {base}, True, p{k}_cnt, "
+                                   f"t % p{k}_hist.shape[0], {pop.batch * pop.n}, {gain})")
+            else:
+                self.traces.append(f"    step_modulator({value}, {decay}, {base}, False, p0_cnt, "
+                                   f"0, 1, {decay})")
+        if mod.feedback is not None:
+            out = self.arg(f"mod{m}_rows", lambda mo=mod: mo.value.numpy().reshape(-1, mo.size))
+            src, matrix = mod.feedback
+            source = self.arg(f"mod{m}_src", lambda s=src: s.value.numpy().reshape(-1, s.size))
+            mat = self.arg(f"mod{m}_matrix", lambda mo=mod: mo.feedback[1].numpy())
+            self.traces.append(f"    linear_signal({out}, {mat}, {source})")
 
     # -- rules ----------------------------------------------------------------------------
     def rule(self, r: int, rule: Any) -> None:
-        """Emit the compiled form of ``rule`` (it must pass :func:`compiled`)."""
-        from neurosim.rules import DiehlCookSTDP, RewardModulatedSTDP
-        from neurosim.rules.base import SpikeTrace
-
+        """Emit the compiled form of declared ``rule``."""
+        code = RuleCode(rule, self.ft)
+        bound: list[tuple[str, str]] = []  # (name inside the function, argument of run)
         proj = rule.projection
         pre_k, post_k = self.pid[proj.pre.name], self.pid[proj.post.name]
-        pre_slot = f"(t - {proj.min_delay}) % p{pre_k}_hist.shape[0]"
-        post_slot = f"t % p{post_k}_hist.shape[0]"
-        pre = f"p{pre_k}_cnt, p{pre_k}_idx, {pre_slot}"
-        post = f"p{post_k}_cnt, p{post_k}_idx, {post_slot}"
-        traces = [(name, t) for name, t in vars(rule).items() if isinstance(t, SpikeTrace)]
-        for name, trace in traces:
-            side = pre if trace.side == "pre" else post
-            value = self.array(f"r{r}_{name}_v", lambda tr=trace: tr.value)
-            before = self.array(f"r{r}_{name}_b", lambda tr=trace: tr.before)
-            decay = self.scalar(f"r{r}_{name}_decay", lambda tr=trace: tr.decay)
-            self.traces.append(f"    update_trace({value}, {before}, {decay}, "
-                               f"{trace.mode == 'nearest'}, {side})")
-
-        if isinstance(rule, DiehlCookSTDP):
-            x_pre, f_post, y_dep = "x", "y2", "y1"
-            a_plus = self.scalar(f"r{r}_ap", lambda ru=rule: ru.nu_post)
-            a_minus = self.scalar(f"r{r}_am", lambda ru=rule: ru.nu_pre)
-            multiplicative = False
-        else:
-            x_pre, f_post, y_dep = "x_pre", None, "x_post"
-            a_plus = self.scalar(f"r{r}_ap", lambda ru=rule: ru.a_plus)
-            a_minus = self.scalar(f"r{r}_am", lambda ru=rule: ru.a_minus)
-            multiplicative = rule.weight_dependence == "multiplicative"
-        x_pre = self.array(f"r{r}_xpre", lambda ru=rule, a=x_pre: getattr(ru, a).value)
-        y_dep = self.array(f"r{r}_ydep", lambda ru=rule, a=y_dep: getattr(ru, a).before)
-        f_arr = (self.array(f"r{r}_fpost", lambda ru=rule, a=f_post: getattr(ru, a).before)
-                 if f_post else x_pre)
-        lr = self.scalar(f"r{r}_lr", lambda ru=rule: ru.effective_lr)  # per application
-        w_min = self.scalar(f"r{r}_wmin", lambda ru=rule: ru.w_min)
-        w_max = self.scalar(f"r{r}_wmax", lambda ru=rule: ru.w_max)
-        w = self.flat(f"r{r}_w", lambda p=proj: p.weight)
-        mask = self.flat(f"r{r}_mask", lambda p=proj: p.mask if p.mask is not None
-                         else torch.zeros(0, dtype=p.dtype))  # empty: no mask
+        for local, what in (("ph", "hist"), ("pc", "cnt"), ("pi", "idx")):
+            bound.append((local, f"p{pre_k}_{what}"))
+        for local, what in (("qh", "hist"), ("qc", "cnt"), ("qi", "idx")):
+            bound.append((local, f"p{post_k}_{what}"))
+        bound.append(("w", self.flat(f"r{r}_w", lambda p=proj: p.weight)))
+        bound.append(("mask", self.flat(f"r{r}_mask", lambda p=proj: p.mask if p.mask is not None
+                                        else torch.zeros(0, dtype=p.dtype))))
+        for name, getter in self._structure(proj).items():
+            bound.append((name, self.arg(f"r{r}_{name}", getter)))
+        batch = self.net.batch
+        scratch = {"rowflag": np.zeros(proj.pre.n, np.int8), "colflag": np.zeros(proj.post.n, np.int8),
+                   "colsum": np.zeros(proj.post.n, self.ft)}
+        for name, a in scratch.items():
+            bound.append((name, self.arg(f"r{r}_{name}", lambda a=a: a)))
+        for trace in code.recipe.traces:
+            bound.append((f"tv_{trace.name}", self.array(f"r{r}_tv_{trace.name}",
+                                                         lambda ru=rule, n=trace.name: getattr(ru, n).value)))
+            bound.append((f"tb_{trace.name}", self.array(f"r{r}_tb_{trace.name}",
+                                                         lambda ru=rule, n=trace.name: getattr(ru, n).before)))
+            bound.append((f"td_{trace.name}", self.scalar(f"r{r}_td_{trace.name}",
+                                                          lambda ru=rule, n=trace.name: getattr(ru, n).decay)))
+        for state in code.recipe.neuron_state:
+            bound.append((f"st_{state.name}", self.array(f"r{r}_st_{state.name}",
+                                                         lambda ru=rule, n=state.name: getattr(ru, n))))
+        for side, var in sorted(code.neuron_vars):
+            k = pre_k if side == "pre" else post_k
+            bound.append((f"nv_{side}_{var}", f"p{k}_s_{var}"))
+        for arg_name, mod_name in sorted(code.recipe.signals.items()):
+            mod = self.net.modulators[mod_name]
+            two_d = mod.value.dim() == 2
+            bound.append((f"sg_{arg_name}", self.arg(
+                f"r{r}_sg_{arg_name}", lambda mo=mod, two=two_d: mo.value.numpy() if two
+                else mo.value.numpy().reshape(-1))))
+        if code.recipe.eligibility is not None:
+            per_row = rule.eligibility_per_row
+            bound.append(("el", self.arg(f"r{r}_el", lambda ru=rule, pr=per_row: (
+                ru.eligibility.numpy().reshape(ru.batch, -1) if pr else ru.eligibility.numpy().reshape(-1)))))
+            bound.append(("decay_e", self.scalar(f"r{r}_decay_e", lambda ru=rule: ru.decay_e)))
+        for attr in sorted(code.params):
+            bound.append((f"pa_{attr}", self.scalar(f"r{r}_pa_{attr}",
+                                                    lambda ru=rule, a=attr: getattr(ru, a))))
+        bound.append(("w_min", self.scalar(f"r{r}_wmin", lambda ru=rule: ru.w_min)))
+        bound.append(("w_max", self.scalar(f"r{r}_wmax", lambda ru=rule: ru.w_max)))
         learning = self.arg(f"r{r}_learning", lambda ru=rule: bool(ru.learning))
-        structure = self._structure(r, proj)
-        scratch = self._scratch_args(r, proj)
-        common = (f"p{pre_k}_hist, {pre}, p{post_k}_hist, {post}, {x_pre}, {f_arr}, "
-                  f"{f_post is not None}, {y_dep}, {a_plus}, {a_minus}, {lr}, {w_min}, {w_max}, "
-                  f"{multiplicative}")
-        if isinstance(rule, RewardModulatedSTDP):
-            elig = self.flat(f"r{r}_elig", lambda ru=rule: ru.eligibility)
-            decay_e = self.scalar(f"r{r}_decay_e", lambda ru=rule: ru.decay_e)
-            mod = self.net.modulators[rule.modulator_name]
-            m = self.arg(f"r{r}_mod", lambda mo=mod: mo.value.numpy().reshape(-1))
-            self.traces.append(f"    decay_array({elig}, {decay_e})")
-            self.traces.append(f"    pair_rule({common}, {TO_ELIGIBILITY}, {w}, {elig}, {mask}, "
-                               f"{structure}, {scratch})")
-            indices = f"r{r}_indices" if proj.sparse else f"r{r}_indptr"  # empty: dense
-            self.rules.append(f"    if {learning} and t % {rule.every} == 0:\n"
-                              f"        apply_eligibility({w}, {elig}, {mask}, {m}, {mod.size is not None}, "
-                              f"{indices}, {proj.post.n}, {lr}, {w_min}, {w_max})")
-        else:
-            self.rules.append(f"    if {learning} and t % {rule.every} == 0:\n"
-                              f"        pair_rule({common}, {TO_WEIGHT}, {w}, {w}, {mask}, "
-                              f"{structure}, {scratch})")
+        self.hooks.update(code.hook_names)
+        params = ", ".join(local for local, _ in bound)
+        values = ", ".join(value for _, value in bound)
+        delay = proj.min_delay
+        for phase, body in (("traces", code.traces_body()), ("rules", code.rules_body())):
+            if not body:
+                continue
+            text = (f"@njit(cache=True)\ndef RULE(t, {params}):\n"
+                    f"    ps = (t - {delay}) % ph.shape[0]\n    qs = t % qh.shape[0]\n"
+                    f"    B = ph.shape[1]\n    ZERO = FT(0.0)\n" + body)
+            if text not in self.functions:
+                self.functions[text] = f"rule_{phase}_{type(rule).__name__}_{len(self.functions)}"
+            call = f"{self.functions[text]}(t, {values})"
+            if phase == "traces":
+                self.traces.append(f"    {call}")
+            else:
+                self.rules.append(f"    if {learning} and t % {rule.every} == 0:\n        {call}")
 
-    def _structure(self, r: int, proj: Any) -> str:
-        """indptr, indices, colptr, col_syn, syn_row, n_post (empty arrays when dense)."""
+    def _structure(self, proj: Any) -> dict[str, Callable[[], np.ndarray]]:
+        """indptr, indices, colptr, colsyn, synrow (empty arrays when dense)."""
         if not proj.sparse:
             empty = lambda: np.zeros(0, np.int32)  # noqa: E731
-            names = [self.arg(f"r{r}_{n}", empty) for n in ("indptr", "indices", "colptr", "colsyn", "synrow")]
-            return ", ".join(names) + f", {proj.post.n}"
+            return {n: empty for n in ("indptr", "indices", "colptr", "colsyn", "synrow")}
         indices = proj.indices
         order = torch.argsort(indices, stable=True).to(torch.int32)
         colptr = torch.zeros(proj.post.n + 1, dtype=torch.int64)
@@ -321,34 +219,212 @@ class RuleEmitter:
         counts = proj.indptr[1:] - proj.indptr[:-1]
         rows = torch.repeat_interleave(torch.arange(proj.pre.n, dtype=torch.int32), counts)
         fixed = {"colptr": colptr.numpy(), "colsyn": order.numpy(), "synrow": rows.numpy()}
-        names = [self.arg(f"r{r}_indptr", lambda p=proj: p.indptr.numpy()),
-                 self.arg(f"r{r}_indices", lambda p=proj: p.indices.numpy())]
-        names += [self.arg(f"r{r}_{n}", lambda a=a: a) for n, a in fixed.items()]
-        return ", ".join(names) + f", {proj.post.n}"
+        out = {"indptr": lambda p=proj: p.indptr.numpy(), "indices": lambda p=proj: p.indices.numpy()}
+        out.update({n: (lambda a=a: a) for n, a in fixed.items()})
+        return out
 
-    def _scratch_args(self, r: int, proj: Any) -> str:
-        batch = self.net.batch
-        arrays = {"rowflag": np.zeros(proj.pre.n, np.int8), "colflag": np.zeros(proj.post.n, np.int8),
-                  "rowsa": np.zeros(batch, np.int64), "rowsb": np.zeros(batch, np.int64)}
-        return ", ".join(self.arg(f"r{r}_{n}", lambda a=a: a) for n, a in arrays.items())
+
+class RuleCode:
+    """The generated loops of one declared rule (see :mod:`neurosim.rules.recipe` for
+    the order of sums that every backend follows)."""
+
+    def __init__(self, rule: Any, ft: Any) -> None:
+        self.rule = rule
+        self.recipe = rule.declared
+        self.dense = not rule.projection.sparse
+        self.masked = rule.projection.mask is not None
+        self.per_row_e = self.recipe.eligibility is not None and rule.eligibility_per_row
+        self.args = {h: rule.hook_arguments(h, fn) for h, fn in self.recipe.hooks().items()}
+        self.update_args = {s.name: rule.hook_arguments("update", s.update)
+                            for s in self.recipe.neuron_state}
+        self.hook_names = {hook_name(fn): fn for fn in self.recipe.hooks().values()}
+        self.hook_names.update({hook_name(s.update): s.update for s in self.recipe.neuron_state})
+        every_arg = [a for args in (*self.args.values(), *self.update_args.values()) for a in args]
+        self.params = {a.key for a in every_arg if a.kind == "param"}
+        self.neuron_vars = {a.key for a in every_arg if a.kind == "neuron"}
+
+    # -- expressions ------------------------------------------------------------------
+    def expr(self, a: Any) -> str:
+        idx = "i" if a.side == "pre" else "j"
+        if a.kind == "w":
+            return "w0"
+        if a.kind == "e":
+            return "el[b, s]" if a.per_row else "el[s]"
+        if a.kind == "d":
+            return "d"
+        if a.kind == "post_sum":
+            return "colsum[j]"
+        if a.kind == "trace":
+            name, which = a.key
+            return f"t{'v' if which == 'value' else 'b'}_{name}[b, {idx}]"
+        if a.kind == "state":
+            return f"st_{a.key}[{idx}]"
+        if a.kind == "neuron":
+            return f"nv_{a.key[0]}_{a.key[1]}[b, {idx}]"
+        if a.kind == "signal":
+            if a.side == "scalar":
+                return f"sg_{a.name}[0]"
+            return f"sg_{a.name}[b, j]" if a.per_row else f"sg_{a.name}[j]"
+        return f"pa_{a.key}"
+
+    def call(self, hook: str) -> str:
+        fn = getattr(self.recipe, hook)
+        return f"{hook_name(fn)}({', '.join(self.expr(a) for a in self.args[hook])})"
+
+    def row_terms(self, pad: str, per_step: bool) -> list[str]:
+        """Lines adding row ``b``'s on_pre, on_post (and per_step) terms to ``d``."""
+        out = []
+        if self.recipe.on_pre is not None:
+            out += [f"{pad}if ph[ps, b, i]:", f"{pad}    d += {self.call('on_pre')}"]
+        if self.recipe.on_post is not None:
+            out += [f"{pad}if qh[qs, b, j]:", f"{pad}    d += {self.call('on_post')}"]
+        if per_step and self.recipe.per_step is not None:
+            out.append(f"{pad}d += {self.call('per_step')}")
+        return out
+
+    def finish(self, pad: str) -> list[str]:
+        """Lines writing synapse ``s``'s new weight from ``d``."""
+        new = self.call("on_apply") if self.recipe.on_apply is not None else "w0 + d"
+        out = [f"{pad}nw = {new}", f"{pad}if nw != w0:",
+               f"{pad}    nw = min(max(nw, w_min), w_max)"]
+        if self.masked:
+            out.append(f"{pad}nw = nw * mask[s]")
+        return out + [f"{pad}w[s] = nw"]
+
+    def visit(self, pad: str, target: str) -> list[str]:
+        """Lines for synapse ``(s, i, j)``: its weight (``target="w"``) or eligibility."""
+        out = [f"{pad}w0 = w[s]"]
+        if target == "w":
+            out += [f"{pad}d = ZERO", f"{pad}for b in range(B):"]
+            out += self.row_terms(pad + "    ", per_step=True)
+            return out + self.finish(pad)
+        skip = f"{pad}if mask[s] != 0:" if self.masked else None
+        inner = pad + ("    " if self.masked else "")
+        if self.per_row_e:
+            out += [f"{pad}for b in range(B):", f"{pad}    d = ZERO"]
+            out += self.row_terms(pad + "    ", per_step=False)
+            out += ([f"{pad}    if mask[s] != 0:", f"{pad}        el[b, s] += d"] if self.masked
+                    else [f"{pad}    el[b, s] += d"])
+            return out
+        out += [f"{pad}d = ZERO", f"{pad}for b in range(B):"]
+        out += self.row_terms(pad + "    ", per_step=False)
+        return out + ([skip, f"{inner}el[s] += d"] if skip else [f"{inner}el[s] += d"])
+
+    def all_synapses(self, body: list[str]) -> list[str]:
+        """Loop ``body`` (written at 4 spaces) over every synapse, rows in order."""
+        if self.dense:
+            head = ["    n_post = qh.shape[2]", "    for i in range(ph.shape[2]):",
+                    "        for j in range(n_post):", "            s = i * n_post + j"]
+        else:
+            head = ["    for i in range(ph.shape[2]):", "        for s in range(indptr[i], indptr[i + 1]):",
+                    "            j = indices[s]"]
+        return head + [" " * 8 + line for line in body]
+
+    def touched_synapses(self, target: str) -> list[str]:
+        """Visit only synapses of presynaptic rows that received a spike and of
+        postsynaptic columns that fired (each synapse once)."""
+        on_pre, on_post = self.recipe.on_pre is not None, self.recipe.on_post is not None
+        out = []
+        if on_pre:
+            out += ["    for b in range(B):", "        for k in range(pc[ps, b]):",
+                    "            rowflag[pi[ps, b, k]] = 1"]
+        if on_post:
+            out += ["    for b in range(B):", "        for k in range(qc[qs, b]):",
+                    "            colflag[qi[qs, b, k]] = 1"]
+        if on_pre:
+            out += ["    for b0 in range(B):", "        for k0 in range(pc[ps, b0]):",
+                    "            i = pi[ps, b0, k0]", "            if rowflag[i] != 1:",
+                    "                continue", "            rowflag[i] = 2"]
+            if self.dense:
+                out += ["            n_post = qh.shape[2]",
+                        "            for s in range(i * n_post, i * n_post + n_post):",
+                        "                j = s - i * n_post"]
+            else:
+                out += ["            for s in range(indptr[i], indptr[i + 1]):",
+                        "                j = indices[s]"]
+            out += self.visit(" " * 16, target)
+        if on_post:
+            out += ["    for b0 in range(B):", "        for k0 in range(qc[qs, b0]):",
+                    "            j = qi[qs, b0, k0]", "            if colflag[j] != 1:",
+                    "                continue", "            colflag[j] = 2"]
+            if self.dense:
+                out += ["            n_post = qh.shape[2]", "            for i in range(ph.shape[2]):",
+                        "                s = i * n_post + j"]
+            else:
+                out += ["            for q in range(colptr[j], colptr[j + 1]):",
+                        "                s = colsyn[q]", "                i = synrow[s]"]
+            if on_pre:
+                out += ["                if rowflag[i] != 0:", "                    continue"]
+            out += self.visit(" " * 16, target)
+        if on_pre:
+            out += ["    for b in range(B):", "        for k in range(pc[ps, b]):",
+                    "            rowflag[pi[ps, b, k]] = 0"]
+        if on_post:
+            out += ["    for b in range(B):", "        for k in range(qc[qs, b]):",
+                    "            colflag[qi[qs, b, k]] = 0"]
+        return out
+
+    # -- phases -------------------------------------------------------------------------
+    def traces_body(self) -> str:
+        recipe, out = self.recipe, []
+        for tr in recipe.traces:
+            side = "pc, pi, ps" if tr.side == "pre" else "qc, qi, qs"
+            out.append(f"    update_trace(tv_{tr.name}, tb_{tr.name}, td_{tr.name}, "
+                       f"{tr.mode == 'nearest'}, {side})")
+        for state in recipe.neuron_state:
+            idx = "i" if state.side == "pre" else "j"
+            hist = "ph" if state.side == "pre" else "qh"
+            fn = hook_name(state.update)
+            args = ", ".join(self.expr(a) for a in self.update_args[state.name])
+            out += [f"    for {idx} in range({hist}.shape[2]):", "        acc = ZERO",
+                    "        for b in range(B):", f"            acc += {fn}({args})",
+                    f"        st_{state.name}[{idx}] = acc / FT(B)"]
+        if recipe.eligibility is not None:
+            out.append("    decay_array(el, decay_e)")
+            if recipe.on_pre is not None or recipe.on_post is not None:
+                out += self.touched_synapses("e")
+        return "\n".join(out) + "\n" if out else ""
+
+    def rules_body(self) -> str:
+        recipe = self.recipe
+        if recipe.eligibility is not None:
+            body = ["    w0 = w[s]", "    d = ZERO"]
+            if self.per_row_e:
+                body += ["    for b in range(B):", f"        d += {self.call('gate')}"]
+            else:
+                body += [f"    d += {self.call('gate')}"]
+            out = self.all_synapses(body + self.finish("    "))
+        elif recipe.event_driven:
+            out = self.touched_synapses("w")
+        else:
+            out = []
+            if recipe.column is not None:
+                out += ["    for j in range(qh.shape[2]):", "        colsum[j] = ZERO"]
+                out += self.all_synapses(["    w0 = w[s]", f"    colsum[j] += {self.call('column')}"])
+            body = ["    w0 = w[s]", "    d = ZERO"]
+            if recipe.on_pre or recipe.on_post or recipe.per_step:
+                body += ["    for b in range(B):"] + self.row_terms("        ", per_step=True)
+            out += self.all_synapses(body + self.finish("    "))
+        return "\n".join(out) + "\n"
+
+
+def hook_name(fn: Callable[..., Any]) -> str:
+    return "hook_" + f"{fn.__module__}__{fn.__qualname__}".replace(".", "_").replace("<", "").replace(">", "")
 
 
 def compiled(rule: Any) -> bool:
-    """Whether the numba backend runs ``rule`` inside its compiled step loop."""
-    from neurosim.rules import STDP, DiehlCookSTDP, RewardModulatedSTDP
-
-    if rule.as_gradient or type(rule) not in (STDP, RewardModulatedSTDP, DiehlCookSTDP):
-        return False
-    if isinstance(rule, RewardModulatedSTDP):
-        mod = rule.net.modulators[rule.modulator_name]
-        return mod.feedback is None
-    return True
+    """Whether the numba backend runs ``rule`` inside its compiled step loop (every
+    declared rule, unless it writes gradients for an optimiser)."""
+    return rule.declared is not None and not rule.as_gradient
 
 
 def keeps_traces(rule: Any) -> bool:
-    """Whether a rule must see every step (it overrides ``update_traces``)."""
+    """Whether a rule must see every step (it keeps traces or eligibility)."""
     from neurosim.rules.base import Rule
 
+    if rule.declared is not None:
+        return bool(rule.declared.traces or rule.declared.neuron_state
+                    or rule.declared.eligibility is not None)
     return type(rule).update_traces is not Rule.update_traces
 
 

@@ -8,21 +8,23 @@ of the schedule: ``traces`` (update its traces) and ``rules`` (every ``every``
 steps, compute a weight change ``dw`` and apply it within the bounds, or, with
 ``as_gradient=True``, subtract it from ``weight.grad`` for a torch optimiser).
 
-Recipe for a new rule: subclass :class:`Rule`, allocate traces in
-:meth:`Rule.setup`, update them in :meth:`Rule.update_traces`, and return the
-weight change (shaped like ``projection.weight``) from :meth:`Rule.weight_change`,
-using :meth:`Rule.outer` to form per-synapse products of presynaptic and
-postsynaptic quantities (it handles dense and CSR weights and sums over the batch).
+Recipe for a new rule: subclass :class:`Rule` and return a
+:class:`~neurosim.rules.recipe.Recipe` from :meth:`Rule.recipe`: the traces it
+keeps, and small branch-free hooks (``on_pre``, ``on_post``, ``per_step``, ...)
+whose arguments name what they read (see :mod:`neurosim.rules.recipe`). Every
+backend derives its code from that one declaration: the torch backend evaluates
+the hooks on whole tensors, the numba backend compiles them into its
+event-driven step loop, and both give the same bits.
 A rule whose equation is a rate of change (``dw/dt = lr * f``, e.g. a rate-based
-Hebbian rule) sets ``continuous = True`` and scales by :attr:`Rule.effective_lr`
-(``lr * every * dt``) so that its results do not depend on ``dt``; a rule whose
-changes happen at spikes (STDP-like) scales by ``lr``.
-The rule is tensor code, so it runs on every backend: on the torch backend inside
-the step, on the numba backend from Python between compiled steps, on the same
-arrays (every step if it keeps traces, else only on its ``every`` steps). The
-built-in spike-timing rules (STDP, RewardModulatedSTDP, DiehlCookSTDP) also have
-compiled forms (:mod:`neurosim.backends.numba_rules`) that the numba backend runs
-inside its step loop.
+Hebbian rule) sets ``continuous = True``: its hooks' ``lr`` is then
+:attr:`Rule.effective_lr` (``lr * every * dt``), so that results do not depend on
+``dt``; a rule whose changes happen at spikes (STDP-like) uses ``lr`` as given.
+
+Escape hatch: a rule may instead be plain tensor code, overriding
+:meth:`Rule.weight_change` (and :meth:`Rule.update_traces` if it keeps traces,
+with :meth:`Rule.outer` for per-synapse products). It runs on every backend, but
+the numba backend must then return to Python for it (after every step if it keeps
+traces); ``print(net.schedule)`` marks it and the numba backend warns once.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from neurosim.rules.recipe import Argument, Recipe, resolve
 
 if TYPE_CHECKING:
     from neurosim.network import Network
@@ -114,6 +118,8 @@ class Rule:
         self.projection: "Projection | None" = None
         self.net: "Network | None" = None
         self.name = name
+        self.declared: Recipe | None = None
+        self._torch: Any = None
 
     # -- attachment -------------------------------------------------------------------
     def attach(self, projection: "Projection", net: "Network", name: str) -> None:
@@ -133,6 +139,94 @@ class Rule:
             counts = p.indptr[1:] - p.indptr[:-1]
             self._rows = torch.repeat_interleave(torch.arange(p.pre.n, device=p.device), counts)
         self.setup()
+        self.declared: Recipe | None = None if self.is_tensor_code else self.recipe()
+        self._torch = None
+        if self.declared is not None:
+            self._allocate(self.declared)
+
+    # -- declared rules -----------------------------------------------------------------
+    def recipe(self) -> Recipe:
+        """The rule's declaration (traces, hooks, signals); see :mod:`neurosim.rules.recipe`."""
+        raise NotImplementedError(f"{type(self).__name__}: a rule declares a recipe() or is "
+                                  "tensor code overriding weight_change()")
+
+    @property
+    def is_tensor_code(self) -> bool:
+        """True for the escape hatch: a rule written as tensor code (``weight_change``)."""
+        return type(self).weight_change is not Rule.weight_change
+
+    @property
+    def synapse_rows(self) -> torch.Tensor:
+        """The presynaptic neuron of each synapse of a CSR projection."""
+        return self._rows
+
+    def _signal_shape(self, name: str) -> str:
+        size = self.net.modulators[name].value.shape
+        return "scalar" if len(size) == 0 else ("row_post" if len(size) == 2 else "post")
+
+    def _allocate(self, recipe: Recipe) -> None:
+        p = self.projection
+        for mod in recipe.signals.values():
+            self.check_modulator(mod)
+        for trace in recipe.traces:
+            make = self.pre_trace if trace.side == "pre" else self.post_trace
+            setattr(self, trace.name, make(trace.tau_ms, trace.mode))
+        for state in recipe.neuron_state:
+            n = (p.pre if state.side == "pre" else p.post).n
+            setattr(self, state.name, torch.full((n,), float(state.initial), dtype=p.dtype,
+                                                 device=p.device))
+        self.eligibility_per_row = recipe.eligibility is not None and any(
+            self._signal_shape(m) == "row_post" for m in recipe.signals.values())
+        if recipe.eligibility is not None:
+            self.decay_e = math.exp(-self.net.dt / recipe.eligibility)
+            shape = ((self.batch,) if self.eligibility_per_row else ()) + tuple(p.weight.shape)
+            self.eligibility = torch.zeros(shape, dtype=p.dtype, device=p.device)
+        elif recipe.gate is not None:
+            raise ValueError(f"rule {self.name}: a gate hook needs an eligibility time constant")
+        # every hook's arguments resolve now: a wrong name fails at add_rule, not mid-run
+        for hook, fn in recipe.hooks().items():
+            self.hook_arguments(hook, fn)
+        for state in recipe.neuron_state:
+            for arg in self.hook_arguments("update", state.update):
+                if arg.side not in (state.side, "scalar"):
+                    raise ValueError(f"rule {self.name}: the update of {state.name} reads "
+                                     f"{arg.name!r} of the other side")
+
+    def hook_arguments(self, hook: str, fn: Any) -> list[Argument]:
+        """Where each argument of hook ``fn`` comes from (see :func:`recipe.resolve`)."""
+        p = self.projection
+        neuron_vars = {"pre": tuple(p.pre.state), "post": tuple(p.post.state)}
+        shapes = {m: self._signal_shape(m) for m in self.declared.signals.values()}
+        return resolve(self.declared, hook, fn, self, neuron_vars, shapes)
+
+    def schedule_label(self, phase: str) -> str:
+        """What the rule does in ``phase`` ("traces" or "rules"), as schedules show it."""
+        recipe = self.declared
+        if recipe is None:
+            return "(python tensor code)"
+        if phase == "traces":
+            parts = [f"traces {','.join(t.name for t in recipe.traces)}"] if recipe.traces else []
+            parts += [f"state {s.name}" for s in recipe.neuron_state]
+            if recipe.eligibility is not None:
+                parts.append("eligibility" + (" per sample" if self.eligibility_per_row else "")
+                             + " <- " + ",".join(h for h in ("on_pre", "on_post")
+                                                  if getattr(recipe, h) is not None))
+            return f"({'; '.join(parts) or 'nothing'})"
+        hooks = [h for h in ("on_pre", "on_post", "per_step", "gate", "column", "on_apply")
+                 if getattr(recipe, h) is not None and not (recipe.eligibility is not None
+                                                            and h in ("on_pre", "on_post"))]
+        when = f"every {self.every} steps" if self.every > 1 else "every step"
+        mode = ", as gradient" if self.as_gradient else ""
+        return f"({', '.join(hooks)}; {when}{mode})"
+
+    @property
+    def torch_form(self) -> Any:
+        """The torch backend's runner of this declared rule (built on first use)."""
+        if self._torch is None:
+            from neurosim.backends.torch_rules import TorchRule
+
+            self._torch = TorchRule(self)
+        return self._torch
 
     def setup(self) -> None:
         """Allocate traces; ``self.projection`` and ``self.net`` are set."""
@@ -166,10 +260,15 @@ class Rule:
                           "post")
 
     def reset(self) -> None:
-        """Clear every trace of the rule (called by ``Network.reset_state``)."""
+        """Clear the rule's traces and eligibility, restore its neuron state (``reset_state``)."""
         for value in vars(self).values():
             if isinstance(value, SpikeTrace):
                 value.reset()
+        if self.declared is not None:
+            for state in self.declared.neuron_state:
+                getattr(self, state.name).fill_(float(state.initial))
+            if self.declared.eligibility is not None:
+                self.eligibility.zero_()
 
     # -- local views --------------------------------------------------------------------
     def pre_spikes(self, t: int) -> torch.Tensor:
@@ -219,7 +318,9 @@ class Rule:
 
     # -- stepping -----------------------------------------------------------------------
     def update_traces(self, t: int) -> None:
-        """Phase 4: update the rule's traces with this step's spikes."""
+        """Phase 4: update the rule's traces (and eligibility) with this step's spikes."""
+        if self.declared is not None:
+            self.torch_form.traces(t)
 
     def weight_change(self, t: int) -> torch.Tensor | None:
         """Phase 5: the weight change of this step (shaped like the weights), or None.
@@ -243,6 +344,9 @@ class Rule:
         return self.lr * self.step_scale
 
     def apply(self, t: int) -> None:
+        if self.declared is not None:
+            self.torch_form.apply(t)
+            return
         if t % self.every:
             return
         dw = self.weight_change(t)

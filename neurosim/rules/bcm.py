@@ -8,6 +8,18 @@ import torch
 
 from neurosim.rules.base import check_positive
 from neurosim.rules.rate_rule import RateRule
+from neurosim.rules.recipe import NeuronState, Recipe
+
+
+def bcm(x_pre, x_post, theta, rate_scale, lr):
+    y = x_post * rate_scale
+    return lr * (x_pre * rate_scale) * y * (y - theta)
+
+
+def sliding_threshold(theta, x_post, rate_scale, theta_decay):
+    """Exact step of tau dtheta/dt = y^2 - theta with y^2 held over the step (batch mean)."""
+    y2 = (x_post * rate_scale) * (x_post * rate_scale)
+    return y2 + (theta - y2) * theta_decay
 
 
 class BCM(RateRule):
@@ -30,14 +42,7 @@ class BCM(RateRule):
         self.tau_theta, self.theta_init = tau_theta, theta_init
 
     def setup(self) -> None:
-        super().setup()
-        self.theta = torch.full((self.projection.post.n,), float(self.theta_init),
-                                dtype=self.projection.dtype, device=self.projection.device)
         self.theta_decay = math.exp(-self.net.dt / self.tau_theta)
-
-    def reset(self) -> None:
-        super().reset()
-        self.theta.fill_(self.theta_init)
 
     @staticmethod
     def delta(x_phi: torch.Tensor, lr: float) -> torch.Tensor:
@@ -49,11 +54,6 @@ class BCM(RateRule):
         """Exact step of tau dtheta/dt = y^2 - theta with y^2 held over the step."""
         return mean_y2 + (theta - mean_y2) * decay
 
-    def update_traces(self, t: int) -> None:
-        super().update_traces(t)
-        _, y = self.rates()
-        self.theta = self.theta_step(self.theta, (y * y).mean(0), self.theta_decay)
-
-    def weight_change(self, t: int) -> torch.Tensor:
-        x, y = self.rates()
-        return self.delta(self.outer(x, y * (y - self.theta)), self.effective_lr)
+    def recipe(self) -> Recipe:
+        theta = NeuronState("theta", "post", self.theta_init, sliding_threshold)
+        return Recipe(traces=self.traces(), per_step=bcm, neuron_state=(theta,))

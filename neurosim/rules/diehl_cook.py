@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 from neurosim.rules.base import Rule, check_positive
+from neurosim.rules.recipe import Recipe, Trace
+
+
+def dc_ltp(x, y2_before, nu_post, lr):
+    return lr * nu_post * x * y2_before
+
+
+def dc_ltd(y1_before, nu_pre, lr):
+    return -(lr * nu_pre * y1_before)
 
 
 class DiehlCookSTDP(Rule):
@@ -28,20 +37,8 @@ class DiehlCookSTDP(Rule):
         self.nu_pre, self.nu_post = nu_pre, nu_post
         self.taus = (tau_pre, tau_post1, tau_post2)
 
-    def setup(self) -> None:
+    def recipe(self) -> Recipe:
         tau_pre, tau_post1, tau_post2 = self.taus
-        self.x = self.pre_trace(tau_pre, "nearest")
-        self.y1 = self.post_trace(tau_post1, "nearest")
-        self.y2 = self.post_trace(tau_post2, "nearest")
-
-    def update_traces(self, t: int) -> None:
-        self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)
-        self.x.update(self._pre)
-        self.y1.update(self._post)
-        self.y2.update(self._post)
-
-    def weight_change(self, t: int):
-        post = self._post.to(self.projection.dtype)
-        ltp = self.outer(self.x.value, post * self.y2.before) * self.nu_post
-        ltd = self.outer(self._pre, self.y1.before) * self.nu_pre
-        return self.lr * (ltp - ltd)
+        traces = (Trace("x", "pre", tau_pre, "nearest"), Trace("y1", "post", tau_post1, "nearest"),
+                  Trace("y2", "post", tau_post2, "nearest"))
+        return Recipe(traces=traces, on_pre=dc_ltd, on_post=dc_ltp)

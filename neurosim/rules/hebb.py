@@ -7,6 +7,15 @@ import math
 import torch
 
 from neurosim.rules.rate_rule import RateRule
+from neurosim.rules.recipe import Recipe
+
+
+def hebbian(x_pre, x_post, rate_scale, lr):
+    return lr * (x_pre * rate_scale) * (x_post * rate_scale)
+
+
+def with_decay(w, d, decay_step):
+    return w + d - decay_step * w
 
 
 class Hebb(RateRule):
@@ -14,6 +23,7 @@ class Hebb(RateRule):
 
     :math:`x, y` are trace-estimated rates (Hz); :math:`\eta` (``lr``) and
     :math:`\lambda` (``decay``) are per ms (Hebb 1949; the decay keeps weights bounded).
+    The product is summed over the batch; the decay applies once per application.
     """
 
     def __init__(self, *, decay: float = 0.0, **kwargs) -> None:
@@ -22,12 +32,15 @@ class Hebb(RateRule):
             raise ValueError("Hebb: decay must be finite and >= 0")
         self.decay = decay
 
+    @property
+    def decay_step(self) -> float:
+        """The decay of one application: ``decay * every * dt``."""
+        return self.decay * self.step_scale
+
     @staticmethod
     def delta(w: torch.Tensor, xy: torch.Tensor, lr: float, decay: float) -> torch.Tensor:
         """xy: per-synapse sum over the batch of pre x post activity."""
         return lr * xy - decay * w
 
-    def weight_change(self, t: int) -> torch.Tensor:
-        x, y = self.rates()
-        return self.delta(self.projection.weight, self.outer(x, y), self.effective_lr,
-                          self.decay * self.step_scale)
+    def recipe(self) -> Recipe:
+        return Recipe(traces=self.traces(), per_step=hebbian, on_apply=with_decay)

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from neurosim.rules.base import Rule, check_positive
+from neurosim.rules.recipe import Recipe, Trace
+
+
+# inhibitory weights are negative: a stronger synapse is a more negative weight
+def strengthen_at_post(x_pre, lr):
+    return -(lr * x_pre)
+
+
+def strengthen_at_pre(x_post_before, alpha, lr):
+    return -(lr * (x_post_before - alpha))
 
 
 class InhibitoryPlasticity(Rule):
@@ -34,14 +44,7 @@ class InhibitoryPlasticity(Rule):
 
     def setup(self) -> None:
         self.require_receptor("inh")
-        self.x_pre, self.x_post = self.pre_trace(self.tau_ms), self.post_trace(self.tau_ms)
 
-    def update_traces(self, t):
-        self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)
-        self.x_pre.update(self._pre)
-        self.x_post.update(self._post)
-
-    def weight_change(self, t):
-        strengthen = self.outer(self.x_pre.value, self._post) + self.outer(
-            self._pre, self.x_post.before - self.alpha)
-        return -self.lr * strengthen  # inhibitory weights are negative: stronger = more negative
+    def recipe(self) -> Recipe:
+        traces = (Trace("x_pre", "pre", self.tau_ms), Trace("x_post", "post", self.tau_ms))
+        return Recipe(traces=traces, on_pre=strengthen_at_pre, on_post=strengthen_at_post)

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import torch
 
+from neurosim.kernel import where
 from neurosim.rules.base import Rule
+from neurosim.rules.recipe import Recipe
+
+
+def weight(w):
+    return w
+
+
+def rescale(w, post_sum, total):
+    # columns that sum to zero stay as they are
+    nonzero = post_sum != 0.0
+    return w * where(nonzero, total / where(nonzero, post_sum, 1.0), 1.0)
 
 
 class WeightNormalization(Rule):
@@ -31,11 +43,8 @@ class WeightNormalization(Rule):
         sums = torch.zeros(p.post.n, dtype=p.dtype, device=p.device)
         return sums.index_add_(0, p.indices, p.weight)
 
-    def weight_change(self, t: int) -> torch.Tensor:
-        sums = self.column_sums()
-        scale = torch.where(sums != 0, self.total / torch.where(sums != 0, sums, 1.0), 1.0)
-        w = self.projection.weight
-        return w * (self.per_post(scale) - 1.0)
+    def recipe(self) -> Recipe:
+        return Recipe(column=weight, on_apply=rescale)
 
     def describe(self):
         return {**super().describe(), "total": self.total}

@@ -5,6 +5,12 @@ from __future__ import annotations
 import torch
 
 from neurosim.rules.rate_rule import RateRule
+from neurosim.rules.recipe import Recipe
+
+
+def oja(w, x_pre, x_post, rate_scale, lr):
+    y = x_post * rate_scale
+    return lr * y * (x_pre * rate_scale - y * w)
 
 
 class Oja(RateRule):
@@ -21,7 +27,5 @@ class Oja(RateRule):
         """xy: per-synapse sum_b x_i y_j; y2: sum_b y_j**2 broadcast to the weights."""
         return lr * (xy - y2 * w)
 
-    def weight_change(self, t: int) -> torch.Tensor:
-        x, y = self.rates()
-        return self.delta(self.projection.weight, self.outer(x, y), self.per_post((y * y).sum(0)),
-                          self.effective_lr)
+    def recipe(self) -> Recipe:
+        return Recipe(traces=self.traces(), per_step=oja)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import torch
-
 from neurosim.rules.base import Rule, check_positive
+from neurosim.rules.recipe import Recipe, Trace
+
+
+def homeostatic(x_pre, rate, rate_scale, target_rate_hz, lr):
+    # inhibitory weights are negative: more inhibition is a more negative weight
+    return -(lr * x_pre * (rate * rate_scale - target_rate_hz))
 
 
 class RateHomeostasis(Rule):
@@ -38,12 +42,11 @@ class RateHomeostasis(Rule):
 
     def setup(self) -> None:
         self.require_receptor("inh")
-        self.x_pre, self.rate = self.pre_trace(self.tau_ms), self.post_trace(self.tau_rate_ms)
 
-    def update_traces(self, t: int) -> None:
-        self.x_pre.update(self.pre_spikes(t))
-        self.rate.update(self.post_spikes(t))
+    @property
+    def rate_scale(self) -> float:
+        return 1000.0 / self.tau_rate_ms
 
-    def weight_change(self, t: int) -> torch.Tensor:
-        rate_hz = self.rate.value * (1000.0 / self.tau_rate_ms)
-        return -self.effective_lr * self.outer(self.x_pre.value, rate_hz - self.target_rate_hz)
+    def recipe(self) -> Recipe:
+        traces = (Trace("x_pre", "pre", self.tau_ms), Trace("rate", "post", self.tau_rate_ms))
+        return Recipe(traces=traces, per_step=homeostatic)

@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from neurosim.rules.base import Rule, check_positive
+from neurosim.rules.recipe import Recipe, Trace
+
+
+# Hooks (see neurosim.rules.recipe): a presynaptic arrival pairs with the postsynaptic
+# trace from before this step's postsynaptic spikes; a postsynaptic spike pairs with
+# the presynaptic trace including this step's arrivals (coincident spikes potentiate).
+def potentiate(x_pre, a_plus, lr):
+    return lr * a_plus * x_pre
+
+
+def depress(x_post_before, a_minus, lr):
+    return -(lr * a_minus * x_post_before)
+
+
+def potentiate_soft(w, x_pre, a_plus, lr, w_max):
+    return lr * a_plus * x_pre * (w_max - w)
+
+
+def depress_soft(w, x_post_before, a_minus, lr, w_min):
+    return -(lr * a_minus * x_post_before * (w - w_min))
 
 
 class STDP(Rule):
@@ -57,30 +75,14 @@ class STDP(Rule):
         self.tau_plus, self.tau_minus = tau_plus, tau_minus
         self.pairing, self.weight_dependence = pairing, weight_dependence
 
-    def setup(self) -> None:
-        self.x_pre = self.pre_trace(self.tau_plus, self.pairing)
-        self.x_post = self.post_trace(self.tau_minus, self.pairing)
+    def traces(self) -> tuple[Trace, Trace]:
+        return (Trace("x_pre", "pre", self.tau_plus, self.pairing),
+                Trace("x_post", "post", self.tau_minus, self.pairing))
 
-    def update_traces(self, t: int) -> None:
-        self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)
-        self.x_pre.update(self._pre)
-        self.x_post.update(self._post)
-
-    def stdp_terms(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(potentiation, depression) of this step, per synapse, before weight dependence."""
-        # post spikes pair with pre traces that include this step's arrivals; pre arrivals
-        # pair with post traces from before this step's post spikes
-        ltp = self.outer(self.x_pre.value, self._post) * self.a_plus
-        ltd = self.outer(self._pre, self.x_post.before) * self.a_minus
-        return ltp, ltd
-
-    def weight_change(self, t: int) -> torch.Tensor:
-        ltp, ltd = self.stdp_terms()
+    def recipe(self) -> Recipe:
         if self.weight_dependence == "multiplicative":
-            w = self.projection.weight
-            ltp = ltp * (self.w_max - w)
-            ltd = ltd * (w - self.w_min)
-        return self.lr * (ltp - ltd)
+            return Recipe(traces=self.traces(), on_pre=depress_soft, on_post=potentiate_soft)
+        return Recipe(traces=self.traces(), on_pre=depress, on_post=potentiate)
 
     def describe(self):
         return {**super().describe(), "a_plus": self.a_plus, "a_minus": self.a_minus,

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import math
-
-import torch
-
 from neurosim.rules.base import check_positive
+from neurosim.rules.recipe import Recipe
 from neurosim.rules.stdp import STDP
+
+
+# the STDP window feeds the eligibility (no learning rate: it is applied by the gate)
+def eligible_ltp(x_pre, a_plus):
+    return a_plus * x_pre
+
+
+def eligible_ltd(x_post_before, a_minus):
+    return -(a_minus * x_post_before)
+
+
+def modulated_change(e, m, lr):
+    return lr * m * e
 
 
 class RewardModulatedSTDP(STDP):
@@ -27,7 +37,9 @@ class RewardModulatedSTDP(STDP):
     result does not depend on ``dt`` or ``every`` (beyond their discretisation).
 
     :math:`M` is a modulator of the network (``net.modulators``): a scalar
-    (global reward or dopamine), or one value per postsynaptic neuron. Without a
+    (global reward or dopamine), one value per postsynaptic neuron, or one per
+    sample and postsynaptic neuron (``per_sample=True``; each sample then keeps
+    its own eligibility, and the change is the batch sum of :math:`M_b e_b`). Without a
     modulator signal (:math:`M = 0`) no weight changes. With ``tau_e`` of about a
     second this solves the distal reward problem (Izhikevich 2007, Cereb. Cortex
     17:2443; there :math:`\tau_e` = 1 s, dopamine decays with 200 ms, and
@@ -53,23 +65,12 @@ class RewardModulatedSTDP(STDP):
         self.modulator_name = modulator
         self.tau_eligibility = tau_eligibility
 
-    def setup(self) -> None:
-        super().setup()
-        self.check_modulator(self.modulator_name)
-        self.decay_e = math.exp(-self.net.dt / self.tau_eligibility)
-        self.eligibility = torch.zeros_like(self.projection.weight)
-
-    def reset(self) -> None:
-        super().reset()
-        self.eligibility.zero_()
-
-    def update_traces(self, t: int) -> None:
-        super().update_traces(t)
-        ltp, ltd = self.stdp_terms()
-        self.eligibility.mul_(self.decay_e).add_(ltp - ltd)
-
-    def weight_change(self, t: int) -> torch.Tensor:
-        return self.effective_lr * self.modulator(self.modulator_name) * self.eligibility
+    def recipe(self) -> Recipe:
+        # a modulator shaped (batch, n) keeps one eligibility per sample, so each
+        # sample's signal meets its own eligibility before the batch sum
+        return Recipe(traces=self.traces(), on_pre=eligible_ltd, on_post=eligible_ltp,
+                      gate=modulated_change, eligibility=self.tau_eligibility,
+                      signals={"m": self.modulator_name})
 
     def describe(self):
         return {**super().describe(), "modulator": self.modulator_name,

@@ -5,6 +5,15 @@ from __future__ import annotations
 import math
 
 from neurosim.rules.base import Rule, check_positive
+from neurosim.rules.recipe import Recipe, Trace
+
+
+def triplet_ltp(r1, o2_before, a2_plus, a3_plus, lr):
+    return lr * r1 * (a2_plus + a3_plus * o2_before)
+
+
+def triplet_ltd(o1_before, r2_before, a2_minus, a3_minus, lr):
+    return -(lr * o1_before * (a2_minus + a3_minus * r2_before))
 
 
 class TripletSTDP(Rule):
@@ -38,24 +47,11 @@ class TripletSTDP(Rule):
         self.a2_plus, self.a3_plus, self.a2_minus, self.a3_minus = amps
         self.taus = (tau_plus, tau_x, tau_minus, tau_y)
 
-    def setup(self) -> None:
+    def recipe(self) -> Recipe:
         tau_plus, tau_x, tau_minus, tau_y = self.taus
-        self.r1, self.r2 = self.pre_trace(tau_plus), self.pre_trace(tau_x)
-        self.o1, self.o2 = self.post_trace(tau_minus), self.post_trace(tau_y)
-
-    def update_traces(self, t: int) -> None:
-        self._pre, self._post = self.pre_spikes(t), self.post_spikes(t)
-        self.r1.update(self._pre)
-        self.r2.update(self._pre)
-        self.o1.update(self._post)
-        self.o2.update(self._post)
-
-    def weight_change(self, t: int):
-        post = self._post.to(self.projection.dtype)
-        pre = self._pre.to(self.projection.dtype)
-        ltp = self.outer(self.r1.value, post * (self.a2_plus + self.a3_plus * self.o2.before))
-        ltd = self.outer(pre * (self.a2_minus + self.a3_minus * self.r2.before), self.o1.before)
-        return self.lr * (ltp - ltd)
+        traces = (Trace("r1", "pre", tau_plus), Trace("r2", "pre", tau_x),
+                  Trace("o1", "post", tau_minus), Trace("o2", "post", tau_y))
+        return Recipe(traces=traces, on_pre=triplet_ltd, on_post=triplet_ltp)
 
     def describe(self):
         return {**super().describe(), "a2_plus": self.a2_plus, "a3_plus": self.a3_plus,
