@@ -337,21 +337,23 @@ class Network:
                       self._callback_action(fn, every))
         for pop in self.populations.values():
             if pop.is_generator or not pop.model.receptors:
-                sched.add("inputs", f"{pop.name} ({pop.model_name})", pop.step)
+                sched.add("inputs", f"{pop.name} ({pop.model_name})", pop.step, "population", pop)
         for proj in self.projections.values():
             sched.add("deliver", f"{proj.name} ({'csr' if proj.sparse else 'dense'})",
-                      self._delivery_action(proj))
+                      self._delivery_action(proj), "delivery", proj)
         for pop in self.populations.values():
             if not (pop.is_generator or not pop.model.receptors):
-                sched.add("neurons", f"{pop.name} ({pop.model_name})", pop.step)
+                sched.add("neurons", f"{pop.name} ({pop.model_name})", pop.step, "population", pop)
         if self.modulators.dynamic or self.modulators.derived:
-            sched.add("traces", "modulators", self.modulators.step)
+            sched.add("traces", "modulators", self.modulators.step, "modulators", self.modulators)
         for name, rule in self.rules.items():
-            sched.add("traces", f"{name} {rule.schedule_label('traces')}", rule.update_traces)
+            sched.add("traces", f"{name} {rule.schedule_label('traces')}", rule.update_traces,
+                      "rule traces", rule)
         for name, rule in self.rules.items():
-            sched.add("rules", f"{name} {rule.schedule_label('rules')}", rule.apply)
+            sched.add("rules", f"{name} {rule.schedule_label('rules')}", rule.apply, "rule apply", rule)
         for key, mon in self.monitors.items():
-            sched.add("monitors", key, mon.record)
+            sched.add("monitors", key, mon.record, "python" if mon.records_from_python else "monitor",
+                      mon)
         self._schedule = sched
         per_step = sum(m.bytes_per_step() for m in self.monitors.values())
         self._chunk_steps = int(max(1, min(MAX_CHUNK_STEPS, MONITOR_BUFFER_BYTES // max(1, per_step))))

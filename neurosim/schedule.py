@@ -14,6 +14,8 @@ class Phase:
     doc: str
     members: list[str] = field(default_factory=list)
     actions: list[Callable[[int], Any]] = field(default_factory=list)
+    #: what each member is: (kind, object); compiled backends generate their code from these
+    entries: list[tuple[str, Any]] = field(default_factory=list)
 
     def run(self, step: int) -> None:
         for action in self.actions:
@@ -44,6 +46,8 @@ class Schedule:
 
     def __init__(self) -> None:
         self.phases = [Phase(name, doc) for name, doc in self.ORDER]
+        #: what a backend does differently (e.g. rules run from Python between compiled steps)
+        self.notes: list[str] = []
 
     def __getitem__(self, name: str) -> Phase:
         for phase in self.phases:
@@ -51,9 +55,20 @@ class Schedule:
                 return phase
         raise KeyError(name)
 
-    def add(self, phase: str, member: str, action: Callable[[int], Any]) -> None:
+    def add(self, phase: str, member: str, action: Callable[[int], Any], kind: str = "python",
+            obj: Any = None) -> None:
+        """Append ``member`` to ``phase``: ``action(step)`` runs it on the torch backend;
+        ``kind`` and ``obj`` tell a compiled backend what to generate for it (kinds:
+        ``population``, ``delivery``, ``modulators``, ``rule traces``, ``rule apply``,
+        ``monitor``; ``python``: run from Python at its place in the step)."""
         self[phase].members.append(member)
         self[phase].actions.append(action)
+        self[phase].entries.append((kind, obj))
+
+    def entries(self) -> list[tuple[str, str, str, Any]]:
+        """Every member in order, as (phase, member, kind, object)."""
+        return [(p.name, m, kind, obj) for p in self.phases
+                for m, (kind, obj) in zip(p.members, p.entries)]
 
     def as_list(self) -> list[dict[str, Any]]:
         return [{"phase": p.name, "does": p.doc, "members": list(p.members)} for p in self.phases]
@@ -63,6 +78,7 @@ class Schedule:
         for i, p in enumerate(self.phases, 1):
             members = ", ".join(p.members) if p.members else "(nothing)"
             lines.append(f"  {i}. {p.name:<9} {p.doc}: {members}")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
     __repr__ = __str__

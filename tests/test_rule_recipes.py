@@ -195,3 +195,37 @@ def test_unknown_hook_argument_is_named_at_add_rule():
 
 def lambda_free_q(w, post_q):
     return w
+
+
+def test_the_schedule_is_what_the_numba_kernel_runs_in_that_order():
+    import re
+
+    net = ns.Network(dt=0.5, seed=1, backend="numba")
+    net.modulators.add("da", tau_ms=100.0)
+    net.modulators.add("error", size=4)
+    net.modulators.add_random_feedback("hidden", "error", size=6)
+    src = net.population(10, ns.PoissonSource(rate=20.0), name="src")
+    hid = net.population(6, ns.LIF(), name="hid")
+    out = net.population(4, ns.LIF(), name="out")
+    p1 = net.projection(src, hid, ns.FixedProbability(0.5), weight=0.5, sparse=True)
+    p2 = net.projection(hid, out, weight=0.5, sparse=False)
+    net.add_rule(p1, rules.RewardModulatedSTDP(modulator="hidden"))
+    net.add_rule(p2, rules.Oja(lr=1e-6))
+    net.add_rule(p2, rules.WeightNormalization(2.0, every=10))
+    net.step_current(hid, 1.0, start_ms=0.0)
+    net.add_callback(lambda n: None, every=5)
+    net.spike_monitor(out)
+    net.state_monitor(hid, ["v"])
+    net.weight_monitor(p2, every=10)
+    net.compile()
+    entries = net.schedule.entries()
+    run_src = net.backend._plan.source.split("def run(")[1]
+    seen = [(int(m.group(1)), m.group(2), m.group(3) is not None)
+            for m in re.finditer(r"# schedule (\d+): (\w+) [\w ]+?( \[from Python.*\])?$", run_src, re.M)]
+    assert [e for e, _, _ in seen] == list(range(len(entries)))  # every entry, in order
+    for (e, phase, python), (phase_s, member, kind, _) in zip(seen, entries):
+        assert phase == phase_s
+        # only step currents, callbacks and the weight snapshot run from Python
+        assert python == (kind == "python"), member
+    assert sum(python for _, _, python in seen) == 3
+    assert "note" not in str(net.schedule)  # nothing falls back to Python

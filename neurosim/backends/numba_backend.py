@@ -163,6 +163,14 @@ class NumbaBackend:
                 mon.use_event_buffer(EVENT_BUFFER)
         ft = "float32" if self.net.dtype_name == "float32" else "float64"
         self._rules = split_rules(self.net)
+        notes = self.net._schedule.notes
+        notes.clear()
+        if self._rules is None:
+            notes.append("numba: modulators, traces and rules run from Python after every step "
+                         "(a rule is tensor code or writes gradients)")
+        elif self._rules[1]:
+            notes.append("numba: " + ", ".join(r.name for r in self._rules[1]) + " run(s) from "
+                         "Python after the steps they apply on")
         if self._rules is None and not self._warned_python:
             slow = [name for name, r in self.net.rules.items() if r.declared is None or r.as_gradient]
             warnings.warn(f"rule(s) {', '.join(slow)} are Python tensor code (or write gradients) "

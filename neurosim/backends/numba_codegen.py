@@ -173,6 +173,9 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
     step_fns: dict[str, str] = {}  # function text -> name
     calls: dict[str, list[str]] = {"inputs": [], "deliver": [], "neurons": [], "traces": [],
                                    "rules": [], "monitors": []}
+    # the code of each schedule entry, by (phase, id of its object); assembled below in
+    # the schedule's order, which is thus the only source of order
+    code: dict[tuple[str, int], list[str]] = {}
     rebuild: list[str] = []
     guards: list[str] = []
 
@@ -185,7 +188,7 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         phase = "inputs" if pop.is_generator or not pop.model.receptors else "neurons"
         if pop.is_generator:
             ev = [arg(f"p{k}_ev{j}", lambda p=pop, j=j: arrays(p, f"ev{j}")) for j in range(3)]
-            calls[phase].append(f"    emit_events(t, {hist}, {cnt}, {idx}, {', '.join(ev)})")
+            code[(phase, id(pop))] = [f"    emit_events(t, {hist}, {cnt}, {idx}, {', '.join(ev)})"]
             continue
         model = type(pop.model)
         own: list[str] = [hist, cnt, idx]
@@ -233,7 +236,7 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         text = text.replace(f"p{k}_", "")
         if text not in step_fns:
             step_fns[text] = f"step_{model.__name__}_{len(step_fns)}"
-        calls[phase].append(f"    {step_fns[text]}(t, {', '.join(own)})")
+        code[(phase, id(pop))] = [f"    {step_fns[text]}(t, {', '.join(own)})"]
 
     for j, proj in enumerate(net.projections.values()):
         pre_k, post_k = pid[proj.pre.name], pid[proj.post.name]
@@ -241,27 +244,28 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         target = f"p{post_k}_s_{proj.target}"
         weight = arg(f"j{j}_w", lambda pr=proj: arrays(pr, "weight"))
         indices = arg(f"j{j}_indices", lambda pr=proj: arrays(pr, "indices")) if proj.sparse else None
+        deliver = code[("deliver", id(proj))] = []
         for q, block in enumerate(proj.blocks):
             slot = f"(t - {block.delay}) % {hist}.shape[0]"
             if not proj.sparse:
-                calls["deliver"].append(f"    deliver_dense({cnt}, {idx}, {slot}, {weight}, {target})")
+                deliver.append(f"    deliver_dense({cnt}, {idx}, {slot}, {weight}, {target})")
                 continue
             indptr = arg(f"j{j}_b{q}_indptr", lambda pr=proj, q=q: arrays(pr, f"indptr:{q}"))
             if block.positions is None:
-                calls["deliver"].append(f"    deliver_csr({cnt}, {idx}, {slot}, {indptr}, {indices}, "
-                                        f"{weight}, {target})")
+                deliver.append(f"    deliver_csr({cnt}, {idx}, {slot}, {indptr}, {indices}, "
+                               f"{weight}, {target})")
             else:
                 pos = arg(f"j{j}_b{q}_pos", lambda pr=proj, q=q: arrays(pr, f"positions:{q}"))
-                calls["deliver"].append(f"    deliver_csr_positions({cnt}, {idx}, {slot}, {indptr}, "
-                                        f"{pos}, {indices}, {weight}, {target})")
+                deliver.append(f"    deliver_csr_positions({cnt}, {idx}, {slot}, {indptr}, "
+                               f"{pos}, {indices}, {weight}, {target})")
 
     if compiled_rules is not None:
         emitter = RuleEmitter(net, ft, arg, pid)
-        for m, mod in enumerate(net.modulators):
-            emitter.modulator(m, mod)
+        mod_lines = emitter.modulators(net.modulators)
+        if mod_lines:
+            code[("traces", id(net.modulators))] = mod_lines
         for r, rule in enumerate(compiled_rules):
-            emitter.rule(r, rule)
-        calls["traces"], calls["rules"] = emitter.traces, emitter.rules
+            code[("traces", id(rule))], code[("rules", id(rule))] = emitter.rule(r, rule)
         rule_src = kernel_functions([(fn, name) for name, fn in emitter.hooks.items()])
         rule_fns = [text.replace("def RULE(", f"def {name}(") for text, name in emitter.functions.items()]
     else:
@@ -271,15 +275,16 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         if isinstance(mon, SpikeMonitor):
             k = pid[mon.population.name]
             ev = [arg(f"m{m}_ev{j}", lambda mo=mon, j=j: mo._events[j]) for j in range(4)]
-            calls["monitors"].append(f"    record_events(p{k}_cnt, p{k}_idx, t % p{k}_hist.shape[0], t, "
-                                     f"{', '.join(ev)})")
+            code[("monitors", id(mon))] = [f"    record_events(p{k}_cnt, p{k}_idx, "
+                                           f"t % p{k}_hist.shape[0], t, {', '.join(ev)})"]
             # stop before a step whose spikes might not fit; the backend flushes and resumes
             guards.append(f"        if {ev[3]}[0] + p{k}_hist.shape[1] * p{k}_hist.shape[2] > "
                           f"{ev[0]}.shape[0]:\n            return t - t0")
         elif isinstance(mon, SpikeCounter):
             k = pid[mon.population.name]
             counts = arg(f"m{m}_counts", lambda mo=mon: mo.counts.numpy())
-            calls["monitors"].append(f"    count_spikes(p{k}_cnt, p{k}_idx, t % p{k}_hist.shape[0], {counts})")
+            code[("monitors", id(mon))] = [f"    count_spikes(p{k}_cnt, p{k}_idx, t % p{k}_hist.shape[0], "
+                                           f"{counts})"]
         elif isinstance(mon, StateMonitor):
             k = pid[mon.population.name]
             neurons = arg(f"m{m}_neurons", lambda mo=mon: arrays(mo, "neurons"))
@@ -291,15 +296,27 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
                 buf = arg(f"m{m}_buf_{v}", lambda mo=mon, v=v: arrays(mo, f"buf:{v}"))
                 src = (f"p{k}_s_{v}" if v in mon.population.state else f"p{k}_in_{v}")
                 lines.append(f"        record_state({src}, {neurons}, {buf}, row)")
-            calls["monitors"].append("\n".join(lines))
+            code[("monitors", id(mon))] = ["\n".join(lines)]
         # weight monitors are recorded from Python at the ends of compiled slices
+
+    # (comments carry the entry's number, not its name: networks of one shape share kernels)
+    for e, (phase, _, kind, obj) in enumerate(net._schedule.entries()):
+        lines = code.pop((phase, id(obj)), None) if obj is not None else None
+        if lines is None:  # run from Python: before the step (inputs) or after it
+            where = "before" if phase == "inputs" else "after"
+            calls[phase].append(f"    # schedule {e}: {phase} {kind} [from Python, {where} the step]")
+            continue
+        calls[phase].append(f"    # schedule {e}: {phase} {kind}")
+        calls[phase].extend(lines)
+    if code:
+        raise RuntimeError(f"generated code outside the schedule: {sorted(k[0] for k in code)}")
 
     all_args = ", ".join(name for name, _ in args)
     phase_fns = []
     if profile:  # one function per phase, so that Python can time each
         for phase, body in calls.items():
             phase_fns.append(f"@njit(cache=True)\ndef phase_{phase}(t, t0, {all_args}):\n"
-                             + ("\n".join(body) if body else "    pass") + "\n")
+                             + "\n".join(body + ["    pass"]) + "\n")
         step_body = "".join(f"        phase_{phase}(t, t0, {all_args})\n" for phase in calls)
     else:  # phases written into the step loop: fewer functions to compile
         step_body = "".join(textwrap.indent(line, "    ") + "\n"
@@ -307,7 +324,7 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
     run = (f"@njit(cache=True, nogil=True)\ndef run(t0, n_steps, {all_args}):\n"
            + "\n".join(rebuild) + "\n"
            "    for t in range(t0, t0 + n_steps):\n" + "".join(g + "\n" for g in guards)
-           + (step_body or "        pass\n")  # a network without populations still counts steps
+           + step_body + "        pass\n"  # a network without populations still counts steps
            + "    return n_steps\n")
     header = (
         "# Generated by neurosim.backends.numba_codegen from the models' update functions.\n"

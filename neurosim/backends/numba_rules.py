@@ -117,8 +117,18 @@ class RuleEmitter:
         return self.arg(name, lambda: getter().detach().numpy().reshape(-1))
 
     # -- modulators ----------------------------------------------------------------------
-    def modulator(self, m: int, mod: Any) -> None:
-        if mod.dynamic:
+    def modulators(self, mods: Any) -> list[str]:
+        """Lines stepping every modulator, in registration order (as ``Modulators.step``:
+        dynamic ones first, then those derived from others)."""
+        start = len(self.traces)
+        for m, mod in enumerate(mods):
+            self.modulator(m, mod, derived=False)
+        for m, mod in enumerate(mods):
+            self.modulator(m, mod, derived=True)
+        return self.traces[start:]
+
+    def modulator(self, m: int, mod: Any, derived: bool) -> None:
+        if mod.dynamic and not derived:
             value = self.arg(f"mod{m}_value", lambda mo=mod: mo.value.numpy().reshape(-1))
             decay = self.scalar(f"mod{m}_decay", lambda mo=mod: mo.decay)
             base = self.scalar(f"mod{m}_base", lambda mo=mod: mo.baseline)
@@ -131,7 +141,7 @@ class RuleEmitter:
             else:
                 self.traces.append(f"    step_modulator({value}, {decay}, {base}, False, p0_cnt, "
                                    f"0, 1, {decay})")
-        if mod.feedback is not None:
+        if mod.feedback is not None and derived:
             out = self.arg(f"mod{m}_rows", lambda mo=mod: mo.value.numpy().reshape(-1, mo.size))
             src, matrix = mod.feedback
             source = self.arg(f"mod{m}_src", lambda s=src: s.value.numpy().reshape(-1, s.size))
@@ -139,8 +149,13 @@ class RuleEmitter:
             self.traces.append(f"    linear_signal({out}, {mat}, {source})")
 
     # -- rules ----------------------------------------------------------------------------
-    def rule(self, r: int, rule: Any) -> None:
-        """Emit the compiled form of declared ``rule``."""
+    def rule(self, r: int, rule: Any) -> tuple[list[str], list[str]]:
+        """Emit the compiled form of declared ``rule``: (traces lines, rules lines)."""
+        t0, r0 = len(self.traces), len(self.rules)
+        self._rule(r, rule)
+        return self.traces[t0:], self.rules[r0:]
+
+    def _rule(self, r: int, rule: Any) -> None:
         code = RuleCode(rule, self.ft)
         bound: list[tuple[str, str]] = []  # (name inside the function, argument of run)
         proj = rule.projection
@@ -198,7 +213,7 @@ class RuleEmitter:
                 continue
             text = (f"@njit(cache=True)\ndef RULE(t, {params}):\n"
                     f"    ps = (t - {delay}) % ph.shape[0]\n    qs = t % qh.shape[0]\n"
-                    f"    B = ph.shape[1]\n    ZERO = FT(0.0)\n" + body)
+                    f"    B = {batch}  # known when the kernel is generated: loops over rows unroll\n    ZERO = FT(0.0)\n" + body)
             if text not in self.functions:
                 self.functions[text] = f"rule_{phase}_{type(rule).__name__}_{len(self.functions)}"
             call = f"{self.functions[text]}(t, {values})"
