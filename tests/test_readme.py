@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def examples_with_output() -> list[tuple[str, str]]:
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as fh:
         text = fh.read()
-    pattern = re.compile(r"( *)```python\n(.*?)\n *```\n(?:[^`]*?\n)?( *)```text\n(.*?)\n *```",
+    pattern = re.compile(r"( *)```python\n((?:(?!```).)*?)\n *```\n(?:[^`]*?\n)?( *)```text\n(.*?)\n *```",
                          re.S)
     found = []
     for m in pattern.finditer(text):

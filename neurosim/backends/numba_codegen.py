@@ -73,10 +73,16 @@ def kernel_source(fn: Callable[..., Any], new_name: str) -> tuple[str, list[Call
     """Compiled-scalar source of a kernel function and the helpers it calls."""
     helpers = [fn.__globals__[n] for n in fn.__code__.co_names
                if getattr(fn.__globals__.get(n), "__neurosim_kernel__", False)]
-    tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError) as exc:
+        raise ValueError(f"{fn.__qualname__}: the numba backend compiles a kernel from its source, "
+                         "which Python cannot find (was it defined in an interactive session?); "
+                         "define it in a file, or use backend='torch'") from exc
+    tree = ast.parse(textwrap.dedent(source))
     func = tree.body[0]
     if not isinstance(func, ast.FunctionDef):
-        raise TypeError(f"{fn.__qualname__}: a kernel must be a plain function")
+        raise TypeError(f"{fn.__qualname__}: a kernel must be a plain function (def, not lambda)")
     func.decorator_list = []
     func.name = new_name
     func.returns = None
