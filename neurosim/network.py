@@ -350,7 +350,12 @@ class Network:
             sched.add("traces", f"{name} {rule.schedule_label('traces')}", rule.update_traces,
                       "rule traces", rule)
         for name, rule in self.rules.items():
-            sched.add("rules", f"{name} {rule.schedule_label('rules')}", rule.apply, "rule apply", rule)
+            if rule.apply_at is None:
+                sched.add("rules", f"{name} {rule.schedule_label('rules')}", rule.apply,
+                          "rule apply", rule)
+            else:
+                sched.events.setdefault(rule.apply_at, []).append(
+                    f"{name} {rule.schedule_label('rules')}")
         for key, mon in self.monitors.items():
             sched.add("monitors", key, mon.record, "python" if mon.records_from_python else "monitor",
                       mon)
@@ -565,6 +570,19 @@ class Network:
         from neurosim.log_reader import LogReader
 
         return LogReader(self.log if isinstance(self.log, MemoryLog) else self.log.path)
+
+    def trigger(self, event: str) -> None:
+        """Fire ``event`` (e.g. ``"end_of_sample"``): rules with ``apply_at=event`` apply
+        their change now, once, from the state the last step left (on every backend, as
+        tensor code on the same arrays; it runs once per event, not per step)."""
+        from neurosim.rules.base import EVENTS
+
+        if event not in EVENTS:
+            raise ValueError(f"trigger: unknown event {event!r}; known: {list(EVENTS)}")
+        self._prepare()
+        for rule in self.rules.values():
+            if rule.apply_at == event:
+                rule.apply(self.clock.step - 1, event=True)
 
     def reset_state(self) -> None:
         """Put every population back to its initial state and clear spikes in flight.

@@ -48,6 +48,8 @@ class Schedule:
         self.phases = [Phase(name, doc) for name, doc in self.ORDER]
         #: what a backend does differently (e.g. rules run from Python between compiled steps)
         self.notes: list[str] = []
+        #: rules applied when an event fires (``net.trigger``), not in the step
+        self.events: dict[str, list[str]] = {}
 
     def __getitem__(self, name: str) -> Phase:
         for phase in self.phases:
@@ -71,13 +73,15 @@ class Schedule:
                 for m, (kind, obj) in zip(p.members, p.entries)]
 
     def as_list(self) -> list[dict[str, Any]]:
-        return [{"phase": p.name, "does": p.doc, "members": list(p.members)} for p in self.phases]
+        return ([{"phase": p.name, "does": p.doc, "members": list(p.members)} for p in self.phases]
+                + [{"event": e, "members": list(m)} for e, m in self.events.items()])
 
     def __str__(self) -> str:
         lines = ["step schedule:"]
         for i, p in enumerate(self.phases, 1):
             members = ", ".join(p.members) if p.members else "(nothing)"
             lines.append(f"  {i}. {p.name:<9} {p.doc}: {members}")
+        lines += [f"  on {event}: {', '.join(members)}" for event, members in self.events.items()]
         lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 

@@ -229,3 +229,40 @@ def test_the_schedule_is_what_the_numba_kernel_runs_in_that_order():
         assert python == (kind == "python"), member
     assert sum(python for _, _, python in seen) == 3
     assert "note" not in str(net.schedule)  # nothing falls back to Python
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_a_rule_applied_at_the_end_of_each_sample(backend):
+    """Eligibility follows every step; the weights change only when present() ends a
+    presentation, by lr * dt * M * e from the eligibility at that moment."""
+    from neurosim.datasets import present
+
+    net = ns.Network(dt=0.5, seed=4, backend=backend, batch=2)
+    net.modulators.add("error", size=5, per_sample=True)
+    net.modulators.set("error", torch.tensor([[1.0, -1.0, 0.5, 0.0, 2.0], [-0.5, 1.0, 0.0, 1.0, 1.0]]))
+    src = net.population(16, ns.PoissonSource(rate=0.0), name="src")
+    out = net.population(5, ns.LIF(i_bias=20.0), name="out")
+    proj = net.projection(src, out, weight=0.5, sparse=False)
+    rule = net.add_rule(proj, rules.RewardModulatedSTDP(modulator="error", lr=0.05, w_min=-5.0,
+                                                        w_max=5.0, apply_at="end_of_sample"))
+    assert "on end_of_sample: src_out.RewardModulatedSTDP" in str(net.schedule)
+    images = np.random.default_rng(0).random((4, 16)) * 255.0  # pixel values
+    seen = []
+    original = net.trigger
+
+    def spy(event):
+        seen.append((net.clock.step, proj.weight.clone(), rule.eligibility.clone()))
+        original(event)
+        seen[-1] += (proj.weight.clone(),)
+
+    net.trigger = spy
+    for _ in present(net, src, images, duration_ms=50.0, rest_ms=20.0):
+        pass
+    assert [s for s, *_ in seen] == [100, 240]  # after each presentation of each batch
+    m = net.modulators.get("error")
+    for step, before, e, after in seen:
+        assert np.abs(e.numpy()).max() > 0
+        expected = before + 0.05 * 0.5 * (m[:, None, :] * e).sum(0)
+        torch.testing.assert_close(after, expected.clamp(-5.0, 5.0))
+    # between events the weights stay as the last event left them
+    torch.testing.assert_close(seen[1][1], seen[0][3])

@@ -271,7 +271,9 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         if mod_lines:
             code[("traces", id(net.modulators))] = mod_lines
         for r, rule in enumerate(compiled_rules):
-            code[("traces", id(rule))], code[("rules", id(rule))] = emitter.rule(r, rule)
+            code[("traces", id(rule))], rules_lines = emitter.rule(r, rule)
+            if rule.apply_at is None:  # else it applies from Python when its event fires
+                code[("rules", id(rule))] = rules_lines
         rule_src = kernel_functions([(fn, name) for name, fn in emitter.hooks.items()])
         rule_fns = [text.replace("def RULE(", f"def {name}(") for text, name in emitter.functions.items()]
     else:

@@ -208,7 +208,9 @@ class RuleEmitter:
         params = ", ".join(local for local, _ in bound)
         values = ", ".join(value for _, value in bound)
         delay = proj.min_delay
-        for phase, body in (("traces", code.traces_body()), ("rules", code.rules_body())):
+        # a rule applied at an event runs its rules phase from Python when the event fires
+        rules_body = code.rules_body() if rule.apply_at is None else ""
+        for phase, body in (("traces", code.traces_body()), ("rules", rules_body)):
             if not body:
                 continue
             text = (f"@njit(cache=True)\ndef RULE(t, {params}):\n"

@@ -144,10 +144,10 @@ class TorchRule:
                 acc = self._row_terms(b, t, params, acc, per_step=False)
             e.copy_(e * rule.decay_e + (acc * mask if mask is not None else acc))
 
-    def apply(self, t: int) -> None:
-        """Rules phase: the new weights (on the rule's steps, when it is learning)."""
+    def apply(self, t: int, force: bool = False) -> None:
+        """Rules phase: the new weights (on the rule's steps or ``force``, when learning)."""
         rule, recipe, proj = self.rule, self.recipe, self.proj
-        if t % rule.every or not rule.learning:
+        if (t % rule.every and not force) or not rule.learning:
             return
         params = self._params()
         w = proj.weight

@@ -34,7 +34,9 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
     Diehl & Cook (2015) do (fewer than 5 spikes: +32 Hz). Yields
     ``(sample_indices, counts)``: each counter's name to the spike counts of its
     rows' last presentation (only real samples: a last, partial batch is padded
-    with silent rows). Learning rules keep running throughout; freeze them
+    with silent rows). After each presentation (before the rest) it fires the
+    ``end_of_sample`` event: rules with ``apply_at="end_of_sample"`` apply then.
+    Learning rules keep running throughout; freeze them
     (``rule.learning = False``) to evaluate. ``desc`` names the phase on the
     progress bar (e.g. ``"train"``, ``"test"``).
     """
@@ -75,6 +77,7 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
                     counter.reset()
                 source.set_parameters(rate=rates)
                 net.run(duration_ms, progress=False)
+                net.trigger("end_of_sample")  # rules with apply_at="end_of_sample" apply now
                 for counter in counters:
                     counts[counter.name][rows] = counter.counts[rows].to(counts[counter.name].device)
                 if rest_ms > 0:

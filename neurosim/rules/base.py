@@ -41,6 +41,12 @@ if TYPE_CHECKING:
     from neurosim.projection import Projection
 
 
+#: events a rule can be applied at instead of every few steps (``Rule(apply_at=...)``):
+#: ``end_of_sample`` fires after each presentation of ``datasets.present`` (before the rest),
+#: or whenever a script calls ``net.trigger("end_of_sample")``
+EVENTS = ("end_of_sample",)
+
+
 class SpikeTrace:
     r"""An exponentially decaying trace of spikes, one per neuron and batch row.
 
@@ -96,6 +102,9 @@ class Rule:
         learning: False freezes the rule (weights do not change); toggle any time.
         as_gradient: instead of changing the weights, subtract ``dw`` from
             ``projection.weight.grad`` so that a torch optimiser applies it.
+        apply_at: ``"end_of_sample"``: apply the change once whenever that event fires
+            (after each presentation of ``datasets.present``, or ``net.trigger``), not
+            every ``every`` steps; traces and eligibility still follow every step.
     """
 
     #: the post population must spike (not a spike generator)
@@ -105,7 +114,8 @@ class Rule:
     continuous: bool = False
 
     def __init__(self, *, lr: float = 1.0, w_min: float = 0.0, w_max: float = math.inf,
-                 every: int = 1, learning: bool = True, as_gradient: bool = False) -> None:
+                 every: int = 1, learning: bool = True, as_gradient: bool = False,
+                 apply_at: str | None = None) -> None:
         name = type(self).__name__
         if not math.isfinite(lr):
             raise ValueError(f"{name}: lr must be finite")
@@ -115,6 +125,11 @@ class Rule:
             raise ValueError(f"{name}: 'every' must be a positive integer of steps, got {every!r}")
         self.lr, self.w_min, self.w_max, self.every = float(lr), float(w_min), float(w_max), every
         self.learning, self.as_gradient = bool(learning), bool(as_gradient)
+        if apply_at not in (None, *EVENTS):
+            raise ValueError(f"{name}: apply_at must be None (every 'every' steps) or one of "
+                             f"{list(EVENTS)}, got {apply_at!r}")
+        #: None: apply every ``every`` steps; an event name: apply when the network fires it
+        self.apply_at = apply_at
         self.projection: "Projection | None" = None
         self.net: "Network | None" = None
         self.name = name
@@ -215,7 +230,8 @@ class Rule:
         hooks = [h for h in ("on_pre", "on_post", "per_step", "gate", "column", "on_apply")
                  if getattr(recipe, h) is not None and not (recipe.eligibility is not None
                                                             and h in ("on_pre", "on_post"))]
-        when = f"every {self.every} steps" if self.every > 1 else "every step"
+        when = (f"at {self.apply_at}" if self.apply_at else
+                f"every {self.every} steps" if self.every > 1 else "every step")
         mode = ", as gradient" if self.as_gradient else ""
         return f"({', '.join(hooks)}; {when}{mode})"
 
@@ -343,11 +359,14 @@ class Rule:
         Continuous rules multiply by this (one Python float, so every backend rounds alike)."""
         return self.lr * self.step_scale
 
-    def apply(self, t: int) -> None:
-        if self.declared is not None:
-            self.torch_form.apply(t)
+    def apply(self, t: int, event: bool = False) -> None:
+        """Rules phase of step ``t`` (``event``: the event the rule waits for fired)."""
+        if (self.apply_at is not None) != event:
             return
-        if t % self.every:
+        if self.declared is not None:
+            self.torch_form.apply(t, force=event)
+            return
+        if t % self.every and not event:
             return
         dw = self.weight_change(t)
         if dw is None or not self.learning:
@@ -368,4 +387,5 @@ class Rule:
     def describe(self) -> dict[str, Any]:
         return {"rule": type(self).__name__, "name": self.name, "projection": self.projection.name,
                 "lr": self.lr, "w_min": self.w_min, "w_max": self.w_max, "every": self.every,
-                "learning": self.learning, "as_gradient": self.as_gradient}
+                "learning": self.learning, "as_gradient": self.as_gradient,
+                "apply_at": self.apply_at}

@@ -30,8 +30,9 @@ class WeightNormalization(Rule):
 
     needs_spiking_post = False
 
-    def __init__(self, total: float, *, every: int = 1, learning: bool = True) -> None:
-        super().__init__(every=every, learning=learning, w_min=-float("inf"))
+    def __init__(self, total: float, *, every: int = 1, learning: bool = True,
+                 apply_at: str | None = None) -> None:
+        super().__init__(every=every, learning=learning, w_min=-float("inf"), apply_at=apply_at)
         if not (total == total) or total in (float("inf"), -float("inf")):
             raise ValueError("WeightNormalization: total must be finite")
         self.total = float(total)
