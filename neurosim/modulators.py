@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from neurosim.derived_signals import CountError, Derived, PopulationRate, Product, Sigmoid
+
 if TYPE_CHECKING:
     from neurosim.network import Network
     from neurosim.population import Population
@@ -51,12 +53,16 @@ class Modulator:
         self.baseline = float(baseline)  # the level it decays to (tonic dopamine)
         self.driver: tuple["Population", float] | None = None
         self.feedback: tuple["Modulator", torch.Tensor] | None = None
+        #: how the value is computed from other signals or spikes (neurosim.derived_signals)
+        self.derived: Derived | None = None
 
     def current(self) -> torch.Tensor:
         """The value now (a random-feedback modulator is recomputed from its source)."""
         if self.feedback is not None:
             source, matrix = self.feedback
             self.value.copy_(linear_map(matrix, source.current()))
+        elif self.derived is not None and not self.derived.stateful:
+            self.derived.compute(self.value)
         return self.value
 
     @property
@@ -78,7 +84,8 @@ class Modulator:
         return {"name": self.name, "size": self.size, "per_sample": self.per_sample,
                 "tau_ms": self.tau_ms, "baseline": self.baseline,
                 "driven_by": self.driver[0].name if self.driver else None,
-                "random_feedback_from": self.feedback[0].name if self.feedback else None}
+                "random_feedback_from": self.feedback[0].name if self.feedback else None,
+                "derived": self.derived.describe() if self.derived else None}
 
 
 class Modulators:
@@ -152,6 +159,71 @@ class Modulators:
         mod.feedback = (src, torch.as_tensor(matrix, dtype=mod.value.dtype, device=mod.value.device))
         return mod
 
+    # -- derived signals (computed in the step; see neurosim.derived_signals) ---------------
+    def _derived(self, name: str, shape: tuple[int, ...], derived: Derived) -> Modulator:
+        size = shape[-1] if shape else None
+        mod = self.add(name, size=size, per_sample=len(shape) == 2)
+        if tuple(mod.value.shape) != shape:
+            del self._items[name]
+            raise ValueError(f"modulator '{name}': shape {shape} is not (), (n,) or (batch, n)")
+        mod.derived = derived
+        derived.reset(mod.value) if derived.stateful else derived.compute(mod.value)
+        return mod
+
+    def add_product(self, name: str, a: str, b: str) -> Modulator:
+        """A signal ``a * b`` (broadcast: a scalar times a vector, a vector per sample...)."""
+        ma, mb = self[a], self[b]
+        try:
+            shape = tuple(torch.broadcast_shapes(ma.value.shape, mb.value.shape))
+        except RuntimeError:
+            raise ValueError(f"modulator '{name}': '{a}' {tuple(ma.value.shape)} and '{b}' "
+                             f"{tuple(mb.value.shape)} do not broadcast") from None
+        return self._derived(name, shape, Product(ma, mb))
+
+    def add_sigmoid(self, name: str, source: str, *, gain: float = 1.0,
+                    threshold: float = 0.0) -> Modulator:
+        """A gate ``1 / (1 + exp(-gain * (source - threshold)))`` between 0 and 1."""
+        src = self[source]
+        return self._derived(name, tuple(src.value.shape), Sigmoid(src, gain, threshold))
+
+    def add_rate(self, name: str, population: "Population", *, tau_ms: float = 50.0,
+                 per_neuron: bool = False) -> Modulator:
+        """``population``'s firing rate in Hz, filtered with ``tau_ms``: one value (all
+        neurons and samples) or, with ``per_neuron``, one per sample and neuron."""
+        self._net._check_own(population, f"modulator '{name}': add_rate")
+        shape = (population.batch, population.n) if per_neuron else ()
+        return self._derived(name, shape, PopulationRate(population, tau_ms, self._net.dt,
+                                                         per_neuron))
+
+    def add_count_error(self, name: str, population: "Population", *,
+                        scale: float = 1.0) -> Modulator:
+        """Per sample and neuron, ``target - scale * count``: the error of ``population``'s
+        spike counts since the sample began (``net.reset_state()``) against a target set
+        with :meth:`set_target` (e.g. a label's expected count). Shape ``(batch, n)``."""
+        self._net._check_own(population, f"modulator '{name}': add_count_error")
+        return self._derived(name, (population.batch, population.n),
+                             CountError(population, scale, self._net.dtype))
+
+    def set_target(self, name: str, target: np.ndarray | torch.Tensor) -> None:
+        """The target of a count-error signal, ``(batch, n)`` (or ``(n,)`` for every sample)."""
+        mod = self[name]
+        if not isinstance(mod.derived, CountError):
+            raise ValueError(f"modulator '{name}' is not a count-error signal (add_count_error)")
+        value = torch.as_tensor(target, dtype=mod.value.dtype, device=mod.value.device)
+        if value.shape not in (mod.value.shape, mod.value.shape[-1:]):
+            raise ValueError(f"modulator '{name}': target must have shape {tuple(mod.value.shape)} "
+                             f"or ({mod.value.shape[-1]},), got {tuple(value.shape)}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"modulator '{name}': target contains NaN or inf")
+        mod.derived.target.copy_(value.expand_as(mod.value))
+        mod.value.copy_(mod.derived.target - mod.derived.scale * mod.derived.counts)
+
+    def reset(self) -> None:
+        """A new sample: stateful derived signals (rates, count errors) start again."""
+        for mod in self._items.values():
+            if mod.derived is not None and mod.derived.stateful:
+                mod.derived.reset(mod.value)
+
     def __getitem__(self, name: str) -> Modulator:
         if name not in self._items:
             known = ", ".join(repr(k) for k in self._items) or "none"
@@ -176,6 +248,8 @@ class Modulators:
         mod = self[name]
         if mod.feedback is not None:
             raise ValueError(f"modulator '{name}' is computed from '{mod.feedback[0].name}'; set that")
+        if mod.derived is not None:
+            raise ValueError(f"modulator '{name}' is computed ({mod.derived.kind}); set its sources")
         value = torch.as_tensor(value, dtype=mod.value.dtype, device=mod.value.device)
         if value.shape != mod.value.shape and value.dim() != 0 and value.shape != mod.value.shape[-1:]:
             raise ValueError(f"modulator '{name}' has shape {tuple(mod.value.shape)}, got "
@@ -196,16 +270,19 @@ class Modulators:
 
     @property
     def derived(self) -> bool:
-        """Whether some modulator is computed from another (random feedback)."""
-        return any(m.feedback is not None for m in self._items.values())
+        """Whether some modulator is computed from others or from spikes."""
+        return any(m.feedback is not None or m.derived is not None for m in self._items.values())
 
     def step(self, t: int) -> None:
-        """Decay and drive the dynamic modulators, then recompute the derived ones."""
+        """Decay and drive the dynamic modulators and follow this step's spikes (rates,
+        count errors), then recompute those derived from other signals, in order."""
         for mod in self._items.values():
             if mod.dynamic:
                 mod.step(t)
+            if mod.derived is not None and mod.derived.stateful:
+                mod.derived.update(mod.value)
         for mod in self._items.values():
-            if mod.feedback is not None:
+            if mod.feedback is not None or (mod.derived is not None and not mod.derived.stateful):
                 mod.current()
 
     def describe(self) -> list[dict[str, Any]]:

@@ -595,6 +595,7 @@ class Network:
             pop.reset()
         for rule in self.rules.values():
             rule.reset()
+        self.modulators.reset()
 
     # -- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -342,7 +342,8 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         "from numba import njit, prange\n"
         "from neurosim.backends.numba_kernels import (where, list_spikes, rebuild_spike_lists, deliver_csr,\n"
         "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes)\n"
-        "from neurosim.backends.numba_rules import update_trace, decay_array, step_modulator, linear_signal\n"
+        "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator,\n"
+        "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal)\n"
         "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
         f"FT = np.{ft}\n"
         "exp = np.exp\n\n")

@@ -84,6 +84,50 @@ def linear_signal(out, matrix, source):
             out[b, k] = acc
 
 
+@njit(cache=True)
+def product_signal(out, a, b):
+    """``out = a * b`` on 2-D views, broadcasting rows and columns of length 1."""
+    for r in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            out[r, k] = a[r % a.shape[0], k % a.shape[1]] * b[r % b.shape[0], k % b.shape[1]]
+
+
+@njit(cache=True)
+def sigmoid_signal(out, x, gain, threshold):
+    one = out.dtype.type(1.0)
+    for k in range(out.shape[0]):
+        out[k] = one / (one + np.exp(-(gain * (x[k] - threshold))))
+
+
+@njit(cache=True)
+def rate_signal(value, decay, scale, per_neuron, cnt, idx, slot, n_total):
+    """Filtered firing rate: per neuron and row (``value`` is (batch, n)) or of the
+    whole population (``value`` is (1, 1))."""
+    if per_neuron:
+        for b in range(value.shape[0]):
+            for i in range(value.shape[1]):
+                value[b, i] = value[b, i] * decay
+            for k in range(cnt[slot, b]):
+                i = idx[slot, b, k]
+                value[b, i] = value[b, i] + scale  # value * decay + 1 * scale
+        return
+    total = 0
+    for b in range(cnt.shape[1]):
+        total += cnt[slot, b]
+    fired = value.dtype.type(total) / value.dtype.type(n_total)
+    value[0, 0] = value[0, 0] * decay + fired * scale
+
+
+@njit(cache=True)
+def count_error_signal(value, counts, target, scale, cnt, idx, slot):
+    for b in range(counts.shape[0]):
+        for k in range(cnt[slot, b]):
+            i = idx[slot, b, k]
+            counts[b, i] += counts.dtype.type(1.0)
+        for i in range(counts.shape[1]):
+            value[b, i] = target[b, i] - scale * counts[b, i]
+
+
 # -- code generation ------------------------------------------------------------------------
 class RuleEmitter:
     """Writes the compiled code of the rules and modulators of one network.
@@ -141,12 +185,48 @@ class RuleEmitter:
             else:
                 self.traces.append(f"    step_modulator({value}, {decay}, {base}, False, p0_cnt, "
                                    f"0, 1, {decay})")
+        d = mod.derived
+        if d is not None and d.stateful == (not derived):
+            self._derived_signal(m, mod)
         if mod.feedback is not None and derived:
             out = self.arg(f"mod{m}_rows", lambda mo=mod: mo.value.numpy().reshape(-1, mo.size))
             src, matrix = mod.feedback
             source = self.arg(f"mod{m}_src", lambda s=src: s.value.numpy().reshape(-1, s.size))
             mat = self.arg(f"mod{m}_matrix", lambda mo=mod: mo.feedback[1].numpy())
             self.traces.append(f"    linear_signal({out}, {mat}, {source})")
+
+    def _derived_signal(self, m: int, mod: Any) -> None:
+        from neurosim.derived_signals import CountError, PopulationRate, Product, Sigmoid
+
+        d = mod.derived
+        rows = lambda mo: mo.value.numpy().reshape(-1, mo.value.shape[-1] if mo.value.dim() else 1)  # noqa: E731
+        out = self.arg(f"mod{m}_out", lambda mo=mod: rows(mo))
+        if isinstance(d, Product):
+            a = self.arg(f"mod{m}_a", lambda s=d.a: rows(s))
+            b = self.arg(f"mod{m}_b", lambda s=d.b: rows(s))
+            self.traces.append(f"    product_signal({out}, {a}, {b})")
+        elif isinstance(d, Sigmoid):
+            flat = self.arg(f"mod{m}_flat", lambda mo=mod: mo.value.numpy().reshape(-1))
+            x = self.arg(f"mod{m}_x", lambda s=d.source: s.value.numpy().reshape(-1))
+            gain = self.scalar(f"mod{m}_gain", lambda dd=d: dd.gain)
+            threshold = self.scalar(f"mod{m}_threshold", lambda dd=d: dd.threshold)
+            self.traces.append(f"    sigmoid_signal({flat}, {x}, {gain}, {threshold})")
+        elif isinstance(d, PopulationRate):
+            k = self.pid[d.population.name]
+            decay = self.scalar(f"mod{m}_decay", lambda dd=d: dd.decay)
+            scale = self.scalar(f"mod{m}_scale", lambda dd=d: dd.scale)
+            pop = d.population
+            self.traces.append(f"    rate_signal({out}, {decay}, {scale}, {d.per_neuron}, p{k}_cnt, "
+                               f"p{k}_idx, t % p{k}_hist.shape[0], {pop.batch * pop.n})")
+        elif isinstance(d, CountError):
+            k = self.pid[d.population.name]
+            counts = self.arg(f"mod{m}_counts", lambda dd=d: dd.counts.numpy())
+            target = self.arg(f"mod{m}_target", lambda dd=d: dd.target.numpy())
+            scale = self.scalar(f"mod{m}_scale", lambda dd=d: dd.scale)
+            self.traces.append(f"    count_error_signal({out}, {counts}, {target}, {scale}, p{k}_cnt, "
+                               f"p{k}_idx, t % p{k}_hist.shape[0])")
+        else:
+            raise TypeError(f"modulator '{mod.name}': no compiled form of {type(d).__name__}")
 
     # -- rules ----------------------------------------------------------------------------
     def rule(self, r: int, rule: Any) -> tuple[list[str], list[str]]:

@@ -1,0 +1,131 @@
+"""Signals computed from other signals or from a population's spikes, every step.
+
+A derived modulator is updated in the traces phase of each step, before the
+rules read it: on the torch backend by :meth:`Derived.update` / :meth:`Derived.compute`
+below, on the numba backend by compiled kernels of the same arithmetic (in
+:mod:`neurosim.backends.numba_rules`), so both give the same bits. Stateful ones
+(a population's rate, an error from spike counts) follow this step's spikes;
+pure ones (product, sigmoid gate) are recomputed from their sources after them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from neurosim.modulators import Modulator
+    from neurosim.population import Population
+
+
+class Derived:
+    """How a modulator's value is computed (see the module docstring)."""
+
+    #: True: updated from this step's spikes (first pass); False: from other signals
+    stateful = False
+    kind = "derived"
+
+    def update(self, value: torch.Tensor) -> None:
+        """Stateful signals: follow this step's spikes."""
+
+    def compute(self, value: torch.Tensor) -> None:
+        """Pure signals: recompute from the sources."""
+
+    def reset(self, value: torch.Tensor) -> None:
+        """At ``net.reset_state()`` (a new sample): stateful signals start again."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+class Product(Derived):
+    """``a * b``, broadcast (e.g. a global reward times a per-neuron attention signal)."""
+
+    kind = "product"
+
+    def __init__(self, a: "Modulator", b: "Modulator") -> None:
+        self.a, self.b = a, b
+
+    def compute(self, value: torch.Tensor) -> None:
+        value.copy_(self.a.current() * self.b.current())
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "of": [self.a.name, self.b.name]}
+
+
+class Sigmoid(Derived):
+    r"""A sigmoid gate :math:`1 / (1 + e^{-g (x - \theta)})` of another signal."""
+
+    kind = "sigmoid"
+
+    def __init__(self, source: "Modulator", gain: float, threshold: float) -> None:
+        if not (math.isfinite(gain) and math.isfinite(threshold)):
+            raise ValueError("sigmoid signal: gain and threshold must be finite")
+        self.source, self.gain, self.threshold = source, float(gain), float(threshold)
+
+    def compute(self, value: torch.Tensor) -> None:
+        x = self.source.current()
+        value.copy_(1.0 / (1.0 + torch.exp(-(self.gain * (x - self.threshold)))))
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "of": self.source.name, "gain": self.gain,
+                "threshold": self.threshold}
+
+
+class PopulationRate(Derived):
+    r"""A population's firing rate in Hz, filtered: :math:`r \leftarrow r\,d + s\,(1 - d)\,1000/\Delta t`
+    with :math:`d = e^{-\Delta t/\tau}` and :math:`s` the spikes (``per_neuron``: each
+    neuron and sample, ``(batch, n)``; else the fraction of all neurons and samples)."""
+
+    kind = "population rate"
+    stateful = True
+
+    def __init__(self, population: "Population", tau_ms: float, dt: float, per_neuron: bool) -> None:
+        if not (math.isfinite(tau_ms) and tau_ms > 0):
+            raise ValueError(f"rate signal: tau_ms must be a positive number, got {tau_ms!r}")
+        self.population, self.tau_ms, self.per_neuron = population, float(tau_ms), per_neuron
+        self.decay = math.exp(-dt / tau_ms)
+        self.scale = (1.0 - self.decay) * 1000.0 / dt  # Hz per spike per step
+
+    def update(self, value: torch.Tensor) -> None:
+        spikes = self.population.spikes.to(value.dtype)
+        # the fraction as count / n, the division the compiled kernel does
+        fired = spikes if self.per_neuron else spikes.sum() / float(spikes.numel())
+        value.copy_(value * self.decay + fired * self.scale)
+
+    def reset(self, value: torch.Tensor) -> None:
+        value.zero_()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "population": self.population.name, "tau_ms": self.tau_ms,
+                "per_neuron": self.per_neuron}
+
+
+class CountError(Derived):
+    """``target - scale * count`` per sample and neuron: the error of a population's spike
+    counts since the sample began (``net.reset_state()``) against a target that the
+    script sets per sample (``net.modulators.set_target``), e.g. a label's firing."""
+
+    kind = "count error"
+    stateful = True
+
+    def __init__(self, population: "Population", scale: float, dtype: torch.dtype) -> None:
+        if not math.isfinite(scale):
+            raise ValueError("count error signal: scale must be finite")
+        self.population, self.scale = population, float(scale)
+        p = population
+        self.counts = torch.zeros((p.batch, p.n), dtype=dtype, device=p.device)
+        self.target = torch.zeros_like(self.counts)
+
+    def update(self, value: torch.Tensor) -> None:
+        self.counts.add_(self.population.spikes.to(self.counts.dtype))
+        value.copy_(self.target - self.scale * self.counts)
+
+    def reset(self, value: torch.Tensor) -> None:
+        self.counts.zero_()
+        value.copy_(self.target)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "population": self.population.name, "scale": self.scale}
