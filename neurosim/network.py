@@ -28,6 +28,7 @@ from neurosim.population import InitSpec, Population
 from neurosim.projection import DelaySpec, Projection, WeightSpec
 from neurosim.recording.hdf5_log import HDF5Log
 from neurosim.recording.memory_log import MemoryLog
+from neurosim.rules.shared_traces import SharedTraces
 from neurosim.schedule import Schedule
 from neurosim.seeding import numpy_stream
 from neurosim.state_file import load_state_file, save_state_file
@@ -142,6 +143,8 @@ class Network:
         self.rules: dict[str, Any] = {}
         #: named neuromodulator signals that learning rules read (see neurosim.modulators)
         self.modulators = Modulators(self)
+        #: spike traces of declared rules, stored once per population side
+        self.shared_traces = SharedTraces()
         self.callbacks: list[tuple[Callable[["Network"], Any], int]] = []
         self.timings: dict[str, float] = {}
         self._schedule = Schedule()
@@ -289,6 +292,7 @@ class Network:
     def after_step_python(self, step: int) -> None:
         """Traces and rules phases done in Python (used by compiled backends)."""
         self.modulators.step(step)
+        self.shared_traces.update(step)
         for rule in self.rules.values():
             rule.update_traces(step)
         for rule in self.rules.values():
@@ -346,9 +350,13 @@ class Network:
                 sched.add("neurons", f"{pop.name} ({pop.model_name})", pop.step, "population", pop)
         if self.modulators.dynamic or self.modulators.derived:
             sched.add("traces", "modulators", self.modulators.step, "modulators", self.modulators)
+        if len(self.shared_traces):
+            sched.add("traces", self.shared_traces.describe(), self.shared_traces.update,
+                      "spike traces", self.shared_traces)
         for name, rule in self.rules.items():
-            sched.add("traces", f"{name} {rule.schedule_label('traces')}", rule.update_traces,
-                      "rule traces", rule)
+            if rule.has_step_work:
+                sched.add("traces", f"{name} {rule.schedule_label('traces')}", rule.update_traces,
+                          "rule traces", rule)
         for name, rule in self.rules.items():
             if rule.apply_at is None:
                 sched.add("rules", f"{name} {rule.schedule_label('rules')}", rule.apply,

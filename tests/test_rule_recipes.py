@@ -266,3 +266,14 @@ def test_a_rule_applied_at_the_end_of_each_sample(backend):
         torch.testing.assert_close(after, expected.clamp(-5.0, 5.0))
     # between events the weights stay as the last event left them
     torch.testing.assert_close(seen[1][1], seen[0][3])
+
+
+def test_rules_share_the_traces_of_the_same_spikes():
+    net, projs = every_rule("numba", 1, False)
+    declared = sum(len(r.declared.traces) for r in net.rules.values())
+    # Hebb, Oja, BCM (tau 50) share theirs; STDP's and the user rule's pre traces (tau 20/15)
+    # differ in tau or mode; every post trace follows the same population
+    assert len(net.shared_traces) < declared - 5
+    by_type = {type(r).__name__: r for r in net.rules.values()}
+    assert by_type["Hebb"].x_pre is by_type["Oja"].x_pre is by_type["BCM"].x_pre
+    assert "spike traces (" in str(net.schedule)

@@ -270,8 +270,12 @@ def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
         mod_lines = emitter.modulators(net.modulators)
         if mod_lines:
             code[("traces", id(net.modulators))] = mod_lines
+        if len(net.shared_traces):
+            code[("traces", id(net.shared_traces))] = emitter.shared_traces(net.shared_traces)
         for r, rule in enumerate(compiled_rules):
-            code[("traces", id(rule))], rules_lines = emitter.rule(r, rule)
+            traces_lines, rules_lines = emitter.rule(r, rule)
+            if rule.has_step_work:
+                code[("traces", id(rule))] = traces_lines
             if rule.apply_at is None:  # else it applies from Python when its event fires
                 code[("rules", id(rule))] = rules_lines
         rule_src = kernel_functions([(fn, name) for name, fn in emitter.hooks.items()])

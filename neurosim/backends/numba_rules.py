@@ -228,6 +228,19 @@ class RuleEmitter:
         else:
             raise TypeError(f"modulator '{mod.name}': no compiled form of {type(d).__name__}")
 
+    # -- spike traces ---------------------------------------------------------------------
+    def shared_traces(self, bank: Any) -> list[str]:
+        """Lines updating each shared spike trace once per step."""
+        lines = []
+        for q, (pop, delay, trace) in enumerate(bank.entries()):
+            k = self.pid[pop.name]
+            value = self.array(f"tr{q}_value", lambda tr=trace: tr.value)
+            before = self.array(f"tr{q}_before", lambda tr=trace: tr.before)
+            decay = self.scalar(f"tr{q}_decay", lambda tr=trace: tr.decay)
+            lines.append(f"    update_trace({value}, {before}, {decay}, {trace.mode == 'nearest'}, "
+                         f"p{k}_cnt, p{k}_idx, (t - {delay}) % p{k}_hist.shape[0])")
+        return lines
+
     # -- rules ----------------------------------------------------------------------------
     def rule(self, r: int, rule: Any) -> tuple[list[str], list[str]]:
         """Emit the compiled form of declared ``rule``: (traces lines, rules lines)."""
@@ -259,8 +272,6 @@ class RuleEmitter:
                                                          lambda ru=rule, n=trace.name: getattr(ru, n).value)))
             bound.append((f"tb_{trace.name}", self.array(f"r{r}_tb_{trace.name}",
                                                          lambda ru=rule, n=trace.name: getattr(ru, n).before)))
-            bound.append((f"td_{trace.name}", self.scalar(f"r{r}_td_{trace.name}",
-                                                          lambda ru=rule, n=trace.name: getattr(ru, n).decay)))
         for state in code.recipe.neuron_state:
             bound.append((f"st_{state.name}", self.array(f"r{r}_st_{state.name}",
                                                          lambda ru=rule, n=state.name: getattr(ru, n))))
@@ -464,10 +475,6 @@ class RuleCode:
     # -- phases -------------------------------------------------------------------------
     def traces_body(self) -> str:
         recipe, out = self.recipe, []
-        for tr in recipe.traces:
-            side = "pc, pi, ps" if tr.side == "pre" else "qc, qi, qs"
-            out.append(f"    update_trace(tv_{tr.name}, tb_{tr.name}, td_{tr.name}, "
-                       f"{tr.mode == 'nearest'}, {side})")
         for state in recipe.neuron_state:
             idx = "i" if state.side == "pre" else "j"
             hist = "ph" if state.side == "pre" else "qh"

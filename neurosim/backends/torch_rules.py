@@ -118,12 +118,10 @@ class TorchRule:
 
     # -- phases -------------------------------------------------------------------------
     def traces(self, t: int) -> None:
-        """Traces phase: traces, the rule's neuron state, eligibility (every step)."""
+        """Traces phase: the rule's neuron state and eligibility (every step; its spike
+        traces were updated before, once for every rule that reads them)."""
         rule, recipe = self.rule, self.recipe
-        pre, post = rule.pre_spikes(t), rule.post_spikes(t)
-        for trace in recipe.traces:
-            getattr(rule, trace.name).update(pre if trace.side == "pre" else post)
-        batch = pre.shape[0]
+        batch = rule.batch
         params = self._params() if self.updates or recipe.eligibility is not None else {}
         for state, fn, args in self.updates:
             acc = torch.zeros_like(getattr(rule, state.name))

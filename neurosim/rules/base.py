@@ -183,9 +183,10 @@ class Rule:
         p = self.projection
         for mod in recipe.signals.values():
             self.check_modulator(mod)
-        for trace in recipe.traces:
-            make = self.pre_trace if trace.side == "pre" else self.post_trace
-            setattr(self, trace.name, make(trace.tau_ms, trace.mode))
+        for trace in recipe.traces:  # stored once per population side (neurosim.rules.shared_traces)
+            pop, delay = (p.pre, p.min_delay) if trace.side == "pre" else (p.post, 0)
+            setattr(self, trace.name, self.net.shared_traces.get(
+                pop, delay, trace.tau_ms, trace.mode, self.batch, self.net.dt, p.device, p.dtype))
         for state in recipe.neuron_state:
             n = (p.pre if state.side == "pre" else p.post).n
             setattr(self, state.name, torch.full((n,), float(state.initial), dtype=p.dtype,
@@ -219,9 +220,8 @@ class Rule:
         recipe = self.declared
         if recipe is None:
             return "(python tensor code)"
-        if phase == "traces":
-            parts = [f"traces {','.join(t.name for t in recipe.traces)}"] if recipe.traces else []
-            parts += [f"state {s.name}" for s in recipe.neuron_state]
+        if phase == "traces":  # (its spike traces are updated with the shared ones)
+            parts = [f"state {s.name}" for s in recipe.neuron_state]
             if recipe.eligibility is not None:
                 parts.append("eligibility" + (" per sample" if self.eligibility_per_row else "")
                              + " <- " + ",".join(h for h in ("on_pre", "on_post")
@@ -234,6 +234,13 @@ class Rule:
                 f"every {self.every} steps" if self.every > 1 else "every step")
         mode = ", as gradient" if self.as_gradient else ""
         return f"({', '.join(hooks)}; {when}{mode})"
+
+    @property
+    def has_step_work(self) -> bool:
+        """Whether the rule does anything of its own in the traces phase (besides the
+        shared spike traces): neuron state, eligibility, or tensor code."""
+        recipe = self.declared
+        return recipe is None or bool(recipe.neuron_state) or recipe.eligibility is not None
 
     @property
     def torch_form(self) -> Any:
