@@ -36,27 +36,43 @@ class TorchRule:
         self.updates = [(s, bind(s.update, TORCH_MATH), rule.hook_arguments("update", s.update))
                         for s in self.recipe.neuron_state]
         self.zero = torch.zeros((), dtype=proj.dtype, device=proj.device)
+        # on the CPU, hooks are evaluated only where a spike arrived (finding those costs a
+        # host sync on a GPU, where one masked pass over all synapses is used instead)
+        self.touched_only = proj.device.type == "cpu"
 
     # -- values of hook arguments ---------------------------------------------------------
-    def _shape(self, value: torch.Tensor, side: str) -> torch.Tensor:
-        """A per-neuron vector laid out against the synapses."""
+    # ``sel`` picks the synapses a spike touched: ("rows", i) or ("cols", j) of a dense
+    # matrix, ("syn", s) of CSR synapses; None: every synapse
+    def _shape(self, value: torch.Tensor, side: str, sel: tuple[str, torch.Tensor] | None = None
+               ) -> torch.Tensor:
+        """A per-neuron vector (or the synapse array) laid out against the synapses."""
+        kind, idx = sel if sel is not None else (None, None)
         if side == "pre":
-            return value[self.rule.synapse_rows] if self.sparse else value.unsqueeze(1)
+            if self.sparse:
+                rows = self.rule.synapse_rows
+                return value[rows if idx is None else rows[idx]]
+            return (value if kind != "rows" else value[idx]).unsqueeze(1)
         if side == "post":
-            return value[self.proj.indices] if self.sparse else value.unsqueeze(0)
+            if self.sparse:
+                cols = self.proj.indices
+                return value[cols if idx is None else cols[idx]]
+            return (value if kind != "cols" else value[idx]).unsqueeze(0)
+        if side == "synapse" and kind is not None:
+            return value[:, idx] if kind == "cols" else value[idx]
         return value
 
     def _value(self, arg: Argument, b: int, t: int, extra: dict[str, torch.Tensor],
-               params: dict[str, torch.Tensor], layout: bool = True) -> torch.Tensor:
+               params: dict[str, torch.Tensor], layout: bool = True,
+               sel: tuple[str, torch.Tensor] | None = None) -> torch.Tensor:
         rule = self.rule
         if arg.kind == "param":
             return params[arg.key]
         if arg.kind in ("d", "post_sum"):
             return extra[arg.kind]
         if arg.kind == "w":
-            return self.proj.weight.detach()
+            return self._shape(self.proj.weight.detach(), "synapse", sel)
         if arg.kind == "e":
-            return rule.eligibility[b] if arg.per_row else rule.eligibility
+            return self._shape(rule.eligibility[b] if arg.per_row else rule.eligibility, "synapse", sel)
         if arg.kind == "trace":
             name, which = arg.key
             trace = getattr(rule, name)
@@ -72,7 +88,7 @@ class TorchRule:
             if value.dim() == 0:
                 return value
             value = value[b] if arg.per_row else value
-        return self._shape(value, arg.side) if layout else value
+        return self._shape(value, arg.side, sel) if layout else value
 
     def _params(self) -> dict[str, torch.Tensor]:
         rule, out = self.rule, {}
@@ -89,22 +105,46 @@ class TorchRule:
         return out
 
     def _call(self, hook: str, b: int, t: int, params: dict[str, torch.Tensor],
-              extra: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+              extra: dict[str, torch.Tensor] | None = None,
+              sel: tuple[str, torch.Tensor] | None = None) -> torch.Tensor:
         fn, args = self.hooks[hook]
-        return fn(*(self._value(a, b, t, extra or {}, params) for a in args))
+        return fn(*(self._value(a, b, t, extra or {}, params, sel=sel) for a in args))
+
+    def _event_terms(self, hook: str, spikes: torch.Tensor, side: str, b: int, t: int,
+                     params: dict[str, torch.Tensor], acc: torch.Tensor) -> None:
+        """Add ``hook``'s term of row ``b`` at the synapses its spikes touch, in place."""
+        if not self.touched_only:  # one masked pass over every synapse: no host sync (GPU)
+            term = torch.where(self._shape(spikes, side), self._call(hook, b, t, params), self.zero)
+            acc.add_(term)
+            return
+        if self.sparse:  # the synapses whose row (column) spiked
+            owner = self.rule.synapse_rows if side == "pre" else self.proj.indices
+            idx = spikes[owner].nonzero().flatten()
+            sel = ("syn", idx)
+        else:
+            idx = spikes.nonzero().flatten()
+            sel = ("rows" if side == "pre" else "cols", idx)
+        if idx.numel() == 0:
+            return
+        term = self._call(hook, b, t, params, sel=sel)
+        if self.sparse:
+            acc.index_add_(0, idx, term.expand(idx.shape))
+        elif side == "pre":
+            acc.index_add_(0, idx, term.expand(idx.numel(), acc.shape[1]))
+        else:
+            acc.index_add_(1, idx, term.expand(acc.shape[0], idx.numel()))
 
     def _row_terms(self, b: int, t: int, params: dict[str, torch.Tensor], acc: torch.Tensor,
                    per_step: bool) -> torch.Tensor:
-        """``acc`` plus row ``b``'s on_pre, on_post (and per_step) terms, in that order."""
+        """Add row ``b``'s on_pre, on_post (and per_step) terms to ``acc`` (in place), in
+        that order; adding only at touched synapses gives the same bits as adding zeros."""
         rule = self.rule
         if "on_pre" in self.hooks:
-            arrived = self._shape(rule.pre_spikes(t)[b], "pre")
-            acc = acc + torch.where(arrived, self._call("on_pre", b, t, params), self.zero)
+            self._event_terms("on_pre", rule.pre_spikes(t)[b], "pre", b, t, params, acc)
         if "on_post" in self.hooks:
-            fired = self._shape(rule.post_spikes(t)[b], "post")
-            acc = acc + torch.where(fired, self._call("on_post", b, t, params), self.zero)
+            self._event_terms("on_post", rule.post_spikes(t)[b], "post", b, t, params, acc)
         if per_step and "per_step" in self.hooks:
-            acc = acc + self._call("per_step", b, t, params)
+            acc.add_(self._call("per_step", b, t, params))
         return acc
 
     def _columns(self) -> torch.Tensor:
@@ -134,12 +174,12 @@ class TorchRule:
         zeros = torch.zeros_like(self.proj.weight)
         if rule.eligibility_per_row:
             for b in range(batch):
-                acc = self._row_terms(b, t, params, zeros, per_step=False)
+                acc = self._row_terms(b, t, params, zeros.clone(), per_step=False)
                 e[b] = e[b] * rule.decay_e + (acc * mask if mask is not None else acc)
         else:
             acc = zeros
             for b in range(batch):
-                acc = self._row_terms(b, t, params, acc, per_step=False)
+                self._row_terms(b, t, params, acc, per_step=False)
             e.copy_(e * rule.decay_e + (acc * mask if mask is not None else acc))
 
     def apply(self, t: int, force: bool = False) -> None:
@@ -159,7 +199,7 @@ class TorchRule:
                 d = d + self._call("gate", 0, t, params)
         else:
             for b in range(batch):
-                d = self._row_terms(b, t, params, d, per_step=True)
+                self._row_terms(b, t, params, d, per_step=True)
         extra = {"d": d}
         if "column" in self.hooks:
             values = self._call("column", 0, t, params).expand_as(w).reshape(-1)
