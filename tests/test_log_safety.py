@@ -316,7 +316,8 @@ INTERRUPT_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_resuming_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, engine):
+def test_resuming_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, reproducible_engine):
+    engine = reproducible_engine  # the resumed run is compared bit for bit with a whole one
     script = tmp_path / "interrupt.py"
     script.write_text(INTERRUPT_SCRIPT)
     total = 100000 if engine["backend"] == "numba" else 3000

@@ -27,7 +27,8 @@ def small_net(log=None, seed=4, engine=None):
     return net
 
 
-def test_hdf5_round_trip_matches_memory_log(tmp_path, engine):
+def test_hdf5_round_trip_matches_memory_log(tmp_path, reproducible_engine):
+    engine = reproducible_engine  # the two runs must be bit-identical
     path = tmp_path / "run.h5"
     disk, mem = small_net(log=path, engine=engine), small_net(engine=engine)
     for net in (disk, mem):
