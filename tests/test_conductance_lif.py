@@ -23,8 +23,8 @@ def reference(t_end, times):
     return sol.y[0]
 
 
-def simulate(dt, backend="torch"):
-    net = ns.Network(dt=dt, seed=0, dtype="float64", backend=backend)
+def simulate(dt, engine):
+    net = ns.Network(dt=dt, seed=0, dtype="float64", **engine)
     # spikes emitted one step before they take effect (delay 1)
     ge = net.population(1, ns.SpikeGenerator([1.0 - dt], [0]), name="e")
     gi = net.population(1, ns.SpikeGenerator([6.0 - dt], [0]), name="i")
@@ -37,11 +37,10 @@ def simulate(dt, backend="torch"):
     return (steps + 1) * dt, v[:, 0, 0]
 
 
-@pytest.mark.parametrize("backend", ["torch", "numba"])
-def test_membrane_matches_solve_ivp_and_converges(backend):
+def test_membrane_matches_solve_ivp_and_converges(engine):
     errors = []
     for dt in (0.1, 0.05):
-        t, v = simulate(dt, backend)
+        t, v = simulate(dt, engine)
         ref = reference(40.0, t)
         errors.append(np.abs(v - ref).max())
     deflection = np.abs(ref - P["v_rest"]).max()
@@ -50,8 +49,8 @@ def test_membrane_matches_solve_ivp_and_converges(backend):
     assert errors[1] < errors[0] / 2  # second order: the error falls about fourfold
 
 
-def test_adaptive_threshold_and_refractoriness():
-    net = ns.Network(dt=0.1, seed=0, backend="torch")
+def test_adaptive_threshold_and_refractoriness(engine):
+    net = ns.Network(dt=0.1, seed=0, **engine)
     n = net.population(1, ns.ConductanceLIF(theta_plus=1.0, tau_theta=float("inf"), i_bias=30.0,
                                             t_ref=5.0), name="n")
     net.state_monitor(n, ["theta"])

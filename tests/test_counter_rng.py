@@ -17,8 +17,8 @@ STEP_KEYS = [615192862, 2348405744, 2310210065, 1645430647, 1547173792, 25416373
 RUNS = {0: ("1fbaf480af056f45", 214), 5000: ("e61f08a8f294ab20", 192)}
 
 
-def run_poisson(backend, start):
-    net = ns.Network(dt=0.1, seed=7, backend=backend, batch=2)
+def run_poisson(engine, start):
+    net = ns.Network(dt=0.1, seed=7, batch=2, **engine)
     src = net.population(50, ns.PoissonSource(rate=200.0), name="input")
     net.spike_monitor(src)
     net.clock.step = start
@@ -33,10 +33,9 @@ def test_step_keys_below_2_32_are_unchanged():
     assert [step_key(KEY, s) for s in STEPS] == STEP_KEYS
 
 
-@pytest.mark.parametrize("backend", ["torch", "numba"])
-def test_poisson_spikes_below_2_32_are_unchanged(backend):
+def test_poisson_spikes_below_2_32_are_unchanged(engine):
     for start, expected in RUNS.items():
-        assert run_poisson(backend, start) == expected
+        assert run_poisson(engine, start) == expected
 
 
 def test_encoder_spikes_are_unchanged():
@@ -50,8 +49,8 @@ def test_steps_2_32_apart_differ():
     assert step_key(KEY, 2**32) != step_key(KEY, 2**33)
 
 
-@pytest.mark.parametrize("backend", ["torch", "numba"])
-def test_poisson_spikes_do_not_repeat_after_2_32_steps(backend):
-    late = run_poisson(backend, 2**32)
+def test_poisson_spikes_do_not_repeat_after_2_32_steps(engine):
+    late = run_poisson(engine, 2**32)
     assert late != RUNS[0]
-    assert late == run_poisson("torch" if backend == "numba" else "numba", 2**32)
+    other = {"backend": "torch" if engine["backend"] == "numba" else "numba"}
+    assert late == run_poisson(other, 2**32)

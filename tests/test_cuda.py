@@ -16,7 +16,8 @@ from neurosim.networks import build_cuba
 
 from data_paths import MNIST, ROOT
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")]
 
 
 def test_diehl_cook_trains_and_responds_on_cuda():

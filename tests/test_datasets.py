@@ -103,20 +103,19 @@ def test_latency_code_orders_spikes_by_intensity():
     assert net.reader().spikes("gen")[1].tolist() == [3, 1, 4, 0]
 
 
-@pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_present_shows_batches_with_rest_and_counts_spikes(backend):
+def test_present_shows_batches_with_rest_and_counts_spikes(engine):
     from neurosim.datasets import present
 
     x, _ = load_mnist("test", os.path.join(SHARED, "mnist"))
     images = x[:5]
-    net = ns.Network(dt=0.5, seed=2, batch=2, backend=backend)
+    net = ns.Network(dt=0.5, seed=2, batch=2, **engine)
     src = net.population(784, ns.PoissonSource(), name="input")
     counter = net.spike_counter(src)
     net.spike_monitor(src)
     seen = []
     for idx, counts in present(net, src, images, duration_ms=200.0, rest_ms=100.0,
                                counters=[counter]):
-        c = counts["input"].numpy()
+        c = counts["input"].cpu().numpy()
         assert c.shape == (len(idx), 784)
         expected = rate_code(images[idx]) * 0.2
         assert np.all(c[expected == 0] == 0)

@@ -8,13 +8,8 @@ import pytest
 import neurosim as ns
 
 
-@pytest.fixture(params=["numba", "torch"])
-def backend(request):
-    return request.param
-
-
-def run_single(model, steps, dt=0.1, i_ext=None, dtype="float32", variables=("v",), backend=None):
-    net = ns.Network(dt=dt, seed=0, dtype=dtype, backend=backend)
+def run_single(model, steps, engine, dt=0.1, i_ext=None, dtype="float32", variables=("v",)):
+    net = ns.Network(dt=dt, seed=0, dtype=dtype, **engine)
     pop = net.population(1, model, name="n")
     if i_ext is not None:
         net.step_current(pop, i_ext)
@@ -24,11 +19,11 @@ def run_single(model, steps, dt=0.1, i_ext=None, dtype="float32", variables=("v"
     return net, net.reader()
 
 
-def test_subthreshold_voltage_matches_closed_form(backend):
+def test_subthreshold_voltage_matches_closed_form(engine):
     # tau dv/dt = -(v - v_rest) + I  =>  v(t) = v_inf + (v0 - v_inf) exp(-t / tau)
     tau, v_rest, current, dt = 20.0, -65.0, 10.0, 0.1
     model = ns.LIF(tau_m=tau, v_rest=v_rest, v_thresh=-40.0, i_bias=0.0)
-    _, log = run_single(model, 2000, dt=dt, i_ext=current, backend=backend)
+    _, log = run_single(model, 2000, engine, dt=dt, i_ext=current)
     steps, v = log.state("n", "v")
     # the sample of step k is the state after integrating [k dt, (k+1) dt]
     t = (steps + 1) * dt
@@ -39,10 +34,10 @@ def test_subthreshold_voltage_matches_closed_form(backend):
     assert np.abs(v[:, 0, 0] - expected).max() < 1e-3
 
 
-def test_synaptic_current_kernel_matches_closed_form(backend):
+def test_synaptic_current_kernel_matches_closed_form(engine):
     # one input spike of weight w at t=0: v(t) - v_rest = w tau_s/(tau_s - tau_m) (e^{-t/tau_s} - e^{-t/tau_m})
     tau_m, tau_s, w, dt = 20.0, 5.0, 3.0, 0.1
-    net = ns.Network(dt=dt, seed=0, dtype="float64", backend=backend)
+    net = ns.Network(dt=dt, seed=0, dtype="float64", **engine)
     gen = net.population(1, ns.SpikeGenerator([0.0], [0]), name="gen")
     pop = net.population(1, ns.LIF(tau_m=tau_m, tau_syn_e=tau_s, v_rest=-70.0, v_thresh=-50.0),
                          name="n")
@@ -59,11 +54,11 @@ def test_synaptic_current_kernel_matches_closed_form(backend):
 
 
 @pytest.mark.parametrize("t_ref", [0.0, 2.0, 5.0])
-def test_firing_rate_matches_analytic_rate_with_refractoriness(t_ref, backend):
+def test_firing_rate_matches_analytic_rate_with_refractoriness(t_ref, engine):
     tau, v_rest, v_reset, v_th, current = 10.0, -65.0, -65.0, -50.0, 20.0
     model = ns.LIF(tau_m=tau, v_rest=v_rest, v_reset=v_reset, v_thresh=v_th, t_ref=t_ref)
     duration = 2000.0
-    _, log = run_single(model, int(duration / 0.1), i_ext=current, backend=backend)
+    _, log = run_single(model, int(duration / 0.1), engine, i_ext=current)
     steps, _, _ = log.spikes("n")
     v_inf = v_rest + current
     period = t_ref + tau * math.log((v_inf - v_reset) / (v_inf - v_th))
@@ -72,8 +67,8 @@ def test_firing_rate_matches_analytic_rate_with_refractoriness(t_ref, backend):
     assert abs(len(steps) / (duration * 1e-3) - 1000.0 / period) / (1000.0 / period) < 0.02
 
 
-def test_refractory_clamps_membrane_for_t_ref():
-    net, log = run_single(ns.LIF(t_ref=3.0, v_reset=-70.0, v_rest=-65.0), 400, i_ext=40.0,
+def test_refractory_clamps_membrane_for_t_ref(engine):
+    net, log = run_single(ns.LIF(t_ref=3.0, v_reset=-70.0, v_rest=-65.0), 400, engine, i_ext=40.0,
                           variables=("v", "ref"))
     spike_steps, _, _ = log.spikes("n")
     steps, v = log.state("n", "v")
@@ -83,9 +78,9 @@ def test_refractory_clamps_membrane_for_t_ref():
     assert v[first + 31, 0, 0] > -70.0
 
 
-def test_adaptive_threshold_rises_per_spike_and_decays():
+def test_adaptive_threshold_rises_per_spike_and_decays(engine):
     model = ns.AdaptiveLIF(theta_plus=2.0, tau_theta=100.0, t_ref=2.0)
-    net, log = run_single(model, 3000, i_ext=30.0, variables=("theta",))
+    net, log = run_single(model, 3000, engine, i_ext=30.0, variables=("theta",))
     spike_steps, _, _ = log.spikes("n")
     _, theta = log.state("n", "theta")
     # independent computation: theta jumps by theta_plus at each spike, decays exp(-dt/tau) per step

@@ -259,10 +259,11 @@ INTERRUPT_SCRIPT = textwrap.dedent("""
     import neurosim as ns
     from neurosim.networks import build_cuba
 
-    backend, path, total = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    engine, path, total = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    backend = engine["backend"]
 
     def make(log=None):
-        net = ns.Network(dt=0.1, seed=5, backend=backend, log=log)
+        net = ns.Network(dt=0.1, seed=5, log=log, **engine)
         cuba = build_cuba(net, 4000 if backend == "numba" else 400)
         net.spike_monitor(cuba.exc)
         return net
@@ -315,12 +316,13 @@ INTERRUPT_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_resuming_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, backend):
+def test_resuming_after_ctrl_c_matches_an_uninterrupted_run(tmp_path, reproducible_engine):
+    engine = reproducible_engine  # the resumed run is compared bit for bit with a whole one
     script = tmp_path / "interrupt.py"
     script.write_text(INTERRUPT_SCRIPT)
-    total = 100000 if backend == "numba" else 3000
-    proc = subprocess.run([sys.executable, str(script), backend, str(tmp_path / "r.h5"), str(total)],
+    total = 100000 if engine["backend"] == "numba" else 3000
+    proc = subprocess.run([sys.executable, str(script), json.dumps(engine), str(tmp_path / "r.h5"),
+                           str(total)],
                           capture_output=True, text=True, env=ENV, timeout=600)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout.splitlines()[-1])

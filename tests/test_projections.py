@@ -44,8 +44,8 @@ def test_one_to_one_and_from_matrix():
     np.testing.assert_array_equal(q.weight_matrix(), m)
 
 
-def build_pair(sparse, batch=1, delay=1, seed=3, backend=None):
-    net = ns.Network(dt=0.1, seed=seed, batch=batch, dtype="float64", backend=backend)
+def build_pair(sparse, engine, batch=1, delay=1, seed=3):
+    net = ns.Network(dt=0.1, seed=seed, batch=batch, dtype="float64", **engine)
     src = net.population(200, ns.PoissonSource(rate=40.0), name="src")
     dst = net.population(150, ns.LIF(), name="dst")
     proj = net.projection(src, dst, ns.FixedProbability(0.2), weight=ns.Uniform(0.0, 1.0),
@@ -56,11 +56,10 @@ def build_pair(sparse, batch=1, delay=1, seed=3, backend=None):
 
 
 @pytest.mark.parametrize("batch", [1, 20])
-@pytest.mark.parametrize("backend", ["numba", "torch"])
-def test_event_driven_delivery_equals_dense_matrix_product(batch, backend):
+def test_event_driven_delivery_equals_dense_matrix_product(batch, engine):
     # the input each step must be exactly W^T s(t-1), computed independently here
-    net_s, proj_s = build_pair(sparse=True, batch=batch, backend=backend)
-    net_d, proj_d = build_pair(sparse=False, batch=batch, backend=backend)
+    net_s, proj_s = build_pair(True, engine, batch=batch)
+    net_d, proj_d = build_pair(False, engine, batch=batch)
     np.testing.assert_array_equal(proj_s.weight_matrix(), proj_d.weight_matrix())
     for net in (net_s, net_d):
         net.run(steps=200, progress=False)
@@ -81,9 +80,9 @@ def test_event_driven_delivery_equals_dense_matrix_product(batch, backend):
         np.testing.assert_allclose(i_e, ref, rtol=1e-9, atol=1e-9)
 
 
-def test_uniform_delay_shifts_arrival():
+def test_uniform_delay_shifts_arrival(engine):
     def first_input_step(delay):
-        net = ns.Network(dt=0.1, seed=0)
+        net = ns.Network(dt=0.1, seed=0, **engine)
         gen = net.population(1, ns.SpikeGenerator([1.0], [0]), name="g")
         post = net.population(1, ns.LIF(), name="p")
         net.projection(gen, post, weight=1.0, delay=delay)
@@ -95,8 +94,8 @@ def test_uniform_delay_shifts_arrival():
     assert [first_input_step(d) for d in (1, 2, 7, 25)] == [11, 12, 17, 35]
 
 
-def test_per_synapse_delays_deliver_each_at_its_own_step():
-    net = ns.Network(dt=0.1, seed=0)
+def test_per_synapse_delays_deliver_each_at_its_own_step(engine):
+    net = ns.Network(dt=0.1, seed=0, **engine)
     gen = net.population(2, ns.SpikeGenerator([0.0, 0.0], [0, 1]), name="g")
     post = net.population(3, ns.LIF(), name="p")
     delays = np.array([[1, 4, 9], [2, 2, 5]])
@@ -115,8 +114,8 @@ def test_per_synapse_delays_deliver_each_at_its_own_step():
     np.testing.assert_allclose(i_e[:, 0, :], expected, rtol=1e-5)
 
 
-def test_inhibitory_receptor_lowers_membrane():
-    net = ns.Network(dt=0.1)
+def test_inhibitory_receptor_lowers_membrane(engine):
+    net = ns.Network(dt=0.1, **engine)
     gen = net.population(1, ns.SpikeGenerator([0.0], [0]), name="g")
     post = net.population(1, ns.LIF(), name="p")
     net.projection(gen, post, weight=-5.0, receptor="inh")

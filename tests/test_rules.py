@@ -17,11 +17,13 @@ FAST = dict(tau_syn_e=0.01, t_ref=0.0)
 TEACHER_W = 2e5
 
 
-def pairing_net(pre_times, post_times, rule_factory, backend="torch", pre_neurons=None,
+def pairing_net(pre_times, post_times, rule_factory, engine=None, pre_neurons=None,
                 post_neurons=None, n=None, modulators=()):
-    """n isolated synapses pre_i -> post_i; post_i is forced to fire at post_times."""
+    """n isolated synapses pre_i -> post_i; post_i is forced to fire at post_times.
+
+    engine: Network keyword arguments (the ``engine`` fixture); torch on the CPU if None."""
     n = n or len(pre_times)
-    net = ns.Network(dt=DT, seed=0, backend=backend, dtype="float64")
+    net = ns.Network(dt=DT, seed=0, dtype="float64", **(engine or {"backend": "torch"}))
     for name in modulators:
         net.modulators.add(name)
     pre = net.population(n, ns.SpikeGenerator(pre_times, pre_neurons if pre_neurons is not None
@@ -42,15 +44,14 @@ def window(dt_ms):
     return np.where(dt_ms >= 0, A_PLUS * np.exp(-dt_ms / TAU_PLUS), -A_MINUS * np.exp(dt_ms / TAU_MINUS))
 
 
-@pytest.mark.parametrize("backend", ["torch", "numba"])
-def test_stdp_window_matches_exponentials(backend):
+def test_stdp_window_matches_exponentials(engine):
     deltas = np.arange(-100.0, 100.01, 5.0)
     arrival = 150.0
     pre_times = np.full(deltas.size, arrival - DT)  # emitted one step (the delay) before arrival
     post_times = arrival + deltas
     net, proj, _ = pairing_net(pre_times, post_times, lambda: rules.STDP(
         a_plus=A_PLUS, a_minus=A_MINUS, tau_plus=TAU_PLUS, tau_minus=TAU_MINUS, w_min=-10.0,
-        w_max=10.0), backend=backend)
+        w_max=10.0), engine=engine)
     net.run(300.0, progress=False)
     steps, neurons, _ = net.reader().spikes("post")
     assert sorted(neurons.tolist()) == list(range(deltas.size))  # each fired exactly once
@@ -102,19 +103,18 @@ def test_as_gradient_writes_minus_dw_into_grad_for_an_optimizer():
     assert proj.weight_matrix()[0, 0] == pytest.approx(0.5 + expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("backend", ["torch", "numba"])
-def test_three_factor_needs_the_modulator(backend):
+def test_three_factor_needs_the_modulator(engine):
     tau_e, lr = 500.0, 2.0
     factory = lambda: rules.RewardModulatedSTDP(  # noqa: E731
         modulator="dopamine", tau_eligibility=tau_e, a_plus=A_PLUS, a_minus=A_MINUS,
         tau_plus=TAU_PLUS, tau_minus=TAU_MINUS, lr=lr, w_max=10.0)
     # without dopamine: eligible, but no weight change
-    net, proj, rule = pairing_net([99.9], [110.0], factory, backend=backend, modulators=["dopamine"])
+    net, proj, rule = pairing_net([99.9], [110.0], factory, engine=engine, modulators=["dopamine"])
     net.run(400.0, progress=False)
     assert proj.weight_matrix()[0, 0] == 0.5 and rule.eligibility.abs().sum() > 0
     # dopamine 1 during exactly one step (dt ms), 290 ms after the post spike:
     # dw = lr * M * e * dt (lr per ms)
-    net, proj, rule = pairing_net([99.9], [110.0], factory, backend=backend, modulators=["dopamine"])
+    net, proj, rule = pairing_net([99.9], [110.0], factory, engine=engine, modulators=["dopamine"])
     net.run(400.0, progress=False)
     net.modulators.set("dopamine", 1.0)
     net.run(steps=1, progress=False)

@@ -29,8 +29,8 @@ def test_poisson_rate_within_three_standard_errors():
     assert 0.8 < counts.var() / counts.mean() < 1.2
 
 
-def test_poisson_per_neuron_and_per_sample_rates():
-    net = ns.Network(dt=0.1, seed=3, batch=2)
+def test_poisson_per_neuron_and_per_sample_rates(engine):
+    net = ns.Network(dt=0.1, seed=3, batch=2, **engine)
     rates = np.array([[0.0, 50.0, 200.0], [200.0, 0.0, 50.0]])
     src = net.population(3, ns.PoissonSource(rate=10.0), name="src")
     src.set_parameters(rate=rates)
@@ -82,8 +82,8 @@ def test_adding_a_component_does_not_shift_another_components_stream():
         np.testing.assert_array_equal(x, y)
 
 
-def test_spike_generator_replays_given_times_per_batch_row():
-    net = ns.Network(dt=0.1, seed=0, batch=2)
+def test_spike_generator_replays_given_times_per_batch_row(engine):
+    net = ns.Network(dt=0.1, seed=0, batch=2, **engine)
     gen = net.population(4, ns.SpikeGenerator(times_ms=[0.0, 1.23, 5.0, 5.0], neurons=[0, 3, 1, 2],
                                               batch=[0, 1, 1, 0]), name="gen")
     net.spike_monitor(gen)
@@ -93,8 +93,8 @@ def test_spike_generator_replays_given_times_per_batch_row():
     assert got == [(0, 0, 0), (12, 1, 3), (50, 0, 2), (50, 1, 1)]
 
 
-def test_spike_generator_without_batch_repeats_in_every_row():
-    net = ns.Network(dt=0.5, seed=0, batch=3)
+def test_spike_generator_without_batch_repeats_in_every_row(engine):
+    net = ns.Network(dt=0.5, seed=0, batch=3, **engine)
     gen = net.population(2, ns.SpikeGenerator([1.0, 2.0], [1, 0]), name="gen")
     net.spike_monitor(gen)
     net.run(5.0, progress=False)

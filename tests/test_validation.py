@@ -7,8 +7,6 @@ import pytest
 
 import neurosim as ns
 
-BACKENDS = ["torch", "numba"]
-
 
 # -- non-finite parameters and NaN state (20.9) ------------------------------------------
 @pytest.mark.parametrize("kwargs, name", [
@@ -31,9 +29,8 @@ def test_inf_stays_allowed_where_it_means_something():
     assert math.isinf(ns.AdaptiveLIF(tau_theta=math.inf).params["tau_theta"])
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_state_turning_inf_during_a_run_names_the_population(backend):
-    net = ns.Network(dt=0.1, backend=backend)
+def test_state_turning_inf_during_a_run_names_the_population(engine):
+    net = ns.Network(dt=0.1, **engine)
     gen = net.population(1, ns.SpikeGenerator([0.1, 0.2, 0.3, 0.4], [0, 0, 0, 0]), name="gen")
     out = net.population(3, ns.LIF(), name="out")
     net.projection(gen, out, weight=3e38)  # finite in float32; their sum is not
@@ -44,9 +41,8 @@ def test_state_turning_inf_during_a_run_names_the_population(backend):
     assert not net.reader().completed
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_nan_in_learned_weights_names_the_projection(backend):
-    net = ns.Network(dt=0.1, backend=backend)
+def test_nan_in_learned_weights_names_the_projection(engine):
+    net = ns.Network(dt=0.1, **engine)
     silent = net.population(2, ns.SpikeGenerator([], []), name="silent")
     out = net.population(2, ns.LIF(), name="out")
     proj = net.projection(silent, out, weight=1.0)
