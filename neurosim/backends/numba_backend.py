@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from neurosim.backends.numba_codegen import KernelPlan, generate
-from neurosim.backends.numba_rules import split_rules
+from neurosim.backends.numba_rules import NumpyViews, split_rules
 from neurosim.monitors import SpikeMonitor
 from neurosim.threads import stepping_threads
 
@@ -97,6 +97,7 @@ class NumbaBackend:
         #: (compiled rules, rules run from Python on their steps); None: all rules per step in Python
         self._rules: tuple[list[Any], list[Any]] | None = ([], [])
         self._warned_python = False
+        self._views = NumpyViews()
 
     def invalidate(self) -> None:
         self._key = None
@@ -104,8 +105,9 @@ class NumbaBackend:
     # -- arrays the kernels work on ---------------------------------------------------
     def _arrays(self, obj: Any, what: str) -> Any:
         kind, _, key = what.partition(":")
+        view = self._views
         if kind == "hist":
-            return obj.history.numpy()
+            return view(obj.history)
         if kind in ("cnt", "idx"):
             shape = tuple(obj.history.shape)
             lists = self._lists.get(obj.name)
@@ -117,18 +119,18 @@ class NumbaBackend:
             value = obj._events[int(kind[2:])]
             return value if isinstance(value, np.ndarray) else value.numpy()
         if kind == "state":
-            return obj.state[key].numpy()
+            return view(obj.state[key])
         if kind == "input":
-            return obj.inputs[key].numpy()
+            return view(obj.inputs[key])
         if kind == "ekey":
-            return obj._element_keys[key].numpy()
+            return view(obj._element_keys[key])
         if kind == "const":
             t = obj.constants[key]
             return t.numpy() if t.dim() else t.numpy()[()]
         if kind == "weight":
-            return obj.weight.detach().numpy()
+            return view(obj.weight)
         if kind == "indices":
-            return obj.indices.numpy()
+            return view(obj.indices)
         if kind in ("indptr", "positions"):
             block = obj.blocks[int(key)]
             return (block.indptr if kind == "indptr" else block.positions).numpy()

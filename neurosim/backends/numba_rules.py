@@ -128,6 +128,30 @@ def count_error_signal(value, counts, target, scale, cnt, idx, slot):
             value[b, i] = target[b, i] - scale * counts[b, i]
 
 
+class NumpyViews:
+    """numpy views of tensors, made once per tensor object.
+
+    The kernels' arguments are fetched before every compiled stretch (a stretch can be
+    a few steps when callbacks run often); converting a tensor costs microseconds, so
+    the view is kept as long as the same tensor object is passed (in-place updates
+    keep it valid; a replaced tensor gets a new view)."""
+
+    def __init__(self) -> None:
+        self._views: dict[tuple[int, bool], tuple[torch.Tensor, np.ndarray]] = {}
+
+    def __call__(self, tensor: torch.Tensor, flat: bool = False) -> np.ndarray:
+        key = (id(tensor), flat)
+        hit = self._views.get(key)
+        if hit is not None and hit[0] is tensor:
+            return hit[1]
+        if len(self._views) > 4096:  # tensors replaced over and over (e.g. by resets)
+            self._views.clear()
+        view = tensor.detach().numpy()
+        view = view.reshape(-1) if flat else view
+        self._views[key] = (tensor, view)
+        return view
+
+
 # -- code generation ------------------------------------------------------------------------
 class RuleEmitter:
     """Writes the compiled code of the rules and modulators of one network.
@@ -147,6 +171,7 @@ class RuleEmitter:
         self.rules: list[str] = []
         #: kernel functions (hooks and their helpers) to include, by generated name
         self.hooks: dict[str, Callable[..., Any]] = {}
+        self.views = NumpyViews()
         #: generated rule functions: text -> name (rules of one shape share one function)
         self.functions: dict[str, str] = {}
 
@@ -155,10 +180,12 @@ class RuleEmitter:
         return self.arg(name, lambda: ft(getter()))
 
     def array(self, name: str, getter: Callable[[], torch.Tensor]) -> str:
-        return self.arg(name, lambda: getter().detach().numpy())
+        view = self.views
+        return self.arg(name, lambda: view(getter()))
 
     def flat(self, name: str, getter: Callable[[], torch.Tensor]) -> str:
-        return self.arg(name, lambda: getter().detach().numpy().reshape(-1))
+        view = self.views
+        return self.arg(name, lambda: view(getter(), True))
 
     # -- modulators ----------------------------------------------------------------------
     def modulators(self, mods: Any) -> list[str]:
@@ -264,7 +291,8 @@ class RuleEmitter:
             bound.append((name, self.arg(f"r{r}_{name}", getter)))
         batch = self.net.batch
         scratch = {"rowflag": np.zeros(proj.pre.n, np.int8), "colflag": np.zeros(proj.post.n, np.int8),
-                   "colsum": np.zeros(proj.post.n, self.ft)}
+                   "colsum": np.zeros(proj.post.n, self.ft), "rows_a": np.zeros(batch, np.int64),
+                   "rows_b": np.zeros(batch, np.int64)}
         for name, a in scratch.items():
             bound.append((name, self.arg(f"r{r}_{name}", lambda a=a: a)))
         for trace in code.recipe.traces:
@@ -393,33 +421,50 @@ class RuleCode:
     def finish(self, pad: str) -> list[str]:
         """Lines writing synapse ``s``'s new weight from ``d``."""
         new = self.call("on_apply") if self.recipe.on_apply is not None else "w0 + d"
+        # an unchanged weight is left alone (no store): bounds hold for the weights a rule
+        # moves, and a kept weight is already zero off the mask
         out = [f"{pad}nw = {new}", f"{pad}if nw != w0:",
                f"{pad}    nw = min(max(nw, w_min), w_max)"]
         if self.masked:
-            out.append(f"{pad}nw = nw * mask[s]")
-        return out + [f"{pad}w[s] = nw"]
+            out.append(f"{pad}    nw = nw * mask[s]")
+        return out + [f"{pad}    w[s] = nw"]
 
-    def visit(self, pad: str, target: str) -> list[str]:
+    def row_loop(self, pad: str, rows: str | None) -> tuple[list[str], list[str]]:
+        """(loop header lines over batch rows ``b``, the terms' lines inside it).
+
+        ``rows``: None: every row, each term where its spike happened; ``"pre"``: only
+        the rows whose presynaptic spike arrived (``rows_a[:na]``), the synapse's column
+        did not fire in any row; ``"post"``: only the rows where the column fired
+        (``rows_b[:nb]``), no presynaptic spike in any row. Same terms, same order."""
+        inner = pad + "    "
+        if rows is None:
+            return [f"{pad}for b in range(B):"], self.row_terms(inner, per_step=False)
+        which, n, hook = ("rows_a", "na", "on_pre") if rows == "pre" else ("rows_b", "nb", "on_post")
+        return ([f"{pad}for q in range({n}):", f"{inner}b = {which}[q]"],
+                [f"{inner}d += {self.call(hook)}"])
+
+    def visit(self, pad: str, target: str, rows: str | None = None) -> list[str]:
         """Lines for synapse ``(s, i, j)``: its weight (``target="w"``) or eligibility."""
         out = [f"{pad}w0 = w[s]"]
+        head, terms = self.row_loop(pad, rows)
         if target == "w":
-            out += [f"{pad}d = ZERO", f"{pad}for b in range(B):"]
-            out += self.row_terms(pad + "    ", per_step=True)
-            return out + self.finish(pad)
+            return out + [f"{pad}d = ZERO"] + head + terms + self.finish(pad)
         skip = f"{pad}if mask[s] != 0:" if self.masked else None
         inner = pad + ("    " if self.masked else "")
         if self.per_row_e:
-            out += [f"{pad}for b in range(B):", f"{pad}    d = ZERO"]
-            out += self.row_terms(pad + "    ", per_step=False)
+            out += head + [f"{pad}    d = ZERO"] + terms
             out += ([f"{pad}    if mask[s] != 0:", f"{pad}        el[b, s] += d"] if self.masked
                     else [f"{pad}    el[b, s] += d"])
             return out
-        out += [f"{pad}d = ZERO", f"{pad}for b in range(B):"]
-        out += self.row_terms(pad + "    ", per_step=False)
+        out += [f"{pad}d = ZERO"] + head + terms
         return out + ([skip, f"{inner}el[s] += d"] if skip else [f"{inner}el[s] += d"])
 
-    def all_synapses(self, body: list[str]) -> list[str]:
-        """Loop ``body`` (written at 4 spaces) over every synapse, rows in order."""
+    def all_synapses(self, body: list[str], hooks: tuple[str, ...] = ()) -> list[str]:
+        """Loop ``body`` (written at 4 spaces) over every synapse, rows in order
+        (one flat loop when ``hooks`` read nothing per neuron)."""
+        per_neuron = any(a.side in ("pre", "post") for h in hooks for a in self.args.get(h, ()))
+        if hooks and not per_neuron:
+            return ["    for s in range(w.shape[0]):"] + ["    " + line for line in body]
         if self.dense:
             head = ["    n_post = qh.shape[2]", "    for i in range(ph.shape[2]):",
                     "        for j in range(n_post):", "            s = i * n_post + j"]
@@ -443,6 +488,9 @@ class RuleCode:
             out += ["    for b0 in range(B):", "        for k0 in range(pc[ps, b0]):",
                     "            i = pi[ps, b0, k0]", "            if rowflag[i] != 1:",
                     "                continue", "            rowflag[i] = 2"]
+            out += ["            na = 0", "            for b in range(B):",
+                    "                if ph[ps, b, i]:", "                    rows_a[na] = b",
+                    "                    na += 1"]
             if self.dense:
                 out += ["            n_post = qh.shape[2]",
                         "            for s in range(i * n_post, i * n_post + n_post):",
@@ -450,11 +498,17 @@ class RuleCode:
             else:
                 out += ["            for s in range(indptr[i], indptr[i + 1]):",
                         "                j = indices[s]"]
-            out += self.visit(" " * 16, target)
+            if on_post:  # a column that fired in some row: every row, both terms
+                out += ["                if colflag[j] == 0:"] + self.visit(" " * 20, target, "pre")
+                out += ["                else:"] + self.visit(" " * 20, target)
+            else:
+                out += self.visit(" " * 16, target, "pre")
         if on_post:
             out += ["    for b0 in range(B):", "        for k0 in range(qc[qs, b0]):",
                     "            j = qi[qs, b0, k0]", "            if colflag[j] != 1:",
-                    "                continue", "            colflag[j] = 2"]
+                    "                continue", "            colflag[j] = 2", "            nb = 0",
+                    "            for b in range(B):", "                if qh[qs, b, j]:",
+                    "                    rows_b[nb] = b", "                    nb += 1"]
             if self.dense:
                 out += ["            n_post = qh.shape[2]", "            for i in range(ph.shape[2]):",
                         "                s = i * n_post + j"]
@@ -463,7 +517,7 @@ class RuleCode:
                         "                s = colsyn[q]", "                i = synrow[s]"]
             if on_pre:
                 out += ["                if rowflag[i] != 0:", "                    continue"]
-            out += self.visit(" " * 16, target)
+            out += self.visit(" " * 16, target, "post")
         if on_pre:
             out += ["    for b in range(B):", "        for k in range(pc[ps, b]):",
                     "            rowflag[pi[ps, b, k]] = 0"]
@@ -497,7 +551,7 @@ class RuleCode:
                 body += ["    for b in range(B):", f"        d += {self.call('gate')}"]
             else:
                 body += [f"    d += {self.call('gate')}"]
-            out = self.all_synapses(body + self.finish("    "))
+            out = self.all_synapses(body + self.finish("    "), ("gate", "on_apply"))
         elif recipe.event_driven:
             out = self.touched_synapses("w")
         else:
