@@ -4,7 +4,8 @@
 The network (the front door) imports every part; the parts import neither the network
 nor a backend, not even for type hints (``tests/test_import_graph.py``). A part that
 needs something of its network is typed against one of these protocols, which the
-network satisfies. (What learning rules see: :class:`neurosim.rules.host.RuleHost`.)
+network satisfies. (What learning rules see: :class:`neurosim.rules.host.RuleHost`; a
+backend: :class:`neurosim.backends.view.SimulatedNetwork`.)
 """
 
 from __future__ import annotations
@@ -29,3 +30,12 @@ class ModulatorHost(Protocol):
 
     def _check_own(self, obj: Any, where: str) -> None:
         """Refuse a population or projection of another network."""
+
+
+class Signal(Protocol):
+    """What a derived signal (:mod:`neurosim.derived_signals`) reads of a modulator."""
+
+    name: str
+
+    def current(self) -> torch.Tensor:
+        """The value this step."""
