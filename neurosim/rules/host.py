@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from neurosim.modulators import Modulators
-    from neurosim.rules.shared_traces import SharedTraces
 
 
 class RuleHost(Protocol):
@@ -20,7 +19,9 @@ class RuleHost(Protocol):
 
     batch: int
     modulators: Modulators
-    shared_traces: SharedTraces
+    #: the network's :class:`~neurosim.rules.shared_traces.SharedTraces` (typed loosely: that
+    #: module builds the rules' SpikeTraces, so naming it here would close a circle of hints)
+    shared_traces: Any
 
     def torch_rule(self, rule: Any) -> Any:
         """The torch runner of declared ``rule`` (``rule.update_traces``, ``rule.apply``)."""
