@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from neurosim.modulators import Modulator
+    from neurosim.views import Signal as Modulator  # (what it reads of a modulator)
     from neurosim.population import Population
 
 

@@ -20,8 +20,8 @@ import torch
 from neurosim.derived_signals import CountError, Derived, PopulationRate, Product, Sigmoid
 
 if TYPE_CHECKING:
-    from neurosim.network import Network
     from neurosim.population import Population
+    from neurosim.views import ModulatorHost
 
 
 def linear_map(matrix: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
@@ -98,7 +98,7 @@ class Modulators:
         >>> net.modulators.set("error", torch.randn(10))
     """
 
-    def __init__(self, net: "Network") -> None:
+    def __init__(self, net: "ModulatorHost") -> None:
         self._net = net
         self._items: dict[str, Modulator] = {}
 

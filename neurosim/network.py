@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosim.backends import BACKENDS
+from neurosim.backends.torch_rules import TorchRule
 from neurosim.connectors import Connector
 from neurosim.inputs import StepCurrent
 from neurosim.interrupts import DeferredInterrupt
@@ -284,6 +285,11 @@ class Network:
         self.rules[name] = rule
         self._dirty = True
         return rule
+
+    def torch_rule(self, rule: Any) -> TorchRule:
+        """The torch runner of a declared rule (what its ``update_traces`` and ``apply``
+        run): rules ask their network for it, so that they import no backend."""
+        return TorchRule(rule)
 
     def modulator_monitor(self, name: str, *, every: int = 1) -> ModulatorMonitor:
         """Record modulator ``name`` every ``every`` steps (log: ``modulators/<name>``)."""

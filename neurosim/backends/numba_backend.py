@@ -32,7 +32,7 @@ from neurosim.monitors import SpikeMonitor
 from neurosim.threads import stepping_threads
 
 if TYPE_CHECKING:
-    from neurosim.network import Network
+    from neurosim.backends.view import SimulatedNetwork
 
 PHASES = ("inputs", "deliver", "neurons", "traces", "rules", "monitors")
 #: spike events buffered per spike monitor between flushes of the log
@@ -85,7 +85,7 @@ class NumbaBackend:
 
     name = "numba"
 
-    def __init__(self, net: "Network") -> None:
+    def __init__(self, net: "SimulatedNetwork") -> None:
         if net.device.type != "cpu":
             raise ValueError(f"the numba backend runs on the CPU; got device {net.device}")
         self.net = net

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from neurosim.network import Network
+    from neurosim.backends.view import SimulatedNetwork
 
 
 # -- model source transformation -------------------------------------------------------
@@ -155,7 +155,7 @@ def _index(shape: tuple[int, ...]) -> str:
     return "[0, i]" if shape[0] == 1 else "[b, i]"
 
 
-def generate(net: "Network", ft: str, arrays: Callable[[Any, str], Any],
+def generate(net: "SimulatedNetwork", ft: str, arrays: Callable[[Any, str], Any],
              profile: bool = False, compiled_rules: list[Any] | None = None) -> KernelPlan:
     """Write the kernels of ``net``; ``arrays(obj, what)`` returns the live numpy arrays.
 

@@ -26,7 +26,7 @@ import torch
 from numba import njit
 
 if TYPE_CHECKING:
-    from neurosim.network import Network
+    from neurosim.backends.view import SimulatedNetwork as Network  # (what a backend sees)
 
 # what a pair kernel does with the change of a synapse
 TO_WEIGHT, TO_ELIGIBILITY = 0, 1

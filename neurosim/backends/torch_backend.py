@@ -10,7 +10,7 @@ import torch
 from neurosim.threads import stepping_threads
 
 if TYPE_CHECKING:
-    from neurosim.network import Network
+    from neurosim.backends.view import SimulatedNetwork
 
 
 class TorchBackend:
@@ -23,7 +23,7 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, net: "Network") -> None:
+    def __init__(self, net: "SimulatedNetwork") -> None:
         self.net = net
 
     def invalidate(self) -> None:

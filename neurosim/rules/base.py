@@ -37,8 +37,8 @@ import torch
 from neurosim.rules.recipe import Argument, Recipe, resolve
 
 if TYPE_CHECKING:
-    from neurosim.network import Network
     from neurosim.projection import Projection
+    from neurosim.rules.host import RuleHost
 
 
 #: events a rule can be applied at instead of every few steps (``Rule(apply_at=...)``):
@@ -131,13 +131,13 @@ class Rule:
         #: None: apply every ``every`` steps; an event name: apply when the network fires it
         self.apply_at = apply_at
         self.projection: "Projection | None" = None
-        self.net: "Network | None" = None
+        self.net: "RuleHost | None" = None
         self.name = name
         self.declared: Recipe | None = None
         self._torch: Any = None
 
     # -- attachment -------------------------------------------------------------------
-    def attach(self, projection: "Projection", net: "Network", name: str) -> None:
+    def attach(self, projection: "Projection", net: "RuleHost", name: str) -> None:
         self.projection, self.net, self.name = projection, net, name
         if projection.receptor == "inh" and self.w_min == 0.0 and math.isinf(self.w_max):
             self.w_min, self.w_max = -math.inf, 0.0  # inhibitory weights stay <= 0
@@ -245,10 +245,8 @@ class Rule:
     @property
     def torch_form(self) -> Any:
         """The torch backend's runner of this declared rule (built on first use)."""
-        if self._torch is None:
-            from neurosim.backends.torch_rules import TorchRule
-
-            self._torch = TorchRule(self)
+        if self._torch is None:  # the network hands it over: a rule imports no backend
+            self._torch = self.net.torch_rule(self)
         return self._torch
 
     def setup(self) -> None:
