@@ -327,7 +327,8 @@ class ModulatorMonitor(SnapshotMonitor):
     """Records a neuromodulator's value every ``every`` steps.
 
     Log datasets: ``modulators/<name>/step`` and ``modulators/<name>/value``
-    (samples,) for a scalar modulator or (samples, n) for a vector.
+    (samples,) for a scalar modulator, (samples, n) for a vector, (samples, batch, n)
+    for a per-sample signal.
     """
 
     group, value_key = "modulators", "value"
