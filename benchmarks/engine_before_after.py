@@ -65,20 +65,12 @@ elif name == "distal reward":
     t0 = time.perf_counter()
     distal_reward.run(20.0, seed=1, backend="numba", progress=False)
     out = {"value": 20.0 / (time.perf_counter() - t0), "unit": "bio-s per s"}
-else:  # rule cliff <rule>
-    extra = name.split()[-1]
-    make = {"STDP": lambda: rules.STDP(w_max=1.0), "TripletSTDP": lambda: rules.TripletSTDP(w_max=1.0),
-            "Oja": lambda: rules.Oja(lr=1e-6, w_max=1.0)}[extra]
-    net = ns.Network(dt=0.1, seed=1, backend="numba")
-    inp = net.population(1000, ns.PoissonSource(rate=10.0), name="input")
-    out_pop = net.population(400, ns.LIF(tau_m=20.0, t_ref=2.0), name="out")
-    proj = net.projection(inp, out_pop, ns.AllToAll(), weight=ns.Uniform(0.0, 0.6), sparse=False)
-    net.add_rule(proj, rules.STDP(w_max=1.0))
-    side = net.population(100, ns.PoissonSource(rate=10.0), name="side")
-    p2 = net.projection(side, out_pop, ns.FixedProbability(0.1), weight=ns.Uniform(0.0, 0.5))
-    net.add_rule(p2, make())
+else:  # rule cliff + <rule>: the network of benchmarks/rule_cliff.py (in both checkouts)
     import warnings
+    sys.path.insert(0, os.path.join(root, "benchmarks"))
+    from rule_cliff import build
     warnings.simplefilter("ignore")
+    net = build(name.split()[-1], "numba")
     ms = 200.0
     out = {"value": timed(net, ms, warm=5.0) * 1000.0 / ms, "unit": "s per bio-s"}
 print(json.dumps(out))

@@ -91,18 +91,11 @@ class TorchRule:
         return self._shape(value, arg.side, sel) if layout else value
 
     def _params(self) -> dict[str, torch.Tensor]:
-        rule, out = self.rule, {}
-        for _, args in self.hooks.values():
-            for arg in args:
-                if arg.kind == "param" and arg.key not in out:
-                    out[arg.key] = torch.tensor(float(getattr(rule, arg.key)), dtype=self.proj.dtype,
-                                                device=self.proj.device)
-        for _, _, args in self.updates:
-            for arg in args:
-                if arg.kind == "param" and arg.key not in out:
-                    out[arg.key] = torch.tensor(float(getattr(rule, arg.key)), dtype=self.proj.dtype,
-                                                device=self.proj.device)
-        return out
+        """The rule's number attributes the hooks read, as 0-d tensors (read live)."""
+        arg_lists = [args for _, args in self.hooks.values()] + [args for _, _, args in self.updates]
+        keys = {a.key for args in arg_lists for a in args if a.kind == "param"}
+        return {k: torch.tensor(float(getattr(self.rule, k)), dtype=self.proj.dtype,
+                                device=self.proj.device) for k in keys}
 
     def _call(self, hook: str, b: int, t: int, params: dict[str, torch.Tensor],
               extra: dict[str, torch.Tensor] | None = None,
