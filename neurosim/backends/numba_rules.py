@@ -292,7 +292,8 @@ class RuleEmitter:
         batch = self.net.batch
         scratch = {"rowflag": np.zeros(proj.pre.n, np.int8), "colflag": np.zeros(proj.post.n, np.int8),
                    "colsum": np.zeros(proj.post.n, self.ft), "rows_a": np.zeros(batch, np.int64),
-                   "rows_b": np.zeros(batch, np.int64)}
+                   "rows_b": np.zeros(batch, np.int64),
+                   "dw": np.zeros(proj.weight.numel() if code.two_pass else 0, self.ft)}
         for name, a in scratch.items():
             bound.append((name, self.arg(f"r{r}_{name}", lambda a=a: a)))
         for trace in code.recipe.traces:
@@ -378,6 +379,13 @@ class RuleCode:
         every_arg = [a for args in (*self.args.values(), *self.update_args.values()) for a in args]
         self.params = {a.key for a in every_arg if a.kind == "param"}
         self.neuron_vars = {a.key for a in every_arg if a.kind == "neuron"}
+        recipe = self.recipe
+        # a rule that changes every synapse each step sums its terms into a buffer first
+        # and then writes all weights in one flat loop: gathering per-neuron values and
+        # clipping in one loop keeps the compiler from vectorising either
+        self.two_pass = (recipe.eligibility is None and not recipe.event_driven
+                         and (recipe.on_pre or recipe.on_post or recipe.per_step) is not None
+                         and not any(a.side in ("pre", "post") for a in self.args.get("on_apply", ())))
 
     # -- expressions ------------------------------------------------------------------
     def expr(self, a: Any) -> str:
@@ -418,9 +426,17 @@ class RuleCode:
             out.append(f"{pad}d += {self.call('per_step')}")
         return out
 
-    def finish(self, pad: str) -> list[str]:
-        """Lines writing synapse ``s``'s new weight from ``d``."""
+    def finish(self, pad: str, every_synapse: bool = False) -> list[str]:
+        """Lines writing synapse ``s``'s new weight from ``d``.
+
+        ``every_synapse``: in a loop over all synapses, write the same values without a
+        branch (a select and a store every time), which the compiler vectorises."""
         new = self.call("on_apply") if self.recipe.on_apply is not None else "w0 + d"
+        if every_synapse:
+            # an unchanged weight is rewritten as it was (off the mask it is already zero)
+            kept = f"nw * mask[s]" if self.masked else "nw"
+            clipped = f"min(max(nw, w_min), w_max) * mask[s]" if self.masked else "min(max(nw, w_min), w_max)"
+            return [f"{pad}nw = {new}", f"{pad}w[s] = {clipped} if nw != w0 else {kept}"]
         # an unchanged weight is left alone (no store): bounds hold for the weights a rule
         # moves, and a kept weight is already zero off the mask
         out = [f"{pad}nw = {new}", f"{pad}if nw != w0:",
@@ -551,7 +567,7 @@ class RuleCode:
                 body += ["    for b in range(B):", f"        d += {self.call('gate')}"]
             else:
                 body += [f"    d += {self.call('gate')}"]
-            out = self.all_synapses(body + self.finish("    "), ("gate", "on_apply"))
+            out = self.all_synapses(body + self.finish("    ", True), ("gate", "on_apply"))
         elif recipe.event_driven:
             out = self.touched_synapses("w")
         else:
@@ -562,7 +578,12 @@ class RuleCode:
             body = ["    w0 = w[s]", "    d = ZERO"]
             if recipe.on_pre or recipe.on_post or recipe.per_step:
                 body += ["    for b in range(B):"] + self.row_terms("        ", per_step=True)
-            out += self.all_synapses(body + self.finish("    "))
+            if self.two_pass:
+                out += self.all_synapses(body + ["    dw[s] = d"])
+                out += ["    for s in range(w.shape[0]):", "        w0 = w[s]", "        d = dw[s]"]
+                out += self.finish("        ", True)
+            else:
+                out += self.all_synapses(body + self.finish("    ", True))
         return "\n".join(out) + "\n"
 
 
