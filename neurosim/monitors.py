@@ -24,11 +24,26 @@ class Monitor:
     """Base class: record a step into the buffer; drain the buffer as arrays."""
 
     name: str
-    #: recorded by Python at the ends of compiled stretches (not inside compiled loops)
-    records_from_python: bool = False
+    #: the schedule entry kind that records it (see neurosim.schedule.KINDS): each backend
+    #: implements the kind; ``python``: :meth:`record` runs from Python
+    record_kind: str = "python"
 
-    def compiled_steps(self, start: int, stop: int) -> None:
-        """A compiled backend ran steps [start, stop) and filled the buffers for them."""
+    @property
+    def records_from_python(self) -> bool:
+        """Recorded by Python (at the ends of compiled stretches on a compiled backend)."""
+        return self.record_kind == "python"
+
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """The buffers a backend records into, by name (the monitor's state contract)."""
+        return {}
+
+    @property
+    def rows_filled(self) -> int:
+        """Buffer rows written since the last :meth:`drain` (the next row to write)."""
+        return len(self._steps)
+
+    def recorded_steps(self, start: int, stop: int) -> None:
+        """A backend ran steps [start, stop) and filled the buffers for the due ones."""
 
     def datasets(self) -> list[DatasetSpec]:
         raise NotImplementedError
@@ -41,6 +56,7 @@ class Monitor:
         raise NotImplementedError
 
     def record(self, step: int) -> None:
+        """Record ``step`` from Python (monitors of kind ``python`` only)."""
         raise NotImplementedError
 
     def drain(self) -> dict[str, np.ndarray]:
@@ -60,10 +76,13 @@ class SpikeMonitor(Monitor):
     ``.../batch`` (int32), sorted by step.
     """
 
+    record_kind = "record_spikes"
+
     def __init__(self, population: "Population", name: str | None = None) -> None:
         self.population = population
         self.name = name or population.name
         self._raster: torch.Tensor | None = None
+        self._events: tuple[np.ndarray, ...] | None = None
         self._steps: list[int] = []
 
     def datasets(self):
@@ -92,13 +111,26 @@ class SpikeMonitor(Monitor):
         capacity = max(int(capacity), p.batch * p.n)
         self._events = (np.empty(capacity, np.int64), np.empty(capacity, np.int32),
                         np.empty(capacity, np.int32), np.zeros(1, np.int64))
+        self._event_arrays = {f"events.{k}": torch.from_numpy(a)
+                              for k, a in zip(("step", "neuron", "batch", "fill"), self._events)}
         self._raster = torch.zeros((0, p.batch, p.n), dtype=torch.bool)
 
-    def record(self, step):
-        self._raster[len(self._steps)].copy_(self.population.spikes)
-        self._steps.append(step)
+    def arrays(self):
+        """``raster`` ``(chunk steps, batch, n)`` bool; with an event buffer instead,
+        ``events.step``, ``events.neuron``, ``events.batch`` and ``events.fill`` (a
+        one-element count of the events written)."""
+        if self._events is not None:
+            return self._event_arrays
+        return {"raster": self._raster}
 
-    def compiled_steps(self, start, stop):
+    @property
+    def event_buffer_full(self) -> bool:
+        """Whether one more step's spikes might not fit into the event buffer."""
+        p = self.population
+        return self._events is not None and \
+            self._events[3][0] + p.batch * p.n > self._events[0].shape[0]
+
+    def recorded_steps(self, start, stop):
         if self._events is None:
             self._steps.extend(range(start, stop))
 
@@ -129,6 +161,8 @@ class StateMonitor(Monitor):
     each sample; the recorded neuron indices are in ``state/<name>/neurons``.
     """
 
+    record_kind = "record_state"
+
     def __init__(self, population: "Population", variables: Sequence[str],
                  neurons: Sequence[int] | np.ndarray | None = None, every: int = 1,
                  name: str | None = None) -> None:
@@ -145,14 +179,11 @@ class StateMonitor(Monitor):
         if idx.size == 0 or idx.min() < 0 or idx.max() >= population.n:
             raise ValueError(f"StateMonitor: neuron indices must be in [0, {population.n})")
         self.population, self.variables, self.every = population, list(variables), int(every)
+        #: whether every neuron is recorded (then no index is applied)
+        self.all_neurons = neurons is None
         self.neurons = idx
         self.name = name or population.name
         self._index = torch.as_tensor(idx, device=population.device)
-        self._all = neurons is None
-
-    def _source(self, var: str) -> torch.Tensor:
-        p = self.population
-        return p.state[var] if var in p.state else p.inputs[var]
 
     def datasets(self):
         base, k = f"state/{self.name}", self.neurons.size
@@ -178,16 +209,19 @@ class StateMonitor(Monitor):
                                     device=p.device) for v in self.variables}
         self._steps: list[int] = []
 
-    def record(self, step):
-        if step % self.every:
-            return
-        k = len(self._steps)
-        for v in self.variables:
-            src = self._source(v)
-            self._buf[v][k].copy_(src if self._all else src.index_select(1, self._index))
-        self._steps.append(step)
+    def arrays(self):
+        """``neurons`` (the recorded indices, on the device) and ``buffer.<variable>``
+        ``(rows, batch, k)``; a due step ``t`` (``t % every == 0``) goes to row
+        :attr:`rows_filled`, from the population's ``state.<variable>`` or
+        ``input.<variable>``."""
+        return {"neurons": self._index, **{f"buffer.{v}": b for v, b in self._buf.items()}}
 
-    def compiled_steps(self, start, stop):
+    def source(self, var: str) -> str:
+        """The name in the population's :meth:`~neurosim.population.Population.arrays`
+        that ``var`` is sampled from."""
+        return f"state.{var}" if var in self.population.state else f"input.{var}"
+
+    def recorded_steps(self, start, stop):
         first = -(-start // self.every) * self.every
         self._steps.extend(range(first, stop, self.every))
 
@@ -212,6 +246,8 @@ class SpikeCounter(Monitor):
     classifier reads out after presenting a sample (e.g. the MNIST replay).
     """
 
+    record_kind = "count_spikes"
+
     def __init__(self, population: "Population", name: str | None = None) -> None:
         self.population = population
         self.name = name or population.name
@@ -224,8 +260,13 @@ class SpikeCounter(Monitor):
     def allocate(self, chunk_steps):
         pass
 
-    def record(self, step):
-        self.counts += self.population.spikes
+    def arrays(self):
+        """``counts`` ``(batch, n)`` float: spikes per neuron and batch row so far."""
+        return {"counts": self.counts}
+
+    @property
+    def rows_filled(self) -> int:
+        return 0
 
     def drain(self):
         return {}
@@ -276,7 +317,7 @@ class SnapshotMonitor(Monitor):
             self._snaps.append(self.snapshot().detach().to("cpu", torch.float32).numpy().copy())
             self._steps.append(step)
 
-    def compiled_steps(self, start, stop):
+    def recorded_steps(self, start, stop):
         self.record(stop - 1)
 
     def drain(self):

@@ -341,38 +341,33 @@ class Network:
             pop.set_history_length(length)
         sched = Schedule()
         for inp in self.inputs:
-            sched.add("inputs", f"StepCurrent({inp.population.name})", inp.apply)
+            sched.add("inputs", f"StepCurrent({inp.population.name})", "python", inp.apply)
         for fn, every in self.callbacks:
-            sched.add("inputs", f"callback {getattr(fn, '__name__', 'fn')} every {every}",
+            sched.add("inputs", f"callback {getattr(fn, '__name__', 'fn')} every {every}", "python",
                       self._callback_action(fn, every))
         for pop in self.populations.values():
             if pop.is_generator or not pop.model.receptors:
-                sched.add("inputs", f"{pop.name} ({pop.model_name})", pop.step, "population", pop)
+                sched.add("inputs", f"{pop.name} ({pop.model_name})", "population", pop)
         for proj in self.projections.values():
-            sched.add("deliver", f"{proj.name} ({'csr' if proj.sparse else 'dense'})",
-                      self._delivery_action(proj), "delivery", proj)
+            sched.add("deliver", f"{proj.name} ({'csr' if proj.sparse else 'dense'})", "delivery", proj)
         for pop in self.populations.values():
             if not (pop.is_generator or not pop.model.receptors):
-                sched.add("neurons", f"{pop.name} ({pop.model_name})", pop.step, "population", pop)
+                sched.add("neurons", f"{pop.name} ({pop.model_name})", "population", pop)
         if self.modulators.dynamic or self.modulators.derived:
-            sched.add("traces", "modulators", self.modulators.step, "modulators", self.modulators)
+            sched.add("traces", "modulators", "modulators", self.modulators)
         if len(self.shared_traces):
-            sched.add("traces", self.shared_traces.describe(), self.shared_traces.update,
-                      "spike traces", self.shared_traces)
+            sched.add("traces", self.shared_traces.describe(), "spike_traces", self.shared_traces)
         for name, rule in self.rules.items():
             if rule.has_step_work:
-                sched.add("traces", f"{name} {rule.schedule_label('traces')}", rule.update_traces,
-                          "rule traces", rule)
+                sched.add("traces", f"{name} {rule.schedule_label('traces')}", "rule_traces", rule)
         for name, rule in self.rules.items():
             if rule.apply_at is None:
-                sched.add("rules", f"{name} {rule.schedule_label('rules')}", rule.apply,
-                          "rule apply", rule)
+                sched.add("rules", f"{name} {rule.schedule_label('rules')}", "rule_apply", rule)
             else:
                 sched.events.setdefault(rule.apply_at, []).append(
                     f"{name} {rule.schedule_label('rules')}")
         for key, mon in self.monitors.items():
-            sched.add("monitors", key, mon.record, "python" if mon.records_from_python else "monitor",
-                      mon)
+            sched.add("monitors", key, mon.record_kind, mon.record if mon.record_kind == "python" else mon)
         self._schedule = sched
         per_step = sum(m.bytes_per_step() for m in self.monitors.values())
         self._chunk_steps = int(max(1, min(MAX_CHUNK_STEPS, MONITOR_BUFFER_BYTES // max(1, per_step))))
@@ -401,12 +396,6 @@ class Network:
         def action(step: int) -> None:
             if step % every == 0:
                 fn(self)
-        return action
-
-    @staticmethod
-    def _delivery_action(proj: Projection) -> Callable[[int], None]:
-        def action(step: int) -> None:
-            proj.deliver(step, proj.post.state[proj.target])
         return action
 
     def describe(self) -> dict[str, Any]:

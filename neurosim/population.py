@@ -7,9 +7,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from neurosim.counter_rng import UNIT24, element_keys, lowbias32, step_key, stream_key
+from neurosim.counter_rng import element_keys, stream_key
 from neurosim.distributions import Normal, Uniform
-from neurosim.kernel import TORCH_MATH, bind
 from neurosim.memory import require
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
@@ -49,14 +48,18 @@ class Population:
         self._require_memory()
         self.seed = seed
         self.history = torch.zeros((1, batch, self.n), dtype=torch.bool, device=device)
-        self._last_step = -1
+        #: the step whose spikes :attr:`spikes` returns (set by the backend)
+        self.last_step = -1
         self.state: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
         self._initial: dict[str, torch.Tensor] = {}
         if isinstance(model, SpikeGenerator):
             steps, rows, neurons = model.events(self.n, batch, dt)
-            self._events = (steps, torch.as_tensor(rows, device=device),
-                            torch.as_tensor(neurons, device=device))
+            # replayed spikes sorted by step (the step numbers stay on the host, where
+            # a backend looks up each step's slice without a device sync)
+            self._events = {"events.step": torch.as_tensor(np.asarray(steps, np.int64)),
+                            "events.row": torch.as_tensor(rows, device=device),
+                            "events.neuron": torch.as_tensor(neurons, device=device)}
             self.params: dict[str, ParameterValue] = {}
             self.constants: dict[str, Any] = {}
             if init:
@@ -65,7 +68,6 @@ class Population:
         self.params = validate_parameters(f"population '{name}' ({self.model_name})",
                                           model.parameters, model.params, self.n, batch)
         self._set_constants()
-        self._update = bind(type(model).update, TORCH_MATH)
         self._arg_names = type(model).update_arguments()
         expected = (set(model.state_variables) | set(model.inputs) | set(model.random_inputs)
                     | set(self.constants))
@@ -175,7 +177,7 @@ class Population:
     @property
     def spikes(self) -> torch.Tensor:
         """Spikes of the most recent step, ``(batch, n)`` bool."""
-        return self.spikes_at(self._last_step)
+        return self.spikes_at(self.last_step)
 
     def spikes_at(self, step: int) -> torch.Tensor:
         """Spikes emitted at ``step`` (must be within the history length)."""
@@ -183,6 +185,34 @@ class Population:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.n, **self.model.describe()}
+
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """The arrays a backend steps, by name (the population's state contract).
+
+        ``spikes``: the spike ring ``(slots, batch, n)`` bool, step ``t`` in slot
+        ``t % slots``; ``state.<var>``, ``input.<name>`` ``(batch, n)``; ``const.<name>``
+        (0-d, ``(n,)``, ``(1, n)`` or ``(batch, n)``); ``key.<random input>``: the
+        counter-RNG element keys ``(batch, n)`` (the stream key is ``random_keys``). A
+        spike generator has ``events.step`` (host), ``events.row``, ``events.neuron``.
+        Backends update these tensors in place; they are replaced only by
+        :meth:`reset`, :meth:`set_parameters` and :meth:`set_history_length`.
+        """
+        if self.is_generator:
+            return {"spikes": self.history, **self._events}
+        out = {"spikes": self.history}
+        out.update({f"state.{k}": v for k, v in self.state.items()})
+        out.update({f"input.{k}": v for k, v in self.inputs.items()})
+        out.update({f"const.{k}": v for k, v in self.constants.items()})
+        out.update({f"key.{k}": v for k, v in self._element_keys.items()})
+        return out
+
+    def argument_arrays(self) -> list[str]:
+        """For each argument of the model's ``update``, in order, its name in :meth:`arrays`
+        (random inputs: ``key.<name>``, to be hashed with the step)."""
+        kinds = (("state", self.state), ("input", self.inputs), ("const", self.constants),
+                 ("key", self._element_keys))
+        return [next(f"{kind}.{name}" for kind, table in kinds if name in table)
+                for name in self._arg_names]
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {**self.state, **{f"input.{k}": v for k, v in self.inputs.items()},
@@ -206,31 +236,3 @@ class Population:
             self.require_history(length)
             self.history = torch.zeros((length, self.batch, self.n), dtype=torch.bool,
                                        device=self.device)
-
-    def step(self, step: int) -> None:
-        """Advance one step: integrate and fire (or emit replayed spikes)."""
-        slot = self.history[step % self.history.shape[0]]
-        if self.is_generator:
-            steps, rows, neurons = self._events
-            lo, hi = np.searchsorted(steps, [step, step + 1])
-            slot.zero_()
-            if hi > lo:
-                slot[rows[lo:hi], neurons[lo:hi]] = True
-            self._last_step = step
-            return
-        args = []
-        for name in self._arg_names:
-            if name in self.state:
-                args.append(self.state[name])
-            elif name in self.inputs:
-                args.append(self.inputs[name])
-            elif name in self.constants:
-                args.append(self.constants[name])
-            else:  # a random input: uniforms hashed from (stream, step, element)
-                h = lowbias32(self._element_keys[name] ^ step_key(self.random_keys[name], step))
-                args.append((h >> 8).to(self.dtype) * UNIT24)
-        out = self._update(*args)
-        for var, value in zip(self.model.state_variables, out[:-1]):
-            self.state[var] = value
-        slot.copy_(out[-1])
-        self._last_step = step

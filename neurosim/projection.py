@@ -286,35 +286,25 @@ class Projection:
                 **self.connector.describe()}
 
     # -- state --------------------------------------------------------------------------
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """The arrays a backend delivers with, by name (the projection's state contract).
+
+        ``weight``: ``(n_pre, n_post)`` dense or ``(nnz,)`` CSR; ``mask`` (dense, when not
+        all pairs connect); CSR: ``indices`` (post neuron of each synapse) and, per delay
+        block ``q`` (its delay in ``blocks[q].delay``), ``block<q>.indptr`` over
+        ``block<q>.positions`` (the synapses' places in ``weight``; absent when the block
+        is the whole projection in storage order).
+        """
+        out = {"weight": self.weight}
+        if self.mask is not None:
+            out["mask"] = self.mask
+        if self.sparse:
+            out["indices"] = self.indices
+            for q, block in enumerate(self.blocks):
+                out[f"block{q}.indptr"] = block.indptr
+                if block.positions is not None:
+                    out[f"block{q}.positions"] = block.positions
+        return out
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {"weight": self.weight}
-
-    # -- delivery (torch) ----------------------------------------------------------------
-    def deliver(self, step: int, target: torch.Tensor) -> None:
-        """Add the input of spikes arriving at ``step`` to ``target`` ``(batch, n_post)``."""
-        for block in self.blocks:
-            spikes = self.pre.spikes_at(step - block.delay)
-            if not self.sparse:
-                if spikes.shape[0] >= DENSE_MATMUL_BATCH:
-                    target += spikes.to(self.dtype) @ self.weight
-                else:
-                    rows, cols = spikes.nonzero(as_tuple=True)
-                    if cols.numel():
-                        target.index_add_(0, rows, self.weight.index_select(0, cols))
-                continue
-            rows, cols = spikes.nonzero(as_tuple=True)
-            if not cols.numel():
-                continue
-            starts = block.indptr[cols]
-            counts = block.indptr[cols + 1] - starts
-            total = int(counts.sum())
-            if total == 0:
-                continue
-            # positions of the synapses of every spiking neuron, as one flat gather
-            offsets = torch.cumsum(counts, 0) - counts
-            pos = torch.repeat_interleave(starts - offsets, counts, output_size=total)
-            pos += torch.arange(total, device=pos.device)
-            if block.positions is not None:
-                pos = block.positions[pos]
-            flat = self.indices[pos] + torch.repeat_interleave(rows, counts, output_size=total) * self.post.n
-            target.view(-1).index_add_(0, flat, self.weight[pos])

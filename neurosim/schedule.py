@@ -3,23 +3,46 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+
+
+#: the kinds of schedule entry; every backend implements each kind once
+#: (``TorchBackend.run_<kind>``, ``numba_codegen.KernelWriter.emit_<kind>``)
+KINDS = {
+    "population": "a population's neuron update (or a spike generator's replay)",
+    "delivery": "a projection's spikes arriving now, dense, CSR or with per-synapse delays",
+    "modulators": "the dynamic and derived neuromodulator signals",
+    "spike_traces": "the spike traces rules share, once per population side",
+    "rule_traces": "a rule's own per-step state (eligibility, neuron state)",
+    "rule_apply": "a rule's hooks changing its weights",
+    "record_spikes": "a spike monitor recording this step's spikes",
+    "count_spikes": "a spike counter adding this step's spikes",
+    "record_state": "a state monitor sampling variables",
+    "python": "a Python callable, run at its place in the step (callbacks, step currents, snapshots)",
+}
+
+
+@dataclass
+class Entry:
+    """One member of a phase: what it is called, its kind (:data:`KINDS`) and its object
+    (for ``python``: the callable taking the step)."""
+
+    member: str
+    kind: str
+    obj: Any
 
 
 @dataclass
 class Phase:
-    """One phase of a step: a name, what it does, and the actions it runs in order."""
+    """One phase of a step: a name, what it does, and its entries in order."""
 
     name: str
     doc: str
-    members: list[str] = field(default_factory=list)
-    actions: list[Callable[[int], Any]] = field(default_factory=list)
-    #: what each member is: (kind, object); compiled backends generate their code from these
-    entries: list[tuple[str, Any]] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
 
-    def run(self, step: int) -> None:
-        for action in self.actions:
-            action(step)
+    @property
+    def members(self) -> list[str]:
+        return [e.member for e in self.entries]
 
 
 class Schedule:
@@ -57,20 +80,16 @@ class Schedule:
                 return phase
         raise KeyError(name)
 
-    def add(self, phase: str, member: str, action: Callable[[int], Any], kind: str = "python",
-            obj: Any = None) -> None:
-        """Append ``member`` to ``phase``: ``action(step)`` runs it on the torch backend;
-        ``kind`` and ``obj`` tell a compiled backend what to generate for it (kinds:
-        ``population``, ``delivery``, ``modulators``, ``rule traces``, ``rule apply``,
-        ``monitor``; ``python``: run from Python at its place in the step)."""
-        self[phase].members.append(member)
-        self[phase].actions.append(action)
-        self[phase].entries.append((kind, obj))
+    def add(self, phase: str, member: str, kind: str, obj: Any) -> None:
+        """Append ``member`` of ``kind`` (see :data:`KINDS`) to ``phase``; each backend
+        runs it with its own implementation of that kind."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown schedule entry kind {kind!r}; known: {list(KINDS)}")
+        self[phase].entries.append(Entry(member, kind, obj))
 
     def entries(self) -> list[tuple[str, str, str, Any]]:
         """Every member in order, as (phase, member, kind, object)."""
-        return [(p.name, m, kind, obj) for p in self.phases
-                for m, (kind, obj) in zip(p.members, p.entries)]
+        return [(p.name, e.member, e.kind, e.obj) for p in self.phases for e in p.entries]
 
     def as_list(self) -> list[dict[str, Any]]:
         return ([{"phase": p.name, "does": p.doc, "members": list(p.members)} for p in self.phases]

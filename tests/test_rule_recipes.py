@@ -275,3 +275,42 @@ def test_rules_share_the_traces_of_the_same_spikes():
     by_type = {type(r).__name__: r for r in net.rules.values()}
     assert by_type["Hebb"].x_pre is by_type["Oja"].x_pre is by_type["BCM"].x_pre
     assert "spike traces (" in str(net.schedule)
+
+
+def test_each_backend_implements_every_kind_of_schedule_entry():
+    from neurosim.backends.numba_codegen import KernelWriter
+    from neurosim.backends.torch_backend import TorchBackend
+    from neurosim.schedule import KINDS
+
+    for kind in KINDS:
+        assert callable(getattr(TorchBackend, f"run_{kind}", None)) or kind == "python", kind
+        assert callable(getattr(KernelWriter, f"emit_{kind}", None)), kind
+    net = ns.Network(dt=0.5, seed=1, backend="torch")
+    src = net.population(10, ns.PoissonSource(rate=20.0), name="src")
+    out = net.population(4, ns.LIF(), name="out")
+    net.add_rule(net.projection(src, out, weight=0.5), rules.STDP())
+    net.spike_monitor(out), net.spike_counter(out), net.state_monitor(out, "v")
+    kinds = [kind for *_, kind, _ in net.schedule.entries()]
+    assert set(kinds) <= set(KINDS)
+    assert {"population", "delivery", "spike_traces", "rule_apply", "record_spikes",
+            "count_spikes", "record_state"} <= set(kinds)
+
+
+def test_the_declared_arrays_are_the_state_backends_step():
+    """What a population, projection and monitor declare in arrays() is the very
+    tensors the torch backend updates in place (so both backends share one data model)."""
+    net = ns.Network(dt=0.5, seed=1, backend="torch", batch=2)
+    src = net.population(10, ns.PoissonSource(rate=200.0), name="src")
+    out = net.population(4, ns.LIF(), name="out")
+    proj = net.projection(src, out, ns.FixedProbability(0.5), weight=3.0, sparse=True, delay=2)
+    mon = net.state_monitor(out, ["v", "i_e"], neurons=[1, 2])
+    declared = {k: v for k, v in out.arrays().items()}
+    assert {"spikes", "state.v", "state.i_e", "input.i_ext", "const.decay_m"} <= set(declared)
+    assert set(src.arrays()) >= {"spikes", "key.u", "const.p_spike"}
+    assert {"weight", "indices", "block0.indptr"} <= set(proj.arrays())
+    net.run(20.0, progress=False)
+    for name, t in out.arrays().items():
+        assert t is declared[name], name  # updated in place, never replaced
+    assert declared["state.i_e"].abs().sum() > 0  # spikes arrived
+    buf = mon.arrays()["buffer.v"]
+    assert buf.shape[1:] == (2, 2)

@@ -98,47 +98,29 @@ class NumbaBackend:
         self._rules: tuple[list[Any], list[Any]] | None = ([], [])
         self._warned_python = False
         self._views = NumpyViews()
+        self._declared: dict[int, tuple[Any, dict[str, torch.Tensor]]] = {}
 
     def invalidate(self) -> None:
         self._key = None
 
     # -- arrays the kernels work on ---------------------------------------------------
-    def _arrays(self, obj: Any, what: str) -> Any:
-        kind, _, key = what.partition(":")
-        view = self._views
-        if kind == "hist":
-            return view(obj.history)
-        if kind in ("cnt", "idx"):
+    def _arrays(self, obj: Any, name: str) -> Any:
+        """The numpy array (or 0-d constant as a scalar) that ``obj`` declares as ``name``
+        in its ``arrays()``; ``cnt``/``idx``: this backend's spike lists of a population."""
+        if name in ("cnt", "idx"):
             shape = tuple(obj.history.shape)
             lists = self._lists.get(obj.name)
             if lists is None or lists[1].shape != shape:
                 lists = (np.zeros(shape[:2], np.int64), np.zeros(shape, np.int32))
                 self._lists[obj.name] = lists
-            return lists[0] if kind == "cnt" else lists[1]
-        if kind.startswith("ev"):
-            value = obj._events[int(kind[2:])]
-            return value if isinstance(value, np.ndarray) else value.numpy()
-        if kind == "state":
-            return view(obj.state[key])
-        if kind == "input":
-            return view(obj.inputs[key])
-        if kind == "ekey":
-            return view(obj._element_keys[key])
-        if kind == "const":
-            t = obj.constants[key]
-            return t.numpy() if t.dim() else t.numpy()[()]
-        if kind == "weight":
-            return view(obj.weight)
-        if kind == "indices":
-            return view(obj.indices)
-        if kind in ("indptr", "positions"):
-            block = obj.blocks[int(key)]
-            return (block.indptr if kind == "indptr" else block.positions).numpy()
-        if kind == "neurons":
-            return obj.neurons
-        if kind == "buf":
-            return obj._buf[key].numpy()
-        raise KeyError(what)
+            return lists[0] if name == "cnt" else lists[1]
+        declared = self._declared.get(id(obj))
+        if declared is None or declared[0] is not obj:
+            declared = self._declared[id(obj)] = (obj, obj.arrays())
+        value = declared[1][name]
+        if name.startswith("const.") and value.dim() == 0:
+            return value.numpy()[()]
+        return self._views(value)
 
     def _layout_key(self) -> Any:
         net = self.net
@@ -161,7 +143,7 @@ class NumbaBackend:
             return 0.0
         t0 = time.perf_counter()
         for mon in self.net.monitors.values():
-            if isinstance(mon, SpikeMonitor) and mon._events is None:  # keep events not yet flushed
+            if isinstance(mon, SpikeMonitor) and "raster" in mon.arrays():  # keep events not yet flushed
                 mon.use_event_buffer(EVENT_BUFFER)
         ft = "float32" if self.net.dtype_name == "float32" else "float64"
         self._rules = split_rules(self.net)
@@ -191,16 +173,14 @@ class NumbaBackend:
         return seconds
 
     def _values(self) -> list[Any]:
+        # each object's arrays() once per call: arrays may have been replaced since the last
+        self._declared = {}
         return [getter() for _, getter in self._plan.args]
 
     # -- stepping ---------------------------------------------------------------------
     def _events_full(self) -> bool:
-        for mon in self.net.monitors.values():
-            if isinstance(mon, SpikeMonitor) and mon._events is not None:
-                p = mon.population
-                if mon._events[3][0] + p.batch * p.n > mon._events[0].shape[0]:
-                    return True
-        return False
+        return any(isinstance(mon, SpikeMonitor) and mon.event_buffer_full
+                   for mon in self.net.monitors.values())
 
     def _python_actions_before(self, step: int) -> bool:
         """Run the inputs' and callbacks' Python before ``step``; True if a callback ran."""
@@ -272,13 +252,13 @@ class NumbaBackend:
                 continue
             actions_due = True
             for pop in net.populations.values():
-                pop._last_step = stop - 1  # before the Python rules, which read pop.spikes
+                pop.last_step = stop - 1  # before the Python rules, which read pop.spikes
             if self._rules is None:
                 net.after_step_python(stop - 1)
             else:
                 for rule in self._rules[1]:
                     rule.apply(stop - 1)  # returns at once unless it is one of its steps
             for mon in net.monitors.values():
-                mon.compiled_steps(step, stop)
+                mon.recorded_steps(step, stop)
             net.clock.step = stop
             step = stop

@@ -157,200 +157,240 @@ def _index(shape: tuple[int, ...]) -> str:
 
 def generate(net: "SimulatedNetwork", ft: str, arrays: Callable[[Any, str], Any],
              profile: bool = False, compiled_rules: list[Any] | None = None) -> KernelPlan:
-    """Write the kernels of ``net``; ``arrays(obj, what)`` returns the live numpy arrays.
+    """Write the kernels of ``net``; ``arrays(obj, name)`` returns the live numpy array
+    that ``obj`` declares as ``name`` in its ``arrays()`` (the state contract).
 
     ``compiled_rules`` (None: rules and modulators run in Python) are the rules
     to step inside the kernel, together with every dynamic modulator.
     """
-    from neurosim.backends.numba_rules import RuleEmitter
-    from neurosim.monitors import SpikeCounter, SpikeMonitor, StateMonitor
+    return KernelWriter(net, ft, arrays, compiled_rules).write(profile)
 
-    plan = KernelPlan("")
-    args = plan.args
 
-    def arg(name: str, getter: Callable[[], Any]) -> str:
-        args.append((name, getter))
+class KernelWriter:
+    """Writes one network's kernel: the code of each schedule entry, by its kind
+    (``emit_<kind>``, one method per kind of :data:`neurosim.schedule.KINDS`), in the
+    schedule's order, which is thus the only source of order. ``None`` from an
+    emitter means the entry runs from Python (before the step in the inputs phase,
+    after it otherwise)."""
+
+    def __init__(self, net: "SimulatedNetwork", ft: str, arrays: Callable[[Any, str], Any],
+                 compiled_rules: list[Any] | None) -> None:
+        from neurosim.backends.numba_rules import RuleEmitter
+
+        self.net, self.ft, self.arrays = net, ft, arrays
+        self.plan = KernelPlan("")
+        pops = list(net.populations.values())
+        self.pid = {p.name: k for k, p in enumerate(pops)}
+        models = sorted({type(p.model) for p in pops if not p.is_generator}, key=lambda c: c.__qualname__)
+        self.model_src, self.update_names = model_functions(models)
+        self.step_fns: dict[str, str] = {}  # function text -> name
+        self.guards: list[str] = []
+        self.rebuild: list[str] = []
+        self.compiled = {id(r): r_i for r_i, r in enumerate(compiled_rules or [])}
+        self.rules = None if compiled_rules is None else RuleEmitter(net, ft, self.arg, self.pid)
+        self._rule_lines: dict[int, tuple[list[str], list[str]]] = {}
+        # every population's arrays are arguments before any entry's code refers to them
+        self.pop_args = {p.name: self.bind_population(p) for p in pops}
+
+    def arg(self, name: str, getter: Callable[[], Any]) -> str:
+        self.plan.args.append((name, getter))
         return name
 
-    pops = list(net.populations.values())
-    pid = {p.name: k for k, p in enumerate(pops)}
-    models = sorted({type(p.model) for p in pops if not p.is_generator}, key=lambda c: c.__qualname__)
-    model_src, update_names = model_functions(models)
-    step_fns: dict[str, str] = {}  # function text -> name
-    calls: dict[str, list[str]] = {"inputs": [], "deliver": [], "neurons": [], "traces": [],
-                                   "rules": [], "monitors": []}
-    # the code of each schedule entry, by (phase, id of its object); assembled below in
-    # the schedule's order, which is thus the only source of order
-    code: dict[tuple[str, int], list[str]] = {}
-    rebuild: list[str] = []
-    guards: list[str] = []
+    def bind_population(self, pop: Any) -> dict[str, str]:
+        """Register the arrays of ``pop``'s contract as kernel arguments; returns
+        {contract name: argument name}. ``cnt``/``idx``: the backend's spike lists."""
+        k, arrays = self.pid[pop.name], self.arrays
+        names = {"spikes": self.arg(f"p{k}_hist", lambda p=pop: arrays(p, "spikes")),
+                 "cnt": self.arg(f"p{k}_cnt", lambda p=pop: arrays(p, "cnt")),
+                 "idx": self.arg(f"p{k}_idx", lambda p=pop: arrays(p, "idx"))}
+        self.rebuild.append(f"    rebuild_spike_lists({names['spikes']}, {names['cnt']}, {names['idx']})")
+        short = {"state": "s", "input": "in", "key": "rk", "const": "c", "events": "ev"}
+        for name in pop.arrays():
+            if name == "spikes":
+                continue
+            kind, _, var = name.partition(".")
+            names[name] = self.arg(f"p{k}_{short[kind]}_{var}", lambda p=pop, n=name: arrays(p, n))
+            if kind == "key":
+                names[f"stream.{var}"] = self.arg(f"p{k}_key_{var}", lambda p=pop, v=var: p.random_keys[v])
+        return names
 
-    for pop in pops:
-        k = pid[pop.name]
-        hist = arg(f"p{k}_hist", lambda p=pop: arrays(p, "hist"))
-        cnt = arg(f"p{k}_cnt", lambda p=pop: arrays(p, "cnt"))
-        idx = arg(f"p{k}_idx", lambda p=pop: arrays(p, "idx"))
-        rebuild.append(f"    rebuild_spike_lists({hist}, {cnt}, {idx})")
-        phase = "inputs" if pop.is_generator or not pop.model.receptors else "neurons"
+    # -- one emitter per kind of schedule entry -----------------------------------------
+    def emit_population(self, pop: Any) -> list[str]:
+        a = self.pop_args[pop.name]
+        hist, cnt, idx = a["spikes"], a["cnt"], a["idx"]
         if pop.is_generator:
-            ev = [arg(f"p{k}_ev{j}", lambda p=pop, j=j: arrays(p, f"ev{j}")) for j in range(3)]
-            code[(phase, id(pop))] = [f"    emit_events(t, {hist}, {cnt}, {idx}, {', '.join(ev)})"]
-            continue
+            ev = ", ".join(a[f"events.{e}"] for e in ("step", "row", "neuron"))
+            return [f"    emit_events(t, {hist}, {cnt}, {idx}, {ev})"]
         model = type(pop.model)
         own: list[str] = [hist, cnt, idx]
         values: dict[str, str] = {}
         pre: list[str] = []
         rows: list[str] = []  # 1-D views of this batch row: the inner loop is then vectorisable
         for var in model.state_variables:
-            own.append(arg(f"p{k}_s_{var}", lambda p=pop, v=var: arrays(p, f"state:{v}")))
+            own.append(a[f"state.{var}"])
             rows.append(f"        r_{var} = {own[-1]}[b]")
             values[var] = f"r_{var}[i]"
         for name in model.inputs:
-            own.append(arg(f"p{k}_in_{name}", lambda p=pop, v=name: arrays(p, f"input:{v}")))
+            own.append(a[f"input.{name}"])
             rows.append(f"        r_{name} = {own[-1]}[b]")
             values[name] = f"r_{name}[i]"
         for name in model.random_inputs:
-            own.append(arg(f"p{k}_rk_{name}", lambda p=pop, v=name: arrays(p, f"ekey:{v}")))
-            own.append(arg(f"p{k}_key_{name}", lambda p=pop, v=name: p.random_keys[v]))
+            own += [a[f"key.{name}"], a[f"stream.{name}"]]
             pre.append(f"    sk_{name} = step_key({own[-1]}, t)")
             rows.append(f"        rowkey_{name} = {own[-2]}[b]")
             values[name] = f"FT(lowbias32(rowkey_{name}[i] ^ sk_{name}) >> 8) * FT(UNIT24)"
         for name, tensor in pop.constants.items():
-            own.append(arg(f"p{k}_c_{name}", lambda p=pop, v=name: arrays(p, f"const:{v}")))
+            own.append(a[f"const.{name}"])
             shape = tuple(tensor.shape)
             if len(shape) == 2:
                 rows.append(f"        rc_{name} = {own[-1]}[{'0' if shape[0] == 1 else 'b'}]")
                 values[name] = f"rc_{name}[i]"
             else:
                 values[name] = own[-1] + _index(shape)
-        call_args = ", ".join(values[a] for a in model.update_arguments())
+        call_args = ", ".join(values[arg] for arg in model.update_arguments())
         n_state = len(model.state_variables)
         stores = "".join(f"            r_{var}[i] = res[{j}]\n"
                          for j, var in enumerate(model.state_variables))
+        parallel = self.net.parallel
         text = (
-            f"@njit(cache=True{', parallel=True' if net.parallel else ''})\n"
+            f"@njit(cache=True{', parallel=True' if parallel else ''})\n"
             f"def STEP(t, {', '.join(own)}):\n"
             f"    slot = t % {hist}.shape[0]\n" + "".join(line + "\n" for line in pre) +
             f"    for b in range({hist}.shape[1]):\n"
             f"        spikes = {hist}[slot, b]\n" + "".join(line + "\n" for line in rows) +
-            f"        for i in {'prange' if net.parallel else 'range'}({hist}.shape[2]):\n"
-            f"            res = {update_names[model]}({call_args})\n" + stores +
+            f"        for i in {'prange' if parallel else 'range'}({hist}.shape[2]):\n"
+            f"            res = {self.update_names[model]}({call_args})\n" + stores +
             f"            spikes[i] = res[{n_state}]\n"
             # a second, cheap pass lists the spiking neurons, so the update loop stays branch-free
             f"        {cnt}[slot, b] = list_spikes(spikes, {idx}[slot, b])\n")
         # populations of one model with the same parameter layout share one function
-        text = text.replace(f"p{k}_", "")
-        if text not in step_fns:
-            step_fns[text] = f"step_{model.__name__}_{len(step_fns)}"
-        code[(phase, id(pop))] = [f"    {step_fns[text]}(t, {', '.join(own)})"]
+        text = text.replace(f"p{self.pid[pop.name]}_", "")
+        if text not in self.step_fns:
+            self.step_fns[text] = f"step_{model.__name__}_{len(self.step_fns)}"
+        return [f"    {self.step_fns[text]}(t, {', '.join(own)})"]
 
-    for j, proj in enumerate(net.projections.values()):
-        pre_k, post_k = pid[proj.pre.name], pid[proj.post.name]
-        cnt, idx, hist = f"p{pre_k}_cnt", f"p{pre_k}_idx", f"p{pre_k}_hist"
-        target = f"p{post_k}_s_{proj.target}"
-        weight = arg(f"j{j}_w", lambda pr=proj: arrays(pr, "weight"))
-        indices = arg(f"j{j}_indices", lambda pr=proj: arrays(pr, "indices")) if proj.sparse else None
-        deliver = code[("deliver", id(proj))] = []
+    def emit_delivery(self, proj: Any) -> list[str]:
+        pre, post = self.pop_args[proj.pre.name], self.pop_args[proj.post.name]
+        cnt, idx, hist = pre["cnt"], pre["idx"], pre["spikes"]
+        target = post[f"state.{proj.target}"]
+        j, arrays = len(self.plan.args), self.arrays  # (a unique prefix for this projection)
+        weight = self.arg(f"j{j}_w", lambda pr=proj: arrays(pr, "weight"))
+        indices = self.arg(f"j{j}_indices", lambda pr=proj: arrays(pr, "indices")) if proj.sparse else None
+        lines = []
         for q, block in enumerate(proj.blocks):
             slot = f"(t - {block.delay}) % {hist}.shape[0]"
             if not proj.sparse:
-                deliver.append(f"    deliver_dense({cnt}, {idx}, {slot}, {weight}, {target})")
+                lines.append(f"    deliver_dense({cnt}, {idx}, {slot}, {weight}, {target})")
                 continue
-            indptr = arg(f"j{j}_b{q}_indptr", lambda pr=proj, q=q: arrays(pr, f"indptr:{q}"))
+            indptr = self.arg(f"j{j}_b{q}_indptr", lambda pr=proj, q=q: arrays(pr, f"block{q}.indptr"))
             if block.positions is None:
-                deliver.append(f"    deliver_csr({cnt}, {idx}, {slot}, {indptr}, {indices}, "
-                               f"{weight}, {target})")
+                lines.append(f"    deliver_csr({cnt}, {idx}, {slot}, {indptr}, {indices}, "
+                             f"{weight}, {target})")
             else:
-                pos = arg(f"j{j}_b{q}_pos", lambda pr=proj, q=q: arrays(pr, f"positions:{q}"))
-                deliver.append(f"    deliver_csr_positions({cnt}, {idx}, {slot}, {indptr}, "
-                               f"{pos}, {indices}, {weight}, {target})")
+                pos = self.arg(f"j{j}_b{q}_pos", lambda pr=proj, q=q: arrays(pr, f"block{q}.positions"))
+                lines.append(f"    deliver_csr_positions({cnt}, {idx}, {slot}, {indptr}, "
+                             f"{pos}, {indices}, {weight}, {target})")
+        return lines
 
-    if compiled_rules is not None:
-        emitter = RuleEmitter(net, ft, arg, pid)
-        mod_lines = emitter.modulators(net.modulators)
-        if mod_lines:
-            code[("traces", id(net.modulators))] = mod_lines
-        if len(net.shared_traces):
-            code[("traces", id(net.shared_traces))] = emitter.shared_traces(net.shared_traces)
-        for r, rule in enumerate(compiled_rules):
-            traces_lines, rules_lines = emitter.rule(r, rule)
-            if rule.has_step_work:
-                code[("traces", id(rule))] = traces_lines
-            if rule.apply_at is None:  # else it applies from Python when its event fires
-                code[("rules", id(rule))] = rules_lines
-        rule_src = kernel_functions([(fn, name) for name, fn in emitter.hooks.items()])
-        rule_fns = [text.replace("def RULE(", f"def {name}(") for text, name in emitter.functions.items()]
-    else:
-        rule_src, rule_fns = "", []
+    def emit_modulators(self, mods: Any) -> list[str] | None:
+        return None if self.rules is None else self.rules.modulators(mods)
 
-    for m, mon in enumerate(net.monitors.values()):
-        if isinstance(mon, SpikeMonitor):
-            k = pid[mon.population.name]
-            ev = [arg(f"m{m}_ev{j}", lambda mo=mon, j=j: mo._events[j]) for j in range(4)]
-            code[("monitors", id(mon))] = [f"    record_events(p{k}_cnt, p{k}_idx, "
-                                           f"t % p{k}_hist.shape[0], t, {', '.join(ev)})"]
-            # stop before a step whose spikes might not fit; the backend flushes and resumes
-            guards.append(f"        if {ev[3]}[0] + p{k}_hist.shape[1] * p{k}_hist.shape[2] > "
-                          f"{ev[0]}.shape[0]:\n            return t - t0")
-        elif isinstance(mon, SpikeCounter):
-            k = pid[mon.population.name]
-            counts = arg(f"m{m}_counts", lambda mo=mon: mo.counts.numpy())
-            code[("monitors", id(mon))] = [f"    count_spikes(p{k}_cnt, p{k}_idx, t % p{k}_hist.shape[0], "
-                                           f"{counts})"]
-        elif isinstance(mon, StateMonitor):
-            k = pid[mon.population.name]
-            neurons = arg(f"m{m}_neurons", lambda mo=mon: arrays(mo, "neurons"))
-            row0 = arg(f"m{m}_row0", lambda mo=mon: len(mo._steps))
-            e = mon.every
-            lines = [f"    if t % {e} == 0:",
-                     f"        row = {row0} + t // {e} - (t0 + {e - 1}) // {e}"]
-            for v in mon.variables:
-                buf = arg(f"m{m}_buf_{v}", lambda mo=mon, v=v: arrays(mo, f"buf:{v}"))
-                src = (f"p{k}_s_{v}" if v in mon.population.state else f"p{k}_in_{v}")
-                lines.append(f"        record_state({src}, {neurons}, {buf}, row)")
-            code[("monitors", id(mon))] = ["\n".join(lines)]
-        # weight monitors are recorded from Python at the ends of compiled slices
+    def emit_spike_traces(self, bank: Any) -> list[str] | None:
+        return None if self.rules is None else self.rules.shared_traces(bank)
 
-    # (comments carry the entry's number, not its name: networks of one shape share kernels)
-    for e, (phase, _, kind, obj) in enumerate(net._schedule.entries()):
-        lines = code.pop((phase, id(obj)), None) if obj is not None else None
-        if lines is None:  # run from Python: before the step (inputs) or after it
-            where = "before" if phase == "inputs" else "after"
-            calls[phase].append(f"    # schedule {e}: {phase} {kind} [from Python, {where} the step]")
-            continue
-        calls[phase].append(f"    # schedule {e}: {phase} {kind}")
-        calls[phase].extend(lines)
-    if code:
-        raise RuntimeError(f"generated code outside the schedule: {sorted(k[0] for k in code)}")
+    def _rule(self, rule: Any) -> tuple[list[str], list[str]] | None:
+        if id(rule) not in self.compiled:
+            return None
+        if id(rule) not in self._rule_lines:
+            self._rule_lines[id(rule)] = self.rules.rule(self.compiled[id(rule)], rule)
+        return self._rule_lines[id(rule)]
 
-    all_args = ", ".join(name for name, _ in args)
-    phase_fns = []
-    if profile:  # one function per phase, so that Python can time each
-        for phase, body in calls.items():
-            phase_fns.append(f"@njit(cache=True)\ndef phase_{phase}(t, t0, {all_args}):\n"
-                             + "\n".join(body + ["    pass"]) + "\n")
-        step_body = "".join(f"        phase_{phase}(t, t0, {all_args})\n" for phase in calls)
-    else:  # phases written into the step loop: fewer functions to compile
-        step_body = "".join(textwrap.indent(line, "    ") + "\n"
-                            for body in calls.values() for line in body)
-    run = (f"@njit(cache=True, nogil=True)\ndef run(t0, n_steps, {all_args}):\n"
-           + "\n".join(rebuild) + "\n"
-           "    for t in range(t0, t0 + n_steps):\n" + "".join(g + "\n" for g in guards)
-           + step_body + "        pass\n"  # a network without populations still counts steps
-           + "    return n_steps\n")
-    header = (
-        "# Generated by neurosim.backends.numba_codegen from the models' update functions.\n"
-        "# Do not edit: it is rewritten whenever the network's structure changes.\n"
-        f"# Library kernels: {library_digest()}\n"
-        "import numpy as np\n"
-        "from numba import njit, prange\n"
-        "from neurosim.backends.numba_kernels import (where, list_spikes, rebuild_spike_lists, deliver_csr,\n"
-        "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes)\n"
-        "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator,\n"
-        "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal)\n"
-        "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
-        f"FT = np.{ft}\n"
-        "exp = np.exp\n\n")
-    steps_src = [text.replace("def STEP(", f"def {name}(") for text, name in step_fns.items()]
-    plan.source = "\n\n".join([header, model_src, rule_src, *steps_src, *rule_fns, *phase_fns, run])
-    return plan
+    def emit_rule_traces(self, rule: Any) -> list[str] | None:
+        lines = self._rule(rule)
+        return None if lines is None else lines[0]
+
+    def emit_rule_apply(self, rule: Any) -> list[str] | None:
+        lines = self._rule(rule)
+        return None if lines is None else lines[1]
+
+    def emit_record_spikes(self, mon: Any) -> list[str]:
+        p = self.pop_args[mon.population.name]
+        m = len(self.plan.args)
+        ev = [self.arg(f"m{m}_ev{e}", lambda mo=mon, e=e: self.arrays(mo, f"events.{e}"))
+              for e in ("step", "neuron", "batch", "fill")]
+        # stop before a step whose spikes might not fit; the backend flushes and resumes
+        self.guards.append(f"        if {ev[3]}[0] + {p['spikes']}.shape[1] * {p['spikes']}.shape[2] > "
+                           f"{ev[0]}.shape[0]:\n            return t - t0")
+        return [f"    record_events({p['cnt']}, {p['idx']}, t % {p['spikes']}.shape[0], t, {', '.join(ev)})"]
+
+    def emit_count_spikes(self, mon: Any) -> list[str]:
+        p = self.pop_args[mon.population.name]
+        counts = self.arg(f"m{len(self.plan.args)}_counts", lambda mo=mon: self.arrays(mo, "counts"))
+        return [f"    count_spikes({p['cnt']}, {p['idx']}, t % {p['spikes']}.shape[0], {counts})"]
+
+    def emit_record_state(self, mon: Any) -> list[str]:
+        p = self.pop_args[mon.population.name]
+        m = len(self.plan.args)
+        neurons = self.arg(f"m{m}_neurons", lambda mo=mon: self.arrays(mo, "neurons"))
+        row0 = self.arg(f"m{m}_row0", lambda mo=mon: mo.rows_filled)
+        e = mon.every
+        lines = [f"    if t % {e} == 0:", f"        row = {row0} + t // {e} - (t0 + {e - 1}) // {e}"]
+        for v in mon.variables:
+            buf = self.arg(f"m{m}_buf_{v}", lambda mo=mon, v=v: self.arrays(mo, f"buffer.{v}"))
+            lines.append(f"        record_state({p[mon.source(v)]}, {neurons}, {buf}, row)")
+        return ["\n".join(lines)]
+
+    def emit_python(self, fn: Any) -> None:
+        return None
+
+    # -- the module ------------------------------------------------------------------------
+    def write(self, profile: bool) -> KernelPlan:
+        calls: dict[str, list[str]] = {"inputs": [], "deliver": [], "neurons": [], "traces": [],
+                                       "rules": [], "monitors": []}
+        # (comments carry the entry's number, not its name: networks of one shape share kernels)
+        for e, (phase, _, kind, obj) in enumerate(self.net._schedule.entries()):
+            lines = getattr(self, f"emit_{kind}")(obj)
+            if lines is None:  # run from Python: before the step (inputs) or after it
+                where = "before" if phase == "inputs" else "after"
+                calls[phase].append(f"    # schedule {e}: {phase} {kind} [from Python, {where} the step]")
+                continue
+            calls[phase].append(f"    # schedule {e}: {phase} {kind}")
+            calls[phase].extend(lines)
+        if self.rules is not None:
+            rule_src = kernel_functions([(fn, name) for name, fn in self.rules.hooks.items()])
+            rule_fns = [text.replace("def RULE(", f"def {name}(")
+                        for text, name in self.rules.functions.items()]
+        else:
+            rule_src, rule_fns = "", []
+        all_args = ", ".join(name for name, _ in self.plan.args)
+        phase_fns = []
+        if profile:  # one function per phase, so that Python can time each
+            for phase, body in calls.items():
+                phase_fns.append(f"@njit(cache=True)\ndef phase_{phase}(t, t0, {all_args}):\n"
+                                 + "\n".join(body + ["    pass"]) + "\n")
+            step_body = "".join(f"        phase_{phase}(t, t0, {all_args})\n" for phase in calls)
+        else:  # phases written into the step loop: fewer functions to compile
+            step_body = "".join(textwrap.indent(line, "    ") + "\n"
+                                for body in calls.values() for line in body)
+        run = (f"@njit(cache=True, nogil=True)\ndef run(t0, n_steps, {all_args}):\n"
+               + "\n".join(self.rebuild) + "\n"
+               "    for t in range(t0, t0 + n_steps):\n" + "".join(g + "\n" for g in self.guards)
+               + step_body + "        pass\n"  # a network without populations still counts steps
+               + "    return n_steps\n")
+        header = (
+            "# Generated by neurosim.backends.numba_codegen from the models' update functions.\n"
+            "# Do not edit: it is rewritten whenever the network's structure changes.\n"
+            f"# Library kernels: {library_digest()}\n"
+            "import numpy as np\n"
+            "from numba import njit, prange\n"
+            "from neurosim.backends.numba_kernels import (where, list_spikes, rebuild_spike_lists, deliver_csr,\n"
+            "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes)\n"
+            "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator,\n"
+            "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal)\n"
+            "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
+            f"FT = np.{self.ft}\n"
+            "exp = np.exp\n\n")
+        steps_src = [text.replace("def STEP(", f"def {name}(") for text, name in self.step_fns.items()]
+        self.plan.source = "\n\n".join([header, self.model_src, rule_src, *steps_src, *rule_fns,
+                                         *phase_fns, run])
+        return self.plan

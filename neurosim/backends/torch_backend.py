@@ -1,22 +1,40 @@
-"""The torch backend: every phase of a step as tensor operations on CPU or CUDA."""
+"""The torch backend: every kind of schedule entry as tensor operations on CPU or CUDA.
+
+The backend walks the network's schedule (the only source of order) and runs each
+entry with its implementation of the entry's kind (``run_<kind>``, see
+:data:`neurosim.schedule.KINDS`), reading the arrays the entry's object declares in
+its ``arrays()`` (the state contract shared with the numba backend). Neuron updates
+are the models' own ``update`` functions bound to torch math; state is written back
+in place, so every array keeps its identity for the run.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
 import torch
 
+from neurosim.counter_rng import UNIT24, lowbias32, step_key
+from neurosim.kernel import TORCH_MATH, bind
 from neurosim.threads import stepping_threads
 
 if TYPE_CHECKING:
     from neurosim.backends.view import SimulatedNetwork
+    from neurosim.monitors import Monitor
+    from neurosim.population import Population
+    from neurosim.projection import Projection
+
+#: dense delivery at this batch size or more is one matrix product (fewer, larger kernels)
+DENSE_MATMUL_BATCH = 16
 
 
 class TorchBackend:
     """Advances a :class:`~neurosim.Network` one step at a time with torch tensors.
 
-    Each step runs the phases of :attr:`Network.schedule` in order. With
+    Each step runs the entries of :attr:`Network.schedule` in order. With
     profiling on, each phase is timed (synchronising the GPU, which slows the
     run a little), and the totals accumulate in ``net.timings``.
     """
@@ -25,11 +43,24 @@ class TorchBackend:
 
     def __init__(self, net: "SimulatedNetwork") -> None:
         self.net = net
+        self._plan: list[tuple[str, Callable[[int], Any]]] | None = None
+        self._updates: dict[type, Callable[..., Any]] = {}
 
     def invalidate(self) -> None:
-        """Nothing to rebuild: the torch backend reads the schedule every step."""
+        """The schedule changed: bind its entries again before the next step."""
+        self._plan = None
+
+    def _bind(self) -> list[tuple[str, Callable[[int], Any]]]:
+        """(phase, callable taking the step) for every schedule entry, in order."""
+        plan = []
+        for phase, _, kind, obj in self.net._schedule.entries():
+            run = obj if kind == "python" else partial(getattr(self, f"run_{kind}"), obj)
+            plan.append((phase, run))
+        return plan
 
     def advance(self, n_steps: int, profile: bool) -> None:
+        if self._plan is None:
+            self._plan = self._bind()
         if self.net.device.type == "cpu":
             # one step is many small operations: threads only compete (see neurosim.threads)
             with stepping_threads(self.net.threads, False):
@@ -39,21 +70,115 @@ class TorchBackend:
 
     def _advance(self, n_steps: int, profile: bool) -> None:
         net = self.net
-        phases = net._schedule.phases
+        plan = self._plan
         if not profile:
             for _ in range(n_steps):
                 step = net.clock.step
-                for phase in phases:
-                    phase.run(step)
+                for _, run in plan:
+                    run(step)
                 net.clock.step = step + 1
             return
         sync = (torch.cuda.synchronize if net.device.type == "cuda" else (lambda: None))
         timings = net.timings
         for _ in range(n_steps):
             step = net.clock.step
-            for phase in phases:
+            for phase, run in plan:
                 t0 = time.perf_counter()
-                phase.run(step)
+                run(step)
                 sync()
-                timings[phase.name] = timings.get(phase.name, 0.0) + time.perf_counter() - t0
+                timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
             net.clock.step = step + 1
+
+    # -- one implementation per kind of schedule entry ----------------------------------
+    def run_population(self, pop: "Population", t: int) -> None:
+        """Integrate and fire (or replay a spike generator's events) into slot ``t``."""
+        a = pop.arrays()
+        ring = a["spikes"]
+        slot = ring[t % ring.shape[0]]
+        pop.last_step = t
+        if pop.is_generator:
+            lo, hi = np.searchsorted(a["events.step"].numpy(), [t, t + 1])
+            slot.zero_()
+            if hi > lo:
+                slot[a["events.row"][lo:hi], a["events.neuron"][lo:hi]] = True
+            return
+        update = self._updates.get(type(pop.model))
+        if update is None:
+            update = self._updates[type(pop.model)] = bind(type(pop.model).update, TORCH_MATH)
+        args = []
+        for name in pop.argument_arrays():
+            if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
+                h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
+                args.append((h >> 8).to(pop.dtype) * UNIT24)
+            else:
+                args.append(a[name])
+        out = update(*args)
+        for var, value in zip(pop.model.state_variables, out[:-1]):
+            a[f"state.{var}"].copy_(value)
+        slot.copy_(out[-1])
+
+    def run_delivery(self, proj: "Projection", t: int) -> None:
+        """Add the weights of spikes arriving at ``t`` to the receptor variable."""
+        a = proj.arrays()
+        target = proj.post.arrays()[f"state.{proj.target}"]
+        ring = proj.pre.arrays()["spikes"]
+        weight = a["weight"]
+        for q, block in enumerate(proj.blocks):
+            spikes = ring[(t - block.delay) % ring.shape[0]]
+            if not proj.sparse:
+                if spikes.shape[0] >= DENSE_MATMUL_BATCH:
+                    target += spikes.to(weight.dtype) @ weight
+                else:
+                    rows, cols = spikes.nonzero(as_tuple=True)
+                    if cols.numel():
+                        target.index_add_(0, rows, weight.index_select(0, cols))
+                continue
+            rows, cols = spikes.nonzero(as_tuple=True)
+            if not cols.numel():
+                continue
+            indptr = a[f"block{q}.indptr"]
+            starts = indptr[cols]
+            counts = indptr[cols + 1] - starts
+            total = int(counts.sum())
+            if total == 0:
+                continue
+            # positions of the synapses of every spiking neuron, as one flat gather
+            offsets = torch.cumsum(counts, 0) - counts
+            pos = torch.repeat_interleave(starts - offsets, counts, output_size=total)
+            pos += torch.arange(total, device=pos.device)
+            positions = a.get(f"block{q}.positions")
+            if positions is not None:
+                pos = positions[pos]
+            flat = a["indices"][pos] + torch.repeat_interleave(rows, counts, output_size=total) * proj.post.n
+            target.view(-1).index_add_(0, flat, weight[pos])
+
+    def run_modulators(self, modulators: Any, t: int) -> None:
+        modulators.step(t)
+
+    def run_spike_traces(self, traces: Any, t: int) -> None:
+        traces.update(t)
+
+    def run_rule_traces(self, rule: Any, t: int) -> None:
+        rule.update_traces(t)
+
+    def run_rule_apply(self, rule: Any, t: int) -> None:
+        rule.apply(t)
+
+    def run_record_spikes(self, mon: "Monitor", t: int) -> None:
+        ring = mon.population.arrays()["spikes"]
+        mon.arrays()["raster"][mon.rows_filled].copy_(ring[t % ring.shape[0]])
+        mon.recorded_steps(t, t + 1)
+
+    def run_count_spikes(self, mon: "Monitor", t: int) -> None:
+        ring = mon.population.arrays()["spikes"]
+        mon.arrays()["counts"].add_(ring[t % ring.shape[0]])
+
+    def run_record_state(self, mon: "Monitor", t: int) -> None:
+        if t % mon.every:
+            return
+        a, source = mon.arrays(), mon.population.arrays()
+        row = mon.rows_filled
+        for var in mon.variables:
+            src = source[mon.source(var)]
+            a[f"buffer.{var}"][row].copy_(src if mon.all_neurons else src.index_select(1, a["neurons"]))
+        mon.recorded_steps(t, t + 1)
