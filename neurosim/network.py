@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import math
 import os
-import sys
-import time
 import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from neurosim.backends import BACKENDS
 from neurosim.backends.torch_rules import TorchRule
 from neurosim.connectors import Connector
 from neurosim.inputs import StepCurrent
-from neurosim.interrupts import DeferredInterrupt
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
 from neurosim.modulators import Modulators
@@ -30,19 +24,18 @@ from neurosim.projection import DelaySpec, Projection, WeightSpec
 from neurosim.recording.hdf5_log import HDF5Log
 from neurosim.recording.memory_log import MemoryLog
 from neurosim.rules.shared_traces import SharedTraces
+from neurosim.runner import Runner
 from neurosim.schedule import Schedule
 from neurosim.seeding import numpy_stream
 from neurosim.state_file import load_state_file, save_state_file
 from neurosim.threads import check_threads
-from neurosim.validation import check_device, check_log_target, is_real, is_whole, show
+from neurosim.validation import check_device, check_log_target, is_real
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: at most this many bytes of monitor buffers per chunk (per network)
 MONITOR_BUFFER_BYTES = 64 << 20
 #: chunk length in steps when memory allows
 MAX_CHUNK_STEPS = 5000
-#: aim for backend calls of about this many seconds: Ctrl-C takes effect between calls
-RUN_SLICE_SECONDS = 0.2
 
 
 class Clock:
@@ -150,11 +143,9 @@ class Network:
         self.timings: dict[str, float] = {}
         self._schedule = Schedule()
         self._dirty = True
-        self._chunk_steps = 1
-        self._run_started_at: str | None = None
-        self._logged_until = 0  # the latest step any run has logged
-        self._steps_sorted = True  # False once a run logs steps before _logged_until
-        self._halted: str | None = None  # why run() refuses, after a run stopped mid-step
+        self._chunk_steps = 1  # set by _prepare: steps per chunk of monitor buffers
+        #: the run loop, and what consecutive runs share (see neurosim.runner)
+        self._runner = Runner(self)
         #: True when populations are split across processes (scale-out, not yet built)
         self._exchanges_spikes = False
 
@@ -446,138 +437,11 @@ class Network:
         through a step: the log is marked incomplete and the network refuses to
         run again.
         """
-        if self._halted is not None:
-            raise RuntimeError(self._halted)
-        n_steps = self._steps_for(duration_ms, steps)
-        self._prepare()
-        if progress is None:
-            progress = sys.stderr.isatty() and not os.environ.get("CI")
-        compile_ = getattr(self.backend, "compile", None)
-        if compile_ is not None:
-            compile_(profile)  # before Ctrl-C is deferred: stopping a compilation loses nothing
-        specs, static = [], {}
-        start_step = self.clock.step
-        for mon in self.monitors.values():
-            for spec in mon.datasets():
-                spec.attrs.setdefault("start_step", start_step)
-                specs.append(spec)
-            static.update(mon.static())
-        self._run_started_at = self._run_started_at or _now()
-        # a clock set back (load_state) appends earlier steps to the log: readers must
-        # not assume the recorded steps increase
-        self._steps_sorted = self._steps_sorted and start_step >= self._logged_until
-        with DeferredInterrupt() as interrupt:
-            self.log.begin_run(self._log_attrs(), specs, static, start_step)
-            self._run_steps(n_steps, interrupt, progress, profile)
-        if interrupt.requested:
-            raise KeyboardInterrupt(f"run interrupted at step {self.clock.step} ({self.clock.time_ms:g} ms); "
-                                    f"the log holds every step before it and is marked incomplete; "
-                                    f"run() again continues from there")
-
-    def _run_steps(self, n_steps: int, interrupt: DeferredInterrupt, progress: bool,
-                   profile: bool) -> None:
-        """The stepping loop of :meth:`run`, between the log's begin_run and end_run."""
-        outcome = "failed"
-        bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
-                   desc="simulating", leave=False)
-        # No spike takes effect sooner than min_delay steps, so spikes need exchanging
-        # between processes only once per slice of min_delay steps. In one process
-        # there is nothing to exchange and the slices merge up to the next chunk
-        # boundary, so a compiled backend runs a whole chunk per call, or as much of
-        # one as takes RUN_SLICE_SECONDS: Ctrl-C is looked at between calls.
-        slice_len = self.min_delay if self._exchanges_spikes else self._chunk_steps
-        paced = min(slice_len, 10)  # grows once the backend's speed is measured
-        try:
-            done, since_flush = 0, 0
-            while done < n_steps and not interrupt.requested:
-                k = min(slice_len, paced, n_steps - done, self._chunk_steps - since_flush)
-                t0 = time.perf_counter()
-                self.backend.advance(k, profile)
-                seconds = time.perf_counter() - t0
-                paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
-                done += k
-                since_flush += k
-                bar.update(k)
-                if since_flush == self._chunk_steps:
-                    self._flush()
-                    since_flush = 0
-            self._flush()
-            outcome = "interrupted" if interrupt.requested else "completed"
-        except BaseException as exc:
-            self._halted = (f"run: this network cannot run again: its previous run stopped with "
-                            f"{type(exc).__name__}({exc}) at step {self.clock.step}, possibly halfway "
-                            f"through a step, so its state is undefined. Build it again (load_state "
-                            f"restores a state saved with save_state)")
-            raise
-        finally:
-            bar.close()
-            if outcome == "failed":
-                try:
-                    self._flush()
-                except Exception:  # noqa: BLE001 - keep the original error
-                    pass
-            elif interrupt.requested:  # arrived while the last chunk was being written
-                outcome = "interrupted"
-            self._logged_until = max(self._logged_until, self.clock.step)
-            self.log.end_run(outcome == "completed",
-                             {"ended_at": _now(), "steps": self.clock.step,
-                              "duration_ms": self.clock.time_ms, "steps_sorted": self._steps_sorted},
-                             outcome)
-
-    def _steps_for(self, duration_ms: float | None, steps: int | None) -> int:
-        if (duration_ms is None) == (steps is None):
-            raise ValueError("run: give exactly one of duration_ms or steps")
-        if steps is not None:
-            if not is_whole(steps) or steps < 0:
-                raise ValueError(f"run: steps must be a non-negative integer, got {show(steps)}")
-            return int(steps)
-        if not is_real(duration_ms) or not math.isfinite(duration_ms) or duration_ms < 0:
-            raise ValueError(f"run: duration_ms must be a non-negative, finite number of "
-                             f"milliseconds, got {show(duration_ms)}")
-        return int(round(float(duration_ms) / self.dt))
+        self._runner.run(duration_ms, steps=steps, progress=progress, profile=profile)
 
     def _flush(self) -> None:
-        chunk: dict[str, np.ndarray] = {}
-        for mon in self.monitors.values():
-            chunk.update(mon.drain())
-        self.log.append(chunk, self.clock.step)
-        self._check_finite()  # after the append: the log keeps the steps up to the failure
-
-    def _check_finite(self) -> None:
-        """Raise FloatingPointError naming the population (or projection) whose state
-        or learned weights became NaN or inf.
-
-        Called once per chunk (both backends keep state in the same tensors): one
-        reduction per tensor and one host synchronisation, small next to a chunk's steps.
-        Static weights are checked when set, so only plastic projections are read here.
-        """
-        plastic = {id(rule.projection): rule.projection for rule in self.rules.values()}
-        tensors = [(f"population '{pop.name}' ({pop.model_name}): state variable '{var}'",
-                    ("batch row", "neuron"), t)
-                   for pop in self.populations.values() for var, t in pop.state.items()]
-        tensors += [(f"projection '{proj.name}': weights (changed by its learning rules)",
-                     ("synapse",) if proj.sparse else ("pre", "post"), proj.weight)
-                    for proj in plastic.values()]
-        tensors = [item for item in tensors if item[2].is_floating_point() and item[2].numel()]
-        if not tensors or bool(torch.stack([torch.isfinite(t).all() for *_, t in tensors]).all()):
-            return
-        for what, axes, t in tensors:
-            bad = (~torch.isfinite(t)).nonzero()
-            if len(bad):
-                where = ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, bad[0]))
-                raise FloatingPointError(
-                    f"{what} became NaN or inf by step {self.clock.step} "
-                    f"(t = {self.clock.time_ms:g} ms; first at {where}); check its parameters, "
-                    "inputs and weights for values too large for the network's dtype")
-
-    def _log_attrs(self) -> dict[str, Any]:
-        from neurosim import __version__
-
-        return {"neurosim_version": __version__, "dt_ms": self.dt, "seed": self.seed,
-                "backend": self.backend_name, "device": str(self.device), "batch": self.batch,
-                "dtype": self.dtype_name, "network_json": json.dumps(self.describe()),
-                "started_at": self._run_started_at, "steps_sorted": self._steps_sorted,
-                "torch_version": torch.__version__}
+        """Write what the monitors recorded to the log (backends call it when a buffer fills)."""
+        self._runner.flush()
 
     def reader(self) -> "Any":
         """A :class:`~neurosim.LogReader` over this network's log (memory or file)."""
@@ -728,8 +592,4 @@ class Network:
 
 def _describe_pop(entry: Sequence[Any] | None) -> str:
     return "absent" if entry is None else f"{entry[1]} {entry[0]} neurons"
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
