@@ -1,15 +1,20 @@
-"""The Network: owner of all populations, projections, inputs, monitors and state."""
+"""The Network: owner of all populations, projections, inputs, monitors and state.
+
+It is the user's front door: building, and preparing the schedule, happen here; running
+is :mod:`neurosim.runner`'s and saving or loading state :mod:`neurosim.network_state`'s,
+behind thin methods of the same names.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
+from neurosim import network_state
 from neurosim.backends import BACKENDS
 from neurosim.backends.torch_rules import TorchRule
 from neurosim.connectors import Connector
@@ -27,7 +32,6 @@ from neurosim.rules.shared_traces import SharedTraces
 from neurosim.runner import Runner
 from neurosim.schedule import Schedule
 from neurosim.seeding import numpy_stream
-from neurosim.state_file import load_state_file, save_state_file
 from neurosim.threads import check_threads
 from neurosim.validation import check_device, check_log_target, is_real
 
@@ -480,20 +484,7 @@ class Network:
         """Every piece of state, by name: clock, neuron states, spikes in flight,
         injected currents and weights. (Random streams are counter-based: their
         position is the clock.)"""
-        self._prepare()  # spike rings get their final length, as in any state a run leaves
-        out: dict[str, torch.Tensor] = {"clock.step": torch.tensor(self.clock.step)}
-        for name, pop in self.populations.items():
-            for var, t in pop.state_tensors().items():
-                out[f"populations.{name}.{var}"] = t
-        for name, proj in self.projections.items():
-            for var, t in proj.state_tensors().items():
-                out[f"projections.{name}.{var}"] = t
-        for name, rule in self.rules.items():
-            for var, t in rule.state_tensors().items():
-                out[f"rules.{name}.{var}"] = t
-        for mod in self.modulators:
-            out[f"modulators.{mod.name}"] = mod.value
-        return out
+        return network_state.state_dict(self)
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         """Restore state saved by :meth:`state_dict` into a network of the same structure.
@@ -502,52 +493,12 @@ class Network:
         weights between unconnected neurons, a non-negative integer step) before
         anything is changed, so a rejected state leaves the network as it was.
         """
-        own = self.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"state does not match this network: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
-        checked: dict[str, torch.Tensor] = {}
-        for key, value in state.items():
-            value = torch.as_tensor(value)
-            if key == "clock.step":
-                if value.dim() != 0 or value.dtype == torch.bool or value.is_floating_point() \
-                        or value.is_complex() or int(value) < 0:
-                    raise ValueError(f"state 'clock.step' must be a non-negative integer, got {value!r}")
-                continue
-            if tuple(value.shape) != tuple(own[key].shape):
-                raise ValueError(f"state {key!r} has shape {tuple(value.shape)}, this network "
-                                 f"needs {tuple(own[key].shape)}")
-            if (own[key].dtype == torch.bool) != (value.dtype == torch.bool):
-                raise ValueError(f"state {key!r} has dtype {value.dtype}, this network needs "
-                                 f"{own[key].dtype}")
-            if value.is_floating_point() and not torch.isfinite(value).all():
-                raise ValueError(f"state {key!r} contains NaN or inf")
-            checked[key] = value
-        for name, proj in self.projections.items():
-            self._check_loaded_weights(proj, checked[f"projections.{name}.weight"])
-        for key, value in checked.items():
-            own[key].copy_(value.to(own[key].dtype))
-        self.clock.step = int(state["clock.step"])
-
-    @staticmethod
-    def _check_loaded_weights(proj: Projection, w: torch.Tensor) -> None:
-        # (no sign check: rules with bounds below 0 may legitimately leave such weights)
-        if proj.mask is not None and bool((w.to(proj.device)[~proj.mask] != 0).any()):
-            raise ValueError(f"state 'projections.{proj.name}.weight' has nonzero weights between "
-                             "unconnected neurons; it comes from a projection with other synapses")
-
-    def _structure(self) -> dict[str, Any]:
-        """What a state file must match beyond names and shapes: population models and
-        sizes, and which synapses each projection's weights belong to."""
-        return {"populations": {name: [pop.model_name, pop.n] for name, pop in self.populations.items()},
-                "projections": {name: proj.structure_digest() for name, proj in self.projections.items()}}
+        network_state.load_state_dict(self, state)
 
     def save_state(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs),
         with the time step and a fingerprint of the structure, which loading checks."""
-        save_state_file(path, self.state_dict(), self.describe(), overwrite=overwrite,
-                        dt_ms=self.dt, structure=self._structure())
+        network_state.save_state(self, path, overwrite)
 
     def load_state(self, path: str | os.PathLike[str]) -> None:
         """Load a state file written by :meth:`save_state` into this network.
@@ -556,40 +507,4 @@ class Network:
         (names, models, sizes) and synapses (the same pairs, not only as many:
         a network rebuilt with another seed does not fit).
         """
-        state, info = load_state_file(path)
-        self._check_state_file(os.fspath(path), info)
-        self.load_state_dict(state)
-
-    def _check_state_file(self, path: str, info: Mapping[str, Any]) -> None:
-        saved_dt = info["dt_ms"]
-        if saved_dt is not None and saved_dt != self.dt:
-            raise ValueError(f"{path!r} was saved at dt = {saved_dt:g} ms, this network has dt = "
-                             f"{self.dt:g} ms; delays count steps and the neurons' propagators are "
-                             f"computed for dt, so build the network with dt={saved_dt:g} to load it")
-        saved = info["structure"]
-        if saved is None:
-            warnings.warn(f"{path!r} is a version {info['format_version']} state file without a "
-                          "structure fingerprint: that its weights belong to the same synapses is "
-                          "not checked (save it again to upgrade)", stacklevel=3)
-            return
-        own = self._structure()
-        for name in sorted(set(saved["populations"]) | set(own["populations"])):
-            a, b = saved["populations"].get(name), own["populations"].get(name)
-            if a is None or b is None or list(a) != list(b):
-                raise ValueError(f"{path!r} does not fit this network: population {name!r} is "
-                                 f"{_describe_pop(a)} in the file and {_describe_pop(b)} here")
-        for name in sorted(set(saved["projections"]) | set(own["projections"])):
-            a, b = saved["projections"].get(name), own["projections"].get(name)
-            if a is None or b is None:
-                raise ValueError(f"{path!r} does not fit this network: projection {name!r} exists "
-                                 f"only {'here' if a is None else 'in the file'}")
-            if a != b:
-                raise ValueError(f"{path!r} does not fit this network: projection {name!r} connects "
-                                 "other pairs of neurons than the saved one (was the network built "
-                                 "with another seed, connector or matrix?); its weights would land "
-                                 "on the wrong synapses")
-
-
-def _describe_pop(entry: Sequence[Any] | None) -> str:
-    return "absent" if entry is None else f"{entry[1]} {entry[0]} neurons"
-
+        network_state.load_state(self, path)

@@ -5,8 +5,9 @@ The network (the front door) imports every part; the parts import neither the ne
 nor a backend, not even for type hints (``tests/test_import_graph.py``). A part that
 needs something of its network is typed against one of these protocols, which the
 network satisfies. (What learning rules see: :class:`neurosim.rules.host.RuleHost`; a
-backend: :class:`neurosim.backends.view.SimulatedNetwork`.) The network's run loop
-(:mod:`neurosim.runner`) is typed the same way, against :class:`RunHost`.
+backend: :class:`neurosim.backends.view.SimulatedNetwork`.) The network's own helpers are
+typed the same way: its run loop (:class:`RunHost`, :mod:`neurosim.runner`) and its state
+handling (:class:`StateHost`, :mod:`neurosim.network_state`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 if TYPE_CHECKING:
     import numpy as np
 
+    from neurosim.modulators import Modulators
     from neurosim.monitors import Monitor
     from neurosim.population import Population
     from neurosim.projection import Projection
@@ -77,6 +79,25 @@ class Stepper(Protocol):
     """What the run loop calls on a backend (``compile`` too, when the backend has one)."""
 
     def advance(self, n_steps: int, profile: bool) -> None: ...
+
+
+class StateHost(Protocol):
+    """What the state handling (:mod:`neurosim.network_state`) sees of its network."""
+
+    clock: NetworkClock
+    populations: dict[str, Population]
+    projections: dict[str, Projection]
+    rules: dict[str, Any]
+    modulators: Modulators
+
+    @property
+    def dt(self) -> float: ...
+
+    def _prepare(self) -> None:
+        """Build the schedule if the layout changed (spike rings get their final length)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The network as a JSON-able dict."""
 
 
 class RunHost(Protocol):
