@@ -1,25 +1,24 @@
-"""The Network: owner of all populations, projections, inputs, monitors and state."""
+"""The Network: owner of all populations, projections, inputs, monitors and state.
+
+It is the user's front door: building, and preparing the schedule, happen here; running
+is :mod:`neurosim.runner`'s and saving or loading state :mod:`neurosim.network_state`'s,
+behind thin methods of the same names.
+"""
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import math
 import os
-import sys
-import time
-import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from neurosim import network_state
 from neurosim.backends import BACKENDS
 from neurosim.backends.torch_rules import TorchRule
 from neurosim.connectors import Connector
 from neurosim.inputs import StepCurrent
-from neurosim.interrupts import DeferredInterrupt
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
 from neurosim.modulators import Modulators
@@ -30,19 +29,17 @@ from neurosim.projection import DelaySpec, Projection, WeightSpec
 from neurosim.recording.hdf5_log import HDF5Log
 from neurosim.recording.memory_log import MemoryLog
 from neurosim.rules.shared_traces import SharedTraces
+from neurosim.runner import Runner
 from neurosim.schedule import Schedule
 from neurosim.seeding import numpy_stream
-from neurosim.state_file import load_state_file, save_state_file
 from neurosim.threads import check_threads
-from neurosim.validation import check_device, check_log_target, is_real, is_whole, show
+from neurosim.validation import check_device, check_log_target, is_real
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: at most this many bytes of monitor buffers per chunk (per network)
 MONITOR_BUFFER_BYTES = 64 << 20
 #: chunk length in steps when memory allows
 MAX_CHUNK_STEPS = 5000
-#: aim for backend calls of about this many seconds: Ctrl-C takes effect between calls
-RUN_SLICE_SECONDS = 0.2
 
 
 class Clock:
@@ -150,11 +147,9 @@ class Network:
         self.timings: dict[str, float] = {}
         self._schedule = Schedule()
         self._dirty = True
-        self._chunk_steps = 1
-        self._run_started_at: str | None = None
-        self._logged_until = 0  # the latest step any run has logged
-        self._steps_sorted = True  # False once a run logs steps before _logged_until
-        self._halted: str | None = None  # why run() refuses, after a run stopped mid-step
+        self._chunk_steps = 1  # set by _prepare: steps per chunk of monitor buffers
+        #: the run loop, and what consecutive runs share (see neurosim.runner)
+        self._runner = Runner(self)
         #: True when populations are split across processes (scale-out, not yet built)
         self._exchanges_spikes = False
 
@@ -435,138 +430,11 @@ class Network:
         through a step: the log is marked incomplete and the network refuses to
         run again.
         """
-        if self._halted is not None:
-            raise RuntimeError(self._halted)
-        n_steps = self._steps_for(duration_ms, steps)
-        self._prepare()
-        if progress is None:
-            progress = sys.stderr.isatty() and not os.environ.get("CI")
-        compile_ = getattr(self.backend, "compile", None)
-        if compile_ is not None:
-            compile_(profile)  # before Ctrl-C is deferred: stopping a compilation loses nothing
-        specs, static = [], {}
-        start_step = self.clock.step
-        for mon in self.monitors.values():
-            for spec in mon.datasets():
-                spec.attrs.setdefault("start_step", start_step)
-                specs.append(spec)
-            static.update(mon.static())
-        self._run_started_at = self._run_started_at or _now()
-        # a clock set back (load_state) appends earlier steps to the log: readers must
-        # not assume the recorded steps increase
-        self._steps_sorted = self._steps_sorted and start_step >= self._logged_until
-        with DeferredInterrupt() as interrupt:
-            self.log.begin_run(self._log_attrs(), specs, static, start_step)
-            self._run_steps(n_steps, interrupt, progress, profile)
-        if interrupt.requested:
-            raise KeyboardInterrupt(f"run interrupted at step {self.clock.step} ({self.clock.time_ms:g} ms); "
-                                    f"the log holds every step before it and is marked incomplete; "
-                                    f"run() again continues from there")
-
-    def _run_steps(self, n_steps: int, interrupt: DeferredInterrupt, progress: bool,
-                   profile: bool) -> None:
-        """The stepping loop of :meth:`run`, between the log's begin_run and end_run."""
-        outcome = "failed"
-        bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
-                   desc="simulating", leave=False)
-        # No spike takes effect sooner than min_delay steps, so spikes need exchanging
-        # between processes only once per slice of min_delay steps. In one process
-        # there is nothing to exchange and the slices merge up to the next chunk
-        # boundary, so a compiled backend runs a whole chunk per call, or as much of
-        # one as takes RUN_SLICE_SECONDS: Ctrl-C is looked at between calls.
-        slice_len = self.min_delay if self._exchanges_spikes else self._chunk_steps
-        paced = min(slice_len, 10)  # grows once the backend's speed is measured
-        try:
-            done, since_flush = 0, 0
-            while done < n_steps and not interrupt.requested:
-                k = min(slice_len, paced, n_steps - done, self._chunk_steps - since_flush)
-                t0 = time.perf_counter()
-                self.backend.advance(k, profile)
-                seconds = time.perf_counter() - t0
-                paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
-                done += k
-                since_flush += k
-                bar.update(k)
-                if since_flush == self._chunk_steps:
-                    self._flush()
-                    since_flush = 0
-            self._flush()
-            outcome = "interrupted" if interrupt.requested else "completed"
-        except BaseException as exc:
-            self._halted = (f"run: this network cannot run again: its previous run stopped with "
-                            f"{type(exc).__name__}({exc}) at step {self.clock.step}, possibly halfway "
-                            f"through a step, so its state is undefined. Build it again (load_state "
-                            f"restores a state saved with save_state)")
-            raise
-        finally:
-            bar.close()
-            if outcome == "failed":
-                try:
-                    self._flush()
-                except Exception:  # noqa: BLE001 - keep the original error
-                    pass
-            elif interrupt.requested:  # arrived while the last chunk was being written
-                outcome = "interrupted"
-            self._logged_until = max(self._logged_until, self.clock.step)
-            self.log.end_run(outcome == "completed",
-                             {"ended_at": _now(), "steps": self.clock.step,
-                              "duration_ms": self.clock.time_ms, "steps_sorted": self._steps_sorted},
-                             outcome)
-
-    def _steps_for(self, duration_ms: float | None, steps: int | None) -> int:
-        if (duration_ms is None) == (steps is None):
-            raise ValueError("run: give exactly one of duration_ms or steps")
-        if steps is not None:
-            if not is_whole(steps) or steps < 0:
-                raise ValueError(f"run: steps must be a non-negative integer, got {show(steps)}")
-            return int(steps)
-        if not is_real(duration_ms) or not math.isfinite(duration_ms) or duration_ms < 0:
-            raise ValueError(f"run: duration_ms must be a non-negative, finite number of "
-                             f"milliseconds, got {show(duration_ms)}")
-        return int(round(float(duration_ms) / self.dt))
+        self._runner.run(duration_ms, steps=steps, progress=progress, profile=profile)
 
     def _flush(self) -> None:
-        chunk: dict[str, np.ndarray] = {}
-        for mon in self.monitors.values():
-            chunk.update(mon.drain())
-        self.log.append(chunk, self.clock.step)
-        self._check_finite()  # after the append: the log keeps the steps up to the failure
-
-    def _check_finite(self) -> None:
-        """Raise FloatingPointError naming the population (or projection) whose state
-        or learned weights became NaN or inf.
-
-        Called once per chunk (both backends keep state in the same tensors): one
-        reduction per tensor and one host synchronisation, small next to a chunk's steps.
-        Static weights are checked when set, so only plastic projections are read here.
-        """
-        plastic = {id(rule.projection): rule.projection for rule in self.rules.values()}
-        tensors = [(f"population '{pop.name}' ({pop.model_name}): state variable '{var}'",
-                    ("batch row", "neuron"), t)
-                   for pop in self.populations.values() for var, t in pop.state.items()]
-        tensors += [(f"projection '{proj.name}': weights (changed by its learning rules)",
-                     ("synapse",) if proj.sparse else ("pre", "post"), proj.weight)
-                    for proj in plastic.values()]
-        tensors = [item for item in tensors if item[2].is_floating_point() and item[2].numel()]
-        if not tensors or bool(torch.stack([torch.isfinite(t).all() for *_, t in tensors]).all()):
-            return
-        for what, axes, t in tensors:
-            bad = (~torch.isfinite(t)).nonzero()
-            if len(bad):
-                where = ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, bad[0]))
-                raise FloatingPointError(
-                    f"{what} became NaN or inf by step {self.clock.step} "
-                    f"(t = {self.clock.time_ms:g} ms; first at {where}); check its parameters, "
-                    "inputs and weights for values too large for the network's dtype")
-
-    def _log_attrs(self) -> dict[str, Any]:
-        from neurosim import __version__
-
-        return {"neurosim_version": __version__, "dt_ms": self.dt, "seed": self.seed,
-                "backend": self.backend_name, "device": str(self.device), "batch": self.batch,
-                "dtype": self.dtype_name, "network_json": json.dumps(self.describe()),
-                "started_at": self._run_started_at, "steps_sorted": self._steps_sorted,
-                "torch_version": torch.__version__}
+        """Write what the monitors recorded to the log (backends call it when a buffer fills)."""
+        self._runner.flush()
 
     def reader(self) -> "Any":
         """A :class:`~neurosim.LogReader` over this network's log (memory or file)."""
@@ -605,20 +473,7 @@ class Network:
         """Every piece of state, by name: clock, neuron states, spikes in flight,
         injected currents and weights. (Random streams are counter-based: their
         position is the clock.)"""
-        self._prepare()  # spike rings get their final length, as in any state a run leaves
-        out: dict[str, torch.Tensor] = {"clock.step": torch.tensor(self.clock.step)}
-        for name, pop in self.populations.items():
-            for var, t in pop.state_tensors().items():
-                out[f"populations.{name}.{var}"] = t
-        for name, proj in self.projections.items():
-            for var, t in proj.state_tensors().items():
-                out[f"projections.{name}.{var}"] = t
-        for name, rule in self.rules.items():
-            for var, t in rule.state_tensors().items():
-                out[f"rules.{name}.{var}"] = t
-        for mod in self.modulators:
-            out[f"modulators.{mod.name}"] = mod.value
-        return out
+        return network_state.state_dict(self)
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
         """Restore state saved by :meth:`state_dict` into a network of the same structure.
@@ -627,52 +482,12 @@ class Network:
         weights between unconnected neurons, a non-negative integer step) before
         anything is changed, so a rejected state leaves the network as it was.
         """
-        own = self.state_dict()
-        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"state does not match this network: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
-        checked: dict[str, torch.Tensor] = {}
-        for key, value in state.items():
-            value = torch.as_tensor(value)
-            if key == "clock.step":
-                if value.dim() != 0 or value.dtype == torch.bool or value.is_floating_point() \
-                        or value.is_complex() or int(value) < 0:
-                    raise ValueError(f"state 'clock.step' must be a non-negative integer, got {value!r}")
-                continue
-            if tuple(value.shape) != tuple(own[key].shape):
-                raise ValueError(f"state {key!r} has shape {tuple(value.shape)}, this network "
-                                 f"needs {tuple(own[key].shape)}")
-            if (own[key].dtype == torch.bool) != (value.dtype == torch.bool):
-                raise ValueError(f"state {key!r} has dtype {value.dtype}, this network needs "
-                                 f"{own[key].dtype}")
-            if value.is_floating_point() and not torch.isfinite(value).all():
-                raise ValueError(f"state {key!r} contains NaN or inf")
-            checked[key] = value
-        for name, proj in self.projections.items():
-            self._check_loaded_weights(proj, checked[f"projections.{name}.weight"])
-        for key, value in checked.items():
-            own[key].copy_(value.to(own[key].dtype))
-        self.clock.step = int(state["clock.step"])
-
-    @staticmethod
-    def _check_loaded_weights(proj: Projection, w: torch.Tensor) -> None:
-        # (no sign check: rules with bounds below 0 may legitimately leave such weights)
-        if proj.mask is not None and bool((w.to(proj.device)[~proj.mask] != 0).any()):
-            raise ValueError(f"state 'projections.{proj.name}.weight' has nonzero weights between "
-                             "unconnected neurons; it comes from a projection with other synapses")
-
-    def _structure(self) -> dict[str, Any]:
-        """What a state file must match beyond names and shapes: population models and
-        sizes, and which synapses each projection's weights belong to."""
-        return {"populations": {name: [pop.model_name, pop.n] for name, pop in self.populations.items()},
-                "projections": {name: proj.structure_digest() for name, proj in self.projections.items()}}
+        network_state.load_state_dict(self, state)
 
     def save_state(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs),
         with the time step and a fingerprint of the structure, which loading checks."""
-        save_state_file(path, self.state_dict(), self.describe(), overwrite=overwrite,
-                        dt_ms=self.dt, structure=self._structure())
+        network_state.save_state(self, path, overwrite)
 
     def load_state(self, path: str | os.PathLike[str]) -> None:
         """Load a state file written by :meth:`save_state` into this network.
@@ -681,44 +496,4 @@ class Network:
         (names, models, sizes) and synapses (the same pairs, not only as many:
         a network rebuilt with another seed does not fit).
         """
-        state, info = load_state_file(path)
-        self._check_state_file(os.fspath(path), info)
-        self.load_state_dict(state)
-
-    def _check_state_file(self, path: str, info: Mapping[str, Any]) -> None:
-        saved_dt = info["dt_ms"]
-        if saved_dt is not None and saved_dt != self.dt:
-            raise ValueError(f"{path!r} was saved at dt = {saved_dt:g} ms, this network has dt = "
-                             f"{self.dt:g} ms; delays count steps and the neurons' propagators are "
-                             f"computed for dt, so build the network with dt={saved_dt:g} to load it")
-        saved = info["structure"]
-        if saved is None:
-            warnings.warn(f"{path!r} is a version {info['format_version']} state file without a "
-                          "structure fingerprint: that its weights belong to the same synapses is "
-                          "not checked (save it again to upgrade)", stacklevel=3)
-            return
-        own = self._structure()
-        for name in sorted(set(saved["populations"]) | set(own["populations"])):
-            a, b = saved["populations"].get(name), own["populations"].get(name)
-            if a is None or b is None or list(a) != list(b):
-                raise ValueError(f"{path!r} does not fit this network: population {name!r} is "
-                                 f"{_describe_pop(a)} in the file and {_describe_pop(b)} here")
-        for name in sorted(set(saved["projections"]) | set(own["projections"])):
-            a, b = saved["projections"].get(name), own["projections"].get(name)
-            if a is None or b is None:
-                raise ValueError(f"{path!r} does not fit this network: projection {name!r} exists "
-                                 f"only {'here' if a is None else 'in the file'}")
-            if a != b:
-                raise ValueError(f"{path!r} does not fit this network: projection {name!r} connects "
-                                 "other pairs of neurons than the saved one (was the network built "
-                                 "with another seed, connector or matrix?); its weights would land "
-                                 "on the wrong synapses")
-
-
-def _describe_pop(entry: Sequence[Any] | None) -> str:
-    return "absent" if entry is None else f"{entry[1]} {entry[0]} neurons"
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
+        network_state.load_state(self, path)

@@ -5,14 +5,25 @@ The network (the front door) imports every part; the parts import neither the ne
 nor a backend, not even for type hints (``tests/test_import_graph.py``). A part that
 needs something of its network is typed against one of these protocols, which the
 network satisfies. (What learning rules see: :class:`neurosim.rules.host.RuleHost`; a
-backend: :class:`neurosim.backends.view.SimulatedNetwork`.)
+backend: :class:`neurosim.backends.view.SimulatedNetwork`.) The network's own helpers are
+typed the same way: its run loop (:class:`RunHost`, :mod:`neurosim.runner`) and its state
+handling (:class:`StateHost`, :mod:`neurosim.network_state`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from neurosim.modulators import Modulators
+    from neurosim.monitors import Monitor
+    from neurosim.population import Population
+    from neurosim.projection import Projection
+    from neurosim.recording.dataset_spec import DatasetSpec
 
 
 class ModulatorHost(Protocol):
@@ -39,3 +50,83 @@ class Signal(Protocol):
 
     def current(self) -> torch.Tensor:
         """The value this step."""
+
+
+class NetworkClock(Protocol):
+    """The network's :class:`~neurosim.network.Clock`."""
+
+    dt: float
+    #: the index of the next step
+    step: int
+
+    @property
+    def time_ms(self) -> float: ...
+
+
+class RunLog(Protocol):
+    """What a run calls on the network's log (:class:`~neurosim.recording.HDF5Log`,
+    :class:`~neurosim.recording.MemoryLog`)."""
+
+    def begin_run(self, attrs: dict[str, Any], specs: list[DatasetSpec],
+                  static: dict[str, np.ndarray], start_step: int = 0) -> None: ...
+
+    def append(self, chunk: dict[str, np.ndarray], steps_done: int) -> None: ...
+
+    def end_run(self, completed: bool, attrs: dict[str, Any], outcome: str | None = None) -> None: ...
+
+
+class Stepper(Protocol):
+    """What the run loop calls on a backend (``compile`` too, when the backend has one)."""
+
+    def advance(self, n_steps: int, profile: bool) -> None: ...
+
+
+class StateHost(Protocol):
+    """What the state handling (:mod:`neurosim.network_state`) sees of its network."""
+
+    clock: NetworkClock
+    populations: dict[str, Population]
+    projections: dict[str, Projection]
+    rules: dict[str, Any]
+    modulators: Modulators
+
+    @property
+    def dt(self) -> float: ...
+
+    def _prepare(self) -> None:
+        """Build the schedule if the layout changed (spike rings get their final length)."""
+
+    def describe(self) -> dict[str, Any]:
+        """The network as a JSON-able dict."""
+
+
+class RunHost(Protocol):
+    """What the run loop (:class:`neurosim.runner.Runner`) sees of its network."""
+
+    clock: NetworkClock
+    populations: dict[str, Population]
+    rules: dict[str, Any]
+    batch: int
+    seed: int
+    device: torch.device
+    dtype_name: str
+    backend_name: str
+    backend: Stepper
+    log: RunLog
+    monitors: dict[str, Monitor]
+    #: steps per chunk: monitor buffers hold this many, and the log is written once per chunk
+    _chunk_steps: int
+    #: True when populations are split across processes (spikes exchanged every min_delay steps)
+    _exchanges_spikes: bool
+
+    @property
+    def dt(self) -> float: ...
+
+    @property
+    def min_delay(self) -> int: ...
+
+    def _prepare(self) -> None:
+        """Build the schedule and monitor buffers if the layout changed."""
+
+    def describe(self) -> dict[str, Any]:
+        """The network as a JSON-able dict (written into the log)."""

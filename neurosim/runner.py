@@ -1,0 +1,189 @@
+"""The run loop of a network: what :meth:`neurosim.Network.run` does.
+
+:class:`Runner` advances its network's backend in slices of steps, writes what the
+monitors recorded to the log once per chunk, takes Ctrl-C between slices, and keeps what
+consecutive runs of one network share (when the first began, the latest step logged,
+whether the logged steps still increase, and why the network refuses to run after a
+run that stopped mid-step). It sees the network through :class:`neurosim.views.RunHost`,
+so it does not import :mod:`neurosim.network` (which builds it).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from neurosim.interrupts import DeferredInterrupt
+from neurosim.validation import is_real, is_whole, show
+from neurosim.views import RunHost
+
+#: aim for backend calls of about this many seconds: Ctrl-C takes effect between calls
+RUN_SLICE_SECONDS = 0.2
+
+
+class Runner:
+    """Runs one network (``net._runner``); :meth:`run` is :meth:`neurosim.Network.run`."""
+
+    def __init__(self, net: RunHost) -> None:
+        self.net = net
+        self.started_at: str | None = None  # when the first run began (the log's started_at)
+        self.logged_until = 0  # the latest step any run has logged
+        self.steps_sorted = True  # False once a run logs steps before logged_until
+        self.halted: str | None = None  # why run() refuses, after a run stopped mid-step
+
+    def run(self, duration_ms: float | None = None, *, steps: int | None = None,
+            progress: bool | None = None, profile: bool = False) -> None:
+        """Advance the network by ``duration_ms`` or ``steps`` (see :meth:`neurosim.Network.run`)."""
+        net = self.net
+        if self.halted is not None:
+            raise RuntimeError(self.halted)
+        n_steps = self.steps_for(duration_ms, steps)
+        net._prepare()
+        if progress is None:
+            progress = sys.stderr.isatty() and not os.environ.get("CI")
+        compile_ = getattr(net.backend, "compile", None)
+        if compile_ is not None:
+            compile_(profile)  # before Ctrl-C is deferred: stopping a compilation loses nothing
+        specs, static = [], {}
+        start_step = net.clock.step
+        for mon in net.monitors.values():
+            for spec in mon.datasets():
+                spec.attrs.setdefault("start_step", start_step)
+                specs.append(spec)
+            static.update(mon.static())
+        self.started_at = self.started_at or _now()
+        # a clock set back (load_state) appends earlier steps to the log: readers must
+        # not assume the recorded steps increase
+        self.steps_sorted = self.steps_sorted and start_step >= self.logged_until
+        with DeferredInterrupt() as interrupt:
+            net.log.begin_run(self.log_attrs(), specs, static, start_step)
+            self._run_steps(n_steps, interrupt, progress, profile)
+        if interrupt.requested:
+            raise KeyboardInterrupt(f"run interrupted at step {net.clock.step} ({net.clock.time_ms:g} ms); "
+                                    f"the log holds every step before it and is marked incomplete; "
+                                    f"run() again continues from there")
+
+    def _run_steps(self, n_steps: int, interrupt: DeferredInterrupt, progress: bool,
+                   profile: bool) -> None:
+        """The stepping loop of :meth:`run`, between the log's begin_run and end_run."""
+        net = self.net
+        outcome = "failed"
+        bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
+                   desc="simulating", leave=False)
+        # No spike takes effect sooner than min_delay steps, so spikes need exchanging
+        # between processes only once per slice of min_delay steps. In one process
+        # there is nothing to exchange and the slices merge up to the next chunk
+        # boundary, so a compiled backend runs a whole chunk per call, or as much of
+        # one as takes RUN_SLICE_SECONDS: Ctrl-C is looked at between calls.
+        slice_len = net.min_delay if net._exchanges_spikes else net._chunk_steps
+        paced = min(slice_len, 10)  # grows once the backend's speed is measured
+        try:
+            done, since_flush = 0, 0
+            while done < n_steps and not interrupt.requested:
+                k = min(slice_len, paced, n_steps - done, net._chunk_steps - since_flush)
+                t0 = time.perf_counter()
+                net.backend.advance(k, profile)
+                seconds = time.perf_counter() - t0
+                paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
+                done += k
+                since_flush += k
+                bar.update(k)
+                if since_flush == net._chunk_steps:
+                    self.flush()
+                    since_flush = 0
+            self.flush()
+            outcome = "interrupted" if interrupt.requested else "completed"
+        except BaseException as exc:
+            self.halted = (f"run: this network cannot run again: its previous run stopped with "
+                           f"{type(exc).__name__}({exc}) at step {net.clock.step}, possibly halfway "
+                           f"through a step, so its state is undefined. Build it again (load_state "
+                           f"restores a state saved with save_state)")
+            raise
+        finally:
+            bar.close()
+            if outcome == "failed":
+                try:
+                    self.flush()
+                except Exception:  # noqa: BLE001 - keep the original error
+                    pass
+            elif interrupt.requested:  # arrived while the last chunk was being written
+                outcome = "interrupted"
+            self.logged_until = max(self.logged_until, net.clock.step)
+            net.log.end_run(outcome == "completed",
+                            {"ended_at": _now(), "steps": net.clock.step,
+                             "duration_ms": net.clock.time_ms, "steps_sorted": self.steps_sorted},
+                            outcome)
+
+    def steps_for(self, duration_ms: float | None, steps: int | None) -> int:
+        """The number of steps a run of ``duration_ms`` or ``steps`` takes (exactly one given)."""
+        if (duration_ms is None) == (steps is None):
+            raise ValueError("run: give exactly one of duration_ms or steps")
+        if steps is not None:
+            if not is_whole(steps) or steps < 0:
+                raise ValueError(f"run: steps must be a non-negative integer, got {show(steps)}")
+            return int(steps)
+        if not is_real(duration_ms) or not math.isfinite(duration_ms) or duration_ms < 0:
+            raise ValueError(f"run: duration_ms must be a non-negative, finite number of "
+                             f"milliseconds, got {show(duration_ms)}")
+        return int(round(float(duration_ms) / self.net.dt))
+
+    def flush(self) -> None:
+        """Write what the monitors recorded to the log, then check the state is finite."""
+        net = self.net
+        chunk: dict[str, np.ndarray] = {}
+        for mon in net.monitors.values():
+            chunk.update(mon.drain())
+        net.log.append(chunk, net.clock.step)
+        self.check_finite()  # after the append: the log keeps the steps up to the failure
+
+    def check_finite(self) -> None:
+        """Raise FloatingPointError naming the population (or projection) whose state
+        or learned weights became NaN or inf.
+
+        Called once per chunk (both backends keep state in the same tensors): one
+        reduction per tensor and one host synchronisation, small next to a chunk's steps.
+        Static weights are checked when set, so only plastic projections are read here.
+        """
+        net = self.net
+        plastic = {id(rule.projection): rule.projection for rule in net.rules.values()}
+        tensors = [(f"population '{pop.name}' ({pop.model_name}): state variable '{var}'",
+                    ("batch row", "neuron"), t)
+                   for pop in net.populations.values() for var, t in pop.state.items()]
+        tensors += [(f"projection '{proj.name}': weights (changed by its learning rules)",
+                     ("synapse",) if proj.sparse else ("pre", "post"), proj.weight)
+                    for proj in plastic.values()]
+        tensors = [item for item in tensors if item[2].is_floating_point() and item[2].numel()]
+        if not tensors or bool(torch.stack([torch.isfinite(t).all() for *_, t in tensors]).all()):
+            return
+        for what, axes, t in tensors:
+            bad = (~torch.isfinite(t)).nonzero()
+            if len(bad):
+                where = ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, bad[0]))
+                raise FloatingPointError(
+                    f"{what} became NaN or inf by step {net.clock.step} "
+                    f"(t = {net.clock.time_ms:g} ms; first at {where}); check its parameters, "
+                    "inputs and weights for values too large for the network's dtype")
+
+    def log_attrs(self) -> dict[str, Any]:
+        """The log's file attributes, written when a run begins."""
+        from neurosim import __version__
+
+        net = self.net
+        return {"neurosim_version": __version__, "dt_ms": net.dt, "seed": net.seed,
+                "backend": net.backend_name, "device": str(net.device), "batch": net.batch,
+                "dtype": net.dtype_name, "network_json": json.dumps(net.describe()),
+                "started_at": self.started_at, "steps_sorted": self.steps_sorted,
+                "torch_version": torch.__version__}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
