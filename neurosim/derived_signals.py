@@ -36,6 +36,10 @@ class Derived:
     def reset(self, value: torch.Tensor) -> None:
         """At ``net.reset_state()`` (a new sample): stateful signals start again."""
 
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """State the signal keeps besides its value, by name (saved with the network's state)."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind}
 
@@ -126,6 +130,10 @@ class CountError(Derived):
     def reset(self, value: torch.Tensor) -> None:
         self.counts.zero_()
         value.copy_(self.target)
+
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """``counts`` since the sample began and the ``target``, ``(batch, n)`` each."""
+        return {"counts": self.counts, "target": self.target}
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "population": self.population.name, "scale": self.scale}

@@ -56,6 +56,17 @@ class Modulator:
         #: how the value is computed from other signals or spikes (neurosim.derived_signals)
         self.derived: Derived | None = None
 
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """The arrays a backend steps, by name (the signal's state contract): ``value``
+        (shape ``()``, ``(n,)`` or ``(batch, n)``), a random feedback's ``matrix``, and
+        a derived signal's own state (e.g. a count error's ``counts`` and ``target``)."""
+        out = {"value": self.value}
+        if self.feedback is not None:
+            out["matrix"] = self.feedback[1]
+        if self.derived is not None:
+            out.update(self.derived.arrays())
+        return out
+
     def current(self) -> torch.Tensor:
         """The value now (a random-feedback modulator is recomputed from its source)."""
         if self.feedback is not None:

@@ -38,6 +38,9 @@ def state_dict(net: StateHost) -> dict[str, torch.Tensor]:
             out[f"rules.{name}.{var}"] = t
     for mod in net.modulators:
         out[f"modulators.{mod.name}"] = mod.value
+        if mod.derived is not None:  # e.g. a count error's counts so far and its target
+            for key, t in mod.derived.arrays().items():
+                out[f"modulators.{mod.name}.{key}"] = t
     return out
 
 

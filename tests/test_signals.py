@@ -82,3 +82,27 @@ def test_signal_errors():
     net.modulators.add_sigmoid("s", "a")
     with pytest.raises(ValueError, match="is computed"):
         net.modulators.set("s", 1.0)
+
+
+def test_a_count_errors_counts_are_part_of_the_saved_state(tmp_path):
+    """Saving mid-sample and loading into a rebuilt network continues the count error
+    exactly (its counts so far and its target are state, not only its value)."""
+    def build():
+        net = ns.Network(dt=0.5, seed=4, backend="numba", batch=2)
+        src = net.population(20, ns.PoissonSource(rate=300.0), name="src")
+        out = net.population(5, ns.LIF(), name="out")
+        net.projection(src, out, weight=4.0)
+        net.modulators.add_count_error("err", out, scale=0.5)
+        net.modulators.set_target("err", np.full((2, 5), 3.0))
+        return net
+
+    net = build()
+    net.run(20.0, progress=False)
+    assert "modulators.err.counts" in net.state_dict()
+    assert float(net.state_dict()["modulators.err.counts"].sum()) > 0
+    net.save_state(tmp_path / "mid.h5")
+    net.run(20.0, progress=False)
+    other = build()
+    other.load_state(tmp_path / "mid.h5")
+    other.run(20.0, progress=False)
+    assert torch.equal(other.modulators.get("err"), net.modulators.get("err"))

@@ -200,7 +200,7 @@ class RuleEmitter:
 
     def modulator(self, m: int, mod: Any, derived: bool) -> None:
         if mod.dynamic and not derived:
-            value = self.arg(f"mod{m}_value", lambda mo=mod: mo.value.numpy().reshape(-1))
+            value = self.arg(f"mod{m}_value", lambda mo=mod: mo.arrays()["value"].numpy().reshape(-1))
             decay = self.scalar(f"mod{m}_decay", lambda mo=mod: mo.decay)
             base = self.scalar(f"mod{m}_base", lambda mo=mod: mo.baseline)
             if mod.driver is not None:
@@ -216,25 +216,28 @@ class RuleEmitter:
         if d is not None and d.stateful == (not derived):
             self._derived_signal(m, mod)
         if mod.feedback is not None and derived:
-            out = self.arg(f"mod{m}_rows", lambda mo=mod: mo.value.numpy().reshape(-1, mo.size))
+            out = self.arg(f"mod{m}_rows", lambda mo=mod: mo.arrays()["value"].numpy().reshape(-1, mo.size))
             src, matrix = mod.feedback
-            source = self.arg(f"mod{m}_src", lambda s=src: s.value.numpy().reshape(-1, s.size))
-            mat = self.arg(f"mod{m}_matrix", lambda mo=mod: mo.feedback[1].numpy())
+            source = self.arg(f"mod{m}_src", lambda s=src: s.arrays()["value"].numpy().reshape(-1, s.size))
+            mat = self.arg(f"mod{m}_matrix", lambda mo=mod: mo.arrays()["matrix"].numpy())
             self.traces.append(f"    linear_signal({out}, {mat}, {source})")
 
     def _derived_signal(self, m: int, mod: Any) -> None:
         from neurosim.derived_signals import CountError, PopulationRate, Product, Sigmoid
 
         d = mod.derived
-        rows = lambda mo: mo.value.numpy().reshape(-1, mo.value.shape[-1] if mo.value.dim() else 1)  # noqa: E731
+        def rows(signal: Any) -> np.ndarray:  # one row per sample (a single row if not per sample)
+            value = signal.arrays()["value"]
+            return value.numpy().reshape(-1, value.shape[-1] if value.dim() else 1)
+
         out = self.arg(f"mod{m}_out", lambda mo=mod: rows(mo))
         if isinstance(d, Product):
             a = self.arg(f"mod{m}_a", lambda s=d.a: rows(s))
             b = self.arg(f"mod{m}_b", lambda s=d.b: rows(s))
             self.traces.append(f"    product_signal({out}, {a}, {b})")
         elif isinstance(d, Sigmoid):
-            flat = self.arg(f"mod{m}_flat", lambda mo=mod: mo.value.numpy().reshape(-1))
-            x = self.arg(f"mod{m}_x", lambda s=d.source: s.value.numpy().reshape(-1))
+            flat = self.arg(f"mod{m}_flat", lambda mo=mod: mo.arrays()["value"].numpy().reshape(-1))
+            x = self.arg(f"mod{m}_x", lambda s=d.source: s.arrays()["value"].numpy().reshape(-1))
             gain = self.scalar(f"mod{m}_gain", lambda dd=d: dd.gain)
             threshold = self.scalar(f"mod{m}_threshold", lambda dd=d: dd.threshold)
             self.traces.append(f"    sigmoid_signal({flat}, {x}, {gain}, {threshold})")
@@ -247,8 +250,8 @@ class RuleEmitter:
                                f"p{k}_idx, t % p{k}_hist.shape[0], {pop.batch * pop.n})")
         elif isinstance(d, CountError):
             k = self.pid[d.population.name]
-            counts = self.arg(f"mod{m}_counts", lambda dd=d: dd.counts.numpy())
-            target = self.arg(f"mod{m}_target", lambda dd=d: dd.target.numpy())
+            counts = self.arg(f"mod{m}_counts", lambda mo=mod: mo.arrays()["counts"].numpy())
+            target = self.arg(f"mod{m}_target", lambda mo=mod: mo.arrays()["target"].numpy())
             scale = self.scalar(f"mod{m}_scale", lambda dd=d: dd.scale)
             self.traces.append(f"    count_error_signal({out}, {counts}, {target}, {scale}, p{k}_cnt, "
                                f"p{k}_idx, t % p{k}_hist.shape[0])")
@@ -284,7 +287,7 @@ class RuleEmitter:
             bound.append((local, f"p{pre_k}_{what}"))
         for local, what in (("qh", "hist"), ("qc", "cnt"), ("qi", "idx")):
             bound.append((local, f"p{post_k}_{what}"))
-        bound.append(("w", self.flat(f"r{r}_w", lambda p=proj: p.weight)))
+        bound.append(("w", self.flat(f"r{r}_w", lambda ru=rule: ru.arrays()["weight"])))
         bound.append(("mask", self.flat(f"r{r}_mask", lambda p=proj: p.mask if p.mask is not None
                                         else torch.zeros(0, dtype=p.dtype))))
         for name, getter in self._structure(proj).items():
@@ -298,12 +301,12 @@ class RuleEmitter:
             bound.append((name, self.arg(f"r{r}_{name}", lambda a=a: a)))
         for trace in code.recipe.traces:
             bound.append((f"tv_{trace.name}", self.array(f"r{r}_tv_{trace.name}",
-                                                         lambda ru=rule, n=trace.name: getattr(ru, n).value)))
+                                                         lambda ru=rule, n=trace.name: ru.arrays()[f"trace.{n}"])))
             bound.append((f"tb_{trace.name}", self.array(f"r{r}_tb_{trace.name}",
-                                                         lambda ru=rule, n=trace.name: getattr(ru, n).before)))
+                                                         lambda ru=rule, n=trace.name: ru.arrays()[f"trace.{n}.before"])))
         for state in code.recipe.neuron_state:
             bound.append((f"st_{state.name}", self.array(f"r{r}_st_{state.name}",
-                                                         lambda ru=rule, n=state.name: getattr(ru, n))))
+                                                         lambda ru=rule, n=state.name: ru.arrays()[f"state.{n}"])))
         for side, var in sorted(code.neuron_vars):
             k = pre_k if side == "pre" else post_k
             bound.append((f"nv_{side}_{var}", f"p{k}_s_{var}"))
@@ -311,12 +314,13 @@ class RuleEmitter:
             mod = self.net.modulators[mod_name]
             two_d = mod.value.dim() == 2
             bound.append((f"sg_{arg_name}", self.arg(
-                f"r{r}_sg_{arg_name}", lambda mo=mod, two=two_d: mo.value.numpy() if two
-                else mo.value.numpy().reshape(-1))))
+                f"r{r}_sg_{arg_name}", lambda mo=mod, two=two_d: mo.arrays()["value"].numpy() if two
+                else mo.arrays()["value"].numpy().reshape(-1))))
         if code.recipe.eligibility is not None:
             per_row = rule.eligibility_per_row
             bound.append(("el", self.arg(f"r{r}_el", lambda ru=rule, pr=per_row: (
-                ru.eligibility.numpy().reshape(ru.batch, -1) if pr else ru.eligibility.numpy().reshape(-1)))))
+                ru.arrays()["eligibility"].numpy().reshape(ru.batch, -1) if pr
+                else ru.arrays()["eligibility"].numpy().reshape(-1)))))
             bound.append(("decay_e", self.scalar(f"r{r}_decay_e", lambda ru=rule: ru.decay_e)))
         for attr in sorted(code.params):
             bound.append((f"pa_{attr}", self.scalar(f"r{r}_pa_{attr}",

@@ -258,6 +258,26 @@ class Rule:
             raise ValueError(f"rule {self.name}: {type(self).__name__} needs a projection with "
                              f"receptor '{receptor}', got '{self.projection.receptor}'")
 
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """The arrays a backend runs a declared rule's hooks on, by name (the rule's state
+        contract): ``weight`` (the projection's), ``trace.<name>`` and
+        ``trace.<name>.before`` (``(batch, n)`` of its side; shared with other rules on
+        the side), ``state.<name>`` (per-neuron rule state, ``(n,)``) and
+        ``eligibility`` (the weights' shape, with a leading batch axis when a signal it
+        reads is per sample)."""
+        out = {"weight": self.projection.weight}
+        recipe = self.declared
+        if recipe is None:
+            return out
+        for trace in recipe.traces:
+            t = getattr(self, trace.name)
+            out[f"trace.{trace.name}"], out[f"trace.{trace.name}.before"] = t.value, t.before
+        for state in recipe.neuron_state:
+            out[f"state.{state.name}"] = getattr(self, state.name)
+        if recipe.eligibility is not None:
+            out["eligibility"] = self.eligibility
+        return out
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The rule's state (traces), listed in the network's state dict."""
         out = {}
