@@ -463,11 +463,27 @@ class RuleCode:
         return ([f"{pad}for q in range({n}):", f"{inner}b = {which}[q]"],
                 [f"{inner}d += {self.call(hook)}"])
 
+    def all_rows_terms(self, pad: str, per_step: bool) -> list[str]:
+        """Lines adding the on_pre terms of every batch row in order, then their on_post
+        terms (then per_step terms) to ``d``: the recipe's order of sums."""
+        out = []
+        if self.recipe.on_pre is not None:
+            out += [f"{pad}for b in range(B):", f"{pad}    if ph[ps, b, i]:",
+                    f"{pad}        d += {self.call('on_pre')}"]
+        if self.recipe.on_post is not None:
+            out += [f"{pad}for b in range(B):", f"{pad}    if qh[qs, b, j]:",
+                    f"{pad}        d += {self.call('on_post')}"]
+        if per_step and self.recipe.per_step is not None:
+            out += [f"{pad}for b in range(B):", f"{pad}    d += {self.call('per_step')}"]
+        return out
+
     def visit(self, pad: str, target: str, rows: str | None = None) -> list[str]:
         """Lines for synapse ``(s, i, j)``: its weight (``target="w"``) or eligibility."""
         out = [f"{pad}w0 = w[s]"]
         head, terms = self.row_loop(pad, rows)
         if target == "w":
+            if rows is None:
+                return out + [f"{pad}d = ZERO"] + self.all_rows_terms(pad, False) + self.finish(pad)
             return out + [f"{pad}d = ZERO"] + head + terms + self.finish(pad)
         skip = f"{pad}if mask[s] != 0:" if self.masked else None
         inner = pad + ("    " if self.masked else "")
@@ -476,7 +492,7 @@ class RuleCode:
             out += ([f"{pad}    if mask[s] != 0:", f"{pad}        el[b, s] += d"] if self.masked
                     else [f"{pad}    el[b, s] += d"])
             return out
-        out += [f"{pad}d = ZERO"] + head + terms
+        out += [f"{pad}d = ZERO"] + (self.all_rows_terms(pad, False) if rows is None else head + terms)
         return out + ([skip, f"{inner}el[s] += d"] if skip else [f"{inner}el[s] += d"])
 
     def all_synapses(self, body: list[str], hooks: tuple[str, ...] = ()) -> list[str]:
@@ -581,7 +597,7 @@ class RuleCode:
                 out += self.all_synapses(["    w0 = w[s]", f"    colsum[j] += {self.call('column')}"])
             body = ["    w0 = w[s]", "    d = ZERO"]
             if recipe.on_pre or recipe.on_post or recipe.per_step:
-                body += ["    for b in range(B):"] + self.row_terms("        ", per_step=True)
+                body += self.all_rows_terms("    ", per_step=True)
             if self.two_pass:
                 out += self.all_synapses(body + ["    dw[s] = d"])
                 out += ["    for s in range(w.shape[0]):", "        w0 = w[s]", "        d = dw[s]"]

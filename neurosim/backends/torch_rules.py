@@ -2,10 +2,13 @@
 
 Dense synapses are ``(n_pre, n_post)``: presynaptic values broadcast as columns,
 postsynaptic ones as rows. CSR synapses are flat: values are gathered by each
-synapse's row and column. The sums run in the order the recipe defines (batch
-rows in order; in each, the ``on_pre``, ``on_post`` then ``per_step`` term), one
+synapse's row and column. The sums run in the order the recipe defines (the
+``on_pre`` terms of all batch rows in order, then the ``on_post`` terms, then the
+``per_step`` terms), one
 elementwise operation at a time, so that the numba backend, which visits only
 the synapses a spike touched, gets the same bits (:mod:`neurosim.rules.recipe`).
+On the CPU each hook runs once per step for the (batch row, synapse) pairs that
+spikes touched in all rows together.
 """
 
 from __future__ import annotations
@@ -41,54 +44,69 @@ class TorchRule:
         self.touched_only = proj.device.type == "cpu"
 
     # -- values of hook arguments ---------------------------------------------------------
-    # ``sel`` picks the synapses a spike touched: ("rows", i) or ("cols", j) of a dense
-    # matrix, ("syn", s) of CSR synapses; None: every synapse
-    def _shape(self, value: torch.Tensor, side: str, sel: tuple[str, torch.Tensor] | None = None
-               ) -> torch.Tensor:
-        """A per-neuron vector (or the synapse array) laid out against the synapses."""
-        kind, idx = sel if sel is not None else (None, None)
+    # ``sel`` picks the (batch row, synapse) pairs a spike touched: ("rows", b, i) or
+    # ("cols", b, j) of a dense matrix, laid out (k, n_post) or (n_pre, k), and
+    # ("syn", b, s) of CSR synapses, laid out (k,); None: every synapse of row ``b``
+    def _shape(self, value: torch.Tensor, side: str) -> torch.Tensor:
+        """A per-neuron vector (or the synapse array) laid out against every synapse."""
         if side == "pre":
-            if self.sparse:
-                rows = self.rule.synapse_rows
-                return value[rows if idx is None else rows[idx]]
-            return (value if kind != "rows" else value[idx]).unsqueeze(1)
+            return value[self.rule.synapse_rows] if self.sparse else value.unsqueeze(1)
         if side == "post":
-            if self.sparse:
-                cols = self.proj.indices
-                return value[cols if idx is None else cols[idx]]
-            return (value if kind != "cols" else value[idx]).unsqueeze(0)
-        if side == "synapse" and kind is not None:
-            return value[:, idx] if kind == "cols" else value[idx]
+            return value[self.proj.indices] if self.sparse else value.unsqueeze(0)
         return value
+
+    def _pick(self, value: torch.Tensor, side: str, per_row: bool,
+              sel: tuple[str, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """``value`` (``(batch, n)`` if ``per_row``, else ``(n,)``; synapse arrays with a
+        leading batch axis if ``per_row``) at the selected pairs, laid out as ``sel``."""
+        kind, b, idx = sel
+        if side == "synapse":
+            if kind == "cols":
+                return value[b, :, idx].T if per_row else value[:, idx]
+            return value[b, idx] if per_row else value[idx]
+        if kind == "syn":
+            neuron = (self.rule.synapse_rows if side == "pre" else self.proj.indices)[idx]
+            return value[b, neuron] if per_row else value[neuron]
+        touched = (kind == "rows") == (side == "pre")  # the side whose spike selected the pair
+        if touched:
+            picked = value[b, idx] if per_row else value[idx]
+            return picked.unsqueeze(1) if side == "pre" else picked.unsqueeze(0)
+        if not per_row:
+            return value.unsqueeze(0) if side == "post" else value.unsqueeze(1)
+        return value[b] if side == "post" else value[b].T
 
     def _value(self, arg: Argument, b: int, t: int, extra: dict[str, torch.Tensor],
                params: dict[str, torch.Tensor], layout: bool = True,
-               sel: tuple[str, torch.Tensor] | None = None) -> torch.Tensor:
+               sel: tuple[str, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         rule = self.rule
         if arg.kind == "param":
             return params[arg.key]
         if arg.kind in ("d", "post_sum"):
             return extra[arg.kind]
+        per_row = True
         if arg.kind == "w":
-            return self._shape(self.proj.weight.detach(), "synapse", sel)
-        if arg.kind == "e":
-            return self._shape(rule.eligibility[b] if arg.per_row else rule.eligibility, "synapse", sel)
-        if arg.kind == "trace":
+            value, side, per_row = self.proj.weight.detach(), "synapse", False
+        elif arg.kind == "e":
+            value, side, per_row = rule.eligibility, "synapse", bool(arg.per_row)
+        elif arg.kind == "trace":
             name, which = arg.key
             trace = getattr(rule, name)
-            value = (trace.value if which == "value" else trace.before)[b]
+            value, side = (trace.value if which == "value" else trace.before), arg.side
         elif arg.kind == "state":
-            value = getattr(rule, arg.key)
+            value, side, per_row = getattr(rule, arg.key), arg.side, False
         elif arg.kind == "neuron":
-            side, var = arg.key
-            pop = self.proj.pre if side == "pre" else self.proj.post
-            value = pop.state[var][b]
+            pop_side, var = arg.key
+            pop = self.proj.pre if pop_side == "pre" else self.proj.post
+            value, side = pop.state[var], arg.side
         else:  # signal
             value = rule.net.modulators[arg.key].value
             if value.dim() == 0:
                 return value
-            value = value[b] if arg.per_row else value
-        return self._shape(value, arg.side, sel) if layout else value
+            side, per_row = arg.side, bool(arg.per_row)
+        if sel is not None:
+            return self._pick(value, side, per_row, sel)
+        value = value[b] if per_row else value
+        return self._shape(value, side) if layout else value
 
     def _params(self) -> dict[str, torch.Tensor]:
         """The rule's number attributes the hooks read, as 0-d tensors (read live)."""
@@ -99,27 +117,37 @@ class TorchRule:
 
     def _call(self, hook: str, b: int, t: int, params: dict[str, torch.Tensor],
               extra: dict[str, torch.Tensor] | None = None,
-              sel: tuple[str, torch.Tensor] | None = None) -> torch.Tensor:
+              sel: tuple[str, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         fn, args = self.hooks[hook]
         return fn(*(self._value(a, b, t, extra or {}, params, sel=sel) for a in args))
 
-    def _event_terms(self, hook: str, spikes: torch.Tensor, side: str, b: int, t: int,
-                     params: dict[str, torch.Tensor], acc: torch.Tensor) -> None:
-        """Add ``hook``'s term of row ``b`` at the synapses its spikes touch, in place."""
-        if not self.touched_only:  # one masked pass over every synapse: no host sync (GPU)
-            term = torch.where(self._shape(spikes, side), self._call(hook, b, t, params), self.zero)
-            acc.add_(term)
+    def _event_terms(self, hook: str, spikes: torch.Tensor, side: str, t: int,
+                     params: dict[str, torch.Tensor], acc: torch.Tensor,
+                     row: int | None = None) -> None:
+        """Add ``hook``'s terms of every batch row (or only of ``row``) at the synapses
+        their spikes touch, rows in order, in place (``spikes``: ``(batch, n)``)."""
+        rows = range(spikes.shape[0]) if row is None else (row,)
+        if not self.touched_only:  # one masked pass over every synapse per row: no host sync (GPU)
+            for b in rows:
+                acc.add_(torch.where(self._shape(spikes[b], side), self._call(hook, b, t, params),
+                                     self.zero))
             return
-        if self.sparse:  # the synapses whose row (column) spiked
+        if row is not None:
+            spikes = spikes[row:row + 1]
+        if self.sparse:  # the synapses whose row (column) spiked, in every batch row
             owner = self.rule.synapse_rows if side == "pre" else self.proj.indices
-            idx = spikes[owner].nonzero().flatten()
-            sel = ("syn", idx)
+            b, idx = spikes[:, owner].nonzero(as_tuple=True)
+            kind = "syn"
         else:
-            idx = spikes.nonzero().flatten()
-            sel = ("rows" if side == "pre" else "cols", idx)
+            b, idx = spikes.nonzero(as_tuple=True)
+            kind = "rows" if side == "pre" else "cols"
         if idx.numel() == 0:
             return
-        term = self._call(hook, b, t, params, sel=sel)
+        if row is not None:
+            b = b + row
+        # one index_add_ for all rows: it adds in index order, batch rows ascending, so a
+        # synapse touched in several rows sums them in the recipe's order
+        term = self._call(hook, 0, t, params, sel=(kind, b, idx))
         if self.sparse:
             acc.index_add_(0, idx, term.expand(idx.shape))
         elif side == "pre":
@@ -127,17 +155,19 @@ class TorchRule:
         else:
             acc.index_add_(1, idx, term.expand(acc.shape[0], idx.numel()))
 
-    def _row_terms(self, b: int, t: int, params: dict[str, torch.Tensor], acc: torch.Tensor,
-                   per_step: bool) -> torch.Tensor:
-        """Add row ``b``'s on_pre, on_post (and per_step) terms to ``acc`` (in place), in
-        that order; adding only at touched synapses gives the same bits as adding zeros."""
+    def _rows_terms(self, t: int, params: dict[str, torch.Tensor], acc: torch.Tensor,
+                    per_step: bool, row: int | None = None) -> torch.Tensor:
+        """Add the on_pre terms of every batch row (or only ``row``), then their on_post
+        terms (then per_step terms) to ``acc`` in place: the recipe's order. Adding only
+        at touched synapses gives the same bits as adding zeros elsewhere."""
         rule = self.rule
         if "on_pre" in self.hooks:
-            self._event_terms("on_pre", rule.pre_spikes(t)[b], "pre", b, t, params, acc)
+            self._event_terms("on_pre", rule.pre_spikes(t), "pre", t, params, acc, row)
         if "on_post" in self.hooks:
-            self._event_terms("on_post", rule.post_spikes(t)[b], "post", b, t, params, acc)
+            self._event_terms("on_post", rule.post_spikes(t), "post", t, params, acc, row)
         if per_step and "per_step" in self.hooks:
-            acc.add_(self._call("per_step", b, t, params))
+            for b in (range(rule.batch) if row is None else (row,)):
+                acc.add_(self._call("per_step", b, t, params))
         return acc
 
     def _columns(self) -> torch.Tensor:
@@ -167,12 +197,10 @@ class TorchRule:
         zeros = torch.zeros_like(self.proj.weight)
         if rule.eligibility_per_row:
             for b in range(batch):
-                acc = self._row_terms(b, t, params, zeros.clone(), per_step=False)
+                acc = self._rows_terms(t, params, zeros.clone(), per_step=False, row=b)
                 e[b] = e[b] * rule.decay_e + (acc * mask if mask is not None else acc)
         else:
-            acc = zeros
-            for b in range(batch):
-                self._row_terms(b, t, params, acc, per_step=False)
+            acc = self._rows_terms(t, params, zeros, per_step=False)
             e.copy_(e * rule.decay_e + (acc * mask if mask is not None else acc))
 
     def apply(self, t: int, force: bool = False) -> None:
@@ -191,8 +219,7 @@ class TorchRule:
             else:
                 d = d + self._call("gate", 0, t, params)
         else:
-            for b in range(batch):
-                self._row_terms(b, t, params, d, per_step=True)
+            self._rows_terms(t, params, d, per_step=True)
         extra = {"d": d}
         if "column" in self.hooks:
             values = self._call("column", 0, t, params).expand_as(w).reshape(-1)

@@ -36,9 +36,10 @@ attribute of the rule (read at every run, so ``rule.a_plus = ...`` takes effect;
 ``lr`` is the rule's :attr:`~neurosim.rules.Rule.effective_lr`).
 
 The order of the sums is part of the definition, so that every backend gives the
-same bits: per synapse, for each batch row in order, add the ``on_pre`` term if
-the presynaptic spike arrived in that row, then the ``on_post`` term if the
-postsynaptic neuron fired, then the ``per_step`` term. The new weight is
+same bits: per synapse, add the ``on_pre`` term of each batch row in order where
+the presynaptic spike arrived in that row, then the ``on_post`` term of each row
+where the postsynaptic neuron fired, then the ``per_step`` term of each row (a
+per-sample eligibility takes only its own row's terms). The new weight is
 ``on_apply(w, d)``, clipped to ``[w_min, w_max]`` where it changed, times the
 projection's mask.
 """
