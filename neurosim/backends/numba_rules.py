@@ -504,10 +504,11 @@ class RuleCode:
         if self.dense:
             head = ["    n_post = qh.shape[2]", "    for i in range(ph.shape[2]):",
                     "        for j in range(n_post):", "            s = i * n_post + j"]
-        else:
-            head = ["    for i in range(ph.shape[2]):", "        for s in range(indptr[i], indptr[i + 1]):",
-                    "            j = indices[s]"]
-        return head + [" " * 8 + line for line in body]
+            return head + [" " * 8 + line for line in body]
+        # CSR: one flat loop in storage order (rows ascending, as nested loops would go),
+        # each synapse's row from synrow: long loops run faster than ~n_post/10-long rows
+        head = ["    for s in range(w.shape[0]):", "        i = synrow[s]", "        j = indices[s]"]
+        return head + [" " * 4 + line for line in body]
 
     def touched_synapses(self, target: str) -> list[str]:
         """Visit only synapses of presynaptic rows that received a spike and of
