@@ -171,7 +171,10 @@ class Population:
         for var, value in self._initial.items():
             if var in self.state and model_vars[var].learned and not learned:
                 continue
-            self.state[var] = value.clone()
+            if var in self.state:  # in place: backends may hold the tensors (the state contract)
+                self.state[var].copy_(value)
+            else:
+                self.state[var] = value.clone()
         self.history.zero_()
 
     @property
@@ -194,8 +197,9 @@ class Population:
         (0-d, ``(n,)``, ``(1, n)`` or ``(batch, n)``); ``key.<random input>``: the
         counter-RNG element keys ``(batch, n)`` (the stream key is ``random_keys``). A
         spike generator has ``events.step`` (host), ``events.row``, ``events.neuron``.
-        Backends update these tensors in place; they are replaced only by
-        :meth:`reset`, :meth:`set_parameters` and :meth:`set_history_length`.
+        Backends and :meth:`reset` update these tensors in place; only
+        :meth:`set_parameters` (constants) and :meth:`set_history_length` (the ring)
+        replace any.
         """
         if self.is_generator:
             return {"spikes": self.history, **self._events}
