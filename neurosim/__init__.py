@@ -32,6 +32,7 @@ _EXPORTS = {
     "LIF": "neurosim.models.lif",
     "PoissonSource": "neurosim.models.poisson",
     "SpikeGenerator": "neurosim.models.spike_generator",
+    "SnnTorchLeaky": "neurosim.models.snntorch_leaky",
     "SpikeMonitor": "neurosim.monitors", "StateMonitor": "neurosim.monitors",
     "WeightMonitor": "neurosim.monitors",
     "Network": "neurosim.network",
