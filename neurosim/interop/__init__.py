@@ -1,0 +1,1 @@
+"""Moving networks between neurosim and other tools (snnTorch: :mod:`neurosim.interop.snntorch`)."""
