@@ -48,6 +48,11 @@ def load_state_dict(net: StateHost, state: Mapping[str, torch.Tensor]) -> None:
     """Restore ``state`` into ``net``, checking every entry before changing anything
     (see :meth:`neurosim.Network.load_state_dict`)."""
     own = state_dict(net)
+    # a derived signal's own arrays (a count error's counts and target) are saved since
+    # format 2 files of 2026-11-30; older files lack them, and they are then kept as they are
+    optional = {f"modulators.{mod.name}.{key}" for mod in net.modulators if mod.derived is not None
+                for key in mod.derived.arrays()}
+    own = {k: v for k, v in own.items() if k in state or k not in optional}
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
         raise ValueError(f"state does not match this network: missing {missing[:5]}, "

@@ -170,3 +170,29 @@ def test_conductance_lif_agrees_to_rounding():
     n = min(sa.size, sb.size)
     diverge = np.nonzero((sa[:n] != sb[:n]) | (na[:n] != nb[:n]))[0]
     assert diverge.size == 0 or sa[diverge[0]] > 1000
+
+
+class _Lagged(ns.NeuronModel):
+    """x counts steps; x_prev is last step's x: the update returns x's old tensor as
+    x_prev's new value, which a backend writing state in place must not clobber."""
+
+    parameters = {}
+    state_variables = {"x": ns.StateVariable("1", "counter"), "x_prev": ns.StateVariable("1", "previous")}
+    inputs = ("i_ext",)
+    receptors = {}
+
+    def constants(self, p, dt):
+        return {"one": 1.0}
+
+    @staticmethod
+    def update(x, x_prev, i_ext, one):
+        x_new = x + one
+        return x_new, x, x_new > 1e9
+
+
+def test_a_state_variable_passed_on_under_another_name_keeps_its_old_value(engine):
+    net = ns.Network(dt=0.1, **engine)
+    pop = net.population(2, _Lagged(), name="p")
+    net.run(steps=3, progress=False)
+    assert pop.state["x"].tolist() == [[3.0, 3.0]]
+    assert pop.state["x_prev"].tolist() == [[2.0, 2.0]]

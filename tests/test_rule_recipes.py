@@ -316,3 +316,45 @@ def test_the_declared_arrays_are_the_state_backends_step():
     assert declared["state.i_e"].abs().sum() > 0  # spikes arrived
     buf = mon.arrays()["buffer.v"]
     assert buf.shape[1:] == (2, 2)
+
+
+def grow_by_pre(w, x_pre, lr):
+    return lr * x_pre
+
+
+def column_weight(w):
+    return w
+
+
+def scale_columns(w, d, post_sum, total):
+    return (w + d) * (total / post_sum)
+
+
+class _GrowThenNormalise(rules.Rule):
+    """Grows by the presynaptic trace every step, then rescales each column to ``total``."""
+
+    continuous = True
+
+    def __init__(self, total, **kwargs):
+        super().__init__(**kwargs)
+        self.total = total
+
+    def recipe(self):
+        return Recipe(traces=(Trace("x_pre", "pre", 10.0),), per_step=grow_by_pre,
+                      column=column_weight, on_apply=scale_columns)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_per_step_rule_with_a_column_sum_agrees_on_both_backends(sparse):
+    out = {}
+    for backend in ("torch", "numba"):
+        net = ns.Network(dt=0.5, seed=0, backend=backend)
+        src = net.population(6, ns.PoissonSource(rate=80.0), name="src")
+        post = net.population(4, ns.LIF(), name="out")
+        proj = net.projection(src, post, ns.FixedProbability(0.7), weight=ns.Uniform(0.1, 1.0),
+                              sparse=sparse)
+        net.add_rule(proj, _GrowThenNormalise(lr=1e-2, w_max=10.0, total=2.0))
+        net.run(steps=50, progress=False)
+        out[backend] = proj.weight_matrix()
+    np.testing.assert_array_equal(out["numba"], out["torch"])
+    np.testing.assert_allclose(out["torch"].sum(0), 2.0, rtol=0.02)

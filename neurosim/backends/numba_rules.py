@@ -387,9 +387,12 @@ class RuleCode:
         # a rule that changes every synapse each step sums its terms into a buffer first
         # and then writes all weights in one flat loop: gathering per-neuron values and
         # clipping in one loop keeps the compiler from vectorising either
+        # (not with a column hook: its on_apply reads the column sum, per neuron)
         self.two_pass = (recipe.eligibility is None and not recipe.event_driven
+                         and recipe.column is None
                          and (recipe.on_pre or recipe.on_post or recipe.per_step) is not None
-                         and not any(a.side in ("pre", "post") for a in self.args.get("on_apply", ())))
+                         and not any(a.side in ("pre", "post") or a.kind == "post_sum"
+                                     for a in self.args.get("on_apply", ())))
 
     # -- expressions ------------------------------------------------------------------
     def expr(self, a: Any) -> str:

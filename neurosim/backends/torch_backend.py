@@ -113,8 +113,15 @@ class TorchBackend:
             else:
                 args.append(a[name])
         out = update(*args)
-        for var, value in zip(pop.model.state_variables, out[:-1]):
-            a[f"state.{var}"].copy_(value)
+        targets = [a[f"state.{var}"] for var in pop.model.state_variables]
+        # an update may return one variable's old tensor as another's new value (x_prev = x):
+        # copy such values first, so that writing one variable cannot change another's
+        storages = [t.untyped_storage().data_ptr() for t in targets]
+        values = [v.clone() if any(v.untyped_storage().data_ptr() == p and k != i
+                                   for i, p in enumerate(storages)) else v
+                  for k, v in enumerate(out[:-1])]
+        for target, value in zip(targets, values):
+            target.copy_(value)
         slot.copy_(out[-1])
 
     def run_delivery(self, proj: "Projection", t: int) -> None:

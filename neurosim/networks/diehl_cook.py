@@ -71,7 +71,7 @@ class DiehlCook2015:
             out.append(counts["exc"].cpu().numpy())
             # the threshold is one learned value per neuron, like the weights: add up the
             # increments of the samples of this batch (real rows only), as if shown in turn
-            # read the state now: the torch backend replaces state tensors as it steps
+            # read the state now (backends update the state tensors in place as they step)
             theta = self.exc.state["theta"]
             base = self._theta
             increments = (theta[:len(idx)] - base).sum(0)
