@@ -358,3 +358,43 @@ def test_a_per_step_rule_with_a_column_sum_agrees_on_both_backends(sparse):
         out[backend] = proj.weight_matrix()
     np.testing.assert_array_equal(out["numba"], out["torch"])
     np.testing.assert_allclose(out["torch"].sum(0), 2.0, rtol=0.02)
+
+
+def eligible_gate(e, da, lr):
+    return lr * da * e
+
+
+def pre_pairing(x_post_before):
+    return x_post_before
+
+
+class _GatedThenNormalised(rules.Rule):
+    """A three-factor rule (eligibility gated by a modulator) whose weights are then
+    rescaled per column: eligibility and a column hook together."""
+
+    def __init__(self, total, **kwargs):
+        super().__init__(**kwargs)
+        self.total = total
+
+    def recipe(self):
+        return Recipe(traces=(Trace("x_post", "post", 20.0),), on_pre=pre_pairing, eligibility=50.0,
+                      gate=eligible_gate, signals={"da": "da"}, column=column_weight,
+                      on_apply=scale_columns)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_an_eligibility_rule_with_a_column_sum_compiles_and_agrees(sparse):
+    out = {}
+    for backend in ("torch", "numba"):
+        net = ns.Network(dt=0.5, seed=1, backend=backend)
+        net.modulators.add("da", initial=1.0)
+        src = net.population(8, ns.PoissonSource(rate=80.0), name="src")
+        post = net.population(4, ns.LIF(), name="out")
+        net.add_rule(net.projection(src, post, weight=3.0, sparse=sparse), rules.STDP())
+        proj = net.projection(src, post, ns.FixedProbability(0.7), weight=ns.Uniform(0.1, 1.0),
+                              sparse=sparse)
+        net.add_rule(proj, _GatedThenNormalised(lr=1e-1, w_max=10.0, total=2.0))
+        net.run(steps=60, progress=False)
+        out[backend] = proj.weight_matrix()
+    np.testing.assert_array_equal(out["numba"], out["torch"])
+    np.testing.assert_allclose(out["torch"].sum(0), 2.0, rtol=0.02)

@@ -583,22 +583,30 @@ class RuleCode:
                 out += self.touched_synapses("e")
         return "\n".join(out) + "\n" if out else ""
 
+    def column_sums(self) -> list[str]:
+        """Lines summing the column hook over each postsynaptic neuron's synapses, in
+        synapse order, into ``colsum`` (none without a column hook)."""
+        if self.recipe.column is None:
+            return []
+        return (["    for j in range(qh.shape[2]):", "        colsum[j] = ZERO"]
+                + self.all_synapses(["    w0 = w[s]", f"    colsum[j] += {self.call('column')}"]))
+
     def rules_body(self) -> str:
         recipe = self.recipe
         if recipe.eligibility is not None:
+            out = self.column_sums()
             body = ["    w0 = w[s]", "    d = ZERO"]
             if self.per_row_e:
                 body += ["    for b in range(B):", f"        d += {self.call('gate')}"]
             else:
                 body += [f"    d += {self.call('gate')}"]
-            out = self.all_synapses(body + self.finish("    ", True), ("gate", "on_apply"))
+            # (with a column hook, on_apply reads the column sum: loop with j known)
+            out += self.all_synapses(body + self.finish("    ", True),
+                                     ("gate", "on_apply") if recipe.column is None else ())
         elif recipe.event_driven:
             out = self.touched_synapses("w")
         else:
-            out = []
-            if recipe.column is not None:
-                out += ["    for j in range(qh.shape[2]):", "        colsum[j] = ZERO"]
-                out += self.all_synapses(["    w0 = w[s]", f"    colsum[j] += {self.call('column')}"])
+            out = self.column_sums()
             body = ["    w0 = w[s]", "    d = ZERO"]
             if recipe.on_pre or recipe.on_post or recipe.per_step:
                 body += self.all_rows_terms("    ", per_step=True)
