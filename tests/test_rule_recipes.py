@@ -344,18 +344,30 @@ class _GrowThenNormalise(rules.Rule):
                       column=column_weight, on_apply=scale_columns)
 
 
-@pytest.mark.parametrize("sparse", [False, True])
-def test_a_per_step_rule_with_a_column_sum_agrees_on_both_backends(sparse):
+def _column_rule_weights(rule, sparse: bool, seed: int, steps: int, modulated: bool = False):
+    """The weights that ``rule()`` (normalising each column to 2) leaves on torch and on
+    numba, from 8 Poisson inputs onto 4 LIF neurons (a dopamine signal at 1 if
+    ``modulated``, plus an STDP projection keeping post traces busy)."""
     out = {}
     for backend in ("torch", "numba"):
-        net = ns.Network(dt=0.5, seed=0, backend=backend)
-        src = net.population(6, ns.PoissonSource(rate=80.0), name="src")
+        net = ns.Network(dt=0.5, seed=seed, backend=backend)
+        src = net.population(8, ns.PoissonSource(rate=80.0), name="src")
         post = net.population(4, ns.LIF(), name="out")
+        if modulated:
+            net.modulators.add("da", initial=1.0)
+            net.add_rule(net.projection(src, post, weight=3.0, sparse=sparse), rules.STDP())
         proj = net.projection(src, post, ns.FixedProbability(0.7), weight=ns.Uniform(0.1, 1.0),
                               sparse=sparse)
-        net.add_rule(proj, _GrowThenNormalise(lr=1e-2, w_max=10.0, total=2.0))
-        net.run(steps=50, progress=False)
+        net.add_rule(proj, rule())
+        net.run(steps=steps, progress=False)
         out[backend] = proj.weight_matrix()
+    return out
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_a_per_step_rule_with_a_column_sum_agrees_on_both_backends(sparse):
+    out = _column_rule_weights(lambda: _GrowThenNormalise(lr=1e-2, w_max=10.0, total=2.0),
+                               sparse, seed=0, steps=50)
     np.testing.assert_array_equal(out["numba"], out["torch"])
     np.testing.assert_allclose(out["torch"].sum(0), 2.0, rtol=0.02)
 
@@ -384,17 +396,7 @@ class _GatedThenNormalised(rules.Rule):
 
 @pytest.mark.parametrize("sparse", [False, True])
 def test_an_eligibility_rule_with_a_column_sum_compiles_and_agrees(sparse):
-    out = {}
-    for backend in ("torch", "numba"):
-        net = ns.Network(dt=0.5, seed=1, backend=backend)
-        net.modulators.add("da", initial=1.0)
-        src = net.population(8, ns.PoissonSource(rate=80.0), name="src")
-        post = net.population(4, ns.LIF(), name="out")
-        net.add_rule(net.projection(src, post, weight=3.0, sparse=sparse), rules.STDP())
-        proj = net.projection(src, post, ns.FixedProbability(0.7), weight=ns.Uniform(0.1, 1.0),
-                              sparse=sparse)
-        net.add_rule(proj, _GatedThenNormalised(lr=1e-1, w_max=10.0, total=2.0))
-        net.run(steps=60, progress=False)
-        out[backend] = proj.weight_matrix()
+    out = _column_rule_weights(lambda: _GatedThenNormalised(lr=1e-1, w_max=10.0, total=2.0),
+                               sparse, seed=1, steps=60, modulated=True)
     np.testing.assert_array_equal(out["numba"], out["torch"])
     np.testing.assert_allclose(out["torch"].sum(0), 2.0, rtol=0.02)

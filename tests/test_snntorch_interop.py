@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import neurosim as ns
+from spike_rasters import spike_raster
 
 snn = pytest.importorskip("snntorch")
 from neurosim.interop.snntorch import from_sequential, to_sequential  # noqa: E402
@@ -65,13 +66,9 @@ def test_a_converted_sequential_spikes_as_in_snntorch_and_converts_back(reset, e
     net.run(steps=steps, progress=False)
     log = net.reader()
 
-    def raster(name, n):
-        s, i, b = log.spikes(name)
-        r = np.zeros((steps, batch, n), np.float32)
-        r[s, b, i] = 1.0
-        return r
 
-    inputs, out = raster("src", sizes[0]), raster("layer2", sizes[-1])
+    inputs = spike_raster(log, "src", steps, batch, sizes[0])
+    out = spike_raster(log, "layer2", steps, batch, sizes[-1])
     expected = _snntorch_spikes(module, inputs)
     assert 20 < expected.sum() < 0.5 * expected.size and 20 < out.sum()
     # every projection delays by one step: the same spikes as snnTorch's layers stepped
@@ -107,12 +104,8 @@ def test_without_biases_a_converted_sequential_is_snntorch_shifted_by_its_depth(
     layers = from_sequential(module, net, src)
     net.spike_monitor(src), net.spike_monitor(layers[-1])
     net.run(steps=steps, progress=False)
-    s, i, b = net.reader().spikes("src")
-    inputs = np.zeros((steps, batch, sizes[0]), np.float32)
-    inputs[s, b, i] = 1.0
-    s, i, b = net.reader().spikes("layer2")
-    out = np.zeros((steps, batch, sizes[-1]), np.float32)
-    out[s, b, i] = 1.0
+    inputs = spike_raster(net.reader(), "src", steps, batch, sizes[0])
+    out = spike_raster(net.reader(), "layer2", steps, batch, sizes[-1])
     expected = _snntorch_spikes(module, inputs)
     assert expected.sum() > 20
     np.testing.assert_array_equal(out[2:], expected[:-2])

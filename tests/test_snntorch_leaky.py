@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import neurosim as ns
+from spike_rasters import spike_raster
 
 snn = pytest.importorskip("snntorch")
 
@@ -31,13 +32,8 @@ def test_same_spikes_and_membrane_as_snntorch_leaky(reset, engine):
     net.run(steps=steps, progress=False)
     log = net.reader()
 
-    def raster(name, n):
-        s, i, b = log.spikes(name)
-        r = np.zeros((steps, batch, n), np.float32)
-        r[s, b, i] = 1.0
-        return r
 
-    s_in, s_out = raster("in", n_in), raster("out", n_out)
+    s_in, s_out = spike_raster(log, "in", steps, batch, n_in), spike_raster(log, "out", steps, batch, n_out)
     assert s_out.sum() > 50 and s_out.sum() < 0.5 * s_out.size  # it fires, not always
     # snnTorch on the same input: neurosim delivers spikes one step later (delay 1)
     lif = snn.Leaky(beta=beta, threshold=threshold, reset_mechanism=reset)
