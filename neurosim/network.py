@@ -30,7 +30,7 @@ from neurosim.recording.hdf5_log import HDF5Log
 from neurosim.recording.memory_log import MemoryLog
 from neurosim.rules.shared_traces import SharedTraces
 from neurosim.runner import Runner
-from neurosim.schedule import Schedule
+from neurosim.schedule import Schedule, same_step_order
 from neurosim.seeding import numpy_stream
 from neurosim.threads import check_threads
 from neurosim.validation import check_device, check_log_target, is_real
@@ -194,7 +194,11 @@ class Network:
                 ``scipy.sparse`` matrix (any format, never densified), or a
                 distribution; in the units of the receptor's state variable.
             receptor: ``"exc"`` (weights >= 0) or ``"inh"`` (weights <= 0).
-            delay: whole steps >= 1, one number or per synapse.
+            delay: whole steps >= 0, one number or per synapse. Delay 0 delivers in the
+                step the presynaptic neurons fire, after their update and before the
+                postsynaptic one (as a feed-forward ``nn.Sequential`` does); populations
+                joined by delay-0 projections update in that order, and a loop of them
+                is refused.
             sparse: CSR (True) or dense (False) weights; ``None`` chooses CSR
                 below 10% connection density or with per-synapse delays.
         """
@@ -343,11 +347,18 @@ class Network:
         for pop in self.populations.values():
             if pop.is_generator or not pop.model.receptors:
                 sched.add("inputs", f"{pop.name} ({pop.model_name})", "population", pop)
+        neurons = [pop for pop in self.populations.values()
+                   if not (pop.is_generator or not pop.model.receptors)]
+        same_step = [proj for proj in self.projections.values()
+                     if proj.min_delay == 0 and any(proj.pre is pop for pop in neurons)]
         for proj in self.projections.values():
-            sched.add("deliver", f"{proj.name} ({'csr' if proj.sparse else 'dense'})", "delivery", proj)
-        for pop in self.populations.values():
-            if not (pop.is_generator or not pop.model.receptors):
-                sched.add("neurons", f"{pop.name} ({pop.model_name})", "population", pop)
+            if not any(proj is p for p in same_step):
+                sched.add("deliver", self._delivery_label(proj), "delivery", proj)
+        for pop in same_step_order(neurons, same_step):
+            for proj in same_step:
+                if proj.post is pop:
+                    sched.add("neurons", self._delivery_label(proj), "delivery", proj)
+            sched.add("neurons", f"{pop.name} ({pop.model_name})", "population", pop)
         if self.modulators.dynamic or self.modulators.derived:
             sched.add("traces", "modulators", "modulators", self.modulators)
         if len(self.shared_traces):
@@ -370,6 +381,10 @@ class Network:
             mon.allocate(self._chunk_steps)
         self.backend.invalidate()
         self._dirty = False
+
+    @staticmethod
+    def _delivery_label(proj: Projection) -> str:
+        return f"{proj.name} ({'csr' if proj.sparse else 'dense'}{', delay 0' if proj.min_delay == 0 else ''})"
 
     def compile(self) -> float:
         """Prepare the network for running and compile its kernels (numba backend).

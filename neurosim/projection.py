@@ -176,7 +176,7 @@ class Projection:
                          f"(n_pre, n_post) or ({self.nnz},) (one per synapse)")
 
     def _delays(self, owner, delay, rows, cols) -> np.ndarray:
-        rule = "delay must be a whole number of steps >= 1"
+        rule = "delay must be a whole number of steps >= 0"
         if not (is_real(delay) or isinstance(delay, (np.ndarray, torch.Tensor, list, tuple))):
             raise TypeError(f"{owner}: {rule} (or an array of them), got {show(delay)}")
         arr = numeric_array(delay, f"{owner}: {rule} (or an array of them)")
@@ -191,7 +191,7 @@ class Projection:
                              f"({self.pre.n}, {self.post.n}) or ({self.nnz},)")
         if arr.size:
             with np.errstate(invalid="ignore"):  # NaN and inf are reported below
-                bad = ~np.isfinite(arr) | (np.mod(arr, 1) != 0) | (arr < 1) | (arr > MAX_DELAY)
+                bad = ~np.isfinite(arr) | (np.mod(arr, 1) != 0) | (arr < 0) | (arr > MAX_DELAY)
             if bad.any():
                 got = arr[bad].flat[0]
                 raise ValueError(f"{owner}: {rule} and at most {MAX_DELAY}, got "

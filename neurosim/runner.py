@@ -84,7 +84,7 @@ class Runner:
         # there is nothing to exchange and the slices merge up to the next chunk
         # boundary, so a compiled backend runs a whole chunk per call, or as much of
         # one as takes RUN_SLICE_SECONDS: Ctrl-C is looked at between calls.
-        slice_len = net.min_delay if net._exchanges_spikes else net._chunk_steps
+        slice_len = max(1, net.min_delay) if net._exchanges_spikes else net._chunk_steps
         paced = min(slice_len, 10)  # grows once the backend's speed is measured
         try:
             done, since_flush = 0, 0

@@ -52,7 +52,9 @@ class Schedule:
        (Poisson sources, spike generators) emit this step's spikes;
     2. deliver: spikes arriving now (emitted ``delay`` steps ago) add their
        weights to the receptors' state variables;
-    3. neurons: every neuron population integrates, fires and resets;
+    3. neurons: every neuron population integrates, fires and resets; a delay-0
+       projection delivers here, after its presynaptic population's update and
+       before its postsynaptic one's;
     4. traces: synaptic traces update (used by learning rules);
     5. rules: learning rules update weights;
     6. monitors: monitors record into their buffers; whole chunks go to the log.
@@ -61,7 +63,7 @@ class Schedule:
     ORDER = (
         ("inputs", "currents change, callbacks run, input populations emit spikes"),
         ("deliver", "spikes arriving now add their weights to receptor variables"),
-        ("neurons", "neurons integrate, fire and reset"),
+        ("neurons", "neurons integrate, fire and reset (delay-0 spikes delivered between)"),
         ("traces", "synaptic traces update"),
         ("rules", "learning rules update weights"),
         ("monitors", "monitors record (the log is written per chunk, not per step)"),
@@ -105,3 +107,27 @@ class Schedule:
         return "\n".join(lines)
 
     __repr__ = __str__
+
+
+def same_step_order(populations: list[Any], same_step: list[Any]) -> list[Any]:
+    """``populations`` ordered so that the pre side of every delay-0 projection in
+    ``same_step`` updates before its post side (otherwise in the order given).
+
+    Raises ValueError naming the projections of a loop: spikes that arrive in the
+    step they are fired cannot go round a cycle.
+    """
+    remaining = list(populations)
+    order: list[Any] = []
+    while remaining:
+        ready = [pop for pop in remaining
+                 if not any(proj.post is pop and any(proj.pre is r for r in remaining)
+                            for proj in same_step)]
+        if not ready:
+            loop = [proj.name for proj in same_step
+                    if any(proj.post is r for r in remaining) and any(proj.pre is r for r in remaining)]
+            raise ValueError(f"projections {loop} form a loop of delay-0 connections: spikes cannot "
+                             "arrive in the step they are fired all the way round; give at least "
+                             "one of them delay >= 1")
+        order.append(ready[0])
+        remaining.remove(ready[0])
+    return order

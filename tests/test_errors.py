@@ -77,8 +77,8 @@ def test_bad_delays():
     net = ns.Network()
     a = net.population(3, ns.PoissonSource(), name="a")
     b = net.population(4, ns.LIF(), name="b")
-    with pytest.raises(ValueError, match="delay must be a whole number of steps >= 1"):
-        net.projection(a, b, weight=1.0, delay=0)
+    with pytest.raises(ValueError, match="delay must be a whole number of steps >= 0"):
+        net.projection(a, b, weight=1.0, delay=-1)
     with pytest.raises(ValueError, match="delay must be a whole number of steps"):
         net.projection(a, b, weight=1.0, delay=1.5)
     with pytest.raises(ValueError, match="per-synapse delays need sparse=True"):

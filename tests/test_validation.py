@@ -66,9 +66,9 @@ def test_numpy_scalars_are_numbers():
 def test_bad_delay_types_are_named():
     net = ns.Network()
     a = net.population(3, ns.LIF(), name="a")
-    with pytest.raises(TypeError, match=r"delay must be a whole number of steps >= 1.*got '2' \(str\)"):
+    with pytest.raises(TypeError, match=r"delay must be a whole number of steps >= 0.*got '2' \(str\)"):
         net.projection(a, a, weight=1.0, delay="2")
-    with pytest.raises(TypeError, match="delay must be a whole number of steps >= 1.*array of <U"):
+    with pytest.raises(TypeError, match="delay must be a whole number of steps >= 0.*array of <U"):
         net.projection(a, a, weight=1.0, delay=["1", "2"])
     with pytest.raises(ValueError, match=r"at most 2147483647, got 4294967296"):
         net.projection(a, a, weight=1.0, delay=2**32)

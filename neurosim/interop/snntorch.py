@@ -5,14 +5,12 @@ An ``nn.Sequential`` of ``nn.Linear`` + ``snn.Leaky`` pairs becomes one
 (receptor ``"syn"``, the layer's weights; its bias as the neurons' ``i_bias``) per
 ``nn.Linear``; the result then runs in neurosim with logs, plots and plasticity.
 
-Time: in snnTorch a layer sees the spikes its input layer emitted in the same step;
-in neurosim every projection delays by one step. The converted network is therefore
-snnTorch's layers stepped with one step of delay between layers, and spikes as that
-does, bit for bit (``tests/test_snntorch_interop.py``). Without biases a layer rests
-until input reaches it, so layer ``k`` (from 1) then emits at step ``t + k`` exactly
-what snnTorch's ``Sequential`` emits at ``t`` when the source population emits at
-``t`` its input of ``t``; with biases, each layer integrates its bias from step 0,
-``k - 1`` steps before its first input, so the two differ by those steps.
+Time: in snnTorch a layer sees the spikes its input layer emitted in the same step.
+The converted projections have delay 0 (by default), so the converted network is
+snnTorch's ``Sequential`` step for step and spike for spike (the source population
+emitting at step ``t`` what the module is given at ``t``;
+``tests/test_snntorch_interop.py``). With ``delay=1`` every layer instead sees the
+spikes of the step before, as projections between biological populations usually do.
 """
 
 from __future__ import annotations
@@ -45,10 +43,11 @@ def _layers(module: torch.nn.Module) -> list[tuple[torch.nn.Linear, torch.nn.Mod
 
 
 def from_sequential(module: torch.nn.Sequential, net: "Network", source: "Population", *,
-                    prefix: str = "layer") -> list["Population"]:
+                    prefix: str = "layer", delay: int = 0) -> list["Population"]:
     """Add the layers of ``module`` to ``net``, fed by the spikes of ``source`` (whose
     size is the first ``nn.Linear``'s ``in_features``); returns the new populations,
-    named ``<prefix>1``, ``<prefix>2``, ... (see the module docstring for timing)."""
+    named ``<prefix>1``, ``<prefix>2``, ... ``delay`` (steps) is every new
+    projection's: 0 is snnTorch's timing (see the module docstring)."""
     from neurosim.models.snntorch_leaky import SnnTorchLeaky
 
     pre = source
@@ -73,7 +72,7 @@ def from_sequential(module: torch.nn.Sequential, net: "Network", source: "Popula
                               subtract=_RESETS[reset], i_bias=bias)
         pop = net.population(n, model, name=f"{prefix}{k}")
         net.projection(pre, pop, weight=linear.weight.detach().cpu().double().numpy().T,
-                       receptor="syn", sparse=False, name=f"{pre.name}_{pop.name}")
+                       receptor="syn", sparse=False, delay=delay, name=f"{pre.name}_{pop.name}")
         out.append(pop)
         pre = pop
     return out
