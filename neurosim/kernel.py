@@ -2,14 +2,17 @@
 
 A neuron model's update is an ordinary Python function of per-neuron values
 (state variables, inputs, constants) that is *branch-free*: it uses arithmetic,
-comparisons, and only the math names defined here (``exp``, ``where``). The same
-function object is then re-bound to a backend's math:
+comparisons, and only the math names defined here (``exp``, ``where``, and
+``spike``/``spike_above`` for the firing condition). The same function object is
+then re-bound to a backend's math:
 
 * torch backend: ``exp`` -> ``torch.exp``, ``where`` -> ``torch.where``; the
   function runs once per step on whole ``(batch, n)`` tensors;
 * numpy (reference/tests): the defaults below, on arrays;
 * a compiled backend (numba) can bind scalar versions and call the function
-  inside a loop over neurons.
+  inside a loop over neurons;
+* differentiable runs (:mod:`neurosim.surrogate`) bind ``spike`` to a float step
+  whose derivative is a surrogate gradient, so the same equations train by BPTT.
 
 Rebinding swaps the function's globals, so the equations are written once and
 no backend keeps a hand-written twin that could drift.
@@ -24,7 +27,7 @@ import numpy as np
 import torch
 
 #: Names a kernel function may use from its module globals besides arithmetic.
-KERNEL_MATH_NAMES = ("exp", "where")
+KERNEL_MATH_NAMES = ("exp", "where", "spike", "spike_above")
 
 
 def exp(x: Any) -> Any:
@@ -37,8 +40,21 @@ def where(cond: Any, a: Any, b: Any) -> Any:
     return np.where(cond, a, b)
 
 
-TORCH_MATH: Mapping[str, Callable[..., Any]] = {"exp": torch.exp, "where": torch.where}
-NUMPY_MATH: Mapping[str, Callable[..., Any]] = {"exp": exp, "where": where}
+def spike(x: Any) -> Any:
+    """The firing condition ``x >= 0`` (e.g. ``spike(v - v_thresh)``): boolean here; a
+    float step with a surrogate derivative in differentiable runs."""
+    return x >= 0
+
+
+def spike_above(x: Any) -> Any:
+    """The strict firing condition ``x > 0`` (snnTorch's Heaviside); see :func:`spike`."""
+    return x > 0
+
+
+TORCH_MATH: Mapping[str, Callable[..., Any]] = {"exp": torch.exp, "where": torch.where,
+                                                "spike": spike, "spike_above": spike_above}
+NUMPY_MATH: Mapping[str, Callable[..., Any]] = {"exp": exp, "where": where, "spike": spike,
+                                                "spike_above": spike_above}
 
 
 def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -52,7 +68,7 @@ def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def bind(fn: Callable[..., Any], math: Mapping[str, Callable[..., Any]]) -> Callable[..., Any]:
-    """Return a copy of ``fn`` whose math names (``exp``, ``where``) resolve to ``math``.
+    """Return a copy of ``fn`` whose math names (:data:`KERNEL_MATH_NAMES`) resolve to ``math``.
 
     Helpers marked with :func:`kernel` that ``fn`` calls are re-bound the same way.
     """

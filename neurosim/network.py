@@ -32,6 +32,7 @@ from neurosim.rules.shared_traces import SharedTraces
 from neurosim.runner import Runner
 from neurosim.schedule import Schedule, same_step_order
 from neurosim.seeding import numpy_stream
+from neurosim.surrogate import resolve as resolve_surrogate
 from neurosim.threads import check_threads
 from neurosim.validation import check_device, check_log_target, is_real
 
@@ -172,19 +173,26 @@ class Network:
         return name
 
     def population(self, n: int, model: NeuronModel | SpikeGenerator, *, name: str | None = None,
-                   init: Mapping[str, InitSpec] | None = None) -> Population:
+                   init: Mapping[str, InitSpec] | None = None,
+                   surrogate: str | Callable[[torch.Tensor], torch.Tensor] | None = None) -> Population:
         """Add ``n`` neurons of ``model``; ``init`` overrides initial values of state variables
-        (a number, an array, or a distribution such as ``Uniform(-60, -50)``)."""
+        (a number, an array, or a distribution such as ``Uniform(-60, -50)``). ``surrogate``:
+        the derivative its spikes have in :meth:`unroll` (default snnTorch's ``atan``; see
+        :mod:`neurosim.surrogate`)."""
         name = self._name(name, type(model).__name__.lower(), self.populations)
+        if surrogate is not None:
+            resolve_surrogate(surrogate, f"population '{name}'")
         pop = Population(name, n, model, init, self.batch, self.dt, self.device, self.dtype,
                          numpy_stream(self.seed, f"population/{name}/init"), self.seed)
+        pop.surrogate = surrogate
         self.populations[name] = pop
         self._dirty = True
         return pop
 
     def projection(self, pre: Population, post: Population, connector: Connector | None = None, *,
                    weight: WeightSpec = None, receptor: str = "exc", delay: DelaySpec = 1,
-                   sparse: bool | None = None, name: str | None = None) -> Projection:
+                   sparse: bool | None = None, trainable: bool = False,
+                   name: str | None = None) -> Projection:
         """Connect ``pre`` to ``post``.
 
         Args:
@@ -201,6 +209,8 @@ class Network:
                 is refused.
             sparse: CSR (True) or dense (False) weights; ``None`` chooses CSR
                 below 10% connection density or with per-synapse delays.
+            trainable: expose the weights as an ``nn.Parameter`` (``proj.parameter``,
+                in :meth:`parameters`) that :meth:`unroll` differentiates.
         """
         for p, role in ((pre, "pre"), (post, "post")):
             if not isinstance(p, Population):
@@ -217,7 +227,8 @@ class Network:
                 name, k = f"{pre.name}_{post.name}_{k}", k + 1
         name = self._name(name, "projection", self.projections)
         proj = Projection(name, pre, post, connector, weight, receptor, delay, sparse,
-                          numpy_stream(self.seed, f"projection/{name}"), self.device, self.dtype)
+                          numpy_stream(self.seed, f"projection/{name}"), self.device, self.dtype,
+                          trainable)
         self.projections[name] = proj
         self._dirty = True
         return proj
@@ -380,6 +391,8 @@ class Network:
         for mon in self.monitors.values():
             mon.allocate(self._chunk_steps)
         self.backend.invalidate()
+        if getattr(self, "_unroll_backend", None) is not None:
+            self._unroll_backend.invalidate()
         self._dirty = False
 
     @staticmethod
@@ -446,6 +459,104 @@ class Network:
         run again.
         """
         self._runner.run(duration_ms, steps=steps, progress=progress, profile=profile)
+
+    # -- training by gradient -----------------------------------------------------------
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """The weights of trainable projections (``trainable=True``), for a torch optimiser."""
+        return [p for _, p in self.named_parameters()]
+
+    def named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """(projection name, its weights as an ``nn.Parameter``) of trainable projections."""
+        return [(name, proj.parameter) for name, proj in self.projections.items()
+                if proj.parameter is not None]
+
+    def unroll(self, steps: int, *, spikes: Mapping[Any, torch.Tensor] | None = None,
+               record: Mapping[Any, Sequence[str] | str] | None = None,
+               progress: bool | None = False) -> dict[str, dict[str, torch.Tensor]]:
+        """Run ``steps`` steps differentiably and return the recorded outputs with their graph.
+
+        The same schedule and model equations as :meth:`run`, on torch tensors (whatever
+        the network's backend: the state arrays are shared), with float spikes whose
+        derivative is each population's surrogate (see :mod:`neurosim.surrogate`); the
+        spikes and state are exactly a normal run's, and monitors, rules and the log work
+        as in a normal run. Dense projections deliver ``spikes @ W``; the weights of
+        trainable ones are ``proj.parameter``, so ``loss.backward()`` fills their
+        ``.grad`` (:meth:`parameters` for the optimiser).
+
+        Args:
+            steps: how many steps.
+            spikes: population (or its name) -> ``(steps, batch, n)`` spikes (bool or
+                float, may require grad) that population emits instead of updating, e.g.
+                rate-coded images.
+            record: population (or its name) -> ``"spikes"`` and/or state variable
+                names to return, each as a ``(steps, batch, n)`` tensor with its graph.
+
+        Returns ``{population: {variable: tensor}}``. The graph goes on across calls (the
+        state a call ends with is where the next begins); :meth:`detach_state` cuts it
+        (truncated BPTT), and :meth:`reset_state` starts afresh. A learning rule may
+        change a trainable projection's weights during the call: the gradient then
+        uses the weights as they are when ``backward`` runs. Sparse (CSR) projections
+        are refused: build them with ``sparse=False``.
+        """
+        from neurosim.backends.torch_backend import TorchBackend
+
+        n_steps = self._runner.steps_for(None, steps)
+        self._prepare()
+        sparse = [p.name for p in self.projections.values() if p.sparse]
+        if sparse:
+            raise ValueError(f"unroll: projections {sparse} store their weights sparse (CSR); "
+                             "differentiable runs deliver dense matrix products: build them "
+                             "with sparse=False")
+        given = {self._unroll_population(key, "spikes").name:
+                 self._unroll_spikes(key, value, n_steps) for key, value in (spikes or {}).items()}
+        wanted = []
+        for key, variables in (record or {}).items():
+            pop = self._unroll_population(key, "record")
+            for var in ([variables] if isinstance(variables, str) else list(variables)):
+                if var != "spikes" and var not in pop.state:
+                    raise ValueError(f"unroll: record: population '{pop.name}' has no variable "
+                                     f"{var!r}; record 'spikes' or one of {list(pop.state)}")
+                wanted.append((pop, var))
+        backend = self.backend if isinstance(self.backend, TorchBackend) else self._torch_backend()
+        backend.unroll.begin(self.clock.step, given, wanted)
+        backend.unrolling = True
+        try:
+            self._runner.run(steps=n_steps, progress=progress, backend=backend)
+        finally:
+            backend.unrolling = False
+            out = backend.unroll.end()
+        return out
+
+    def detach_state(self) -> None:
+        """Cut the graph of :meth:`unroll` at the current state: the next call's gradients
+        stop here (truncated BPTT); values are unchanged."""
+        backend = self.backend if hasattr(self.backend, "unroll") else self._torch_backend()
+        backend.unroll.detach()
+
+    def _torch_backend(self) -> Any:
+        """A torch backend over this network's arrays, for :meth:`unroll` on another backend."""
+        from neurosim.backends.torch_backend import TorchBackend
+
+        if getattr(self, "_unroll_backend", None) is None:
+            self._unroll_backend = TorchBackend(self)
+        return self._unroll_backend
+
+    def _unroll_population(self, key: Any, what: str) -> Population:
+        pop = self.populations.get(key) if isinstance(key, str) else key
+        if not isinstance(pop, Population) or self.populations.get(pop.name) is not pop:
+            raise ValueError(f"unroll: {what}: {key!r} is not a population of this network; "
+                             f"populations: {list(self.populations)}")
+        return pop
+
+    def _unroll_spikes(self, key: Any, value: Any, steps: int) -> torch.Tensor:
+        pop = self._unroll_population(key, "spikes")
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"unroll: spikes of '{pop.name}' must be a torch tensor, got "
+                            f"{type(value).__name__}")
+        if tuple(value.shape) != (steps, self.batch, pop.n):
+            raise ValueError(f"unroll: spikes of '{pop.name}' have shape {tuple(value.shape)}; "
+                             f"expected (steps, batch, n) = ({steps}, {self.batch}, {pop.n})")
+        return value.to(self.device)
 
     def _flush(self) -> None:
         """Write what the monitors recorded to the log (backends call it when a buffer fills)."""

@@ -50,6 +50,8 @@ class Population:
         self.history = torch.zeros((1, batch, self.n), dtype=torch.bool, device=device)
         #: the step whose spikes :attr:`spikes` returns (set by the backend)
         self.last_step = -1
+        #: the derivative of this population's spikes in differentiable runs (None: atan)
+        self.surrogate: Any = None
         self.state: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
         self._initial: dict[str, torch.Tensor] = {}
@@ -187,7 +189,12 @@ class Population:
         return self.history[step % self.history.shape[0]]
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.n, **self.model.describe()}
+        out = {"name": self.name, "size": self.n, **self.model.describe()}
+        if self.surrogate is not None:
+            from neurosim.surrogate import describe
+
+            out["surrogate"] = describe(self.surrogate)
+        return out
 
     def arrays(self) -> dict[str, torch.Tensor]:
         """The arrays a backend steps, by name (the population's state contract).

@@ -68,7 +68,8 @@ class Projection:
 
     def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector | None,
                  weight: WeightSpec, receptor: str, delay: DelaySpec, sparse: bool | None,
-                 rng: np.random.Generator, device: torch.device, dtype: torch.dtype) -> None:
+                 rng: np.random.Generator, device: torch.device, dtype: torch.dtype,
+                 trainable: bool = False) -> None:
         owner = f"projection '{name}'"
         if connector is None:  # a sparse matrix of weights names its synapses itself
             connector, weight = (FromMatrix(weight), None) if is_sparse(weight) else (AllToAll(), weight)
@@ -127,6 +128,18 @@ class Projection:
                 self.mask = None
         self.blocks = self._delay_blocks(delays, rows, uniform_delay)
         self.delays = torch.as_tensor(delays, device=device) if not uniform_delay else None
+        if not isinstance(trainable, (bool, np.bool_)):
+            raise TypeError(f"{owner}: trainable must be True or False, got {show(trainable)}")
+        #: the weights as an ``nn.Parameter`` for an optimiser (``trainable=True``), else None.
+        #: It shares :attr:`weight`'s memory (what one changes the other sees) but not its
+        #: autograd version counter, so a learning rule may change the weights in place
+        #: while a differentiable run's graph holds them (see ``Network.unroll``).
+        self.parameter: torch.nn.Parameter | None = None
+        if trainable:
+            self.parameter = torch.nn.Parameter(self.weight.data)
+            if self.mask is not None:  # no gradient, so no weight, where there is no synapse
+                mask = self.mask.to(dtype)
+                self.parameter.register_hook(lambda grad: grad * mask)
 
     # -- construction helpers -------------------------------------------------------------
     def _require_memory(self, owner: str, connector: Connector, sparse: bool | None,
@@ -219,6 +232,18 @@ class Projection:
     def min_delay(self) -> int:
         return min(b.delay for b in self.blocks)
 
+    @property
+    def trainable(self) -> bool:
+        """True when the weights are an ``nn.Parameter`` (:attr:`parameter`) for an optimiser."""
+        return self.parameter is not None
+
+    def subtract_from_grad(self, dw: torch.Tensor) -> None:
+        """Subtract ``dw`` from the gradient an optimiser reads (:attr:`parameter`'s when
+        trainable, else :attr:`weight`'s): a learning rule with ``as_gradient=True``."""
+        target = self.parameter if self.parameter is not None else self.weight
+        dw = dw.detach()
+        target.grad = -dw if target.grad is None else target.grad - dw
+
     def weight_matrix(self, sparse: bool = False) -> "np.ndarray | CSRArray":
         """The weights as a dense ``(n_pre, n_post)`` numpy array (0 where no synapse), or,
         with ``sparse=True``, as a ``scipy.sparse.csr_array`` whose stored entries are
@@ -282,7 +307,7 @@ class Projection:
         return {"name": self.name, "pre": self.pre.name, "post": self.post.name,
                 "receptor": self.receptor, "target": self.target, "synapses": self.nnz,
                 "storage": "csr" if self.sparse else "dense",
-                "delays_steps": sorted({b.delay for b in self.blocks}),
+                "delays_steps": sorted({b.delay for b in self.blocks}), "trainable": self.trainable,
                 **self.connector.describe()}
 
     # -- state --------------------------------------------------------------------------

@@ -41,16 +41,18 @@ class Runner:
         self.halted: str | None = None  # why run() refuses, after a run stopped mid-step
 
     def run(self, duration_ms: float | None = None, *, steps: int | None = None,
-            progress: bool | None = None, profile: bool = False) -> None:
-        """Advance the network by ``duration_ms`` or ``steps`` (see :meth:`neurosim.Network.run`)."""
+            progress: bool | None = None, profile: bool = False, backend: Any = None) -> None:
+        """Advance the network by ``duration_ms`` or ``steps`` (see :meth:`neurosim.Network.run`),
+        with ``backend`` (default: the network's; ``Network.unroll`` passes a torch one)."""
         net = self.net
+        backend = net.backend if backend is None else backend
         if self.halted is not None:
             raise RuntimeError(self.halted)
         n_steps = self.steps_for(duration_ms, steps)
         net._prepare()
         if progress is None:
             progress = sys.stderr.isatty() and not os.environ.get("CI")
-        compile_ = getattr(net.backend, "compile", None)
+        compile_ = getattr(backend, "compile", None)
         if compile_ is not None:
             compile_(profile)  # before Ctrl-C is deferred: stopping a compilation loses nothing
         specs, static = [], {}
@@ -66,19 +68,20 @@ class Runner:
         self.steps_sorted = self.steps_sorted and start_step >= self.logged_until
         with DeferredInterrupt() as interrupt:
             net.log.begin_run(self.log_attrs(), specs, static, start_step)
-            self._run_steps(n_steps, interrupt, progress, profile)
+            self._run_steps(backend, n_steps, interrupt, progress, profile)
         if interrupt.requested:
             raise KeyboardInterrupt(f"run interrupted at step {net.clock.step} ({net.clock.time_ms:g} ms); "
                                     f"the log holds every step before it and is marked incomplete; "
                                     f"run() again continues from there")
 
-    def _run_steps(self, n_steps: int, interrupt: DeferredInterrupt, progress: bool,
+    def _run_steps(self, backend: Any, n_steps: int, interrupt: DeferredInterrupt, progress: bool,
                    profile: bool) -> None:
         """The stepping loop of :meth:`run`, between the log's begin_run and end_run."""
         net = self.net
         outcome = "failed"
         bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
-                   desc="simulating", leave=False)
+                   desc="unrolling" if getattr(backend, "unrolling", False) else "simulating",
+                   leave=False)
         # No spike takes effect sooner than min_delay steps, so spikes need exchanging
         # between processes only once per slice of min_delay steps. In one process
         # there is nothing to exchange and the slices merge up to the next chunk
@@ -91,7 +94,7 @@ class Runner:
             while done < n_steps and not interrupt.requested:
                 k = min(slice_len, paced, n_steps - done, net._chunk_steps - since_flush)
                 t0 = time.perf_counter()
-                net.backend.advance(k, profile)
+                backend.advance(k, profile)
                 seconds = time.perf_counter() - t0
                 paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
                 done += k

@@ -85,8 +85,9 @@ def check_threads(threads: int | None) -> int | None:
 
 
 @contextlib.contextmanager
-def stepping_threads(threads: int | None, parallel: bool) -> Iterator[int]:
-    """Set torch's (and, with ``parallel``, numba's) thread counts while stepping.
+def stepping_threads(threads: int | None, parallel: bool, torch_default: int = 1) -> Iterator[int]:
+    """Set torch's (and, with ``parallel``, numba's) thread counts while stepping;
+    torch's is ``torch_default`` unless ``threads`` (or the environment) asks otherwise.
 
     Yields the number of numba threads in use (1 without ``parallel``).
     """
@@ -101,7 +102,7 @@ def stepping_threads(threads: int | None, parallel: bool) -> Iterator[int]:
         numba_now = min(asked or free_cores(), numba.config.NUMBA_NUM_THREADS)
         numba.set_num_threads(numba_now)
     torch_before = torch.get_num_threads()
-    torch_now = asked or 1
+    torch_now = asked or torch_default
     if torch_now != torch_before:
         torch.set_num_threads(torch_now)
     try:

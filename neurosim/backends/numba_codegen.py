@@ -383,7 +383,7 @@ class KernelWriter:
             f"# Library kernels: {library_digest()}\n"
             "import numpy as np\n"
             "from numba import njit, prange\n"
-            "from neurosim.backends.numba_kernels import (where, list_spikes, rebuild_spike_lists, deliver_csr,\n"
+            "from neurosim.backends.numba_kernels import (where, spike, spike_above, list_spikes, rebuild_spike_lists, deliver_csr,\n"
             "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes)\n"
             "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator,\n"
             "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal)\n"

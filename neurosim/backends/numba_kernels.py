@@ -20,6 +20,16 @@ def where(cond, a, b):  # noqa: ANN001 - scalar select used by generated model c
 
 
 @njit(cache=True)
+def spike(x):  # noqa: ANN001 - the firing condition x >= 0 (neurosim.kernel.spike)
+    return x >= 0
+
+
+@njit(cache=True)
+def spike_above(x):  # noqa: ANN001 - the strict firing condition x > 0
+    return x > 0
+
+
+@njit(cache=True)
 def list_spikes(spikes, idx):
     """Write the indices of the True entries of ``spikes`` to ``idx``, ascending; return their count.
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
+from neurosim.backends.torch_unroll import Unroll
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
 from neurosim.kernel import TORCH_MATH, bind
 from neurosim.threads import stepping_threads
@@ -44,38 +45,57 @@ class TorchBackend:
     def __init__(self, net: "SimulatedNetwork") -> None:
         self.net = net
         self._plan: list[tuple[str, Callable[[int], Any]]] | None = None
+        self._unroll_plan: list[tuple[str, Callable[[int], Any]]] | None = None
         self._updates: dict[type, Callable[..., Any]] = {}
+        #: the differentiable state while ``Network.unroll`` runs (and between its calls)
+        self.unroll = Unroll(self)
+        self.unrolling = False
 
     def invalidate(self) -> None:
         """The schedule changed: bind its entries again before the next step."""
-        self._plan = None
+        self._plan = self._unroll_plan = None
 
-    def _bind(self) -> list[tuple[str, Callable[[int], Any]]]:
-        """(phase, callable taking the step) for every schedule entry, in order."""
+    def _bind(self, differentiable: bool) -> list[tuple[str, Callable[[int], Any]]]:
+        """(phase, callable taking the step) for every schedule entry, in order; in a
+        differentiable run, populations and deliveries run as :class:`Unroll`'s."""
         plan = []
         for phase, _, kind, obj in self.net._schedule.entries():
-            run = obj if kind == "python" else partial(getattr(self, f"run_{kind}"), obj)
+            owner = self.unroll if differentiable and kind in ("population", "delivery") else self
+            run = obj if kind == "python" else partial(getattr(owner, f"run_{kind}"), obj)
             plan.append((phase, run))
         return plan
 
     def advance(self, n_steps: int, profile: bool) -> None:
-        if self._plan is None:
-            self._plan = self._bind()
-        if self.net.device.type == "cpu":
-            # one step is many small operations: threads only compete (see neurosim.threads)
-            with stepping_threads(self.net.threads, False):
-                self._advance(n_steps, profile)
+        if self.unrolling:
+            if self._unroll_plan is None:
+                self._unroll_plan = self._bind(True)
+            plan = self._unroll_plan
         else:
-            self._advance(n_steps, profile)
+            if self._plan is None:
+                self._plan = self._bind(False)
+            plan = self._plan
+        # a normal run builds no autograd graph, whatever requires grad
+        with torch.set_grad_enabled(self.unrolling):
+            if self.net.device.type == "cpu":
+                # one step is many small operations: threads only compete (see neurosim.threads);
+                # a differentiable run is large matrix products, with torch's own thread count
+                default = torch.get_num_threads() if self.unrolling else 1
+                with stepping_threads(self.net.threads, False, default):
+                    self._advance(plan, n_steps, profile)
+            else:
+                self._advance(plan, n_steps, profile)
 
-    def _advance(self, n_steps: int, profile: bool) -> None:
+    def _advance(self, plan: list[tuple[str, Callable[[int], Any]]], n_steps: int,
+                 profile: bool) -> None:
         net = self.net
-        plan = self._plan
+        after = self.unroll.after_step if self.unrolling else None
         if not profile:
             for _ in range(n_steps):
                 step = net.clock.step
                 for _, run in plan:
                     run(step)
+                if after is not None:
+                    after(step)
                 net.clock.step = step + 1
             return
         sync = (torch.cuda.synchronize if net.device.type == "cuda" else (lambda: None))
@@ -87,6 +107,8 @@ class TorchBackend:
                 run(step)
                 sync()
                 timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
+            if after is not None:
+                after(step)
             net.clock.step = step + 1
 
     # -- one implementation per kind of schedule entry ----------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurosim.kernel import where
+from neurosim.kernel import spike, where
 from neurosim.models.base import NeuronModel, StateVariable, check_less
 from neurosim.models.lif import LIF_PARAMETERS, LIF_STATE, membrane_constants, membrane_step
 from neurosim.parameters import Parameter
@@ -53,7 +53,7 @@ class AdaptiveLIF(NeuronModel):
         v, i_e, i_i, ref = membrane_step(v, i_e, i_i, ref, i_ext, decay_m, decay_e, decay_i,
                                          prop_e, prop_i, v_base, v_reset)
         theta = theta * decay_theta
-        spiked = v >= v_thresh + theta
+        spiked = spike(v - (v_thresh + theta))
         v = where(spiked, v_reset, v)
         ref = where(spiked, ref_steps, ref)
         theta = where(spiked, theta + theta_plus, theta)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurosim.kernel import exp, where
+from neurosim.kernel import exp, spike, where
 from neurosim.models.base import NeuronModel, StateVariable, check_less
 from neurosim.parameters import Parameter
 
@@ -101,7 +101,7 @@ class ConductanceLIF(NeuronModel):
         v = where(refractory, v_reset, v_free)
         ref = where(refractory, ref - 1.0, ref)
         theta = theta * decay_theta
-        spiked = v >= v_thresh + theta
+        spiked = spike(v - (v_thresh + theta))
         v = where(spiked, v_reset, v)
         ref = where(spiked, ref_steps, ref)
         theta = where(spiked, theta + theta_plus, theta)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurosim.kernel import kernel, where
+from neurosim.kernel import kernel, spike, where
 from neurosim.models.base import NeuronModel, StateVariable
 from neurosim.parameters import Parameter
 
@@ -100,7 +100,7 @@ class Izhikevich(NeuronModel):
         k4v, k4u = izhikevich_derivatives(v + dt * k3v, u + dt * k3u, i1, a, b, v_peak)
         v = v + dt / 6.0 * (k1v + 2.0 * k2v + 2.0 * k3v + k4v)
         u = u + dt / 6.0 * (k1u + 2.0 * k2u + 2.0 * k3u + k4u)
-        spiked = v >= v_peak
+        spiked = spike(v - v_peak)
         v = where(spiked, c, v)
         u = where(spiked, u + d, u)
         return v, u, i_syn * syn_full, spiked

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from neurosim.kernel import kernel, where
+from neurosim.kernel import kernel, spike, where
 from neurosim.models.base import NeuronModel, StateVariable, check_less
 from neurosim.parameters import Parameter
 
@@ -130,7 +130,7 @@ class LIF(NeuronModel):
                v_base, v_reset, ref_steps, v_thresh):
         v, i_e, i_i, ref = membrane_step(v, i_e, i_i, ref, i_ext, decay_m, decay_e, decay_i,
                                          prop_e, prop_i, v_base, v_reset)
-        spiked = v >= v_thresh
+        spiked = spike(v - v_thresh)
         v = where(spiked, v_reset, v)
         ref = where(spiked, ref_steps, ref)
         return v, i_e, i_i, ref, spiked

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neurosim.kernel import where
+from neurosim.kernel import spike_above, where
 from neurosim.models.base import NeuronModel, StateVariable
 from neurosim.parameters import Parameter
 
@@ -62,5 +62,5 @@ class SnnTorchLeaky(NeuronModel):
         kept = mem - (1.0 - subtract) * reset * mem  # reset to zero: (1 - R) m, exactly
         current = i_in + i_bias + i_ext
         mem = beta * kept + current - subtract * reset * threshold
-        spiked = mem - threshold > 0.0
+        spiked = spike_above(mem - threshold)
         return mem, i_in * 0.0, spiked

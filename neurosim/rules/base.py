@@ -398,7 +398,7 @@ class Rule:
             return
         w = self.projection.weight
         if self.as_gradient:
-            w.grad = -dw if w.grad is None else w.grad - dw
+            self.projection.subtract_from_grad(dw)
             return
         w.add_(dw)
         if self.w_min > -math.inf or self.w_max < math.inf:

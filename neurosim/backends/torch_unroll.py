@@ -1,0 +1,170 @@
+"""Differentiable runs: the torch backend's step with float spikes and an autograd graph.
+
+:meth:`neurosim.Network.unroll` runs the same schedule as :meth:`~neurosim.Network.run`
+with this object in the torch backend. Two kinds of entry change; every other kind runs
+as in a normal run (no gradient), on the same arrays:
+
+* ``population``: the model's own ``update``, bound to :func:`neurosim.surrogate.differentiable_math`
+  (its ``spike`` is a float step with a surrogate derivative), on state values kept
+  here as graph tensors: they are replaced each step, never written in place. After
+  each update the population's state arrays and spike ring receive detached copies,
+  so monitors, rules and the log see exactly what a normal run would.
+* ``delivery``: a dense projection adds ``spikes @ W`` (a matrix product at every
+  batch size), with ``W`` its :attr:`~neurosim.projection.Projection.parameter` when
+  trainable, so gradients reach the weights and, through the spikes, earlier layers.
+
+Graph values persist between ``unroll`` calls (truncated BPTT: ``Network.detach_state``
+cuts the graph). They are dropped when anything else writes the arrays (a normal
+run, ``reset_state``, ``load_state``): each value remembers the autograd version of
+the array it was copied to, and a changed version means the array is newer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import torch
+
+from neurosim.counter_rng import UNIT24, lowbias32, step_key
+from neurosim.kernel import bind
+from neurosim.surrogate import differentiable_math, resolve
+
+if TYPE_CHECKING:
+    from neurosim.population import Population
+    from neurosim.projection import Projection
+
+
+def is_differentiable(pop: "Population") -> bool:
+    """True when ``pop``'s model writes its firing condition with ``spike``/``spike_above``
+    (so its spikes carry a surrogate gradient); sources and generators are not."""
+    if pop.is_generator:
+        return False
+    names = type(pop.model).update.__code__.co_names
+    return "spike" in names or "spike_above" in names
+
+
+class Unroll:
+    """The differentiable state of one network: graph values of state variables and of
+    recent spikes, the spikes given for this call, and the outputs being recorded."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.values: dict[str, dict[str, torch.Tensor]] = {}  # population -> var -> graph value
+        self.versions: dict[str, dict[str, int]] = {}  # the arrays' versions after our writes
+        self.spikes: dict[str, dict[int, torch.Tensor]] = {}  # population -> step -> float spikes
+        self.ring_version: dict[str, int] = {}
+        self.updates: dict[tuple[type, int], Any] = {}
+        self.given: dict[str, torch.Tensor] = {}
+        self.start = 0
+        self.record: list[tuple["Population", str]] = []
+        self.recorded: dict[tuple[str, str], list[torch.Tensor]] = {}
+
+    # -- one call of Network.unroll -------------------------------------------------------
+    def begin(self, start: int, given: Mapping[str, torch.Tensor],
+              record: Sequence[tuple["Population", str]]) -> None:
+        self.start, self.given = start, dict(given)
+        self.record = list(record)
+        self.recorded = {(pop.name, var): [] for pop, var in self.record}
+
+    def end(self) -> dict[str, dict[str, torch.Tensor]]:
+        out: dict[str, dict[str, torch.Tensor]] = {}
+        for (pop, var), values in self.recorded.items():
+            out.setdefault(pop, {})[var] = torch.stack(values) if values else torch.empty(0)
+        self.given, self.recorded = {}, {}
+        return out
+
+    def after_step(self, t: int) -> None:
+        """Record the requested outputs of step ``t`` (after all of its entries ran)."""
+        for pop, var in self.record:
+            value = (self.spike_value(pop, t) if var == "spikes" else self.state(pop)[var])
+            self.recorded[(pop.name, var)].append(value)
+
+    def detach(self) -> None:
+        """Cut the graph: later gradients stop at the current state (truncated BPTT)."""
+        for values in self.values.values():
+            for var, v in values.items():
+                values[var] = v.detach()
+        for ring in self.spikes.values():
+            for step, v in ring.items():
+                ring[step] = v.detach()
+
+    # -- graph values, valid while nothing else wrote their arrays ------------------------
+    def state(self, pop: "Population") -> dict[str, torch.Tensor]:
+        arrays = pop.state
+        versions = self.versions.get(pop.name)
+        if versions is None or any(arrays[v]._version != k for v, k in versions.items()):
+            self.values[pop.name] = {var: a.clone() for var, a in arrays.items()}
+            self.versions[pop.name] = {var: a._version for var, a in arrays.items()}
+        return self.values[pop.name]
+
+    def _store(self, pop: "Population", values: dict[str, torch.Tensor]) -> None:
+        self.values[pop.name] = values
+        for var, value in values.items():
+            pop.state[var].copy_(value.detach())
+        self.versions[pop.name] = {var: a._version for var, a in pop.state.items()}
+
+    def spike_value(self, pop: "Population", step: int) -> torch.Tensor:
+        """Float spikes ``pop`` emitted at ``step``: the graph value when this run made it
+        and its ring was not written since, else the ring's (no gradient)."""
+        ring = pop.history
+        if self.ring_version.get(pop.name) == ring._version:
+            value = self.spikes[pop.name].get(step)
+            if value is not None:
+                return value
+        return ring[step % ring.shape[0]].to(pop.dtype)
+
+    def _emit(self, pop: "Population", t: int, spikes: torch.Tensor) -> None:
+        ring = pop.history
+        ring[t % ring.shape[0]].copy_(spikes.detach() != 0)
+        pop.last_step = t
+        if self.ring_version.get(pop.name) != ring._version - 1:
+            self.spikes[pop.name] = {}  # the ring was written by someone else: start afresh
+        kept = self.spikes.setdefault(pop.name, {})
+        kept[t] = spikes
+        kept.pop(t - ring.shape[0], None)  # only as many steps as the ring holds
+        self.ring_version[pop.name] = ring._version
+
+    # -- the two kinds that differ from a normal run --------------------------------------
+    def run_population(self, pop: "Population", t: int) -> None:
+        given = self.given.get(pop.name)
+        if given is not None:
+            self._emit(pop, t, given[t - self.start].to(pop.dtype))
+            return
+        if not is_differentiable(pop):
+            if not pop.is_generator and pop.model.receptors:
+                raise TypeError(f"population '{pop.name}': {pop.model_name}.update writes its firing "
+                                "condition as a comparison; write it with neurosim.kernel.spike "
+                                "(or spike_above) so that differentiable runs can give it a gradient")
+            with torch.no_grad():
+                self.backend.run_population(pop, t)
+            ring = pop.history
+            self._emit(pop, t, ring[t % ring.shape[0]].to(pop.dtype))
+            return
+        key = (type(pop.model), id(pop.surrogate))
+        update = self.updates.get(key)
+        if update is None:
+            math = differentiable_math(resolve(pop.surrogate, f"population '{pop.name}'"))
+            update = self.updates[key] = bind(type(pop.model).update, math)
+        a = pop.arrays()
+        values = self.state(pop)
+        args = []
+        for name in pop.argument_arrays():
+            if name.startswith("state."):
+                args.append(values[name[6:]])
+            elif name.startswith("key."):
+                h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
+                args.append((h >> 8).to(pop.dtype) * UNIT24)
+            else:
+                args.append(a[name])
+        out = update(*args)
+        spikes = out[-1]
+        self._store(pop, dict(zip(pop.model.state_variables, out[:-1])))
+        self._emit(pop, t, spikes)
+
+    def run_delivery(self, proj: "Projection", t: int) -> None:
+        values = self.state(proj.post)
+        weight = proj.parameter if proj.parameter is not None else proj.weight
+        total = values[proj.target]
+        for block in proj.blocks:
+            total = total + self.spike_value(proj.pre, t - block.delay) @ weight
+        values[proj.target] = total
