@@ -472,6 +472,7 @@ class Network:
 
     def unroll(self, steps: int, *, spikes: Mapping[Any, torch.Tensor] | None = None,
                record: Mapping[Any, Sequence[str] | str] | None = None,
+               on_step: Callable[[int, dict[str, dict[str, torch.Tensor]]], Any] | None = None,
                progress: bool | None = False) -> dict[str, dict[str, torch.Tensor]]:
         """Run ``steps`` steps differentiably and return the recorded outputs with their graph.
 
@@ -490,6 +491,11 @@ class Network:
                 rate-coded images.
             record: population (or its name) -> ``"spikes"`` and/or state variable
                 names to return, each as a ``(steps, batch, n)`` tensor with its graph.
+            on_step: called after every step as ``on_step(step, values)`` with that
+                step's recorded ``{population: {variable: (batch, n) tensor}}``, graph
+                included: an online method (e.g. SLTT) back-propagates each step's
+                loss there and calls :meth:`detach_state`, so memory does not grow
+                with ``steps``; the returned tensors are then detached.
 
         Returns ``{population: {variable: tensor}}``. The graph goes on across calls (the
         state a call ends with is where the next begins); :meth:`detach_state` cuts it
@@ -518,7 +524,11 @@ class Network:
                                      f"{var!r}; record 'spikes' or one of {list(pop.state)}")
                 wanted.append((pop, var))
         backend = self.backend if isinstance(self.backend, TorchBackend) else self._torch_backend()
-        backend.unroll.begin(self.clock.step, given, wanted)
+        changing = {id(rule.projection) for rule in self.rules.values()}
+        fixed = [p for p in self.projections.values() if p.max_delay == 0 and id(p) not in changing]
+        if on_step is not None and not callable(on_step):
+            raise TypeError(f"unroll: on_step must be callable, got {type(on_step).__name__}")
+        backend.unroll.begin(self.clock.step, given, wanted, fixed, on_step)
         backend.unrolling = True
         try:
             self._runner.run(steps=n_steps, progress=progress, backend=backend)

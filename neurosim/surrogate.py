@@ -21,6 +21,7 @@ reset by default.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping
 
 import torch
@@ -57,11 +58,38 @@ def describe(surrogate: str | Surrogate | None) -> str:
     return getattr(surrogate, "__qualname__", type(surrogate).__name__).split(".<locals>")[0]
 
 
-def _step(heaviside: torch.Tensor, x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+#: a probe of the values where a step function is easiest to get wrong
+_PROBE = (-math.inf, -1e30, -2.0, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 0.5, 3.0, 1e30, math.inf)
+_STEP_FORWARD: dict[int, bool] = {}
+
+
+def heaviside_forward(surrogate: Surrogate) -> bool:
+    """True when ``surrogate``'s forward value is exactly ``x > 0`` (snnTorch's are), so
+    its output can be the spike itself; checked once per surrogate on a probe."""
+    key = id(surrogate)
+    if key not in _STEP_FORWARD:
+        probe = torch.tensor(_PROBE, dtype=torch.float64, requires_grad=True)
+        try:
+            out = surrogate(probe)
+            ok = isinstance(out, torch.Tensor) and torch.equal(out.detach().double(),
+                                                               (probe.detach() > 0).double())
+        except Exception:  # noqa: BLE001 - any failure: use the general form
+            ok = False
+        _STEP_FORWARD[key] = ok
+    return _STEP_FORWARD[key]
+
+
+def _step(strict: bool, x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+    """The float step ``x > 0`` (``strict``) or ``x >= 0`` with ``surrogate``'s derivative."""
     if not x.requires_grad:  # nothing to differentiate: the float step alone
-        return heaviside.to(x.dtype)
+        return ((x > 0) if strict else (x >= 0)).to(x.dtype)
+    if heaviside_forward(surrogate):  # its value is the step: fewer operations
+        out = surrogate(x)
+        out = out if out.dtype == x.dtype else out.to(x.dtype)
+        return out if strict else out + (x == 0).to(x.dtype)
     smooth = surrogate(x)
-    return heaviside.to(x.dtype) + (smooth - smooth.detach())
+    step = (x > 0) if strict else (x >= 0)
+    return step.to(x.dtype) + (smooth - smooth.detach())
 
 
 def _where(cond: Any, a: Any, b: Any) -> torch.Tensor:
@@ -73,5 +101,5 @@ def _where(cond: Any, a: Any, b: Any) -> torch.Tensor:
 def differentiable_math(surrogate: Surrogate) -> Mapping[str, Callable[..., Any]]:
     """The math namespace (see :func:`neurosim.kernel.bind`) of a differentiable run."""
     return {"exp": torch.exp, "where": _where,
-            "spike": lambda x: _step(x >= 0, x, surrogate),
-            "spike_above": lambda x: _step(x > 0, x, surrogate)}
+            "spike": lambda x: _step(False, x, surrogate),
+            "spike_above": lambda x: _step(True, x, surrogate)}

@@ -21,7 +21,7 @@ the array it was copied to, and a changed version means the array is newer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -55,29 +55,61 @@ class Unroll:
         self.ring_version: dict[str, int] = {}
         self.updates: dict[tuple[type, int], Any] = {}
         self.given: dict[str, torch.Tensor] = {}
+        self.on_step: Callable[..., Any] | None = None
         self.start = 0
         self.record: list[tuple["Population", str]] = []
         self.recorded: dict[tuple[str, str], list[torch.Tensor]] = {}
+        self.drive: dict[str, Sequence[torch.Tensor]] = {}  # projection -> per step (batch, n_post)
 
     # -- one call of Network.unroll -------------------------------------------------------
     def begin(self, start: int, given: Mapping[str, torch.Tensor],
-              record: Sequence[tuple["Population", str]]) -> None:
-        self.start, self.given = start, dict(given)
+              record: Sequence[tuple["Population", str]], fixed: Sequence["Projection"] = (),
+              on_step: Callable[[int, dict[str, dict[str, torch.Tensor]]], Any] | None = None) -> None:
+        """Start a call of ``unroll`` at step ``start``. ``given``: population -> its spikes
+        for every step of the call; ``fixed``: delay-0 projections whose weights no rule
+        changes. A fixed projection from a given population delivers the same as step by
+        step, but its input for all steps is one matrix product (``(steps * batch, n_pre)
+        @ W``), and so is its weight gradient, as multi-step SNN libraries do (not with
+        ``on_step``, whose caller may back-propagate and cut the graph every step)."""
+        self.start, self.given, self.on_step = start, dict(given), on_step
         self.record = list(record)
         self.recorded = {(pop.name, var): [] for pop, var in self.record}
+        self.drive = {}
+        groups: dict[tuple[str, str], list["Projection"]] = {}
+        for proj in (fixed if on_step is None else ()):
+            if proj.pre.name in self.given:
+                groups.setdefault((proj.post.name, proj.target), []).append(proj)
+        for projs in groups.values():
+            total = None
+            for proj in projs:  # the projections into one receptor: one summed input
+                weight = proj.parameter if proj.parameter is not None else proj.weight
+                x = self.given[proj.pre.name].to(weight.dtype)
+                term = x.reshape(-1, x.shape[-1]) @ weight
+                total = term if total is None else total + term
+            steps, batch = self.given[projs[0].pre.name].shape[:2]
+            # unbind: one backward op for all steps (indexing would add one zero-filled
+            # (steps, batch, n) gradient per step)
+            self.drive[projs[0].name] = total.view(steps, batch, -1).unbind(0)
+            for proj in projs[1:]:
+                self.drive[proj.name] = ()  # in the first one's
 
     def end(self) -> dict[str, dict[str, torch.Tensor]]:
         out: dict[str, dict[str, torch.Tensor]] = {}
         for (pop, var), values in self.recorded.items():
             out.setdefault(pop, {})[var] = torch.stack(values) if values else torch.empty(0)
-        self.given, self.recorded = {}, {}
+        self.given, self.recorded, self.drive, self.on_step = {}, {}, {}, None
         return out
 
     def after_step(self, t: int) -> None:
-        """Record the requested outputs of step ``t`` (after all of its entries ran)."""
+        """Record the requested outputs of step ``t`` (after all of its entries ran), and
+        hand them to ``on_step`` (which keeps the graph; the record keeps detached copies)."""
+        step: dict[str, dict[str, torch.Tensor]] = {}
         for pop, var in self.record:
             value = (self.spike_value(pop, t) if var == "spikes" else self.state(pop)[var])
-            self.recorded[(pop.name, var)].append(value)
+            step.setdefault(pop.name, {})[var] = value
+            self.recorded[(pop.name, var)].append(value if self.on_step is None else value.detach())
+        if self.on_step is not None:
+            self.on_step(t, step)
 
     def detach(self) -> None:
         """Cut the graph: later gradients stop at the current state (truncated BPTT)."""
@@ -115,7 +147,7 @@ class Unroll:
 
     def _emit(self, pop: "Population", t: int, spikes: torch.Tensor) -> None:
         ring = pop.history
-        ring[t % ring.shape[0]].copy_(spikes.detach() != 0)
+        ring[t % ring.shape[0]].copy_(spikes.detach())  # to bool: nonzero is a spike
         pop.last_step = t
         if self.ring_version.get(pop.name) != ring._version - 1:
             self.spikes[pop.name] = {}  # the ring was written by someone else: start afresh
@@ -163,8 +195,13 @@ class Unroll:
 
     def run_delivery(self, proj: "Projection", t: int) -> None:
         values = self.state(proj.post)
+        drive = self.drive.get(proj.name)
+        if drive is not None:
+            if drive:
+                values[proj.target] = values[proj.target] + drive[t - self.start]
+            return
         weight = proj.parameter if proj.parameter is not None else proj.weight
         total = values[proj.target]
-        for block in proj.blocks:
+        for block in proj.blocks:  # as a normal run at batch >= DENSE_MATMUL_BATCH
             total = total + self.spike_value(proj.pre, t - block.delay) @ weight
         values[proj.target] = total

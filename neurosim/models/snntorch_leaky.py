@@ -53,14 +53,14 @@ class SnnTorchLeaky(NeuronModel):
                              f"(reset to zero), got {p['subtract']}")
 
     def constants(self, p, dt):
-        return {"beta": p["beta"], "threshold": p["threshold"], "subtract": p["subtract"],
-                "i_bias": p["i_bias"]}
+        # zero: 1 for reset to zero; drop: what a spike subtracts (0 for reset to zero)
+        return {"beta": p["beta"], "threshold": p["threshold"], "zero": 1.0 - p["subtract"],
+                "drop": p["subtract"] * p["threshold"], "i_bias": p["i_bias"]}
 
     @staticmethod
-    def update(mem, i_in, i_ext, beta, threshold, subtract, i_bias):
+    def update(mem, i_in, i_ext, beta, threshold, zero, drop, i_bias):
         reset = where(mem - threshold > 0.0, 1.0, 0.0)
-        kept = mem - (1.0 - subtract) * reset * mem  # reset to zero: (1 - R) m, exactly
-        current = i_in + i_bias + i_ext
-        mem = beta * kept + current - subtract * reset * threshold
+        kept = mem - zero * reset * mem  # reset to zero: (1 - R) m, exactly
+        mem = beta * kept + (i_in + i_bias + i_ext) - reset * drop
         spiked = spike_above(mem - threshold)
         return mem, i_in * 0.0, spiked

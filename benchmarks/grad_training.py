@@ -1,0 +1,115 @@
+"""Surrogate-gradient training of one spiking MNIST classifier in neurosim and its peers.
+
+    python benchmarks/grad_training.py                       # 1 epoch each, all installed peers
+    python benchmarks/grad_training.py --epochs 1 --limit 8192 --test-limit 2000   # a quick look
+
+The network (784-1000-10 leaky neurons, T = 25, batch 128, Adam lr 5e-4, rate-coded
+inputs, loss on the output membrane at every step) and what is timed are described in
+``benchmarks/grad_training_peers.py``; neurosim trains it with
+:class:`neurosim.networks.rate_classifier.RateClassifier` (``Network.unroll``, BPTT, and
+the online SLTT method with ``--online``). Every trainer gets the same torch thread
+count (``--threads``, default 2). neurosim and snnTorch have the same dynamics (the
+reset lags one step); the first weights are the same ``nn.Linear`` draws everywhere.
+One table, one run, one machine: the rows are comparable with each other, and only
+roughly with another machine's or another load's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+
+from grad_training_peers import PEERS, peer_versions  # noqa: E402
+
+
+def train_neurosim(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, epochs: int,
+                   steps: int = 25, batch: int = 128, hidden: int = 1000, seed: int = 0,
+                   device: str = "cpu", limit: int | None = None, threads: int = 2,
+                   progress: bool = True, method: str = "bptt") -> dict[str, Any]:
+    """Train and test neurosim's RateClassifier the way the peers are trained."""
+    import neurosim
+    from neurosim.networks.rate_classifier import RateClassifier
+
+    torch.set_num_threads(threads)
+    x, y = train_x[:limit] if limit else train_x, train_y[:limit] if limit else train_y
+    clf = RateClassifier(hidden=hidden, steps=steps, batch=batch, seed=seed, device=device)
+    opt = torch.optim.Adam(clf.parameters(), lr=5e-4, betas=(0.9, 0.999))
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        clf.train_epoch(x, y, opt, method, progress if progress else False,
+                        desc=f"neurosim {method} epoch {epoch + 1}/{epochs}")
+    seconds = time.perf_counter() - start
+    accuracy = clf.evaluate(test_x, test_y, False)
+    samples = len(x) // batch * batch * epochs
+    return {"peer": f"neurosim ({method})", "version": neurosim.__version__, "train_samples": samples,
+            "seconds": seconds, "samples_per_second": samples / seconds, "test_accuracy": accuracy,
+            "epochs": epochs}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--peers", default=",".join(PEERS),
+                    help=f"comma-separated peers besides neurosim; installed: {','.join(PEERS)}")
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=None, help="training samples per epoch (default all)")
+    ap.add_argument("--test-limit", type=int, default=None, help="test samples (default all 10,000)")
+    ap.add_argument("--online", action="store_true", help="also neurosim's online (SLTT) method")
+    ap.add_argument("--data", default=None, help="folder with the MNIST IDX files (or its parent)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    if args.epochs < 1 or (args.limit is not None and args.limit < 128) or args.threads < 1:
+        ap.error("--epochs and --threads must be positive and --limit at least one batch (128)")
+    from neurosim.datasets.mnist import load_mnist
+
+    shared = [os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "datasets")]
+    train_x, train_y = load_mnist("train", args.data, also_look_in=shared)
+    test_x, test_y = load_mnist("test", args.data, also_look_in=shared)
+    test_x, test_y = test_x[:args.test_limit], test_y[:args.test_limit]
+    common = dict(epochs=args.epochs, limit=args.limit, seed=args.seed, threads=args.threads,
+                  progress=not args.no_progress)
+    runs = [("neurosim", lambda: train_neurosim(train_x, train_y, test_x, test_y, **common))]
+    for name in [p for p in args.peers.split(",") if p]:
+        if name not in PEERS:
+            print(f"{name}: not installed (pip install -c constraints.txt -e '.[grad]')", file=sys.stderr)
+            continue
+        runs.append((name, lambda fn=PEERS[name]: fn(train_x, train_y, test_x, test_y, **common)))
+    if args.online:
+        runs.append(("online", lambda: train_neurosim(train_x, train_y, test_x, test_y,
+                                                      method="online", **common)))
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch threads {args.threads}, load before {os.getloadavg()[0]:.2f}; "
+          f"{args.epochs} epoch(s) of {args.limit or len(train_x)} images, test on {len(test_y)}")
+    print("| trainer | version | train samples | seconds | samples/s | test accuracy |")
+    print("|---|---|---:|---:|---:|---:|")
+    results = []
+    for _, run in runs:
+        r = run()
+        results.append(r)
+        print(f"| {r['peer']} | {r['version']} | {r['train_samples']} | {r['seconds']:.1f} | "
+              f"{r['samples_per_second']:.0f} | {100 * r['test_accuracy']:.2f}% |", flush=True)
+    snn = next((r for r in results if r["peer"] == "snntorch"), None)
+    ours = results[0]
+    if snn is not None:
+        print(f"neurosim / snnTorch training speed: "
+              f"{ours['samples_per_second'] / snn['samples_per_second']:.2f}x")
+    print(json.dumps({"versions": peer_versions(), "threads": args.threads,
+                      "load_after": round(os.getloadavg()[0], 2), "test_samples": len(test_y),
+                      "results": results}, default=lambda v: float(np.asarray(v))))
+
+
+if __name__ == "__main__":
+    main()
