@@ -33,6 +33,7 @@ _EXPORTS = {
     "PoissonSource": "neurosim.models.poisson",
     "SpikeGenerator": "neurosim.models.spike_generator",
     "SnnTorchLeaky": "neurosim.models.snntorch_leaky",
+    "SnnTorchSynaptic": "neurosim.models.snntorch_synaptic",
     "SpikeMonitor": "neurosim.monitors", "StateMonitor": "neurosim.monitors",
     "WeightMonitor": "neurosim.monitors",
     "Network": "neurosim.network",

@@ -13,14 +13,19 @@ snn = pytest.importorskip("snntorch")
 from neurosim.interop.snntorch import from_sequential, to_sequential  # noqa: E402
 
 
-def _module(rng, sizes, reset):
+def _module(rng, sizes, reset, kinds=None):
     layers = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for k, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         fc = torch.nn.Linear(n_in, n_out)
         with torch.no_grad():  # a 1/64 grid: every sum exact in float32, in any order
             fc.weight.copy_(torch.as_tensor(rng.integers(-40, 70, size=(n_out, n_in)) / 64.0))
             fc.bias.copy_(torch.as_tensor(rng.integers(-8, 8, size=n_out) / 64.0))
-        layers += [fc, snn.Leaky(beta=0.875, threshold=1.25, reset_mechanism=reset, init_hidden=True)]
+        if kinds is not None and kinds[k] == "synaptic":
+            cell = snn.Synaptic(alpha=0.5, beta=0.875, threshold=1.25, reset_mechanism=reset,
+                                init_hidden=True)
+        else:
+            cell = snn.Leaky(beta=0.875, threshold=1.25, reset_mechanism=reset, init_hidden=True)
+        layers += [fc, cell]
     return torch.nn.Sequential(*layers)
 
 
@@ -95,7 +100,7 @@ def test_with_delay_one_a_converted_sequential_is_snntorch_stepped_with_that_del
 def test_from_sequential_refuses_what_it_cannot_convert():
     net = ns.Network(dt=1.0)
     src = net.population(4, ns.PoissonSource(rate=10.0), name="src")
-    with pytest.raises(ValueError, match="nn.Linear, snn.Leaky pairs"):
+    with pytest.raises(ValueError, match=r"nn.Linear, snn.Leaky \(or snn.Synaptic\) pairs"):
         from_sequential(torch.nn.Sequential(torch.nn.Linear(4, 3)), net, src)
     with pytest.raises(ValueError, match="takes 5 inputs"):
         from_sequential(torch.nn.Sequential(torch.nn.Linear(5, 3), snn.Leaky(0.9, init_hidden=True)),
@@ -104,3 +109,24 @@ def test_from_sequential_refuses_what_it_cannot_convert():
         from_sequential(torch.nn.Sequential(torch.nn.Linear(4, 3),
                                             snn.Leaky(0.9, reset_mechanism="none", init_hidden=True)),
                         net, src)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_synaptic_layers_convert_and_spike_as_in_snntorch(reset, engine):
+    steps, batch, sizes = 200, 2, (24, 16, 12, 10)
+    module = _module(np.random.default_rng(11), sizes, reset, ["synaptic", "leaky", "synaptic"])
+    net = ns.Network(dt=1.0, seed=6, batch=batch, **engine)
+    src = net.population(sizes[0], ns.PoissonSource(rate=15.0), name="src")
+    layers = from_sequential(module, net, src)
+    assert [p.model_name for p in layers] == ["SnnTorchSynaptic", "SnnTorchLeaky", "SnnTorchSynaptic"]
+    net.spike_monitor(src), net.spike_monitor(layers[-1])
+    net.run(steps=steps, progress=False)
+    inputs = spike_raster(net.reader(), "src", steps, batch, sizes[0])
+    out = spike_raster(net.reader(), "layer3", steps, batch, sizes[-1])
+    expected = _snntorch_spikes(module, inputs)
+    assert 20 < expected.sum() < 0.6 * expected.size
+    np.testing.assert_array_equal(out, expected)
+    back = to_sequential(net, [src, *layers])
+    assert [type(m).__name__ for m in back] == ["Linear", "Synaptic", "Linear", "Leaky", "Linear",
+                                                "Synaptic"]
+    np.testing.assert_array_equal(_snntorch_spikes(back, inputs), expected)

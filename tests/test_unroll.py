@@ -283,3 +283,59 @@ def test_a_model_without_spike_cannot_be_unrolled_but_still_runs():
     with pytest.raises(TypeError, match="'cmp'.*write it with neurosim.kernel.spike"):
         net.unroll(3)
     assert math.isfinite(net.time_ms)
+
+
+def test_under_no_grad_an_unrolled_run_builds_no_graph():
+    net, projs, x = _two_layers()
+    with torch.no_grad():
+        out = net.unroll(10, spikes={"src": x[:10]}, record={"l2": ["spikes", "mem"]})
+    assert not out["l2"]["mem"].requires_grad and not out["l2"]["spikes"].requires_grad
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_runs_and_unrolled_runs_take_turns_on_one_network(backend):
+    """run, unroll, run: the same spikes as three normal runs (the unrolled stretch on
+    torch tensors, the others on the network's backend)."""
+    def build(b):
+        net = ns.Network(dt=0.5, batch=2, backend=b, seed=5)
+        src = net.population(30, ns.PoissonSource(rate=100.0), name="src")
+        exc = net.population(12, ns.LIF(), name="exc")
+        net.projection(src, exc, weight=np.random.default_rng(2).integers(0, 64, (30, 12)) / 8.0,
+                       sparse=False, trainable=True)
+        net.projection(exc, exc, weight=np.full((12, 12), 0.5), sparse=False, delay=3)
+        net.spike_monitor(exc)
+        return net
+
+    mixed, plain = build(backend), build(backend)
+    mixed.run(steps=150, progress=False)
+    mixed.unroll(150)
+    mixed.run(steps=150, progress=False)
+    plain.run(steps=450, progress=False)
+    a, b = mixed.reader().spikes("exc"), plain.reader().spikes("exc")
+    assert len(b[0]) > 100
+    for got, want in zip(a, b):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_synaptic_neurons_have_snntorchs_gradients():
+    gen = torch.Generator().manual_seed(4)
+    w = torch.rand(12, 6, generator=gen, dtype=torch.float64) * 0.3 - 0.12
+    x = (torch.rand(40, 3, 12, generator=gen) < 0.4).double()
+    net = ns.Network(dt=1.0, batch=3, dtype="float64")
+    src = net.population(12, ns.SpikeGenerator([], []), name="src")
+    syn = net.population(6, ns.SnnTorchSynaptic(alpha=0.75, beta=0.875), name="syn")
+    proj = net.projection(src, syn, weight=w.numpy(), receptor="syn", delay=0, trainable=True)
+    out = net.unroll(40, spikes={"src": x}, record={"syn": ["spikes", "mem"]})
+    (out["syn"]["mem"].sum() + out["syn"]["spikes"].sum()).backward()
+
+    weight = w.T.clone().requires_grad_(True)
+    cell = snn.Synaptic(alpha=0.75, beta=0.875)
+    s_cur, mem = torch.zeros(3, 6, dtype=torch.float64), torch.zeros(3, 6, dtype=torch.float64)
+    spikes, mems = [], []
+    for xt in x:
+        spk, s_cur, mem = cell(xt @ weight.T, s_cur, mem)
+        spikes.append(spk.double()), mems.append(mem)
+    (torch.stack(mems).sum() + torch.stack(spikes).sum()).backward()
+    assert 10 < torch.stack(spikes).sum() < 0.7 * 40 * 18
+    assert torch.equal(out["syn"]["spikes"].detach(), torch.stack(spikes).detach())
+    torch.testing.assert_close(proj.parameter.grad, weight.grad.T, rtol=1e-10, atol=1e-10)

@@ -74,8 +74,9 @@ class TorchBackend:
             if self._plan is None:
                 self._plan = self._bind(False)
             plan = self._plan
-        # a normal run builds no autograd graph, whatever requires grad
-        with torch.set_grad_enabled(self.unrolling):
+        # a normal run builds no autograd graph, whatever requires grad; an unrolled one
+        # does unless it was called under torch.no_grad()
+        with torch.set_grad_enabled(self.unrolling and self.unroll.grad):
             if self.net.device.type == "cpu":
                 # one step is many small operations: threads only compete (see neurosim.threads);
                 # a differentiable run is large matrix products, with torch's own thread count
@@ -89,8 +90,13 @@ class TorchBackend:
                  profile: bool) -> None:
         net = self.net
         after = self.unroll.after_step if self.unrolling else None
+        # event buffers (a compiled backend's spike monitors): written to the log before
+        # a step whose spikes might not fit
+        buffers = [m for m in net.monitors.values() if "events.fill" in m.arrays()]
         if not profile:
             for _ in range(n_steps):
+                if buffers and any(m.event_buffer_full for m in buffers):
+                    net._flush()
                 step = net.clock.step
                 for _, run in plan:
                     run(step)
@@ -195,7 +201,16 @@ class TorchBackend:
 
     def run_record_spikes(self, mon: "Monitor", t: int) -> None:
         ring = mon.population.arrays()["spikes"]
-        mon.arrays()["raster"][mon.rows_filled].copy_(ring[t % ring.shape[0]])
+        a = mon.arrays()
+        if "events.fill" in a:  # the event buffer a compiled backend gave it (unroll on numba)
+            rows, neurons = ring[t % ring.shape[0]].nonzero(as_tuple=True)
+            k, n = int(a["events.fill"][0]), rows.numel()
+            a["events.step"][k:k + n] = t
+            a["events.neuron"][k:k + n] = neurons.cpu()
+            a["events.batch"][k:k + n] = rows.cpu()
+            a["events.fill"][0] = k + n
+            return
+        a["raster"][mon.rows_filled].copy_(ring[t % ring.shape[0]])
         mon.recorded_steps(t, t + 1)
 
     def run_count_spikes(self, mon: "Monitor", t: int) -> None:

@@ -56,6 +56,7 @@ class Unroll:
         self.updates: dict[tuple[type, int], Any] = {}
         self.given: dict[str, torch.Tensor] = {}
         self.on_step: Callable[..., Any] | None = None
+        self.grad = True
         self.start = 0
         self.record: list[tuple["Population", str]] = []
         self.recorded: dict[tuple[str, str], list[torch.Tensor]] = {}
@@ -72,6 +73,7 @@ class Unroll:
         @ W``), and so is its weight gradient, as multi-step SNN libraries do (not with
         ``on_step``, whose caller may back-propagate and cut the graph every step)."""
         self.start, self.given, self.on_step = start, dict(given), on_step
+        self.grad = torch.is_grad_enabled()  # False under torch.no_grad(): no graph
         self.record = list(record)
         self.recorded = {(pop.name, var): [] for pop, var in self.record}
         self.drive = {}

@@ -1,7 +1,8 @@
 """snnTorch models as neurosim networks, and back.
 
-An ``nn.Sequential`` of ``nn.Linear`` + ``snn.Leaky`` pairs becomes one
-:class:`~neurosim.SnnTorchLeaky` population per ``snn.Leaky`` and one dense projection
+An ``nn.Sequential`` of ``nn.Linear`` + ``snn.Leaky`` (or ``snn.Synaptic``) pairs becomes
+one :class:`~neurosim.SnnTorchLeaky` (:class:`~neurosim.SnnTorchSynaptic`) population per
+spiking layer and one dense projection
 (receptor ``"syn"``, the layer's weights; its bias as the neurons' ``i_bias``) per
 ``nn.Linear``; the result then runs in neurosim with logs, plots and plasticity.
 
@@ -35,9 +36,10 @@ def _layers(module: torch.nn.Module) -> list[tuple[torch.nn.Linear, torch.nn.Mod
     if mods is None:
         raise TypeError(f"from_sequential: expected an nn.Sequential, got {type(module).__name__}")
     if not mods or len(mods) % 2 or not all(
-            isinstance(a, torch.nn.Linear) and type(b) is snn.Leaky for a, b in zip(mods[::2], mods[1::2])):
-        raise ValueError("from_sequential: the module must be nn.Linear, snn.Leaky pairs (an "
-                         "nn.Flatten may come first); got "
+            isinstance(a, torch.nn.Linear) and type(b) in (snn.Leaky, snn.Synaptic)
+            for a, b in zip(mods[::2], mods[1::2])):
+        raise ValueError("from_sequential: the module must be nn.Linear, snn.Leaky (or "
+                         "snn.Synaptic) pairs (an nn.Flatten may come first); got "
                          + ", ".join(type(m).__name__ for m in mods))
     return list(zip(mods[::2], mods[1::2]))
 
@@ -48,7 +50,10 @@ def from_sequential(module: torch.nn.Sequential, net: "Network", source: "Popula
     size is the first ``nn.Linear``'s ``in_features``); returns the new populations,
     named ``<prefix>1``, ``<prefix>2``, ... ``delay`` (steps) is every new
     projection's: 0 is snnTorch's timing (see the module docstring)."""
+    import snntorch as snn
+
     from neurosim.models.snntorch_leaky import SnnTorchLeaky
+    from neurosim.models.snntorch_synaptic import SnnTorchSynaptic
 
     pre = source
     out = []
@@ -68,8 +73,13 @@ def from_sequential(module: torch.nn.Sequential, net: "Network", source: "Popula
         threshold = torch.as_tensor(leaky.threshold).detach().cpu().double().numpy()
         bias = (linear.bias.detach().cpu().double().numpy() if linear.bias is not None
                 else np.zeros(n))
-        model = SnnTorchLeaky(beta=_per_neuron(beta, n), threshold=_per_neuron(threshold, n),
-                              subtract=_RESETS[reset], i_bias=bias)
+        common = dict(beta=_per_neuron(beta, n), threshold=_per_neuron(threshold, n),
+                      subtract=_RESETS[reset], i_bias=bias)
+        if isinstance(leaky, snn.Synaptic):
+            alpha = leaky.alpha.detach().clamp(0, 1).cpu().double().numpy()
+            model = SnnTorchSynaptic(alpha=_per_neuron(alpha, n), **common)
+        else:
+            model = SnnTorchLeaky(**common)
         pop = net.population(n, model, name=f"{prefix}{k}")
         net.projection(pre, pop, weight=linear.weight.detach().cpu().double().numpy().T,
                        receptor="syn", sparse=False, delay=delay, name=f"{pre.name}_{pop.name}")
@@ -84,19 +94,21 @@ def _per_neuron(value: np.ndarray, n: int) -> float | np.ndarray:
 
 
 def to_sequential(net: "Network", populations: Sequence["Population"]) -> torch.nn.Sequential:
-    """The ``nn.Sequential`` (``nn.Linear`` + ``snn.Leaky(init_hidden=True)`` pairs) of the
-    chain ``populations[0] -> populations[1] -> ...`` of :class:`~neurosim.SnnTorchLeaky`
-    populations, with the weights (as learned so far) of the ``"syn"`` projections
-    between consecutive populations."""
+    """The ``nn.Sequential`` (``nn.Linear`` + ``snn.Leaky`` / ``snn.Synaptic`` pairs, with
+    ``init_hidden=True``) of the chain ``populations[0] -> populations[1] -> ...`` of
+    :class:`~neurosim.SnnTorchLeaky` / :class:`~neurosim.SnnTorchSynaptic` populations,
+    with the weights (as learned so far) of the ``"syn"`` projections between
+    consecutive populations."""
     import snntorch as snn
 
     from neurosim.models.snntorch_leaky import SnnTorchLeaky
+    from neurosim.models.snntorch_synaptic import SnnTorchSynaptic
 
     layers: list[torch.nn.Module] = []
     for pre, post in zip(populations[:-1], populations[1:]):
-        if not isinstance(post.model, SnnTorchLeaky):
+        if not isinstance(post.model, (SnnTorchLeaky, SnnTorchSynaptic)):
             raise ValueError(f"to_sequential: population '{post.name}' is {post.model_name}, "
-                             "not SnnTorchLeaky")
+                             "not SnnTorchLeaky or SnnTorchSynaptic")
         projs = [p for p in net.projections.values() if p.pre is pre and p.post is post
                  and p.receptor == "syn"]
         if len(projs) != 1:
@@ -111,8 +123,12 @@ def to_sequential(net: "Network", populations: Sequence["Population"]) -> torch.
         subtract = np.unique(np.asarray(p["subtract"]))
         if subtract.size != 1:
             raise ValueError(f"to_sequential: population '{post.name}' mixes reset mechanisms")
-        layers += [linear, snn.Leaky(beta=torch.as_tensor(p["beta"], dtype=torch.float32),
-                                     threshold=torch.as_tensor(p["threshold"], dtype=torch.float32),
-                                     reset_mechanism="subtract" if subtract[0] else "zero",
-                                     init_hidden=True)]
+        common = dict(beta=torch.as_tensor(p["beta"], dtype=torch.float32),
+                      threshold=torch.as_tensor(p["threshold"], dtype=torch.float32),
+                      reset_mechanism="subtract" if subtract[0] else "zero", init_hidden=True)
+        if isinstance(post.model, SnnTorchSynaptic):
+            layers += [linear, snn.Synaptic(alpha=torch.as_tensor(p["alpha"], dtype=torch.float32),
+                                            **common)]
+        else:
+            layers += [linear, snn.Leaky(**common)]
     return torch.nn.Sequential(*layers)

@@ -13,7 +13,10 @@ Recipe for a new model (both backends come from it):
    and ``where`` from :mod:`neurosim.kernel`) whose arguments are, by name, the
    state variables, the declared ``inputs`` and ``random_inputs``, and the keys
    of ``constants``; it returns the new state variables in declaration order and
-   finally the boolean spike condition.
+   finally the spike condition, written ``spike(v - v_thresh)`` (fires where the
+   argument is >= 0; ``spike_above`` for > 0): a comparison in a normal run, and
+   a float step with a surrogate derivative in ``Network.unroll``, so the model
+   trains by gradient too. (A plain comparison runs, but cannot be unrolled.)
 
 The engine binds ``update`` to the backend's math and calls it on ``(batch, n)``
 arrays; the same function body is the single source of the model's equations.
