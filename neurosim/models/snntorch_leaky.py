@@ -53,14 +53,15 @@ class SnnTorchLeaky(NeuronModel):
                              f"(reset to zero), got {p['subtract']}")
 
     def constants(self, p, dt):
-        # zero: 1 for reset to zero; drop: what a spike subtracts (0 for reset to zero)
-        return {"beta": p["beta"], "threshold": p["threshold"], "zero": 1.0 - p["subtract"],
+        # keep: 1 keeps the membrane at a spike (reset by subtraction), 0 zeroes it;
+        # drop: what a spike subtracts (0 for reset to zero)
+        return {"beta": p["beta"], "threshold": p["threshold"], "keep": p["subtract"],
                 "drop": p["subtract"] * p["threshold"], "i_bias": p["i_bias"]}
 
     @staticmethod
-    def update(mem, i_in, i_ext, beta, threshold, zero, drop, i_bias):
-        reset = where(mem - threshold > 0.0, 1.0, 0.0)
-        kept = mem - zero * reset * mem  # reset to zero: (1 - R) m, exactly
-        mem = beta * kept + (i_in + i_bias + i_ext) - reset * drop
+    def update(mem, i_in, i_ext, beta, threshold, keep, drop, i_bias):
+        fired = mem > threshold  # R[t]: the last step's spike (mem - threshold > 0, exactly)
+        kept = where(fired, keep * mem, mem)  # reset to zero: (1 - R) m, exactly
+        mem = beta * kept + (i_in + i_bias + i_ext) - where(fired, drop, 0.0)
         spiked = spike_above(mem - threshold)
         return mem, i_in * 0.0, spiked

@@ -50,16 +50,17 @@ class SnnTorchSynaptic(NeuronModel):
                              f"(reset to zero), got {p['subtract']}")
 
     def constants(self, p, dt):
-        # zero: 1 for reset to zero; drop: what a spike subtracts (0 for reset to zero)
+        # keep: 1 keeps the membrane at a spike (reset by subtraction), 0 zeroes it;
+        # drop: what a spike subtracts (0 for reset to zero)
         return {"alpha": p["alpha"], "beta": p["beta"], "threshold": p["threshold"],
-                "zero": 1.0 - p["subtract"], "drop": p["subtract"] * p["threshold"],
+                "keep": p["subtract"], "drop": p["subtract"] * p["threshold"],
                 "i_bias": p["i_bias"]}
 
     @staticmethod
-    def update(syn, mem, i_in, i_ext, alpha, beta, threshold, zero, drop, i_bias):
-        reset = where(mem - threshold > 0.0, 1.0, 0.0)
+    def update(syn, mem, i_in, i_ext, alpha, beta, threshold, keep, drop, i_bias):
+        fired = mem > threshold  # R[t]: the last step's spike (mem - threshold > 0, exactly)
         syn = alpha * syn + (i_in + i_bias + i_ext)
         base = beta * mem + syn
-        mem = base - reset * drop - zero * (base * reset)
+        mem = where(fired, keep * base, base) - where(fired, drop, 0.0)
         spiked = spike_above(mem - threshold)
         return syn, mem, i_in * 0.0, spiked

@@ -65,8 +65,9 @@ class RateClassifier:
         leaky = dict(beta=beta, threshold=1.0, subtract=1.0)
         self.hidden = net.population(hidden, SnnTorchLeaky(**leaky), name="hidden", surrogate=surrogate)
         self.output = net.population(classes, SnnTorchLeaky(**leaky), name="output", surrogate=surrogate)
-        torch.manual_seed(seed)  # nn.Linear's initialisation, as a torch model of this network has
-        layers = [torch.nn.Linear(n_in, hidden), torch.nn.Linear(hidden, classes)]
+        with torch.random.fork_rng(devices=[]):  # the caller's random state is left alone
+            torch.manual_seed(seed)  # nn.Linear's initialisation, as a torch model of it has
+            layers = [torch.nn.Linear(n_in, hidden), torch.nn.Linear(hidden, classes)]
         self.projections = []
         for (pre, post), layer in zip(((self.input, self.hidden), (self.hidden, self.output)), layers):
             w = layer.weight.detach().T.contiguous()
