@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from neurosim import network_state
+from neurosim import network_state, unrolling
 from neurosim.backends import BACKENDS
 from neurosim.backends.torch_rules import TorchRule
 from neurosim.connectors import Connector
@@ -153,6 +153,8 @@ class Network:
         self._runner = Runner(self)
         #: True when populations are split across processes (scale-out, not yet built)
         self._exchanges_spikes = False
+        #: the torch backend that unrolls a network of another backend (see neurosim.unrolling)
+        self._unroll_backend: Any = None
 
     # -- building -----------------------------------------------------------------------
     @property
@@ -391,7 +393,7 @@ class Network:
         for mon in self.monitors.values():
             mon.allocate(self._chunk_steps)
         self.backend.invalidate()
-        if getattr(self, "_unroll_backend", None) is not None:
+        if self._unroll_backend is not None:
             self._unroll_backend.invalidate()
         self._dirty = False
 
@@ -504,69 +506,12 @@ class Network:
         uses the weights as they are when ``backward`` runs. Sparse (CSR) projections
         are refused: build them with ``sparse=False``.
         """
-        from neurosim.backends.torch_backend import TorchBackend
-
-        n_steps = self._runner.steps_for(None, steps)
-        self._prepare()
-        sparse = [p.name for p in self.projections.values() if p.sparse]
-        if sparse:
-            raise ValueError(f"unroll: projections {sparse} store their weights sparse (CSR); "
-                             "differentiable runs deliver dense matrix products: build them "
-                             "with sparse=False")
-        given = {self._unroll_population(key, "spikes").name:
-                 self._unroll_spikes(key, value, n_steps) for key, value in (spikes or {}).items()}
-        wanted = []
-        for key, variables in (record or {}).items():
-            pop = self._unroll_population(key, "record")
-            for var in ([variables] if isinstance(variables, str) else list(variables)):
-                if var != "spikes" and var not in pop.state:
-                    raise ValueError(f"unroll: record: population '{pop.name}' has no variable "
-                                     f"{var!r}; record 'spikes' or one of {list(pop.state)}")
-                wanted.append((pop, var))
-        backend = self.backend if isinstance(self.backend, TorchBackend) else self._torch_backend()
-        changing = {id(rule.projection) for rule in self.rules.values()}
-        fixed = [p for p in self.projections.values() if p.max_delay == 0 and id(p) not in changing]
-        if on_step is not None and not callable(on_step):
-            raise TypeError(f"unroll: on_step must be callable, got {type(on_step).__name__}")
-        backend.unroll.begin(self.clock.step, given, wanted, fixed, on_step)
-        backend.unrolling = True
-        try:
-            self._runner.run(steps=n_steps, progress=progress, backend=backend)
-        finally:
-            backend.unrolling = False
-            out = backend.unroll.end()
-        return out
+        return unrolling.unroll(self, steps, spikes, record, on_step, progress)
 
     def detach_state(self) -> None:
         """Cut the graph of :meth:`unroll` at the current state: the next call's gradients
         stop here (truncated BPTT); values are unchanged."""
-        backend = self.backend if hasattr(self.backend, "unroll") else self._torch_backend()
-        backend.unroll.detach()
-
-    def _torch_backend(self) -> Any:
-        """A torch backend over this network's arrays, for :meth:`unroll` on another backend."""
-        from neurosim.backends.torch_backend import TorchBackend
-
-        if getattr(self, "_unroll_backend", None) is None:
-            self._unroll_backend = TorchBackend(self)
-        return self._unroll_backend
-
-    def _unroll_population(self, key: Any, what: str) -> Population:
-        pop = self.populations.get(key) if isinstance(key, str) else key
-        if not isinstance(pop, Population) or self.populations.get(pop.name) is not pop:
-            raise ValueError(f"unroll: {what}: {key!r} is not a population of this network; "
-                             f"populations: {list(self.populations)}")
-        return pop
-
-    def _unroll_spikes(self, key: Any, value: Any, steps: int) -> torch.Tensor:
-        pop = self._unroll_population(key, "spikes")
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"unroll: spikes of '{pop.name}' must be a torch tensor, got "
-                            f"{type(value).__name__}")
-        if tuple(value.shape) != (steps, self.batch, pop.n):
-            raise ValueError(f"unroll: spikes of '{pop.name}' have shape {tuple(value.shape)}; "
-                             f"expected (steps, batch, n) = ({steps}, {self.batch}, {pop.n})")
-        return value.to(self.device)
+        unrolling.torch_backend(self).unroll.detach()
 
     def _flush(self) -> None:
         """Write what the monitors recorded to the log (backends call it when a buffer fills)."""

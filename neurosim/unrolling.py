@@ -1,0 +1,87 @@
+"""What :meth:`neurosim.Network.unroll` and :meth:`~neurosim.Network.detach_state` do.
+
+``unroll`` checks its arguments, then runs the network's schedule through the run loop
+(:class:`neurosim.runner.Runner`, so the log, monitors and Ctrl-C behave as in ``run``)
+with a torch backend in differentiable mode (:mod:`neurosim.backends.torch_unroll`):
+the network's own backend when it is torch, else one made over the same arrays.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+
+import torch
+
+from neurosim.population import Population
+
+if TYPE_CHECKING:
+    from neurosim.backends.torch_backend import TorchBackend
+
+Outputs = dict[str, dict[str, torch.Tensor]]
+
+
+def torch_backend(net: Any) -> "TorchBackend":
+    """The torch backend that unrolls ``net``: its own, or one over the same arrays."""
+    from neurosim.backends.torch_backend import TorchBackend
+
+    if isinstance(net.backend, TorchBackend):
+        return net.backend
+    if net._unroll_backend is None:
+        net._unroll_backend = TorchBackend(net)
+    return net._unroll_backend
+
+
+def _population(net: Any, key: Any, what: str) -> Population:
+    pop = net.populations.get(key) if isinstance(key, str) else key
+    if not isinstance(pop, Population) or net.populations.get(pop.name) is not pop:
+        raise ValueError(f"unroll: {what}: {key!r} is not a population of this network; "
+                         f"populations: {list(net.populations)}")
+    return pop
+
+
+def _given_spikes(net: Any, key: Any, value: Any, steps: int) -> tuple[str, torch.Tensor]:
+    pop = _population(net, key, "spikes")
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"unroll: spikes of '{pop.name}' must be a torch tensor, got "
+                        f"{type(value).__name__}")
+    if tuple(value.shape) != (steps, net.batch, pop.n):
+        raise ValueError(f"unroll: spikes of '{pop.name}' have shape {tuple(value.shape)}; "
+                         f"expected (steps, batch, n) = ({steps}, {net.batch}, {pop.n})")
+    return pop.name, value.to(net.device)
+
+
+def unroll(net: Any, steps: int, spikes: Mapping[Any, torch.Tensor] | None,
+           record: Mapping[Any, Sequence[str] | str] | None,
+           on_step: Callable[[int, Outputs], Any] | None, progress: bool | None) -> Outputs:
+    """See :meth:`neurosim.Network.unroll`."""
+    n_steps = net._runner.steps_for(None, steps)
+    net._prepare()
+    sparse = [p.name for p in net.projections.values() if p.sparse]
+    if sparse:
+        raise ValueError(f"unroll: projections {sparse} store their weights sparse (CSR); "
+                         "differentiable runs deliver dense matrix products: build them "
+                         "with sparse=False")
+    given = dict(_given_spikes(net, key, value, n_steps) for key, value in (spikes or {}).items())
+    wanted = []
+    for key, variables in (record or {}).items():
+        pop = _population(net, key, "record")
+        for var in ([variables] if isinstance(variables, str) else list(variables)):
+            if var != "spikes" and var not in pop.state:
+                raise ValueError(f"unroll: record: population '{pop.name}' has no variable "
+                                 f"{var!r}; record 'spikes' or one of {list(pop.state)}")
+            wanted.append((pop, var))
+    if on_step is not None and not callable(on_step):
+        raise TypeError(f"unroll: on_step must be callable, got {type(on_step).__name__}")
+    # delay-0 projections whose weights no rule changes: their input from given spikes
+    # can be computed for all steps at once
+    changing = {id(rule.projection) for rule in net.rules.values()}
+    fixed = [p for p in net.projections.values() if p.max_delay == 0 and id(p) not in changing]
+    backend = torch_backend(net)
+    backend.unroll.begin(net.clock.step, given, wanted, fixed, on_step)
+    backend.unrolling = True
+    try:
+        net._runner.run(steps=n_steps, progress=progress, backend=backend)
+    finally:
+        backend.unrolling = False
+        out = backend.unroll.end()
+    return out
