@@ -75,12 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     beside_clone = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                  "..", "shared", "datasets"))
     log = args.log
-    if log is None:
-        os.makedirs("runs", exist_ok=True)
-        log = datetime.datetime.now().strftime("runs/mnist-bptt-%Y%m%d-%H%M%S-%f.h5")
-    elif os.path.dirname(log):
-        os.makedirs(os.path.dirname(log), exist_ok=True)
     try:
+        if log is None:
+            os.makedirs("runs", exist_ok=True)
+            log = datetime.datetime.now().strftime("runs/mnist-bptt-%Y%m%d-%H%M%S-%f.h5")
+        elif os.path.dirname(log):
+            os.makedirs(os.path.dirname(log), exist_ok=True)
         if args.threads:
             torch.set_num_threads(args.threads)
         if not args.lr > 0:
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
               "or leave --log out for a new name under runs/", file=sys.stderr)
         return 2
     except (ValueError, TypeError, OSError, RuntimeError, DatasetError) as exc:
-        print(f"mnist_bptt.py: error: {exc}", file=sys.stderr)
+        flag = " (--log)" if isinstance(exc, OSError) and getattr(exc, "filename", None) else ""
+        print(f"mnist_bptt.py: error: {exc}{flag}", file=sys.stderr)
         return 2
     clf.net.log.close()
     with h5py.File(log, "r+") as f:

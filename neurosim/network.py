@@ -460,6 +460,7 @@ class Network:
         through a step: the log is marked incomplete and the network refuses to
         run again.
         """
+        unrolling.forget(self)  # the state unroll kept is older after this run
         self._runner.run(duration_ms, steps=steps, progress=progress, profile=profile)
 
     # -- training by gradient -----------------------------------------------------------
@@ -481,8 +482,10 @@ class Network:
         The same schedule and model equations as :meth:`run`, on torch tensors (whatever
         the network's backend: the state arrays are shared), with float spikes whose
         derivative is each population's surrogate (see :mod:`neurosim.surrogate`); the
-        spikes and state are exactly a normal run's, and monitors, rules and the log work
-        as in a normal run. Dense projections deliver ``spikes @ W``; the weights of
+        spikes and state are a normal run's (bit for bit where synaptic sums are exact;
+        otherwise up to the order in which a sum's terms are added, which can move a spike
+        that sits on its threshold), and monitors, rules and the log work as in a normal
+        run. A normal :meth:`run` builds no graph (it runs under ``torch.no_grad``). Dense projections deliver ``spikes @ W``; the weights of
         trainable ones are ``proj.parameter``, so ``loss.backward()`` fills their
         ``.grad`` (:meth:`parameters` for the optimiser).
 
@@ -548,6 +551,7 @@ class Network:
         for rule in self.rules.values():
             rule.reset()
         self.modulators.reset()
+        unrolling.forget(self)
 
     # -- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
@@ -564,6 +568,7 @@ class Network:
         anything is changed, so a rejected state leaves the network as it was.
         """
         network_state.load_state_dict(self, state)
+        unrolling.forget(self)
 
     def save_state(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs),
@@ -578,3 +583,4 @@ class Network:
         a network rebuilt with another seed does not fit).
         """
         network_state.load_state(self, path)
+        unrolling.forget(self)

@@ -123,8 +123,17 @@ def same_step_order(populations: list[Any], same_step: list[Any]) -> list[Any]:
                  if not any(proj.post is pop and any(proj.pre is r for r in remaining)
                             for proj in same_step)]
         if not ready:
+            # the loop: what is left after dropping, again and again, populations that
+            # feed no remaining one (they hang off the loop, they are not in it)
+            cycle = list(remaining)
+            while True:
+                tails = [pop for pop in cycle if not any(
+                    proj.pre is pop and any(proj.post is c for c in cycle) for proj in same_step)]
+                if not tails:
+                    break
+                cycle = [pop for pop in cycle if not any(pop is t for t in tails)]
             loop = [proj.name for proj in same_step
-                    if any(proj.post is r for r in remaining) and any(proj.pre is r for r in remaining)]
+                    if any(proj.post is c for c in cycle) and any(proj.pre is c for c in cycle)]
             raise ValueError(f"projections {loop} form a loop of delay-0 connections: spikes cannot "
                              "arrive in the step they are fired all the way round; give at least "
                              "one of them delay >= 1")

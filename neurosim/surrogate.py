@@ -22,6 +22,7 @@ reset by default.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Callable, Mapping
 
 import torch
@@ -60,14 +61,18 @@ def describe(surrogate: str | Surrogate | None) -> str:
 
 #: a probe of the values where a step function is easiest to get wrong
 _PROBE = (-math.inf, -1e30, -2.0, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 0.5, 3.0, 1e30, math.inf)
-_STEP_FORWARD: dict[int, bool] = {}
+_STEP_FORWARD: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+_STRONG: dict[int, tuple[Any, bool]] = {}
 
 
 def heaviside_forward(surrogate: Surrogate) -> bool:
     """True when ``surrogate``'s forward value is exactly ``x > 0`` (snnTorch's are), so
     its output can be the spike itself; checked once per surrogate on a probe."""
-    key = id(surrogate)
-    if key not in _STEP_FORWARD:
+    try:
+        known = _STEP_FORWARD.get(surrogate)
+    except TypeError:  # not weakly referable: remember it (and keep it alive) by id
+        known = _STRONG.get(id(surrogate), (None, None))[1]
+    if known is None:
         probe = torch.tensor(_PROBE, dtype=torch.float64, requires_grad=True)
         try:
             out = surrogate(probe)
@@ -75,8 +80,12 @@ def heaviside_forward(surrogate: Surrogate) -> bool:
                                                                (probe.detach() > 0).double())
         except Exception:  # noqa: BLE001 - any failure: use the general form
             ok = False
-        _STEP_FORWARD[key] = ok
-    return _STEP_FORWARD[key]
+        try:
+            _STEP_FORWARD[surrogate] = ok
+        except TypeError:
+            _STRONG[id(surrogate)] = (surrogate, ok)
+        known = ok
+    return known
 
 
 def _step(strict: bool, x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:

@@ -54,7 +54,10 @@ def unroll(net: Any, steps: int, spikes: Mapping[Any, torch.Tensor] | None,
            record: Mapping[Any, Sequence[str] | str] | None,
            on_step: Callable[[int, Outputs], Any] | None, progress: bool | None) -> Outputs:
     """See :meth:`neurosim.Network.unroll`."""
-    n_steps = net._runner.steps_for(None, steps)
+    try:
+        n_steps = net._runner.steps_for(None, steps)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("run:", "unroll:", 1)) from None
     net._prepare()
     sparse = [p.name for p in net.projections.values() if p.sparse]
     if sparse:
@@ -70,6 +73,14 @@ def unroll(net: Any, steps: int, spikes: Mapping[Any, torch.Tensor] | None,
                 raise ValueError(f"unroll: record: population '{pop.name}' has no variable "
                                  f"{var!r}; record 'spikes' or one of {list(pop.state)}")
             wanted.append((pop, var))
+    from neurosim.backends.torch_unroll import is_differentiable
+
+    stepped = [pop.name for pop in net.populations.values() if pop.name not in given
+               and not pop.is_generator and pop.model.receptors and not is_differentiable(pop)]
+    if stepped:  # before the run: a refusal must not leave the network halted
+        raise TypeError(f"unroll: populations {stepped} write their firing condition as a "
+                        "comparison; write it with neurosim.kernel.spike (or spike_above) so "
+                        "that differentiable runs can give it a gradient, or give their spikes")
     if on_step is not None and not callable(on_step):
         raise TypeError(f"unroll: on_step must be callable, got {type(on_step).__name__}")
     # delay-0 projections whose weights no rule changes: their input from given spikes
@@ -85,3 +96,10 @@ def unroll(net: Any, steps: int, spikes: Mapping[Any, torch.Tensor] | None,
         backend.unrolling = False
         out = backend.unroll.end()
     return out
+
+
+def forget(net: Any) -> None:
+    """The arrays were written by something else than ``unroll``: drop its graph values."""
+    backend = net.backend if hasattr(net.backend, "unroll") else net._unroll_backend
+    if backend is not None:
+        backend.unroll.forget()

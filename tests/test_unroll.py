@@ -282,7 +282,8 @@ def test_a_model_without_spike_cannot_be_unrolled_but_still_runs():
     net.run(steps=3, progress=False)
     with pytest.raises(TypeError, match="'cmp'.*write it with neurosim.kernel.spike"):
         net.unroll(3)
-    assert math.isfinite(net.time_ms)
+    net.run(steps=3, progress=False)  # the refusal came before the run: nothing halted
+    assert math.isfinite(net.time_ms) and net.clock.step == 6
 
 
 def test_under_no_grad_an_unrolled_run_builds_no_graph():
@@ -339,3 +340,38 @@ def test_synaptic_neurons_have_snntorchs_gradients():
     assert 10 < torch.stack(spikes).sum() < 0.7 * 40 * 18
     assert torch.equal(out["syn"]["spikes"].detach(), torch.stack(spikes).detach())
     torch.testing.assert_close(proj.parameter.grad, weight.grad.T, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_an_unroll_after_a_normal_run_starts_from_the_runs_state(backend):
+    """unroll, run, unroll: the same spikes as one normal run of all the steps (the second
+    unroll must not resume from the state the first one ended with)."""
+    def build(b):
+        net = ns.Network(dt=1.0, batch=2, backend=b, dtype="float64", seed=2)
+        src = net.population(10, ns.PoissonSource(rate=300.0), name="src")
+        out = net.population(6, ns.SnnTorchLeaky(beta=0.875), name="out")
+        net.projection(src, out, weight=np.random.default_rng(1).integers(0, 32, (10, 6)) / 64.0,
+                       receptor="syn", delay=0, sparse=False, trainable=True)
+        net.spike_monitor(out)
+        net.state_monitor(out, "mem")
+        return net
+
+    mixed, plain = build(backend), build(backend)
+    mixed.unroll(40)
+    mixed.run(steps=40, progress=False)
+    mixed.unroll(40)
+    plain.run(steps=120, progress=False)
+    np.testing.assert_array_equal(mixed.reader().state("out", "mem")[1], plain.reader().state("out", "mem")[1])
+    assert len(plain.reader().spikes("out")[0]) > 20
+
+
+def test_a_rule_on_a_projection_that_is_not_trainable_leaves_backward_working():
+    net, projs, x = _two_layers(steps=30)
+    extra = net.population(5, ns.SnnTorchLeaky(beta=0.875), name="extra")
+    side = net.projection(net.populations["l1"], extra, weight=0.3, receptor="syn", delay=0,
+                          sparse=False)
+    net.add_rule(side, rules.STDP(a_plus=0.01, a_minus=0.012, w_min=-1.0, w_max=2.0))
+    before = side.weight.clone()
+    out = net.unroll(30, spikes={"src": x}, record={"extra": "mem", "l2": "mem"})
+    (out["extra"]["mem"].sum() + out["l2"]["mem"].sum()).backward()
+    assert not torch.equal(side.weight, before) and projs[0].parameter.grad.abs().sum() > 0

@@ -64,3 +64,13 @@ def test_a_delay_zero_self_projection_is_a_loop():
                    name="aa")
     with pytest.raises(ValueError, match="loop of delay-0"):
         net.compile()
+
+
+def test_the_loop_error_names_only_the_projections_in_the_loop():
+    net = ns.Network(dt=1.0)
+    a, b, c = (net.population(2, ns.SnnTorchLeaky(), name=n) for n in "abc")
+    net.projection(a, b, weight=1.0, receptor="syn", delay=0, name="ab")
+    net.projection(b, a, weight=1.0, receptor="syn", delay=0, name="ba")
+    net.projection(b, c, weight=1.0, receptor="syn", delay=0, name="bc")
+    with pytest.raises(ValueError, match=r"projections \['ab', 'ba'\] form a loop"):
+        net.compile()

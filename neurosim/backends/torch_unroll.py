@@ -14,9 +14,10 @@ as in a normal run (no gradient), on the same arrays:
   trainable, so gradients reach the weights and, through the spikes, earlier layers.
 
 Graph values persist between ``unroll`` calls (truncated BPTT: ``Network.detach_state``
-cuts the graph). They are dropped when anything else writes the arrays (a normal
-run, ``reset_state``, ``load_state``): each value remembers the autograd version of
-the array it was copied to, and a changed version means the array is newer.
+cuts the graph). They are dropped, graphs and all (:meth:`Unroll.forget`), when a
+normal run, ``reset_state`` or ``load_state`` makes the arrays newer; as a second
+guard each value remembers the autograd version of the array it was copied to, and
+a changed version (another in-place torch write) means the array is newer.
 """
 
 from __future__ import annotations
@@ -98,9 +99,13 @@ class Unroll:
     def end(self) -> dict[str, dict[str, torch.Tensor]]:
         out: dict[str, dict[str, torch.Tensor]] = {}
         for (pop, var), values in self.recorded.items():
-            out.setdefault(pop, {})[var] = torch.stack(values) if values else torch.empty(0)
+            out.setdefault(pop, {})[var] = torch.stack(values) if values else self._empty(pop)
         self.given, self.recorded, self.drive, self.on_step = {}, {}, {}, None
         return out
+
+    def _empty(self, name: str) -> torch.Tensor:
+        pop = self.backend.net.populations[name]
+        return torch.empty((0, pop.batch, pop.n), dtype=pop.dtype, device=pop.device)
 
     def after_step(self, t: int) -> None:
         """Record the requested outputs of step ``t`` (after all of its entries ran), and
@@ -112,6 +117,11 @@ class Unroll:
             self.recorded[(pop.name, var)].append(value if self.on_step is None else value.detach())
         if self.on_step is not None:
             self.on_step(t, step)
+
+    def forget(self) -> None:
+        """Drop the graph values (and so their graphs): the arrays are newer (a normal run
+        on any backend, ``reset_state``, ``load_state``); the next call starts from them."""
+        self.values, self.versions, self.spikes, self.ring_version = {}, {}, {}, {}
 
     def detach(self) -> None:
         """Cut the graph: later gradients stop at the current state (truncated BPTT)."""
@@ -164,11 +174,7 @@ class Unroll:
         if given is not None:
             self._emit(pop, t, given[t - self.start].to(pop.dtype))
             return
-        if not is_differentiable(pop):
-            if not pop.is_generator and pop.model.receptors:
-                raise TypeError(f"population '{pop.name}': {pop.model_name}.update writes its firing "
-                                "condition as a comparison; write it with neurosim.kernel.spike "
-                                "(or spike_above) so that differentiable runs can give it a gradient")
+        if not is_differentiable(pop):  # a source: its spikes carry no gradient
             with torch.no_grad():
                 self.backend.run_population(pop, t)
             ring = pop.history
@@ -204,7 +210,9 @@ class Unroll:
             if drive:
                 values[proj.target] = values[proj.target] + drive[t - self.start]
             return
-        weight = proj.parameter if proj.parameter is not None else proj.weight
+        # .data: an alias with its own autograd version counter, so that a rule changing
+        # the weights in place during the call does not invalidate the graph
+        weight = proj.parameter if proj.parameter is not None else proj.weight.data
         total = values[proj.target]
         for block in proj.blocks:  # as a normal run at batch >= DENSE_MATMUL_BATCH
             total = total + self.spike_value(proj.pre, t - block.delay) @ weight

@@ -66,8 +66,12 @@ def from_sequential(module: torch.nn.Sequential, net: "Network", source: "Popula
             raise ValueError(f"from_sequential: layer {k}: reset_mechanism {reset!r} is not "
                              f"supported; use one of {sorted(_RESETS)}")
         if getattr(leaky, "inhibition", False) or getattr(leaky, "state_quant", False):
-            raise ValueError(f"from_sequential: layer {k}: snn.Leaky with inhibition or "
-                             "state_quant has no neurosim equivalent")
+            raise ValueError(f"from_sequential: layer {k}: {type(leaky).__name__} with inhibition "
+                             "or state_quant has no neurosim equivalent")
+        if getattr(leaky, "reset_delay", True) is False:
+            raise ValueError(f"from_sequential: layer {k}: {type(leaky).__name__} with "
+                             "reset_delay=False has no neurosim equivalent (the models reset "
+                             "one step later, snnTorch's default)")
         n = linear.out_features
         beta = leaky.beta.detach().clamp(0, 1).cpu().double().numpy()
         threshold = torch.as_tensor(leaky.threshold).detach().cpu().double().numpy()
