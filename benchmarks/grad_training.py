@@ -73,11 +73,20 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.epochs < 1 or (args.limit is not None and args.limit < 128) or args.threads < 1:
         ap.error("--epochs and --threads must be positive and --limit at least one batch (128)")
+    if args.test_limit is not None and args.test_limit < 1:
+        ap.error("--test-limit must be positive")
+    unknown = [p for p in args.peers.split(",") if p and p not in ("snntorch", "norse", "spikingjelly")]
+    if unknown:
+        ap.error(f"--peers: unknown {unknown}; known: snntorch, norse, spikingjelly")
+    from neurosim.datasets import DatasetNotFoundError
     from neurosim.datasets.mnist import load_mnist
 
     shared = [os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "datasets")]
-    train_x, train_y = load_mnist("train", args.data, also_look_in=shared)
-    test_x, test_y = load_mnist("test", args.data, also_look_in=shared)
+    try:
+        train_x, train_y = load_mnist("train", args.data, also_look_in=shared)
+        test_x, test_y = load_mnist("test", args.data, also_look_in=shared)
+    except DatasetNotFoundError as exc:
+        ap.error(f"MNIST not found; looked in {', '.join(exc.searched)}: pass --data DIR")
     test_x, test_y = test_x[:args.test_limit], test_y[:args.test_limit]
     common = dict(epochs=args.epochs, limit=args.limit, seed=args.seed, threads=args.threads,
                   progress=not args.no_progress)

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST IDX files")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    import numpy as np
     import torch
 
     from neurosim.datasets import DatasetError, DatasetNotFoundError, load_mnist
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     beside_clone = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                  "..", "shared", "datasets"))
     try:
+        if not (args.lr > 0 and args.a_plus >= 0 and np.isfinite(args.init_scale)):
+            raise ValueError("--lr must be positive, --a-plus non-negative and --init-scale finite")
         if args.threads:
             torch.set_num_threads(args.threads)
         x_train, y_train = load_mnist("train", args.data, also_look_in=[beside_clone])
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stdp_hidden_bptt_readout.py: error: MNIST not found; looked in "
               f"{', '.join(exc.searched)}. Pass --data DIR or set NEUROSIM_DATA=DIR", file=sys.stderr)
         return 2
-    except (ValueError, TypeError, OSError, DatasetError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError, DatasetError) as exc:
         print(f"stdp_hidden_bptt_readout.py: error: {exc}", file=sys.stderr)
         return 2
     for r in results:
