@@ -49,8 +49,8 @@ class SnnTorchLeaky(NeuronModel):
         import numpy as np
 
         if np.any((np.asarray(p["subtract"]) != 0.0) & (np.asarray(p["subtract"]) != 1.0)):
-            raise ValueError("SnnTorchLeaky: 'subtract' must be 1 (reset by subtraction) or 0 "
-                             f"(reset to zero), got {p['subtract']}")
+            raise ValueError(f"{type(self).__name__}: 'subtract' must be 1 (reset by subtraction) "
+                             f"or 0 (reset to zero), got {p['subtract']}")
 
     def constants(self, p, dt):
         # keep: 1 keeps the membrane at a spike (reset by subtraction), 0 zeroes it;

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from neurosim.kernel import spike_above, where
-from neurosim.models.base import NeuronModel, StateVariable
+from neurosim.models.base import StateVariable
+from neurosim.models.snntorch_leaky import SnnTorchLeaky
 from neurosim.parameters import Parameter
 
 
-class SnnTorchSynaptic(NeuronModel):
+class SnnTorchSynaptic(SnnTorchLeaky):
     r"""The discrete-time neuron of snnTorch's ``snn.Synaptic`` (Eshraghian et al. 2023):
     a synaptic current that decays by ``alpha`` per step feeding a membrane that decays
-    by ``beta``, with snnTorch's default delayed reset.
+    by ``beta``, with snnTorch's default delayed reset. Parameters, inputs and reset are
+    :class:`SnnTorchLeaky`'s, plus ``alpha`` and the current ``syn``.
 
     .. math::
 
@@ -28,33 +30,15 @@ class SnnTorchSynaptic(NeuronModel):
 
     parameters = {
         "alpha": Parameter(0.9, "1", "synaptic current decay per step", low=0.0, high=1.0),
-        "beta": Parameter(0.8, "1", "membrane decay per step", low=0.0, high=1.0),
-        "threshold": Parameter(1.0, "1", "firing threshold", low=0.0, low_open=True),
-        "subtract": Parameter(1.0, "1", "1: reset by subtracting the threshold; 0: reset to zero",
-                              low=0.0, high=1.0),
-        "i_bias": Parameter(0.0, "1", "constant input per step (a layer's bias)"),
+        **SnnTorchLeaky.parameters,
     }
     state_variables = {
         "syn": StateVariable("1", "synaptic current", 0.0),
-        "mem": StateVariable("1", "membrane potential", 0.0),
-        "i_in": StateVariable("1", "synaptic input arriving this step (used once)", 0.0),
+        **SnnTorchLeaky.state_variables,
     }
-    inputs = ("i_ext",)
-    receptors = {"syn": "i_in"}
-
-    def check_consistency(self, p):
-        import numpy as np
-
-        if np.any((np.asarray(p["subtract"]) != 0.0) & (np.asarray(p["subtract"]) != 1.0)):
-            raise ValueError("SnnTorchSynaptic: 'subtract' must be 1 (reset by subtraction) or 0 "
-                             f"(reset to zero), got {p['subtract']}")
 
     def constants(self, p, dt):
-        # keep: 1 keeps the membrane at a spike (reset by subtraction), 0 zeroes it;
-        # drop: what a spike subtracts (0 for reset to zero)
-        return {"alpha": p["alpha"], "beta": p["beta"], "threshold": p["threshold"],
-                "keep": p["subtract"], "drop": p["subtract"] * p["threshold"],
-                "i_bias": p["i_bias"]}
+        return {"alpha": p["alpha"], **super().constants(p, dt)}
 
     @staticmethod
     def update(syn, mem, i_in, i_ext, alpha, beta, threshold, keep, drop, i_bias):
