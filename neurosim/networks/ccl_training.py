@@ -1,0 +1,193 @@
+"""Training loop of CCL and its baselines, as in the authors' code.
+
+* one SGD optimiser per parameter group (CCL: ``forward`` and ``feedback``), each with
+  its own learning rate and gradient clipping by global norm;
+* optional gradient centralisation (subtract from each weight gradient its mean over
+  the input axes; biases exempt);
+* optional linear warm-up: the loss of batch ``i`` of each epoch is multiplied by
+  ``(i + 1) / warmup`` while ``i < warmup`` (the batch index within the epoch, as the
+  authors' code does);
+* optional cosine annealing over ``cosine_epochs`` epochs down to ``eta_min``;
+* :func:`fit`: 90/10 train/validation split, and the weights of the epoch with the
+  lowest validation loss kept for the test (the authors' model selection).
+
+A model here has ``training_loss(x, labels) -> (loss, output)``, ``parameter_groups()``
+and ``forward(x)``; :class:`~neurosim.networks.ccl.CCLNet` and
+:class:`~neurosim.networks.feedback_alignment.AlignmentMLP` do.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def _per_group(value: Any, groups: Mapping[str, Any], what: str) -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        missing = sorted(set(groups) - set(value))
+        if missing:
+            raise ValueError(f"Trainer: {what} has no value for parameter group(s) {missing}")
+        return dict(value)
+    return {g: value for g in groups}
+
+
+def centralize_gradients(params: list[nn.Parameter]) -> None:
+    """Subtract from each weight gradient (2-D or 4-D) its mean over the input axes."""
+    with torch.no_grad():
+        for p in params:
+            if p.grad is not None and p.grad.ndim in (2, 4):
+                p.grad -= p.grad.mean(dim=tuple(range(1, p.grad.ndim)), keepdim=True)
+
+
+class Trainer:
+    """SGD per parameter group, with the options of the authors' code.
+
+    Args:
+        model: see the module docstring.
+        lr, momentum, weight_decay, clip: a number for every group or a dict by group
+            name (``clip=None``: no clipping).
+        gradient_centralization, warmup, cosine_epochs, eta_min: see the module docstring.
+    """
+
+    def __init__(self, model: nn.Module, *, lr: float | Mapping[str, float] = 1.0,
+                 momentum: float | Mapping[str, float] = 0.0,
+                 weight_decay: float | Mapping[str, float] = 0.0,
+                 clip: float | None | Mapping[str, float | None] = 1.0,
+                 gradient_centralization: bool = False, warmup: int = 0, cosine_epochs: int = 0,
+                 eta_min: float = 1e-3) -> None:
+        self.model = model
+        self.groups = model.parameter_groups()
+        lrs = _per_group(lr, self.groups, "lr")
+        moms = _per_group(momentum, self.groups, "momentum")
+        wds = _per_group(weight_decay, self.groups, "weight_decay")
+        self.clip = _per_group(clip, self.groups, "clip")
+        for g in self.groups:
+            if not lrs[g] > 0:
+                raise ValueError(f"Trainer: lr of group {g!r} must be > 0, got {lrs[g]}")
+        self.optimizers = {g: torch.optim.SGD(ps, lr=lrs[g], momentum=moms[g], weight_decay=wds[g])
+                           for g, ps in self.groups.items() if ps}
+        if warmup < 0 or cosine_epochs < 0:
+            raise ValueError("Trainer: warmup and cosine_epochs must be >= 0")
+        self.warmup, self.gradient_centralization = int(warmup), bool(gradient_centralization)
+        self.schedulers = ({g: torch.optim.lr_scheduler.CosineAnnealingLR(o, cosine_epochs, eta_min)
+                            for g, o in self.optimizers.items()} if cosine_epochs else {})
+
+    def step(self, x: torch.Tensor, labels: torch.Tensor, batch_index: int = 0) -> tuple[float, torch.Tensor]:
+        """One update from a batch; returns (loss, output) before the update."""
+        self.model.train()
+        loss, output = self.model.training_loss(x, labels)
+        scaled = loss * ((batch_index + 1) / self.warmup) if batch_index < self.warmup else loss
+        for o in self.optimizers.values():
+            o.zero_grad(set_to_none=True)
+        scaled.backward()
+        for g, params in self.groups.items():
+            if self.gradient_centralization:
+                centralize_gradients(params)
+            if self.clip[g] is not None and params:
+                nn.utils.clip_grad_norm_(params, self.clip[g])
+        for o in self.optimizers.values():
+            o.step()
+        return float(loss.detach()), output.detach()
+
+    def end_epoch(self) -> None:
+        for s in self.schedulers.values():
+            s.step()
+
+
+@dataclass
+class Split:
+    """Normalised samples and labels (``labels`` None for reconstruction)."""
+
+    x: torch.Tensor
+    labels: torch.Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def train_validation_split(x: torch.Tensor, labels: torch.Tensor | None, seed: int,
+                           validation_fraction: float = 0.1) -> tuple[Split, Split]:
+    """A seeded random split, ``validation_fraction`` of the samples kept out for validation."""
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(len(x) * validation_fraction))
+    val, train = order[:n_val], order[n_val:]
+    pick = (lambda idx: labels[idx]) if labels is not None else (lambda idx: None)
+    return Split(x[train], pick(train)), Split(x[val], pick(val))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Split, batch: int = 1000) -> dict[str, float]:
+    """Cross-entropy and accuracy of the forward network (MSE for reconstruction)."""
+    model.eval()
+    total, correct = 0.0, 0
+    for lo in range(0, len(data), batch):
+        x = data.x[lo:lo + batch]
+        out = model(x)
+        if data.labels is None:
+            total += float(F.mse_loss(out, x, reduction="sum")) / x[0].numel()
+        else:
+            y = data.labels[lo:lo + batch]
+            total += float(F.cross_entropy(out, y, reduction="sum"))
+            correct += int((out.argmax(1) == y).sum())
+    result = {"loss": total / max(1, len(data))}
+    if data.labels is not None:
+        result["accuracy"] = correct / max(1, len(data))
+    return result
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+def fit(model: nn.Module, trainer: Trainer, train: Split, validation: Split, *, epochs: int,
+        batch: int, seed: int, progress: bool | None = None,
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+    """Train for ``epochs``; keep the weights with the lowest validation loss.
+
+    Samples are shuffled each epoch from ``seed``. ``model`` holds the best weights
+    when this returns.
+    """
+    if epochs < 1 or batch < 1:
+        raise ValueError(f"fit: epochs and batch must be >= 1, got {epochs} and {batch}")
+    gen = torch.Generator().manual_seed(seed)
+    result = FitResult()
+    best = math.inf
+    n_batches = math.ceil(len(train) / batch)
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(len(train), generator=gen)
+        losses = []
+        bar = tqdm(range(n_batches), desc=f"training epoch {epoch}/{epochs}", unit="batch",
+                   disable=progress is False, leave=False)
+        for i in bar:
+            idx = order[i * batch:(i + 1) * batch]
+            labels = train.labels[idx] if train.labels is not None else None
+            loss, _ = trainer.step(train.x[idx], labels, i)
+            if not np.isfinite(loss):
+                raise FloatingPointError(f"training diverged: loss {loss} at epoch {epoch}, batch {i}; "
+                                         "lower the learning rate or clip the gradients")
+            losses.append(loss)
+        bar.close()
+        trainer.end_epoch()
+        val = evaluate(model, validation)
+        record = {"epoch": epoch, "train_loss": float(np.mean(losses)),
+                  **{f"validation_{k}": v for k, v in val.items()}}
+        result.history.append(record)
+        if val["loss"] < best:
+            best, result.best_epoch = val["loss"], epoch
+            result.best_state = copy.deepcopy(model.state_dict())
+        if on_epoch is not None:
+            on_epoch(epoch, record)
+    if result.best_state is not None:
+        model.load_state_dict(result.best_state)
+    return result
