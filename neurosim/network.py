@@ -258,11 +258,19 @@ class Network:
 
     def spike_monitor(self, population: Population, *, name: str | None = None) -> SpikeMonitor:
         """Record every spike of ``population`` as (step, neuron, batch) events."""
+        self._require_spiking(population, "spike_monitor")
         return self._add_monitor(SpikeMonitor(population, name), "spikes")
 
     def spike_counter(self, population: Population, *, name: str | None = None) -> SpikeCounter:
         """Count spikes per neuron and batch row on the device (``counter.counts``); not logged."""
+        self._require_spiking(population, "spike_counter")
         return self._add_monitor(SpikeCounter(population, name), "counts")
+
+    @staticmethod
+    def _require_spiking(population: Population, what: str) -> None:
+        if getattr(population, "graded", False):
+            raise ValueError(f"{what}: population '{population.name}' is graded: it emits values, "
+                             "not spikes; record its activity 'r' with state_monitor(pop, 'r')")
 
     def state_monitor(self, population: Population, variables: Sequence[str] | str, *,
                       neurons: Sequence[int] | None = None, every: int = 1,

@@ -47,7 +47,11 @@ class Population:
         self.batch, self.dt, self.device, self.dtype = batch, dt, device, dtype
         self._require_memory()
         self.seed = seed
-        self.history = torch.zeros((1, batch, self.n), dtype=torch.bool, device=device)
+        #: True for a graded population (e.g. :class:`~neurosim.models.graded.Graded`): its
+        #: ring holds real values in the state's dtype, and projections deliver ``r * w``
+        self.graded = getattr(model, "output", "spike") == "graded"
+        self.ring_dtype = dtype if self.graded else torch.bool
+        self.history = torch.zeros((1, batch, self.n), dtype=self.ring_dtype, device=device)
         #: the step whose spikes :attr:`spikes` returns (set by the backend)
         self.last_step = -1
         #: the derivative of this population's spikes in differentiable runs (None: atan)
@@ -199,7 +203,8 @@ class Population:
     def arrays(self) -> dict[str, torch.Tensor]:
         """The arrays a backend steps, by name (the population's state contract).
 
-        ``spikes``: the spike ring ``(slots, batch, n)`` bool, step ``t`` in slot
+        ``spikes``: the spike ring ``(slots, batch, n)`` bool (graded: the values ``r`` in
+        the state's dtype), step ``t`` in slot
         ``t % slots``; ``state.<var>``, ``input.<name>`` ``(batch, n)``; ``const.<name>``
         (0-d, ``(n,)``, ``(1, n)`` or ``(batch, n)``); ``key.<random input>``: the
         counter-RNG element keys ``(batch, n)`` (the stream key is ``random_keys``). A
@@ -234,9 +239,10 @@ class Population:
         """Refuse a spike ring of ``length`` slots that cannot fit (before allocating it)."""
         if length <= self.history.shape[0]:
             return
-        # a bool per slot, batch row and neuron; on the CPU the compiled backend keeps
-        # int32 spike lists of the same shape beside it
-        per_cell = 1 + (4 if self.device.type == "cpu" else 0)
+        # a bool (graded: a value) per slot, batch row and neuron; on the CPU the compiled
+        # backend keeps int32 spike lists of the same shape beside it
+        item = torch.empty((), dtype=self.ring_dtype).element_size()
+        per_cell = item + (4 if self.device.type == "cpu" else 0)
         require(f"the spike ring of population '{self.name}' ({length} slots for delays of up "
                 f"to {length - 1} steps, x {self.batch * self.n} neurons)",
                 length * self.batch * self.n * per_cell, 0, self.device,
@@ -245,5 +251,5 @@ class Population:
     def set_history_length(self, length: int) -> None:
         if length != self.history.shape[0]:
             self.require_history(length)
-            self.history = torch.zeros((length, self.batch, self.n), dtype=torch.bool,
+            self.history = torch.zeros((length, self.batch, self.n), dtype=self.ring_dtype,
                                        device=self.device)

@@ -196,3 +196,25 @@ def test_one_epoch_on_10000_mnist_images_reaches_90_percent():
     test = evaluate(net, Split(standardized(test_images, mean, std).flatten(1),
                                torch.as_tensor(test_labels).long()))
     assert test["accuracy"] >= 0.90
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+@pytest.mark.parametrize("clip", [None, 0.05])
+def test_rule_view_on_the_engine_equals_the_autograd_view(backend, clip):
+    """CounterCurrent rules on graded populations give the autograd form's weight change."""
+    from neurosim.networks.ccl_rule_net import CCLRuleNet
+
+    net = tiny(seed=9)
+    x, y = batch(seed=10)
+    # batch 10 > 7 samples: padded rows must contribute nothing
+    rule = CCLRuleNet((6, 5, 4, 3), batch=10, weights=net, lr=0.7, clip=clip, backend=backend,
+                      dtype="float64")
+    for _ in range(2):
+        rule.step(x, y)
+        Trainer(net, lr=0.7, clip=clip).step(x, y)
+    for pair, u, v in zip(net.pairs, rule.U, rule.V):
+        torch.testing.assert_close(u.weight.T, pair.forward_map.weight.detach(), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(v.weight.T, pair.feedback_map.weight.detach(), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(rule.logits(x), net(x).detach(), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="labels must lie"):
+        rule.step(x, y + 5)

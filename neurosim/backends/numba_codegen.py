@@ -203,7 +203,8 @@ class KernelWriter:
         names = {"spikes": self.arg(f"p{k}_hist", lambda p=pop: arrays(p, "spikes")),
                  "cnt": self.arg(f"p{k}_cnt", lambda p=pop: arrays(p, "cnt")),
                  "idx": self.arg(f"p{k}_idx", lambda p=pop: arrays(p, "idx"))}
-        self.rebuild.append(f"    rebuild_spike_lists({names['spikes']}, {names['cnt']}, {names['idx']})")
+        rebuild = "rebuild_value_lists" if pop.graded else "rebuild_spike_lists"
+        self.rebuild.append(f"    {rebuild}({names['spikes']}, {names['cnt']}, {names['idx']})")
         short = {"state": "s", "input": "in", "key": "rk", "const": "c", "events": "ev"}
         for name in pop.arrays():
             if name == "spikes":
@@ -262,7 +263,7 @@ class KernelWriter:
             f"            res = {self.update_names[model]}({call_args})\n" + stores +
             f"            spikes[i] = res[{n_state}]\n"
             # a second, cheap pass lists the spiking neurons, so the update loop stays branch-free
-            f"        {cnt}[slot, b] = list_spikes(spikes, {idx}[slot, b])\n")
+            f"        {cnt}[slot, b] = {'list_nonzero' if pop.graded else 'list_spikes'}(spikes, {idx}[slot, b])\n")
         # populations of one model with the same parameter layout share one function
         text = text.replace(f"p{self.pid[pop.name]}_", "")
         if text not in self.step_fns:
@@ -277,18 +278,20 @@ class KernelWriter:
         weight = self.arg(f"j{j}_w", lambda pr=proj: arrays(pr, "weight"))
         indices = self.arg(f"j{j}_indices", lambda pr=proj: arrays(pr, "indices")) if proj.sparse else None
         lines = []
+        # a graded population's values multiply the weights (its lists hold the nonzero values)
+        values, src = ("_values", f"{hist}, ") if proj.pre.graded else ("", "")
         for q, block in enumerate(proj.blocks):
             slot = f"(t - {block.delay}) % {hist}.shape[0]"
             if not proj.sparse:
-                lines.append(f"    deliver_dense({cnt}, {idx}, {slot}, {weight}, {target})")
+                lines.append(f"    deliver_dense{values}({cnt}, {idx}, {slot}, {src}{weight}, {target})")
                 continue
             indptr = self.arg(f"j{j}_b{q}_indptr", lambda pr=proj, q=q: arrays(pr, f"block{q}.indptr"))
             if block.positions is None:
-                lines.append(f"    deliver_csr({cnt}, {idx}, {slot}, {indptr}, {indices}, "
+                lines.append(f"    deliver_csr{values}({cnt}, {idx}, {slot}, {src}{indptr}, {indices}, "
                              f"{weight}, {target})")
             else:
                 pos = self.arg(f"j{j}_b{q}_pos", lambda pr=proj, q=q: arrays(pr, f"block{q}.positions"))
-                lines.append(f"    deliver_csr_positions({cnt}, {idx}, {slot}, {indptr}, "
+                lines.append(f"    deliver_csr_positions{values}({cnt}, {idx}, {slot}, {src}{indptr}, "
                              f"{pos}, {indices}, {weight}, {target})")
         return lines
 
@@ -384,7 +387,9 @@ class KernelWriter:
             "import numpy as np\n"
             "from numba import njit, prange\n"
             "from neurosim.backends.numba_kernels import (where, spike, spike_above, list_spikes, rebuild_spike_lists, deliver_csr,\n"
-            "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes)\n"
+            "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes,\n"
+            "    list_nonzero, rebuild_value_lists, deliver_dense_values, deliver_csr_values,\n"
+            "    deliver_csr_positions_values)\n"
             "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator,\n"
             "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal)\n"
             "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"

@@ -54,11 +54,30 @@ def list_spikes(spikes, idx):
 
 
 @njit(cache=True)
+def list_nonzero(values, idx):
+    """A graded population's list: the indices of the nonzero values, ascending; their count."""
+    c = 0
+    for i in range(values.shape[0]):
+        if values[i] != 0:
+            idx[c] = i
+            c += 1
+    return c
+
+
+@njit(cache=True)
 def rebuild_spike_lists(hist, cnt, idx):
     """Recompute the index lists from the history ring (after a reset or a load)."""
     for slot in range(hist.shape[0]):
         for b in range(hist.shape[1]):
             cnt[slot, b] = list_spikes(hist[slot, b], idx[slot, b])
+
+
+@njit(cache=True)
+def rebuild_value_lists(hist, cnt, idx):
+    """:func:`rebuild_spike_lists` for a graded population's ring of values."""
+    for slot in range(hist.shape[0]):
+        for b in range(hist.shape[1]):
+            cnt[slot, b] = list_nonzero(hist[slot, b], idx[slot, b])
 
 
 @njit(cache=True)
@@ -88,6 +107,39 @@ def deliver_dense(cnt, idx, slot, weight, target):
             i = idx[slot, b, k]
             for j in range(n_post):
                 target[b, j] += weight[i, j]
+
+
+@njit(cache=True)
+def deliver_dense_values(cnt, idx, slot, hist, weight, target):
+    """Dense delivery from a graded population: each nonzero value r adds r * w."""
+    n_post = target.shape[1]
+    for b in range(target.shape[0]):
+        for k in range(cnt[slot, b]):
+            i = idx[slot, b, k]
+            r = hist[slot, b, i]
+            for j in range(n_post):
+                target[b, j] += r * weight[i, j]
+
+
+@njit(cache=True)
+def deliver_csr_values(cnt, idx, slot, hist, indptr, indices, weight, target):
+    for b in range(target.shape[0]):
+        for k in range(cnt[slot, b]):
+            i = idx[slot, b, k]
+            r = hist[slot, b, i]
+            for s in range(indptr[i], indptr[i + 1]):
+                target[b, indices[s]] += r * weight[s]
+
+
+@njit(cache=True)
+def deliver_csr_positions_values(cnt, idx, slot, hist, indptr, positions, indices, weight, target):
+    for b in range(target.shape[0]):
+        for k in range(cnt[slot, b]):
+            i = idx[slot, b, k]
+            r = hist[slot, b, i]
+            for q in range(indptr[i], indptr[i + 1]):
+                s = positions[q]
+                target[b, indices[s]] += r * weight[s]
 
 
 @njit(cache=True)

@@ -158,10 +158,11 @@ class TorchBackend:
         target = proj.post.arrays()[f"state.{proj.target}"]
         ring = proj.pre.arrays()["spikes"]
         weight = a["weight"]
+        graded = proj.pre.graded  # values r: each adds r * w (spikes add w)
         for q, block in enumerate(proj.blocks):
             spikes = ring[(t - block.delay) % ring.shape[0]]
             if not proj.sparse:
-                if spikes.shape[0] >= DENSE_MATMUL_BATCH:
+                if graded or spikes.shape[0] >= DENSE_MATMUL_BATCH:
                     target += spikes.to(weight.dtype) @ weight
                 else:
                     rows, cols = spikes.nonzero(as_tuple=True)
@@ -185,7 +186,10 @@ class TorchBackend:
             if positions is not None:
                 pos = positions[pos]
             flat = a["indices"][pos] + torch.repeat_interleave(rows, counts, output_size=total) * proj.post.n
-            target.view(-1).index_add_(0, flat, weight[pos])
+            values = weight[pos]
+            if graded:
+                values = values * torch.repeat_interleave(spikes[rows, cols], counts, output_size=total)
+            target.view(-1).index_add_(0, flat, values)
 
     def run_modulators(self, modulators: Any, t: int) -> None:
         modulators.step(t)

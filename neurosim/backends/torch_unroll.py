@@ -37,9 +37,11 @@ if TYPE_CHECKING:
 
 def is_differentiable(pop: "Population") -> bool:
     """True when ``pop``'s model writes its firing condition with ``spike``/``spike_above``
-    (so its spikes carry a surrogate gradient); sources and generators are not."""
+    (so its spikes carry a surrogate gradient) or is graded; sources and generators are not."""
     if pop.is_generator:
         return False
+    if pop.graded:  # its output is a real function of its state
+        return True
     names = type(pop.model).update.__code__.co_names
     return "spike" in names or "spike_above" in names
 

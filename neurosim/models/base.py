@@ -62,6 +62,9 @@ class NeuronModel:
     random_inputs: ClassVar[tuple[str, ...]] = ()
     #: receptor name -> state variable that synaptic input of that kind adds to
     receptors: ClassVar[dict[str, str]] = {}
+    #: what the population emits each step: ``"spike"`` (a bool; projections add the weight
+    #: where it is True) or ``"graded"`` (a real value ``r``; projections add ``r * w``)
+    output: ClassVar[str] = "spike"
     #: the branch-free update; subclasses set it with ``staticmethod``
     update: ClassVar[Callable[..., Any]]
 

@@ -36,6 +36,21 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
+def activation_derivative(name: str, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+    """``phi'(z)`` of activation ``name``, from the pre-activation ``z`` and ``r = phi(z)``."""
+    if name == "identity":
+        return torch.ones_like(z)
+    if name == "relu":
+        return (z > 0).to(z.dtype)
+    if name == "elu":
+        return torch.where(z > 0, torch.ones_like(z), r + 1.0)
+    if name == "sigmoid":
+        return r * (1.0 - r)
+    if name == "tanh":
+        return 1.0 - r * r
+    raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+
+
 def activation(name: str) -> Activation:
     """The activation function called ``name`` (one of :data:`ACTIVATIONS`)."""
     if name not in ACTIVATIONS:

@@ -3,6 +3,7 @@ weights and named neuromodulators. Attach with ``net.add_rule(projection, rule)`
 
 from neurosim.rules.base import Rule, SpikeTrace
 from neurosim.rules.bcm import BCM
+from neurosim.rules.counter_current import CounterCurrent
 from neurosim.rules.diehl_cook import DiehlCookSTDP
 from neurosim.rules.hebb import Hebb
 from neurosim.rules.inhibitory import InhibitoryPlasticity
@@ -14,5 +15,5 @@ from neurosim.rules.stdp import STDP
 from neurosim.rules.three_factor import RewardModulatedSTDP
 from neurosim.rules.triplet import TripletSTDP
 
-__all__ = ["BCM", "DiehlCookSTDP", "Hebb", "InhibitoryPlasticity", "Oja", "RateHomeostasis", "RateRule", "RewardModulatedSTDP", "Rule",
+__all__ = ["BCM", "CounterCurrent", "DiehlCookSTDP", "Hebb", "InhibitoryPlasticity", "Oja", "RateHomeostasis", "RateRule", "RewardModulatedSTDP", "Rule",
            "STDP", "SpikeTrace", "TripletSTDP", "WeightNormalization"]

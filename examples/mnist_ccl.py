@@ -1,0 +1,272 @@
+"""Counter-current learning on MNIST / Fashion-MNIST, beside backprop, FA and DFA.
+
+    python examples/mnist_ccl.py --epochs 5                          # CCL MLP, 5 epochs
+    python examples/mnist_ccl.py                                     # the paper's run: 100 epochs
+    python examples/mnist_ccl.py --dataset fashion --method fa       # a baseline, same MLP
+    python examples/mnist_ccl.py --arch cnn --epochs 1 --width 0.25  # the max-pool CNN, narrower
+    python examples/mnist_ccl.py --dataset fashion --arch ae         # the convolutional autoencoder
+
+CCL (Kao & Hariharan, NeurIPS 2024) trains a forward network (image -> classes) and a
+feedback network (class one-hots -> image) of mirrored shapes; each layer's input is
+detached, so each layer learns only from its own local loss (see
+neurosim/networks/ccl.py). The configuration is the authors' code's: MLP 784-256x5-10,
+ELU, no bias; SGD lr 1 for both networks, gradient clipping 1.0 per network, batch 256,
+100 epochs; the unnormalised local loss (kappa 0.5, 256/d); inputs standardised with
+the dataset's mean and std. --method bp|fa|dfa trains the same MLP by backprop,
+feedback alignment or direct feedback alignment with the same optimiser settings (the
+authors' BP config) except the learning rate: 1.0 (bp), 0.3 (fa), 0.1 (dfa), chosen
+on the validation split. 10% of the training set is held out; the weights of the epoch with
+the lowest validation loss are evaluated on the test set.
+
+--engine numba|torch trains the MLP as a simulation instead: graded populations joined
+by delay-0 projections, each learning by a CounterCurrent rule from a per-sample error
+signal (neurosim/networks/ccl_rule_net.py); same update, same figures up to float
+rounding.
+
+--arch cnn: five conv 3x3 -> ELU -> max-pool layers (128,128,256,256,512 channels,
+times --width) on images padded to 32x32, the paper's normalised loss with
+decorrelation 0.5, warm-up 100 batches, gradient centralisation, cosine schedule.
+--arch ae: the convolutional autoencoder (encoder 4 x conv stride 2, decoder mirrored,
+ReLU, the image as feedback target, MSE between every pair), reported as test MSE.
+
+The HDF5 log (--log) holds the configuration, one row per epoch (train loss,
+validation loss and accuracy, seconds) flushed as each epoch ends, the final weights
+and the test figures; a run that stops early leaves it marked incomplete. The last
+line printed is one JSON object.
+
+Where the data are looked for: --data DIR, $NEUROSIM_DATA, ../shared/datasets beside
+this clone, ~/.cache/neurosim/datasets/<name>, /usr/share/datasets/<name>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+import time
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion"])
+    parser.add_argument("--arch", default="mlp", choices=["mlp", "cnn", "ae"])
+    parser.add_argument("--method", default="ccl", choices=["ccl", "bp", "fa", "dfa"],
+                        help="ccl, or a baseline on the same MLP (bp, fa, dfa)")
+    parser.add_argument("--loss", default=None, choices=["code", "normalized"],
+                        help="CCL's local loss: the authors' code (MLP default) or the paper's "
+                             "normalised Eq. 2 (CNN default)")
+    parser.add_argument("--engine", default="autograd", choices=["autograd", "numba", "torch"],
+                        help="autograd: CCLNet (default); numba/torch: the same update as "
+                             "CounterCurrent rules on graded populations stepped by that backend")
+    parser.add_argument("--epochs", type=_positive, default=100)
+    parser.add_argument("--batch", type=_positive, default=None, help="default 256 (MLP), 128 (CNN), 32 (AE)")
+    parser.add_argument("--lr", type=_positive_float, default=None,
+                        help="SGD learning rate of both networks (default 1.0; AE 0.01; fa 0.3, dfa 0.1)")
+    parser.add_argument("--clip", type=_positive_float, default=None,
+                        help="gradient clipping per network (default 1.0; AE 0.2)")
+    parser.add_argument("--width", type=_positive_float, default=1.0,
+                        help="scale the CNN/AE channel counts (default 1: the paper's)")
+    parser.add_argument("--train", type=_positive, default=None,
+                        help="use the first N training images (default all)")
+    parser.add_argument("--seed", type=int, default=2023, help="weights, split and order (default 2023)")
+    parser.add_argument("--threads", type=_positive, default=None, help="torch threads")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--data", default=None, metavar="DIR",
+                        help="folder with the four IDX files, or its parent")
+    parser.add_argument("--log", default=None, help="HDF5 log (default runs/ccl-<dataset>-<time>.h5)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.arch != "mlp" and args.method != "ccl":
+        parser.error(f"--method {args.method} runs on the MLP only; use --arch mlp or --method ccl")
+    if args.engine != "autograd" and (args.arch != "mlp" or args.method != "ccl" or args.loss == "normalized"):
+        parser.error("--engine numba/torch runs the CCL MLP with the code's loss only "
+                     "(--arch mlp --method ccl)")
+    if args.arch == "ae" and args.loss is not None:
+        parser.error("--loss applies to classification; the autoencoder's local loss is MSE")
+    return args
+
+
+#: SGD learning rates of the baselines, chosen on the validation split (MNIST, 3 epochs,
+#: from 0.03, 0.1, 0.3, 1): at lr 1 FA learns slowly and DFA diverges
+BASELINE_LR = {"bp": 1.0, "fa": 0.3, "dfa": 0.1}
+
+
+def configuration(args: argparse.Namespace) -> dict:
+    """The trainer's settings for --arch (the authors' configs; see the module doc)."""
+    if args.arch == "mlp":
+        cfg = dict(batch=256, lr=1.0, clip=1.0, momentum=0.0, weight_decay=0.0, warmup=0,
+                   cosine_epochs=0, gradient_centralization=False)
+    elif args.arch == "cnn":
+        cfg = dict(batch=128, lr=1.0, clip=1.0, momentum=0.0, weight_decay=0.0, warmup=100,
+                   cosine_epochs=args.epochs, gradient_centralization=True)
+    else:
+        cfg = dict(batch=32, lr=0.01, clip=0.2, momentum=0.9, weight_decay=1e-4, warmup=100,
+                   cosine_epochs=args.epochs, gradient_centralization=False)
+    if args.method in BASELINE_LR:
+        cfg["lr"] = BASELINE_LR[args.method]
+    for key in ("batch", "lr", "clip"):
+        if getattr(args, key) is not None:
+            cfg[key] = getattr(args, key)
+    return cfg
+
+
+def build(args: argparse.Namespace):
+    from neurosim.networks.ccl import CCLNet
+    from neurosim.networks.feedback_alignment import AlignmentMLP
+
+    if args.method != "ccl":
+        return AlignmentMLP(method=args.method, seed=args.seed)
+    if args.arch == "mlp":
+        return CCLNet.mlp(seed=args.seed, loss=args.loss or "code")
+    scale = lambda cs: [max(1, round(c * args.width)) for c in cs]  # noqa: E731
+    if args.arch == "cnn":
+        return CCLNet.cnn(1, 32, scale((128, 128, 256, 256, 512)), 10, seed=args.seed,
+                          loss=args.loss or "normalized")
+    return CCLNet.autoencoder(1, 28, scale((32, 64, 128, 256)), seed=args.seed)
+
+
+def error_message(exc: BaseException, dataset: str, log: str | None) -> str:
+    """One line naming what is wrong and the flag to change."""
+    from neurosim.datasets import DatasetNotFoundError
+
+    if isinstance(exc, DatasetNotFoundError):
+        return (f"{dataset} not found; looked in {', '.join(exc.searched)}. Pass --data DIR (the folder "
+                "with the four IDX files, or its parent) or set NEUROSIM_DATA=DIR")
+    if isinstance(exc, FileExistsError):
+        return (f"{exc.filename or log}: the log exists; choose another --log, or leave --log out "
+                "for a new name under runs/")
+    if isinstance(exc, FloatingPointError):
+        return f"{exc} (--lr, --clip)"
+    flag = " (--log)" if isinstance(exc, OSError) and getattr(exc, "filename", None) else ""
+    return f"{exc}{flag}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    progress = False if args.no_progress else None
+    t_start = time.perf_counter()
+    print("[starting: importing torch and neurosim]", file=sys.stderr, flush=True)
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+
+    from neurosim.datasets import DatasetError, load_fashion_mnist, load_mnist
+    from neurosim.datasets.standardize import PIXEL_STATISTICS, standardized
+    from neurosim.networks.ccl_training import Split, Trainer, evaluate, fit, train_validation_split
+    from neurosim.recording.training_log import TrainingLog
+
+    name = "mnist" if args.dataset == "mnist" else "fashion-mnist"
+    beside_clone = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                                 "..", "shared", "datasets"))
+    log = args.log
+    training_log = None
+    try:
+        if log is None:
+            os.makedirs("runs", exist_ok=True)
+            log = datetime.datetime.now().strftime(f"runs/ccl-{args.dataset}-%Y%m%d-%H%M%S-%f.h5")
+        elif os.path.dirname(log):
+            os.makedirs(os.path.dirname(log), exist_ok=True)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        device = torch.device(args.device)
+        loader = load_mnist if args.dataset == "mnist" else load_fashion_mnist
+        images, labels = loader("train", args.data, also_look_in=[beside_clone])
+        test_images, test_labels = loader("test", args.data, also_look_in=[beside_clone])
+        images, labels = images[:args.train], labels[:args.train]
+        mean, std = PIXEL_STATISTICS[name]
+        pad = 2 if args.arch == "cnn" else 0  # 28 -> 32 pixels: five halvings down to 1x1
+
+        def tensors(imgs, labs):
+            x = standardized(imgs, mean, std, pad)
+            x = x.flatten(1) if args.arch == "mlp" else x
+            y = torch.as_tensor(labs).long() if args.arch != "ae" else None
+            return x.to(device), (y.to(device) if y is not None else None)
+
+        x, y = tensors(images, labels)
+        train, validation = train_validation_split(x, y, args.seed)
+        cfg = configuration(args)
+        if len(train) < cfg["batch"]:
+            raise ValueError(f"--train leaves {len(train)} training images, fewer than --batch {cfg['batch']}")
+        if args.engine == "autograd":
+            model = build(args).to(device)
+            trainer = Trainer(model, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
+                              clip=cfg["clip"], gradient_centralization=cfg["gradient_centralization"],
+                              warmup=cfg["warmup"], cosine_epochs=cfg["cosine_epochs"])
+        else:
+            from neurosim.networks.ccl_rule_net import CCLRuleNet
+
+            model = trainer = CCLRuleNet(batch=cfg["batch"], lr=cfg["lr"], clip=cfg["clip"],
+                                         weights=build(args), backend=args.engine, device=args.device)
+        metrics = ["train_loss", "validation_loss", "validation_accuracy", "seconds"]
+        state = model.state_dict()
+        attrs = {"dataset": name, "arch": args.arch, "method": args.method, "engine": args.engine,
+                 "loss": getattr(model, "loss_name", "cross-entropy"), "epochs": args.epochs,
+                 "seed": args.seed, "train_samples": len(train), "validation_samples": len(validation),
+                 "created_at": datetime.datetime.now().isoformat(), "configuration": cfg,
+                 "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:]))}
+        training_log = TrainingLog(log, attrs, metrics,
+                                   {k: (tuple(v.shape), "f4") for k, v in state.items()},
+                                   ["test_loss", "test_accuracy", "best_epoch", "seconds"])
+        epoch_bar = tqdm(total=args.epochs, desc=f"{args.method} {args.arch} on {args.dataset}: epochs",
+                         unit="epoch", disable=progress is False)
+        clock = {"last": time.perf_counter()}
+        train_seconds = [0.0]
+
+        def on_epoch(epoch, record):
+            now = time.perf_counter()
+            record["seconds"] = now - clock["last"]
+            train_seconds[0] += record["seconds"]
+            clock["last"] = now
+            training_log.add_epoch(record)
+            epoch_bar.update(1)
+            shown = {k: round(v, 4) for k, v in record.items() if k != "epoch"}
+            epoch_bar.write(f"epoch {epoch}: {shown}")
+
+        result = fit(model, trainer, train, validation, epochs=args.epochs, batch=cfg["batch"],
+                     seed=args.seed, progress=progress, on_epoch=on_epoch)
+        epoch_bar.close()
+        test = evaluate(model, Split(*tensors(test_images, test_labels)))
+    except KeyboardInterrupt:
+        if training_log is not None:
+            training_log.close()  # incomplete: the epochs done stay readable
+        print(f"mnist_ccl.py: interrupted; the log {log} keeps the finished epochs, marked incomplete",
+              file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError, RuntimeError, FloatingPointError, DatasetError) as exc:
+        if training_log is not None:
+            training_log.close()
+        print(f"mnist_ccl.py: error: {error_message(exc, name, log)}", file=sys.stderr)
+        return 2
+    seconds = train_seconds[0]
+    results = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy", float("nan")),
+               "best_epoch": result.best_epoch, "seconds": seconds}
+    training_log.finish({k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}, results)
+    out = {"test_accuracy": round(test["accuracy"], 4) if "accuracy" in test else None,
+           "test_mse": round(test["loss"], 5) if args.arch == "ae" else None,
+           "epochs": args.epochs, "seconds": round(seconds, 1),
+           "seconds_per_epoch": round(seconds / args.epochs, 2), "method": args.method,
+           "engine": args.engine, "arch": args.arch, "dataset": args.dataset, "best_epoch": result.best_epoch,
+           "seed": args.seed, "batch": cfg["batch"], "lr": cfg["lr"],
+           "total_seconds": round(time.perf_counter() - t_start, 1), "log": log}
+    print(json.dumps({k: v for k, v in out.items() if v is not None}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
