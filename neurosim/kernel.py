@@ -2,8 +2,8 @@
 
 A neuron model's update is an ordinary Python function of per-neuron values
 (state variables, inputs, constants) that is *branch-free*: it uses arithmetic,
-comparisons, and only the math names defined here (``exp``, ``where``, and
-``spike``/``spike_above`` for the firing condition). The same function object is
+comparisons, and only the math names defined here (``exp``, ``where``,
+``maximum``/``minimum``, and ``spike``/``spike_above`` for the firing condition). The same function object is
 then re-bound to a backend's math:
 
 * torch backend: ``exp`` -> ``torch.exp``, ``where`` -> ``torch.where``; the
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 #: Names a kernel function may use from its module globals besides arithmetic.
-KERNEL_MATH_NAMES = ("exp", "where", "spike", "spike_above")
+KERNEL_MATH_NAMES = ("exp", "where", "maximum", "minimum", "spike", "spike_above")
 
 
 def exp(x: Any) -> Any:
@@ -38,6 +38,35 @@ def exp(x: Any) -> Any:
 def where(cond: Any, a: Any, b: Any) -> Any:
     """Elementwise select: ``a`` where ``cond`` holds, else ``b`` (numpy reference)."""
     return np.where(cond, a, b)
+
+
+def maximum(a: Any, b: Any) -> Any:
+    """Elementwise larger of ``a`` and ``b`` (numpy reference); e.g. ``maximum(z, 0.0)``."""
+    return np.maximum(a, b)
+
+
+def minimum(a: Any, b: Any) -> Any:
+    """Elementwise smaller of ``a`` and ``b`` (numpy reference)."""
+    return np.minimum(a, b)
+
+
+def torch_maximum(a: Any, b: Any) -> Any:
+    """``maximum`` on tensors: a clamp when one side is a number (several times faster
+    than a ``where`` on the CPU)."""
+    if not isinstance(b, torch.Tensor):
+        return torch.clamp_min(a, b) if isinstance(a, torch.Tensor) else max(a, b)
+    if not isinstance(a, torch.Tensor):
+        return torch.clamp_min(b, a)
+    return torch.maximum(a, b)
+
+
+def torch_minimum(a: Any, b: Any) -> Any:
+    """``minimum`` on tensors (see :func:`torch_maximum`)."""
+    if not isinstance(b, torch.Tensor):
+        return torch.clamp_max(a, b) if isinstance(a, torch.Tensor) else min(a, b)
+    if not isinstance(a, torch.Tensor):
+        return torch.clamp_max(b, a)
+    return torch.minimum(a, b)
 
 
 def spike(x: Any) -> Any:
@@ -52,8 +81,10 @@ def spike_above(x: Any) -> Any:
 
 
 TORCH_MATH: Mapping[str, Callable[..., Any]] = {"exp": torch.exp, "where": torch.where,
+                                                "maximum": torch_maximum, "minimum": torch_minimum,
                                                 "spike": spike, "spike_above": spike_above}
-NUMPY_MATH: Mapping[str, Callable[..., Any]] = {"exp": exp, "where": where, "spike": spike,
+NUMPY_MATH: Mapping[str, Callable[..., Any]] = {"exp": exp, "where": where, "maximum": maximum,
+                                                "minimum": minimum, "spike": spike,
                                                 "spike_above": spike_above}
 
 

@@ -165,7 +165,10 @@ class Runner:
                      ("synapse",) if proj.sparse else ("pre", "post"), proj.weight)
                     for proj in plastic.values()]
         tensors = [item for item in tensors if item[2].is_floating_point() and item[2].numel()]
-        if not tensors or bool(torch.stack([torch.isfinite(t).all() for *_, t in tensors]).all()):
+        # a sum is finite only if every term is (a NaN or inf term makes it NaN or inf), so
+        # one sum per tensor clears the common case; a non-finite sum (perhaps an overflow
+        # of finite terms) is then looked into element by element
+        if not tensors or bool(torch.isfinite(torch.stack([t.sum() for *_, t in tensors])).all()):
             return
         for what, axes, t in tensors:
             bad = (~torch.isfinite(t)).nonzero()

@@ -27,6 +27,8 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from neurosim.kernel import torch_maximum, torch_minimum
+
 #: surrogate names accepted by ``Network.population(..., surrogate=...)``
 NAMES = ("atan", "fast_sigmoid", "sigmoid", "triangular", "straight_through_estimator")
 
@@ -109,6 +111,6 @@ def _where(cond: Any, a: Any, b: Any) -> torch.Tensor:
 
 def differentiable_math(surrogate: Surrogate) -> Mapping[str, Callable[..., Any]]:
     """The math namespace (see :func:`neurosim.kernel.bind`) of a differentiable run."""
-    return {"exp": torch.exp, "where": _where,
+    return {"exp": torch.exp, "where": _where, "maximum": torch_maximum, "minimum": torch_minimum,
             "spike": lambda x: _step(False, x, surrogate),
             "spike_above": lambda x: _step(True, x, surrogate)}

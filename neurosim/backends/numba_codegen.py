@@ -386,7 +386,7 @@ class KernelWriter:
             f"# Library kernels: {library_digest()}\n"
             "import numpy as np\n"
             "from numba import njit, prange\n"
-            "from neurosim.backends.numba_kernels import (where, spike, spike_above, list_spikes, rebuild_spike_lists, deliver_csr,\n"
+            "from neurosim.backends.numba_kernels import (where, maximum, minimum, spike, spike_above, list_spikes, rebuild_spike_lists, deliver_csr,\n"
             "    deliver_csr_positions, deliver_dense, emit_events, record_events, record_state, count_spikes,\n"
             "    list_nonzero, rebuild_value_lists, deliver_dense_values, deliver_csr_values,\n"
             "    deliver_csr_positions_values)\n"

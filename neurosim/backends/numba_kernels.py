@@ -20,6 +20,16 @@ def where(cond, a, b):  # noqa: ANN001 - scalar select used by generated model c
 
 
 @njit(cache=True)
+def maximum(a, b):  # noqa: ANN001 - neurosim.kernel.maximum on scalars
+    return a if a > b else b
+
+
+@njit(cache=True)
+def minimum(a, b):  # noqa: ANN001 - neurosim.kernel.minimum on scalars
+    return a if a < b else b
+
+
+@njit(cache=True)
 def spike(x):  # noqa: ANN001 - the firing condition x >= 0 (neurosim.kernel.spike)
     return x >= 0
 

@@ -163,7 +163,7 @@ class TorchBackend:
             spikes = ring[(t - block.delay) % ring.shape[0]]
             if not proj.sparse:
                 if graded or spikes.shape[0] >= DENSE_MATMUL_BATCH:
-                    target += spikes.to(weight.dtype) @ weight
+                    target.addmm_(spikes.to(weight.dtype), weight)  # the sum inside the product
                 else:
                     rows, cols = spikes.nonzero(as_tuple=True)
                     if cols.numel():

@@ -12,14 +12,16 @@ cleared once used; ``i_ext``: an injected input, e.g. the pixels of an input lay
 ``phi'(z)``). ``phi`` is one of ``identity``, ``relu``, ``elu``, ``sigmoid``, ``tanh``,
 each a model class of its own (one branch-free ``update`` each), chosen by
 ``Graded(activation=...)``. Sigmoid and tanh are written in the overflow-free form
-(the exponent is never positive), so the differentiable mode's gradients stay finite.
+(the exponent is never positive), so the differentiable mode's gradients stay finite;
+ReLU and ELU use ``maximum``/``minimum``, clamps on torch (a ``where`` is several
+times slower there).
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from neurosim.kernel import exp, kernel, where
+from neurosim.kernel import exp, kernel, maximum, minimum, where
 from neurosim.models.base import NeuronModel, StateVariable
 from neurosim.parameters import Parameter
 
@@ -39,7 +41,7 @@ def pre_activation(i, i_ext, bias):
 @kernel
 def stable_sigmoid(z):
     """1 / (1 + exp(-z)) without overflow: exp of a non-positive number only."""
-    e = exp(where(z > 0.0, -z, z))
+    e = exp(minimum(z, 0.0 - z))  # exp(-|z|) <= 1
     return where(z > 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
@@ -107,7 +109,7 @@ class GradedReLU(Graded):
     @staticmethod
     def update(i, z, r, i_ext, bias):
         z = pre_activation(i, i_ext, bias)
-        r = where(z > 0.0, z, 0.0 * z)
+        r = maximum(z, 0.0)
         return 0.0 * i, z, r, r
 
 
@@ -119,7 +121,7 @@ class GradedELU(Graded):
     @staticmethod
     def update(i, z, r, i_ext, bias):
         z = pre_activation(i, i_ext, bias)
-        r = where(z > 0.0, z, exp(where(z > 0.0, 0.0 * z, z)) - 1.0)
+        r = maximum(z, 0.0) + exp(minimum(z, 0.0)) - 1.0
         return 0.0 * i, z, r, r
 
 

@@ -43,7 +43,7 @@ def activation_derivative(name: str, z: torch.Tensor, r: torch.Tensor) -> torch.
     if name == "relu":
         return (z > 0).to(z.dtype)
     if name == "elu":
-        return torch.where(z > 0, torch.ones_like(z), r + 1.0)
+        return (r + 1.0).clamp_max(1.0)  # 1 where z > 0, exp(z) = r + 1 elsewhere
     if name == "sigmoid":
         return r * (1.0 - r)
     if name == "tanh":
