@@ -26,6 +26,10 @@ rounding.
 --arch cnn: five conv 3x3 -> ELU -> max-pool layers (128,128,256,256,512 channels,
 times --width) on images padded to 32x32, the paper's normalised loss with
 decorrelation 0.5, warm-up 100 batches, gradient centralisation, cosine schedule.
+--arch snn: the spiking variant (neurosim/networks/ccl_spiking.py): 784-256-256-10
+layers of leaky spiking neurons (decay 0.9, threshold 1), images as Bernoulli spikes
+over --steps steps, local losses on firing rates through the differentiable mode
+(Network.unroll); batch 64, SGD lr 1, clip 1 (lr chosen on the validation split).
 --arch ae: the convolutional autoencoder (encoder 4 x conv stride 2, decoder mirrored,
 ReLU, the image as feedback target, MSE between every pair), reported as test MSE.
 
@@ -65,7 +69,8 @@ def _positive_float(text: str) -> float:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion"])
-    parser.add_argument("--arch", default="mlp", choices=["mlp", "cnn", "ae"])
+    parser.add_argument("--arch", default="mlp", choices=["mlp", "cnn", "ae", "snn"])
+    parser.add_argument("--steps", type=_positive, default=16, help="time steps per image (--arch snn)")
     parser.add_argument("--method", default="ccl", choices=["ccl", "bp", "fa", "dfa"],
                         help="ccl, or a baseline on the same MLP (bp, fa, dfa)")
     parser.add_argument("--loss", default=None, choices=["code", "normalized"],
@@ -112,6 +117,9 @@ def configuration(args: argparse.Namespace) -> dict:
     if args.arch == "mlp":
         cfg = dict(batch=256, lr=1.0, clip=1.0, momentum=0.0, weight_decay=0.0, warmup=0,
                    cosine_epochs=0, gradient_centralization=False)
+    elif args.arch == "snn":
+        cfg = dict(batch=64, lr=1.0, clip=1.0, momentum=0.0, weight_decay=0.0, warmup=0,
+                   cosine_epochs=0, gradient_centralization=False)
     elif args.arch == "cnn":
         cfg = dict(batch=128, lr=1.0, clip=1.0, momentum=0.0, weight_decay=0.0, warmup=100,
                    cosine_epochs=args.epochs, gradient_centralization=True)
@@ -134,6 +142,13 @@ def build(args: argparse.Namespace):
         return AlignmentMLP(method=args.method, seed=args.seed)
     if args.arch == "mlp":
         return CCLNet.mlp(seed=args.seed, loss=args.loss or "code")
+    if args.arch == "snn":
+        from neurosim.networks.ccl_spiking import SpikingCCL
+
+        if args.loss == "normalized":
+            raise ValueError("--arch snn uses the code's local loss; leave out --loss")
+        return SpikingCCL(steps=args.steps, batch=configuration(args)["batch"], seed=args.seed,
+                          device=args.device)
     scale = lambda cs: [max(1, round(c * args.width)) for c in cs]  # noqa: E731
     if args.arch == "cnn":
         return CCLNet.cnn(1, 32, scale((128, 128, 256, 256, 512)), 10, seed=args.seed,
@@ -193,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         pad = 2 if args.arch == "cnn" else 0  # 28 -> 32 pixels: five halvings down to 1x1
 
         def tensors(imgs, labs):
-            x = standardized(imgs, mean, std, pad)
-            x = x.flatten(1) if args.arch == "mlp" else x
+            if args.arch == "snn":  # intensities in [0, 1]: spike probabilities
+                x = torch.as_tensor(imgs).float().flatten(1) / 255.0
+            else:
+                x = standardized(imgs, mean, std, pad)
+                x = x.flatten(1) if args.arch == "mlp" else x
             y = torch.as_tensor(labs).long() if args.arch != "ae" else None
             return x.to(device), (y.to(device) if y is not None else None)
 

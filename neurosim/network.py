@@ -193,7 +193,7 @@ class Network:
 
     def projection(self, pre: Population, post: Population, connector: Connector | None = None, *,
                    weight: WeightSpec = None, receptor: str = "exc", delay: DelaySpec = 1,
-                   sparse: bool | None = None, trainable: bool = False,
+                   sparse: bool | None = None, trainable: bool = False, stop_gradient: bool = False,
                    name: str | None = None) -> Projection:
         """Connect ``pre`` to ``post``.
 
@@ -213,6 +213,10 @@ class Network:
                 below 10% connection density or with per-synapse delays.
             trainable: expose the weights as an ``nn.Parameter`` (``proj.parameter``,
                 in :meth:`parameters`) that :meth:`unroll` differentiates.
+            stop_gradient: in :meth:`unroll`, no gradient flows back through this
+                projection into the presynaptic population (its weights still get
+                theirs): each layer then learns from its own loss only, as in
+                counter-current learning (``sg`` in its equations).
         """
         for p, role in ((pre, "pre"), (post, "post")):
             if not isinstance(p, Population):
@@ -230,7 +234,7 @@ class Network:
         name = self._name(name, "projection", self.projections)
         proj = Projection(name, pre, post, connector, weight, receptor, delay, sparse,
                           numpy_stream(self.seed, f"projection/{name}"), self.device, self.dtype,
-                          trainable)
+                          trainable, stop_gradient)
         self.projections[name] = proj
         self._dirty = True
         return proj

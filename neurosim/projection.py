@@ -69,7 +69,7 @@ class Projection:
     def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector | None,
                  weight: WeightSpec, receptor: str, delay: DelaySpec, sparse: bool | None,
                  rng: np.random.Generator, device: torch.device, dtype: torch.dtype,
-                 trainable: bool = False) -> None:
+                 trainable: bool = False, stop_gradient: bool = False) -> None:
         owner = f"projection '{name}'"
         if connector is None:  # a sparse matrix of weights names its synapses itself
             connector, weight = (FromMatrix(weight), None) if is_sparse(weight) else (AllToAll(), weight)
@@ -130,6 +130,10 @@ class Projection:
         self.delays = torch.as_tensor(delays, device=device) if not uniform_delay else None
         if not isinstance(trainable, (bool, np.bool_)):
             raise TypeError(f"{owner}: trainable must be True or False, got {show(trainable)}")
+        if not isinstance(stop_gradient, (bool, np.bool_)):
+            raise TypeError(f"{owner}: stop_gradient must be True or False, got {show(stop_gradient)}")
+        #: in a differentiable run, gradients stop at the presynaptic activity (see Network.projection)
+        self.stop_gradient = bool(stop_gradient)
         #: the weights as an ``nn.Parameter`` for an optimiser (``trainable=True``), else None.
         #: It shares :attr:`weight`'s memory (what one changes the other sees) but not its
         #: autograd version counter, so a learning rule may change the weights in place
@@ -308,6 +312,7 @@ class Projection:
                 "receptor": self.receptor, "target": self.target, "synapses": self.nnz,
                 "storage": "csr" if self.sparse else "dense",
                 "delays_steps": sorted({b.delay for b in self.blocks}), "trainable": self.trainable,
+                "stop_gradient": self.stop_gradient,
                 **self.connector.describe()}
 
     # -- state --------------------------------------------------------------------------

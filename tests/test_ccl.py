@@ -218,3 +218,50 @@ def test_rule_view_on_the_engine_equals_the_autograd_view(backend, clip):
     torch.testing.assert_close(rule.logits(x), net(x).detach(), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="labels must lie"):
         rule.step(x, y + 5)
+
+
+def test_spiking_variant_local_losses_reach_only_their_matrices():
+    from neurosim.networks.ccl_spiking import SpikingCCL
+
+    net = SpikingCCL((12, 8, 6, 3), steps=6, batch=5, seed=1)
+    with torch.no_grad():  # strong enough weights that every layer fires
+        for p in net.parameters():
+            p.mul_(6.0)
+    x = torch.rand(5, 12, generator=torch.Generator().manual_seed(2))
+    y = torch.tensor([0, 1, 2, 0, 1])
+    a, scores = net._forward_rates(x)
+    b = net._feedback_rates()
+    assert all(float(r.detach().sum()) > 0 for r in a[1:] + b)
+    match = class_match(y, 3)
+    L = 3
+    for l in range(L):
+        loss = code_loss(a[l], b[l], match)
+        expect = ({f"weights.U{l}"} if l >= 1 else set()) | {f"weights.V{l + 1}"}
+        assert touched(net, loss) == expect, l
+    assert touched(net, F.cross_entropy(scores, y)) == {f"weights.U{L}"}
+    loss, _ = net.training_loss(x, y)
+    loss.backward()
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_stop_gradient_cuts_only_the_presynaptic_path():
+    import neurosim as ns
+
+    def build(stop):
+        net = ns.Network(dt=1.0, batch=2, backend="torch", dtype="float64")
+        a = net.population(3, ns.Graded("identity"), name="a")
+        h = net.population(3, ns.Graded("tanh"), name="h")
+        o = net.population(2, ns.Graded("identity"), name="o")
+        a.inputs["i_ext"].copy_(torch.tensor([[1.0, -0.5, 2.0], [0.3, 0.2, -1.0]]))
+        p1 = net.projection(a, h, weight=np.full((3, 3), 0.4), receptor="in", delay=0, trainable=True)
+        p2 = net.projection(h, o, weight=np.full((3, 2), -0.3), receptor="in", delay=0, trainable=True,
+                            stop_gradient=stop)
+        out = net.unroll(1, record={o: "r"})["o"]["r"].sum()
+        out.backward()
+        return p1, p2
+
+    p1, p2 = build(False)
+    q1, q2 = build(True)
+    assert q1.parameter.grad is None or float(q1.parameter.grad.abs().sum()) == 0.0
+    assert float(p1.parameter.grad.abs().sum()) > 0
+    torch.testing.assert_close(q2.parameter.grad, p2.parameter.grad)  # its own weights: the same

@@ -89,6 +89,8 @@ class Unroll:
             for proj in projs:  # the projections into one receptor: one summed input
                 weight = proj.parameter if proj.parameter is not None else proj.weight
                 x = self.given[proj.pre.name].to(weight.dtype)
+                if proj.stop_gradient:
+                    x = x.detach()
                 term = x.reshape(-1, x.shape[-1]) @ weight
                 total = term if total is None else total + term
             steps, batch = self.given[projs[0].pre.name].shape[:2]
@@ -217,5 +219,6 @@ class Unroll:
         weight = proj.parameter if proj.parameter is not None else proj.weight.data
         total = values[proj.target]
         for block in proj.blocks:  # as a normal run at batch >= DENSE_MATMUL_BATCH
-            total = total + self.spike_value(proj.pre, t - block.delay) @ weight
+            pre = self.spike_value(proj.pre, t - block.delay)
+            total = total + (pre.detach() if proj.stop_gradient else pre) @ weight
         values[proj.target] = total
