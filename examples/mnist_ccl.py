@@ -68,7 +68,9 @@ def _positive_float(text: str) -> float:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion"])
+    parser.add_argument("--dataset", default="mnist", choices=["mnist", "fashion", "cifar10", "cifar100"],
+                        help="mnist, fashion (Fashion-MNIST); cifar10/cifar100 if you have them "
+                             "(the python version, in --data or $NEUROSIM_DATA)")
     parser.add_argument("--arch", default="mlp", choices=["mlp", "cnn", "ae", "snn"])
     parser.add_argument("--steps", type=_positive, default=16, help="time steps per image (--arch snn)")
     parser.add_argument("--method", default="ccl", choices=["ccl", "bp", "fa", "dfa"],
@@ -102,6 +104,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.engine != "autograd" and (args.arch != "mlp" or args.method != "ccl" or args.loss == "normalized"):
         parser.error("--engine numba/torch runs the CCL MLP with the code's loss only "
                      "(--arch mlp --method ccl)")
+    if args.dataset.startswith("cifar") and args.arch in ("ae", "snn"):
+        parser.error(f"--arch {args.arch} runs on mnist or fashion")
     if args.arch == "ae" and args.loss is not None:
         parser.error("--loss applies to classification; the autoencoder's local loss is MSE")
     return args
@@ -138,10 +142,15 @@ def build(args: argparse.Namespace):
     from neurosim.networks.ccl import CCLNet
     from neurosim.networks.feedback_alignment import AlignmentMLP
 
+    classes = 100 if args.dataset == "cifar100" else 10
+    # the authors' MLPs: 784-256x5-10 for the digits, 3072-1024x3-C for CIFAR
+    sizes = ((3072, 1024, 1024, 1024, classes) if args.dataset.startswith("cifar")
+             else (784, 256, 256, 256, 256, 256, 10))
+    channels = 3 if args.dataset.startswith("cifar") else 1
     if args.method != "ccl":
-        return AlignmentMLP(method=args.method, seed=args.seed)
+        return AlignmentMLP(sizes, method=args.method, seed=args.seed)
     if args.arch == "mlp":
-        return CCLNet.mlp(seed=args.seed, loss=args.loss or "code")
+        return CCLNet.mlp(sizes, seed=args.seed, loss=args.loss or "code")
     if args.arch == "snn":
         from neurosim.networks.ccl_spiking import SpikingCCL
 
@@ -151,7 +160,7 @@ def build(args: argparse.Namespace):
                           device=args.device)
     scale = lambda cs: [max(1, round(c * args.width)) for c in cs]  # noqa: E731
     if args.arch == "cnn":
-        return CCLNet.cnn(1, 32, scale((128, 128, 256, 256, 512)), 10, seed=args.seed,
+        return CCLNet.cnn(channels, 32, scale((128, 128, 256, 256, 512)), classes, seed=args.seed,
                           loss=args.loss or "normalized")
     return CCLNet.autoencoder(1, 28, scale((32, 64, 128, 256)), seed=args.seed)
 
@@ -161,8 +170,10 @@ def error_message(exc: BaseException, dataset: str, log: str | None) -> str:
     from neurosim.datasets import DatasetNotFoundError
 
     if isinstance(exc, DatasetNotFoundError):
+        what = ("the extracted python version" if dataset.startswith("cifar")
+                else "the four IDX files")
         return (f"{dataset} not found; looked in {', '.join(exc.searched)}. Pass --data DIR (the folder "
-                "with the four IDX files, or its parent) or set NEUROSIM_DATA=DIR")
+                f"with {what}, or its parent) or set NEUROSIM_DATA=DIR")
     if isinstance(exc, FileExistsError):
         return (f"{exc.filename or log}: the log exists; choose another --log, or leave --log out "
                 "for a new name under runs/")
@@ -182,11 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm.auto import tqdm
 
     from neurosim.datasets import DatasetError, load_fashion_mnist, load_mnist
+    from neurosim.datasets.cifar import (CHANNEL_STATISTICS, load_cifar10, load_cifar100,
+                                         standardized_channels)
     from neurosim.datasets.standardize import PIXEL_STATISTICS, standardized
     from neurosim.networks.ccl_training import Split, Trainer, evaluate, fit, train_validation_split
     from neurosim.recording.training_log import TrainingLog
 
-    name = "mnist" if args.dataset == "mnist" else "fashion-mnist"
+    name = {"mnist": "mnist", "fashion": "fashion-mnist"}.get(args.dataset, args.dataset)
     beside_clone = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                  "..", "shared", "datasets"))
     log = args.log
@@ -200,18 +213,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         device = torch.device(args.device)
-        loader = load_mnist if args.dataset == "mnist" else load_fashion_mnist
+        loader = {"mnist": load_mnist, "fashion": load_fashion_mnist, "cifar10": load_cifar10,
+                  "cifar100": load_cifar100}[args.dataset]
         images, labels = loader("train", args.data, also_look_in=[beside_clone])
         test_images, test_labels = loader("test", args.data, also_look_in=[beside_clone])
         images, labels = images[:args.train], labels[:args.train]
-        mean, std = PIXEL_STATISTICS[name]
-        pad = 2 if args.arch == "cnn" else 0  # 28 -> 32 pixels: five halvings down to 1x1
+        pad = 2 if args.arch == "cnn" and images.shape[-1] == 28 else 0  # 28 -> 32: five halvings to 1x1
 
         def tensors(imgs, labs):
             if args.arch == "snn":  # intensities in [0, 1]: spike probabilities
                 x = torch.as_tensor(imgs).float().flatten(1) / 255.0
+            elif args.dataset.startswith("cifar"):  # per-channel statistics, as the authors
+                x = standardized_channels(imgs, *CHANNEL_STATISTICS[args.dataset])
+                x = x.flatten(1) if args.arch == "mlp" else x
             else:
-                x = standardized(imgs, mean, std, pad)
+                x = standardized(imgs, *PIXEL_STATISTICS[name], pad)
                 x = x.flatten(1) if args.arch == "mlp" else x
             y = torch.as_tensor(labs).long() if args.arch != "ae" else None
             return x.to(device), (y.to(device) if y is not None else None)

@@ -184,20 +184,27 @@ class CCLNet(nn.Module):
     @classmethod
     def autoencoder(cls, in_channels: int = 1, size: int = 28, channels: Sequence[int] = (32, 64, 128, 256),
                     *, activation_name: str = "relu", seed: int | None = None,
-                    init_scale: float = 1e-3) -> "CCLNet":
+                    init_scale: float = 1e-3, batch_norm: bool = True,
+                    orthogonal: bool = True) -> "CCLNet":
         """The convolutional autoencoder: encoder conv 3x3 stride 2 per entry of
         ``channels``, decoder mirrored (upsample -> conv 3x3); the feedback network runs
-        the image back down. As in the authors' code, the encoder's feedback weights and
-        the decoder's forward weights start scaled by ``init_scale``."""
+        the image back down. As in the authors' code: batch normalisation after every
+        conv an activation follows, orthogonal initial weights, and the encoder's
+        feedback weights and the decoder's forward weights scaled by ``init_scale``."""
         sizes = [int(size)]
         for _ in channels:
             sizes.append((sizes[-1] + 1) // 2)
         with seeded(seed):
             widths = [in_channels, *channels]
-            encoder = [ConvStridePair(widths[i], widths[i + 1], (sizes[i], sizes[i])) for i in range(len(channels))]
-            decoder = [UpsampleConvPair(widths[i + 1], widths[i], (sizes[i], sizes[i]))
+            encoder = [ConvStridePair(widths[i], widths[i + 1], (sizes[i], sizes[i]), batch_norm=batch_norm)
+                       for i in range(len(channels))]
+            decoder = [UpsampleConvPair(widths[i + 1], widths[i], (sizes[i], sizes[i]), batch_norm=batch_norm)
                        for i in reversed(range(len(channels)))]
             with torch.no_grad():
+                if orthogonal:
+                    for pair in encoder + decoder:
+                        nn.init.orthogonal_(pair.forward_map.weight)
+                        nn.init.orthogonal_(pair.feedback_map.weight)
                 for pair in encoder:
                     pair.feedback_map.weight.mul_(init_scale)
                 for pair in decoder:
@@ -279,5 +286,6 @@ class CCLNet(nn.Module):
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """``forward`` and ``feedback`` parameters: each gets its own optimiser and clip."""
-        return {"forward": [p for pair in self.pairs for p in pair.forward_map.parameters()],
-                "feedback": [p for pair in self.pairs for p in pair.feedback_map.parameters()]}
+        named = list(self.named_parameters())  # maps and norms are named forward_* / feedback_*
+        return {"forward": [p for n, p in named if ".forward_" in n],
+                "feedback": [p for n, p in named if ".feedback_" in n]}

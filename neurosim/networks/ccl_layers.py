@@ -119,32 +119,44 @@ class ConvStridePair(nn.Module):
     Args:
         in_size: the input's spatial size ``(H, W)`` (an odd size halves by rounding up,
             so the feedback upsamples to this size exactly).
+        batch_norm: batch normalisation after each conv that an activation follows (the
+            authors' autoencoder has it).
     """
 
-    def __init__(self, c_in: int, c_out: int, in_size: tuple[int, int], bias: bool = False) -> None:
+    def __init__(self, c_in: int, c_out: int, in_size: tuple[int, int], bias: bool = False,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         self.forward_map = nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=bias)
         self.feedback_map = nn.Conv2d(c_out, c_in, 3, stride=1, padding=1, bias=bias)
+        self.forward_norm = nn.BatchNorm2d(c_out) if batch_norm else nn.Identity()
+        self.feedback_norm = nn.BatchNorm2d(c_in) if batch_norm else nn.Identity()
         self.in_size = tuple(in_size)
 
     def up(self, x: torch.Tensor, act: Activation | None) -> torch.Tensor:
-        return _apply(act, self.forward_map(x))
+        z = self.forward_map(x)
+        return z if act is None else act(self.forward_norm(z))
 
     def down(self, y: torch.Tensor, act: Activation | None) -> torch.Tensor:
-        return _apply(act, self.feedback_map(F.interpolate(y, size=self.in_size, mode="nearest")))
+        z = self.feedback_map(F.interpolate(y, size=self.in_size, mode="nearest"))
+        return z if act is None else act(self.feedback_norm(z))
 
 
 class UpsampleConvPair(nn.Module):
     """A decoder layer: upsample to ``out_size`` -> conv 3x3 up; conv 3x3 stride 2 down."""
 
-    def __init__(self, c_in: int, c_out: int, out_size: tuple[int, int], bias: bool = False) -> None:
+    def __init__(self, c_in: int, c_out: int, out_size: tuple[int, int], bias: bool = False,
+                 batch_norm: bool = False) -> None:
         super().__init__()
         self.forward_map = nn.Conv2d(c_in, c_out, 3, stride=1, padding=1, bias=bias)
         self.feedback_map = nn.Conv2d(c_out, c_in, 3, stride=2, padding=1, bias=bias)
+        self.forward_norm = nn.BatchNorm2d(c_out) if batch_norm else nn.Identity()
+        self.feedback_norm = nn.BatchNorm2d(c_in) if batch_norm else nn.Identity()
         self.out_size = tuple(out_size)
 
     def up(self, x: torch.Tensor, act: Activation | None) -> torch.Tensor:
-        return _apply(act, self.forward_map(F.interpolate(x, size=self.out_size, mode="nearest")))
+        z = self.forward_map(F.interpolate(x, size=self.out_size, mode="nearest"))
+        return z if act is None else act(self.forward_norm(z))
 
     def down(self, y: torch.Tensor, act: Activation | None) -> torch.Tensor:
-        return _apply(act, self.feedback_map(y))
+        z = self.feedback_map(y)
+        return z if act is None else act(self.feedback_norm(z))
