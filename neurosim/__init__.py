@@ -29,7 +29,7 @@ _EXPORTS = {
     "NeuronModel": "neurosim.models.base", "StateVariable": "neurosim.models.base",
     "ConductanceLIF": "neurosim.models.conductance_lif",
     "Izhikevich": "neurosim.models.izhikevich",
-    "Graded": "neurosim.models.graded",
+    "Graded": "neurosim.models.graded", "GradedInput": "neurosim.models.graded",
     "LIF": "neurosim.models.lif",
     "PoissonSource": "neurosim.models.poisson",
     "SpikeGenerator": "neurosim.models.spike_generator",

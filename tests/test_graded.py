@@ -116,3 +116,17 @@ def test_bad_use_is_refused():
         net.spike_counter(pop)
     with pytest.raises(ValueError, match="receptor 'exc'"):
         net.projection(pop, pop, weight=1.0, receptor="exc")
+
+
+def test_graded_input_emits_what_is_injected(engine):
+    net = ns.Network(dt=1.0, batch=2, dtype="float64", **engine)
+    src = net.population(3, ns.GradedInput(), name="src")
+    out = net.population(2, ns.Graded("identity"), name="out")
+    net.projection(src, out, weight=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], receptor="in", delay=0)
+    values = torch.tensor([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]], dtype=torch.float64)
+    src.inputs["i_ext"].copy_(values)
+    net.run(steps=1, progress=False)
+    torch.testing.assert_close(src.state["r"].cpu(), values)
+    torch.testing.assert_close(out.state["r"].cpu(), torch.tensor([[4.0, 5.0], [0.5, -0.5]], dtype=torch.float64))
+    with pytest.raises(ValueError, match="no receptor"):
+        net.projection(out, src, weight=1.0, receptor="in")

@@ -4,7 +4,7 @@ The same algorithm as :class:`~neurosim.networks.ccl.CCLNet` (the authors' code 
 written as a simulation with local rules instead of an autograd graph:
 
 * the forward network is one :class:`~neurosim.Network` with a batch of samples:
-  graded populations ``f0`` (the input, identity), ``f1 .. f{L-1}`` (``phi``) and
+  populations ``f0`` (the input, a :class:`~neurosim.GradedInput`), ``f1 .. f{L-1}`` (``phi``) and
   ``f{L}`` (the logits, identity), joined by delay-0 projections ``U1 .. U{L}`` whose
   weights are ``U_l^T``; one step computes the whole forward pass;
 * the feedback network is a second network whose batch is the C classes: ``b{L}``
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from neurosim.network import Network
-from neurosim.models.graded import Graded
+from neurosim.models.graded import Graded, GradedInput
 from neurosim.networks.ccl import CCLNet
 from neurosim.networks.ccl_layers import activation_derivative
 from neurosim.networks.ccl_losses import class_match, code_loss_errors
@@ -80,8 +80,11 @@ class CCLRuleNet:
         def model(l: int) -> Graded:
             return Graded("identity" if l in (0, L) else activation_name)
 
-        self.f = [fwd.population(n, model(l), name=f"f{l}") for l, n in enumerate(sizes)]
-        self.b = [fb.population(n, model(l), name=f"b{l}") for l, n in enumerate(sizes)]
+        # the image and the class one-hots are injected values: graded sources
+        self.f = [fwd.population(n, GradedInput() if l == 0 else model(l), name=f"f{l}")
+                  for l, n in enumerate(sizes)]
+        self.b = [fb.population(n, GradedInput() if l == L else model(l), name=f"b{l}")
+                  for l, n in enumerate(sizes)]
         self.U, self.V = [], []
         for l in range(1, L + 1):
             pair = weights.pairs[l - 1]
