@@ -25,7 +25,10 @@ rounding.
 
 --arch cnn: five conv 3x3 -> ELU -> max-pool layers (128,128,256,256,512 channels,
 times --width) on images padded to 32x32, the paper's normalised loss with
-decorrelation 0.5, warm-up 100 batches, gradient centralisation, cosine schedule.
+decorrelation 0.5, warm-up 100 batches, gradient centralisation, cosine schedule, and
+the authors' CIFAR-10 max-pool optimiser settings (momentum 0.8, clip 0.3, weight decay
+1e-6; without momentum it reached 43% against 79% on the validation split after 3
+epochs of 9,000 images at --width 0.25).
 --arch snn: the spiking variant (neurosim/networks/ccl_spiking.py): 784-256-256-10
 layers of leaky spiking neurons (decay 0.9, threshold 1), images as Bernoulli spikes
 over --steps steps, local losses on firing rates through the differentiable mode
@@ -87,6 +90,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="SGD learning rate of both networks (default 1.0; AE 0.01; fa 0.3, dfa 0.1)")
     parser.add_argument("--clip", type=_positive_float, default=None,
                         help="gradient clipping per network (default 1.0; AE 0.2)")
+    parser.add_argument("--momentum", type=float, default=None,
+                        help="SGD momentum of both networks (default 0; CNN 0.8; AE 0.9)")
     parser.add_argument("--width", type=_positive_float, default=1.0,
                         help="scale the CNN/AE channel counts (default 1: the paper's)")
     parser.add_argument("--train", type=_positive, default=None,
@@ -125,14 +130,14 @@ def configuration(args: argparse.Namespace) -> dict:
         cfg = dict(batch=64, lr=1.0, clip=1.0, momentum=0.0, weight_decay=0.0, warmup=0,
                    cosine_epochs=0, gradient_centralization=False)
     elif args.arch == "cnn":
-        cfg = dict(batch=128, lr=1.0, clip=1.0, momentum=0.0, weight_decay=0.0, warmup=100,
+        cfg = dict(batch=128, lr=1.0, clip=0.3, momentum=0.8, weight_decay=1e-6, warmup=100,
                    cosine_epochs=args.epochs, gradient_centralization=True)
     else:
         cfg = dict(batch=32, lr=0.01, clip=0.2, momentum=0.9, weight_decay=1e-4, warmup=100,
                    cosine_epochs=args.epochs, gradient_centralization=False)
     if args.method in BASELINE_LR:
         cfg["lr"] = BASELINE_LR[args.method]
-    for key in ("batch", "lr", "clip"):
+    for key in ("batch", "lr", "clip", "momentum"):
         if getattr(args, key) is not None:
             cfg[key] = getattr(args, key)
     return cfg
