@@ -1,5 +1,9 @@
 """Ready-made networks built from the public API."""
 
+from neurosim.networks.ccl import CCLNet
+from neurosim.networks.ccl_rule_net import CCLRuleNet
+from neurosim.networks.ccl_spiking import SpikingCCL
 from neurosim.networks.cuba import CUBA, build_cuba
+from neurosim.networks.feedback_alignment import AlignmentMLP
 
-__all__ = ["CUBA", "build_cuba"]
+__all__ = ["AlignmentMLP", "CCLNet", "CCLRuleNet", "CUBA", "SpikingCCL", "build_cuba"]

@@ -124,7 +124,7 @@ def train_validation_split(x: torch.Tensor, labels: torch.Tensor | None, seed: i
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Split, batch: int = 1000) -> dict[str, float]:
+def evaluate(model: Any, data: Split, batch: int = 1000) -> dict[str, float]:
     """Cross-entropy and accuracy of the forward network (MSE for reconstruction)."""
     model.eval()
     total, correct = 0.0, 0
@@ -150,11 +150,14 @@ class FitResult:
     best_state: dict[str, torch.Tensor] | None = None
 
 
-def fit(model: nn.Module, trainer: Trainer, train: Split, validation: Split, *, epochs: int,
+def fit(model: Any, trainer: Any, train: Split, validation: Split, *, epochs: int,
         batch: int, seed: int, progress: bool | None = None,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
     """Train for ``epochs``; keep the weights with the lowest validation loss.
 
+    ``trainer`` has ``step(x, labels, batch_index) -> (loss, output)`` and ``end_epoch()``
+    (a :class:`Trainer`, or a :class:`~neurosim.networks.ccl_rule_net.CCLRuleNet`, which
+    is its own); ``model`` is called on inputs and has ``state_dict``/``load_state_dict``.
     Samples are shuffled each epoch from ``seed``. ``model`` holds the best weights
     when this returns.
     """
