@@ -20,6 +20,7 @@ from neurosim import __version__
 from neurosim import cli_args as flags
 from neurosim.cli_args import FlagError
 from neurosim.log_reader import LogError, LogReader
+from neurosim.recording import training_log
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -70,6 +71,9 @@ def _warn_if_damaged(args: argparse.Namespace) -> None:
 def _inspect(args: argparse.Namespace) -> int:
     summaries, failed = [], 0
     for path in args.logs:  # several logs (a shell glob): summarise each, report each failure
+        if training_log.is_training_log(path):  # CCL and its baselines: epochs, not steps
+            summaries.append(training_log.summarize(path))
+            continue
         try:
             with _open(path, args) as reader:
                 flags.check_batch(reader, args.batch)
@@ -85,7 +89,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summaries[0] if len(args.logs) == 1 else summaries, indent=2))
     else:
-        print("\n\n".join(format_summary(s) for s in summaries))
+        print("\n\n".join(training_log.format_summary(s) if s.get("format") == training_log.FORMAT
+                            else format_summary(s) for s in summaries))
     return 1 if failed else 0
 
 

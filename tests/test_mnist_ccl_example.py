@@ -40,6 +40,11 @@ def test_a_short_run_prints_its_result_and_writes_its_log(tmp_path, args):
         assert f["results"].attrs["best_epoch"] == best
         assert f["results"].attrs["test_accuracy"] == pytest.approx(result["test_accuracy"])
         assert sum(1 for _ in f["weights"]) > 0
+    inspect = subprocess.run([sys.executable, "-m", "neurosim.cli", "inspect", "run.h5"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert inspect.returncode == 0, inspect.stderr
+    assert "training log (complete)" in inspect.stdout and f"method {args[1]}" in inspect.stdout
+    assert f"test accuracy {100 * result['test_accuracy']:.2f}%" in inspect.stdout
 
 
 @requires_datasets
@@ -64,6 +69,10 @@ def test_an_interrupted_run_leaves_a_readable_incomplete_log(tmp_path):
         assert not f.attrs["completed"]
         assert f.attrs["epochs_done"] >= 1
         assert len(f["epochs/train_loss"]) >= f.attrs["epochs_done"]
+    inspect = subprocess.run([sys.executable, "-m", "neurosim.cli", "inspect", "run.h5"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=120)
+    assert inspect.returncode == 0, inspect.stderr
+    assert "training log (INCOMPLETE:" in inspect.stdout and "test accuracy" not in inspect.stdout
 
 
 @requires_datasets

@@ -104,3 +104,60 @@ class TrainingLog:
             self._file.close()
             self._file = None
             self._lock.close()
+
+
+def is_training_log(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an HDF5 file written by :class:`TrainingLog`."""
+    try:
+        with h5py.File(path, "r", swmr=True) as f:
+            return f.attrs.get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What ``neurosim inspect`` shows of a training log: configuration, per-epoch
+    metrics, the best epoch, the test figures and the stored arrays."""
+    with h5py.File(path, "r", swmr=True) as f:
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        done = int(attrs.get("epochs_done", 0))
+        epochs = {m: [float(x) for x in f["epochs"][m][:done]] for m in f["epochs"]}
+        results = {k: float(v) for k, v in f["results"].attrs.items()}
+        weights = {k: list(f["weights"][k].shape) for k in f["weights"]}
+    for k, v in list(attrs.items()):
+        if isinstance(v, bytes):
+            attrs[k] = v.decode()
+        if isinstance(attrs[k], str) and attrs[k][:1] in "{[":
+            try:
+                attrs[k] = json.loads(attrs[k])
+            except ValueError:
+                pass
+    return {"path": os.fspath(path), "format": FORMAT, "completed": bool(attrs.get("completed")),
+            "epochs_done": done, "attrs": attrs, "epochs": epochs,
+            "results": results if attrs.get("completed") else {}, "weights": weights}
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """A few lines for people (``neurosim inspect``)."""
+    a = s["attrs"]
+    planned = a.get("epochs")
+    state = "complete" if s["completed"] else f"INCOMPLETE: {s['epochs_done']} of {planned} epochs written"
+    lines = [f"{s['path']}: training log ({state})",
+             "  " + ", ".join(f"{k} {a[k]}" for k in ("method", "engine", "arch", "dataset", "loss", "seed",
+                                                       "train_samples", "validation_samples") if k in a)]
+    val = s["epochs"].get("validation_loss", [])
+    if val:
+        best = min(range(len(val)), key=val.__getitem__)
+        acc = s["epochs"].get("validation_accuracy", [])
+        extra = f" (accuracy {100 * acc[best]:.2f}%)" if acc and acc[best] == acc[best] else ""
+        lines.append(f"  epochs: {len(val)}; lowest validation loss {val[best]:.4f} at epoch {best + 1}{extra}")
+    r = s["results"]
+    if r:
+        acc = r.get("test_accuracy")
+        shown = f"test accuracy {100 * acc:.2f}%, " if acc is not None and acc == acc else ""
+        lines.append(f"  {shown}test loss {r.get('test_loss', float('nan')):.4f} (best epoch "
+                     f"{int(r.get('best_epoch', 0))}), {r.get('seconds', float('nan')):.1f} s of training")
+    lines.append(f"  weights: {len(s['weights'])} arrays"
+                 + (f" ({', '.join(f'{k} {tuple(v)}' for k, v in list(s['weights'].items())[:3])}, ...)"
+                    if s["weights"] else ""))
+    return "\n".join(lines)
