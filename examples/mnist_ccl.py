@@ -15,7 +15,7 @@ ELU, no bias; SGD lr 1 for both networks, gradient clipping 1.0 per network, bat
 the dataset's mean and std. --method bp|fa|dfa trains the same MLP by backprop,
 feedback alignment or direct feedback alignment with the same optimiser settings (the
 authors' BP config) except the learning rate: 1.0 (bp), 0.3 (fa), 0.1 (dfa), chosen
-on the validation split. 10% of the training set is held out; the weights of the epoch with
+on the validation split, and DFA's activation, tanh (with ELU its weights diverge). 10% of the training set is held out; the weights of the epoch with
 the lowest validation loss are evaluated on the test set.
 
 --engine numba|torch trains the MLP as a simulation instead: graded populations joined
@@ -76,6 +76,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                              "(the python version, in --data or $NEUROSIM_DATA)")
     parser.add_argument("--arch", default="mlp", choices=["mlp", "cnn", "ae", "snn"])
     parser.add_argument("--steps", type=_positive, default=16, help="time steps per image (--arch snn)")
+    parser.add_argument("--activation", default=None, choices=["elu", "tanh", "relu", "sigmoid"],
+                        help="hidden activation of the MLP (default elu; dfa: tanh)")
     parser.add_argument("--method", default="ccl", choices=["ccl", "bp", "fa", "dfa"],
                         help="ccl, or a baseline on the same MLP (bp, fa, dfa)")
     parser.add_argument("--loss", default=None, choices=["code", "normalized"],
@@ -109,6 +111,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     if args.engine != "autograd" and (args.arch != "mlp" or args.method != "ccl" or args.loss == "normalized"):
         parser.error("--engine numba/torch runs the CCL MLP with the code's loss only "
                      "(--arch mlp --method ccl)")
+    if args.activation is not None and args.arch != "mlp":
+        parser.error("--activation applies to --arch mlp")
     if args.dataset.startswith("cifar") and args.arch in ("ae", "snn"):
         parser.error(f"--arch {args.arch} runs on mnist or fashion")
     if args.arch == "ae" and args.loss is not None:
@@ -119,6 +123,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 #: SGD learning rates of the baselines, chosen on the validation split (MNIST, 3 epochs,
 #: from 0.03, 0.1, 0.3, 1): at lr 1 FA learns slowly and DFA diverges
 BASELINE_LR = {"bp": 1.0, "fa": 0.3, "dfa": 0.1}
+
+
+#: DFA's hidden activation: with ELU its weights grow without bound (its error signal
+#: does not shrink as activity grows; 92.3% against 97.2% on the validation split after
+#: 15 epochs with tanh, whose activity is bounded; the paper's baselines use tanh)
+BASELINE_ACTIVATION = {"dfa": "tanh"}
 
 
 def configuration(args: argparse.Namespace) -> dict:
@@ -152,10 +162,11 @@ def build(args: argparse.Namespace):
     sizes = ((3072, 1024, 1024, 1024, classes) if args.dataset.startswith("cifar")
              else (784, 256, 256, 256, 256, 256, 10))
     channels = 3 if args.dataset.startswith("cifar") else 1
+    act = args.activation or BASELINE_ACTIVATION.get(args.method, "elu")
     if args.method != "ccl":
-        return AlignmentMLP(sizes, method=args.method, seed=args.seed)
+        return AlignmentMLP(sizes, method=args.method, seed=args.seed, activation_name=act)
     if args.arch == "mlp":
-        return CCLNet.mlp(sizes, seed=args.seed, loss=args.loss or "code")
+        return CCLNet.mlp(sizes, seed=args.seed, loss=args.loss or "code", activation_name=act)
     if args.arch == "snn":
         from neurosim.networks.ccl_spiking import SpikingCCL
 
@@ -256,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         state = model.state_dict()
         attrs = {"dataset": name, "arch": args.arch, "method": args.method, "engine": args.engine,
                  "loss": getattr(model, "loss_name", "cross-entropy"), "epochs": args.epochs,
+                 "activation": getattr(model, "activation_name", getattr(model, "phi_name", "")),
                  "seed": args.seed, "train_samples": len(train), "validation_samples": len(validation),
                  "created_at": datetime.datetime.now().isoformat(), "configuration": cfg,
                  "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:]))}

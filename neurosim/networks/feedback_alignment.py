@@ -62,6 +62,7 @@ class AlignmentMLP(nn.Module):
         if len(sizes) < 2 or min(sizes) < 1:
             raise ValueError(f"AlignmentMLP: sizes must be >= 2 positive widths, got {sizes}")
         self.method, self.sizes, self.classes = method, sizes, sizes[-1]
+        self.activation_name = activation_name
         self.phi = activation(activation_name)
         with seeded(seed):
             self.layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes[:-1], sizes[1:]))

@@ -143,7 +143,7 @@ def format_summary(s: dict[str, Any]) -> str:
     planned = a.get("epochs")
     state = "complete" if s["completed"] else f"INCOMPLETE: {s['epochs_done']} of {planned} epochs written"
     lines = [f"{s['path']}: training log ({state})",
-             "  " + ", ".join(f"{k} {a[k]}" for k in ("method", "engine", "arch", "dataset", "loss", "seed",
+             "  " + ", ".join(f"{k} {a[k]}" for k in ("method", "engine", "arch", "dataset", "activation", "loss", "seed",
                                                        "train_samples", "validation_samples") if k in a)]
     val = s["epochs"].get("validation_loss", [])
     if val:
