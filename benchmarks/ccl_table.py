@@ -61,7 +61,8 @@ def main() -> int:
                 print(" ".join(cmd[1:]), file=sys.stderr, flush=True)
                 run = subprocess.run(cmd, capture_output=True, text=True)
                 if run.returncode != 0:
-                    print(run.stderr.strip().splitlines()[-1], file=sys.stderr)
+                    lines = run.stderr.strip().splitlines()
+                    print(lines[-1] if lines else f"exit status {run.returncode}", file=sys.stderr)
                     return 1
                 record = json.loads(run.stdout.strip().splitlines()[-1])
                 with open(args.out, "a") as f:

@@ -146,6 +146,9 @@ class Modulators:
         if mod.size is not None:
             raise ValueError(f"modulator '{name}': only scalar modulators can be driven by a population")
         self._net._check_own(population, f"modulator '{name}': drive")
+        if getattr(population, "graded", False):
+            raise ValueError(f"modulator '{name}': drive: population '{population.name}' is graded "
+                             "(it emits values, not spikes); spike-driven signals need a spiking one")
         mod.driver = (population, float(gain))
         self._net._dirty = True
 
@@ -202,6 +205,9 @@ class Modulators:
         """``population``'s firing rate in Hz, filtered with ``tau_ms``: one value (all
         neurons and samples) or, with ``per_neuron``, one per sample and neuron."""
         self._net._check_own(population, f"modulator '{name}': add_rate")
+        if getattr(population, "graded", False):
+            raise ValueError(f"modulator '{name}': add_rate: population '{population.name}' is graded "
+                             "(it emits values, not spikes); spike-driven signals need a spiking one")
         shape = (population.batch, population.n) if per_neuron else ()
         return self._derived(name, shape, PopulationRate(population, tau_ms, self._net.dt,
                                                          per_neuron))
@@ -212,6 +218,9 @@ class Modulators:
         spike counts since the sample began (``net.reset_state()``) against a target set
         with :meth:`set_target` (e.g. a label's expected count). Shape ``(batch, n)``."""
         self._net._check_own(population, f"modulator '{name}': add_count_error")
+        if getattr(population, "graded", False):
+            raise ValueError(f"modulator '{name}': add_count_error: population '{population.name}' is graded "
+                             "(it emits values, not spikes); spike-driven signals need a spiking one")
         return self._derived(name, (population.batch, population.n),
                              CountError(population, scale, self._net.dtype))
 

@@ -265,3 +265,50 @@ def test_stop_gradient_cuts_only_the_presynaptic_path():
     assert q1.parameter.grad is None or float(q1.parameter.grad.abs().sum()) == 0.0
     assert float(p1.parameter.grad.abs().sum()) > 0
     torch.testing.assert_close(q2.parameter.grad, p2.parameter.grad)  # its own weights: the same
+
+
+def test_warm_up_scales_the_first_steps_only():
+    """The authors' warm-up: while fewer than ``warmup`` steps were taken, the loss of batch i
+    (of its epoch) is scaled by (i + 1) / warmup; afterwards never, at any batch index."""
+    x, y = batch(seed=11)
+
+    def change(batch_index, taken, warmup):
+        net = tiny(seed=12)
+        before = net.pairs[0].forward_map.weight.detach().clone()
+        trainer = Trainer(net, lr=0.1, clip=None, warmup=warmup)
+        trainer.global_step = taken
+        trainer.step(x, y, batch_index)
+        return net.pairs[0].forward_map.weight.detach() - before
+
+    ref = change(0, 0, 0)
+    torch.testing.assert_close(change(1, 1, 4), ref * 0.5, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(change(0, 4, 4), ref, rtol=1e-10, atol=1e-14)
+    torch.testing.assert_close(change(2, 3, 4), ref * 0.75, rtol=1e-10, atol=1e-14)
+
+
+def test_cosine_schedule_reaches_eta_min():
+    net = tiny()
+    x, y = batch(seed=13)
+    trainer = Trainer(net, lr=1.0, cosine_epochs=4, eta_min=1e-3)
+    for _ in range(4):
+        trainer.step(x, y)
+        trainer.end_epoch()
+    for opt in trainer.optimizers.values():
+        assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_graded_populations_refuse_spike_rules_and_signals():
+    import neurosim as ns
+    from neurosim import rules
+
+    net = ns.Network(dt=1.0, batch=2)
+    a = net.population(3, ns.GradedInput(), name="a")
+    b = net.population(2, ns.Graded("relu"), name="b")
+    proj = net.projection(a, b, weight=0.5, receptor="in", delay=0)
+    with pytest.raises(ValueError, match="reacts to postsynaptic spikes, but 'b' is graded"):
+        net.add_rule(proj, rules.STDP())
+    with pytest.raises(ValueError, match="graded"):
+        net.modulators.add_rate("rate", b)
+    net.modulators.add("m")
+    with pytest.raises(ValueError, match="graded"):
+        net.modulators.drive("m", b)

@@ -20,13 +20,13 @@ def where(cond, a, b):  # noqa: ANN001 - scalar select used by generated model c
 
 
 @njit(cache=True)
-def maximum(a, b):  # noqa: ANN001 - neurosim.kernel.maximum on scalars
-    return a if a > b else b
+def maximum(a, b):  # noqa: ANN001 - neurosim.kernel.maximum on scalars (NaN propagates)
+    return a if (a > b or a != a) else b
 
 
 @njit(cache=True)
-def minimum(a, b):  # noqa: ANN001 - neurosim.kernel.minimum on scalars
-    return a if a < b else b
+def minimum(a, b):  # noqa: ANN001 - neurosim.kernel.minimum on scalars (NaN propagates)
+    return a if (a < b or a != a) else b
 
 
 @njit(cache=True)

@@ -189,8 +189,9 @@ class CCLNet(nn.Module):
         """The convolutional autoencoder: encoder conv 3x3 stride 2 per entry of
         ``channels``, decoder mirrored (upsample -> conv 3x3); the feedback network runs
         the image back down. As in the authors' code: batch normalisation after every
-        conv an activation follows, orthogonal initial weights, and the encoder's
-        feedback weights and the decoder's forward weights scaled by ``init_scale``."""
+        conv an activation follows, orthogonal initial weights, the encoder's feedback
+        weights and the decoder's forward weights scaled by ``init_scale``, and the last
+        decoder forward and first encoder feedback weights zero."""
         sizes = [int(size)]
         for _ in channels:
             sizes.append((sizes[-1] + 1) // 2)
@@ -209,6 +210,9 @@ class CCLNet(nn.Module):
                     pair.feedback_map.weight.mul_(init_scale)
                 for pair in decoder:
                     pair.forward_map.weight.mul_(init_scale)
+                # the reconstruction and the feedback's bottom start at zero
+                decoder[-1].forward_map.weight.zero_()
+                encoder[0].feedback_map.weight.zero_()
         return cls(encoder + decoder, (in_channels, size, size), task="reconstruction",
                    activation_name=activation_name, loss="mse")
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from neurosim.network import Network
 from neurosim.models.graded import Graded, GradedInput
 from neurosim.networks.ccl import CCLNet
-from neurosim.networks.ccl_layers import activation_derivative
+from neurosim.networks.ccl_layers import DensePair, activation_derivative
 from neurosim.networks.ccl_losses import class_match, code_loss_errors
 from neurosim.rules.counter_current import CounterCurrent
 
@@ -40,10 +40,11 @@ class CCLRuleNet:
     """Build both networks; :meth:`step` trains on a batch, :meth:`logits` predicts.
 
     Args:
-        sizes: layer widths, input to classes (default the authors' 784-256x5-10).
+        sizes: layer widths, input to classes (default the authors' 784-256x5-10; with
+            ``weights``, taken from them).
         batch: samples per step (the forward network's batch).
-        activation_name: ``phi`` (default ELU).
-        kappa: weight of the local loss.
+        activation_name: ``phi`` (default ELU; with ``weights``, theirs).
+        kappa: weight of the local loss (default 0.5; with ``weights``, theirs).
         lr, clip: SGD learning rate and clipping by global norm, for each network.
         weights: a :class:`CCLNet` of the same sizes to copy the initial weights from
             (default: a new one drawn from ``seed``, i.e. ``nn.Linear``'s initialisation).
@@ -53,16 +54,25 @@ class CCLRuleNet:
         dtype, device: of both networks (see :class:`~neurosim.Network`).
     """
 
-    def __init__(self, sizes: Sequence[int] = (784, 256, 256, 256, 256, 256, 10), *, batch: int = 256,
-                 activation_name: str = "elu", kappa: float = 0.5, lr: float = 1.0,
+    def __init__(self, sizes: Sequence[int] | None = None, *, batch: int = 256,
+                 activation_name: str | None = None, kappa: float | None = None, lr: float = 1.0,
                  clip: float | None = 1.0, weights: CCLNet | None = None, seed: int = 0,
                  backend: str | tuple[str, str] | None = None, dtype: str = "float32",
                  device: str = "cpu") -> None:
-        sizes = [int(s) for s in sizes]
         if weights is None:
-            weights = CCLNet.mlp(sizes, seed=seed, activation_name=activation_name, kappa=kappa)
-        if [weights.input_shape[0]] + [s[0] for s in weights.shapes[1:]] != sizes:
-            raise ValueError(f"CCLRuleNet: weights are of a network of sizes {weights.shapes}, not {sizes}")
+            sizes = [int(s) for s in (sizes or (784, 256, 256, 256, 256, 256, 10))]
+            weights = CCLNet.mlp(sizes, seed=seed, activation_name=activation_name or "elu",
+                                 kappa=0.5 if kappa is None else kappa)
+        if not all(isinstance(p, DensePair) for p in weights.pairs) or len(weights.input_shape) != 1:
+            raise ValueError("CCLRuleNet: weights must be a dense CCLNet (CCLNet.mlp or .from_stacks)")
+        own = [weights.input_shape[0]] + [s[0] for s in weights.shapes[1:]]
+        if sizes is not None and [int(s) for s in sizes] != own:
+            raise ValueError(f"CCLRuleNet: weights are of a network of sizes {own}, not {list(sizes)}")
+        for given, name in ((activation_name, "activation_name"), (kappa, "kappa")):
+            held = weights.activation_name if name == "activation_name" else weights.kappa
+            if given is not None and given != held:
+                raise ValueError(f"CCLRuleNet: {name}={given!r}, but the weights' network has {held!r}")
+        sizes, activation_name, kappa = own, weights.activation_name, weights.kappa
         if weights.loss_name != "code":
             raise ValueError("CCLRuleNet: only the 'code' local loss runs as a rule")
         if not lr > 0:

@@ -4,9 +4,10 @@
   its own learning rate and gradient clipping by global norm;
 * optional gradient centralisation (subtract from each weight gradient its mean over
   the input axes; biases exempt);
-* optional linear warm-up: the loss of batch ``i`` of each epoch is multiplied by
-  ``(i + 1) / warmup`` while ``i < warmup`` (the batch index within the epoch, as the
-  authors' code does);
+* optional linear warm-up: during the first ``warmup`` steps of training the loss of
+  batch ``i`` of the epoch is multiplied by ``(i + 1) / warmup`` (the authors' code: the
+  condition counts steps since the start, the multiplier the batch index within the
+  epoch, so it is a ramp only while ``warmup`` is below the batches per epoch);
 * optional cosine annealing over ``cosine_epochs`` epochs down to ``eta_min``;
 * :func:`fit`: 90/10 train/validation split, and the weights of the epoch with the
   lowest validation loss kept for the test (the authors' model selection).
@@ -79,12 +80,14 @@ class Trainer:
         self.warmup, self.gradient_centralization = int(warmup), bool(gradient_centralization)
         self.schedulers = ({g: torch.optim.lr_scheduler.CosineAnnealingLR(o, cosine_epochs, eta_min)
                             for g, o in self.optimizers.items()} if cosine_epochs else {})
+        #: optimiser steps taken so far (the warm-up counts these)
+        self.global_step = 0
 
     def step(self, x: torch.Tensor, labels: torch.Tensor, batch_index: int = 0) -> tuple[float, torch.Tensor]:
         """One update from a batch; returns (loss, output) before the update."""
         self.model.train()
         loss, output = self.model.training_loss(x, labels)
-        scaled = loss * ((batch_index + 1) / self.warmup) if batch_index < self.warmup else loss
+        scaled = loss * ((batch_index + 1) / self.warmup) if self.global_step < self.warmup else loss
         for o in self.optimizers.values():
             o.zero_grad(set_to_none=True)
         scaled.backward()
@@ -95,6 +98,7 @@ class Trainer:
                 nn.utils.clip_grad_norm_(params, self.clip[g])
         for o in self.optimizers.values():
             o.step()
+        self.global_step += 1
         return float(loss.detach()), output.detach()
 
     def end_epoch(self) -> None:
@@ -118,6 +122,9 @@ def train_validation_split(x: torch.Tensor, labels: torch.Tensor | None, seed: i
     """A seeded random split, ``validation_fraction`` of the samples kept out for validation."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     n_val = int(round(len(x) * validation_fraction))
+    if n_val < 1 or n_val >= len(x):
+        raise ValueError(f"{len(x)} samples are too few to hold out {validation_fraction:.0%} for "
+                         "validation and train on the rest")
     val, train = order[:n_val], order[n_val:]
     pick = (lambda idx: labels[idx]) if labels is not None else (lambda idx: None)
     return Split(x[train], pick(train)), Split(x[val], pick(val))

@@ -157,7 +157,21 @@ class Rule:
         self.declared: Recipe | None = None if self.is_tensor_code else self.recipe()
         self._torch = None
         if self.declared is not None:
+            self._refuse_graded(self.declared)
             self._allocate(self.declared)
+
+    def _refuse_graded(self, recipe: Recipe) -> None:
+        """Spike traces and spike hooks need spikes: refuse a graded side they would read."""
+        p = self.projection
+        sides = {t.side for t in recipe.traces}
+        sides |= {"pre"} if recipe.on_pre is not None else set()
+        sides |= {"post"} if recipe.on_post is not None else set()
+        for side in sorted(sides):
+            pop = p.pre if side == "pre" else p.post
+            if getattr(pop, "graded", False):
+                raise ValueError(f"rule {self.name}: {type(self).__name__} reacts to {side}synaptic "
+                                 f"spikes, but '{pop.name}' is graded (it emits values); use a rule "
+                                 "for graded activity (e.g. CounterCurrent) or a spiking population")
 
     # -- declared rules -----------------------------------------------------------------
     def recipe(self) -> Recipe:
