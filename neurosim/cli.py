@@ -20,6 +20,7 @@ from neurosim import __version__
 from neurosim import cli_args as flags
 from neurosim.cli_args import FlagError
 from neurosim.log_reader import LogError, LogReader
+from neurosim.log_open import open_hdf5, superblock
 from neurosim.recording import training_log
 
 
@@ -68,11 +69,27 @@ def _warn_if_damaged(args: argparse.Namespace) -> None:
         print(f"neurosim {args.command}: warning: {args.damage}", file=sys.stderr)
 
 
+def _training_summary(path: str) -> dict[str, Any] | None:
+    """The summary of a training log (``neurosim-training-log``), or None for any other
+    file: a damaged one, a run log or not HDF5 at all is :class:`LogReader`'s to judge."""
+    try:
+        check = superblock(path)
+        if check.truncated:
+            return None
+        with open_hdf5(path, check.swmr_write) as f:  # bounded retries in SWMR mode
+            if f.attrs.get("format") != training_log.FORMAT:
+                return None
+            return training_log.summarize(f, path)
+    except (OSError, LogError, KeyError, ValueError):
+        return None
+
+
 def _inspect(args: argparse.Namespace) -> int:
     summaries, failed = [], 0
     for path in args.logs:  # several logs (a shell glob): summarise each, report each failure
-        if training_log.is_training_log(path):  # CCL and its baselines: epochs, not steps
-            summaries.append(training_log.summarize(path))
+        summary = _training_summary(path)
+        if summary is not None:  # CCL and its baselines: epochs, not steps
+            summaries.append(summary)
             continue
         try:
             with _open(path, args) as reader:

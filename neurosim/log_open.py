@@ -73,6 +73,11 @@ def check_file(path: str) -> FileCheck:
     return check
 
 
+def superblock(path: str) -> FileCheck:
+    """:func:`check_file` in one look, without waiting for a growing file."""
+    return _check_once(path)
+
+
 def _check_once(path: str) -> FileCheck:
     size = os.path.getsize(path)
     if size == 0:

@@ -106,24 +106,14 @@ class TrainingLog:
             self._lock.close()
 
 
-def is_training_log(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is an HDF5 file written by :class:`TrainingLog`."""
-    try:
-        with h5py.File(path, "r", swmr=True) as f:
-            return f.attrs.get("format") == FORMAT
-    except (OSError, ValueError):
-        return False
-
-
-def summarize(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """What ``neurosim inspect`` shows of a training log: configuration, per-epoch
-    metrics, the best epoch, the test figures and the stored arrays."""
-    with h5py.File(path, "r", swmr=True) as f:
-        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        done = int(attrs.get("epochs_done", 0))
-        epochs = {m: [float(x) for x in f["epochs"][m][:done]] for m in f["epochs"]}
-        results = {k: float(v) for k, v in f["results"].attrs.items()}
-        weights = {k: list(f["weights"][k].shape) for k in f["weights"]}
+def summarize(f: h5py.File, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What ``neurosim inspect`` shows of a training log open as ``f``: configuration,
+    per-epoch metrics, the best epoch, the test figures and the stored arrays."""
+    attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    done = int(attrs.get("epochs_done", 0))
+    epochs = {m: [float(x) for x in f["epochs"][m][:done]] for m in f["epochs"]}
+    results = {k: float(v) for k, v in f["results"].attrs.items()}
+    weights = {k: list(f["weights"][k].shape) for k in f["weights"]}
     for k, v in list(attrs.items()):
         if isinstance(v, bytes):
             attrs[k] = v.decode()
