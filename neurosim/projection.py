@@ -241,12 +241,13 @@ class Projection:
         """True when the weights are an ``nn.Parameter`` (:attr:`parameter`) for an optimiser."""
         return self.parameter is not None
 
-    def subtract_from_grad(self, dw: torch.Tensor) -> None:
-        """Subtract ``dw`` from the gradient an optimiser reads (:attr:`parameter`'s when
-        trainable, else :attr:`weight`'s): a learning rule with ``as_gradient=True``."""
+    def add_to_grad(self, grad: torch.Tensor) -> None:
+        """Add ``grad`` (a new tensor, taken over) to the gradient an optimiser reads
+        (:attr:`parameter`'s when trainable, else :attr:`weight`'s): a learning rule with
+        ``as_gradient=True``."""
         target = self.parameter if self.parameter is not None else self.weight
-        dw = dw.detach()
-        target.grad = -dw if target.grad is None else target.grad - dw
+        grad = grad.detach()
+        target.grad = grad if target.grad is None else target.grad + grad
 
     def weight_matrix(self, sparse: bool = False) -> "np.ndarray | CSRArray":
         """The weights as a dense ``(n_pre, n_post)`` numpy array (0 where no synapse), or,

@@ -10,6 +10,7 @@ so it does not import :mod:`neurosim.network` (which builds it).
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import math
@@ -39,6 +40,8 @@ class Runner:
         self.logged_until = 0  # the latest step any run has logged
         self.steps_sorted = True  # False once a run logs steps before logged_until
         self.halted: str | None = None  # why run() refuses, after a run stopped mid-step
+        self._described: dict[str, Any] | None = None  # the last description, and its JSON
+        self._described_json = ""
 
     def run(self, duration_ms: float | None = None, *, steps: int | None = None,
             progress: bool | None = None, profile: bool = False, backend: Any = None) -> None:
@@ -154,10 +157,13 @@ class Runner:
 
         Called once per chunk (both backends keep state in the same tensors): one
         reduction per tensor and one host synchronisation, small next to a chunk's steps.
-        Static weights are checked when set, so only plastic projections are read here.
+        Static weights are checked when set, so only projections whose rules change the
+        weights are read here (weights an optimiser moves show up in the state they drive).
         """
         net = self.net
-        plastic = {id(rule.projection): rule.projection for rule in net.rules.values()}
+        # a rule with as_gradient changes .grad, not the weights: an optimiser does that
+        plastic = {id(rule.projection): rule.projection for rule in net.rules.values()
+                   if not rule.as_gradient}
         tensors = [(f"population '{pop.name}' ({pop.model_name}): state variable '{var}'",
                     ("batch row", "neuron"), t)
                    for pop in net.populations.values() for var, t in pop.state.items()]
@@ -186,9 +192,19 @@ class Runner:
         net = self.net
         return {"neurosim_version": __version__, "dt_ms": net.dt, "seed": net.seed,
                 "backend": net.backend_name, "device": str(net.device), "batch": net.batch,
-                "dtype": net.dtype_name, "network_json": json.dumps(net.describe()),
+                "dtype": net.dtype_name, "network_json": self.network_json(),
                 "started_at": self.started_at, "steps_sorted": self.steps_sorted,
                 "torch_version": torch.__version__}
+
+
+    def network_json(self) -> str:
+        """``net.describe()`` as JSON; encoded again only when the description changed
+        (a loop of short runs re-encodes nothing)."""
+        described = self.net.describe()
+        if described != self._described:
+            # a copy: a description may hold an object's own list, changed later in place
+            self._described, self._described_json = copy.deepcopy(described), json.dumps(described)
+        return self._described_json
 
 
 def _now() -> str:

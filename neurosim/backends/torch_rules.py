@@ -230,7 +230,7 @@ class TorchRule:
         new = (self._call("on_apply", 0, t, params, extra) if "on_apply" in self.hooks
                else w.detach() + d).expand_as(w)
         if rule.as_gradient:
-            proj.subtract_from_grad(new - w.detach())
+            proj.add_to_grad(w.detach() - new)
             return
         new = torch.where(new != w, new.clamp(rule.w_min, rule.w_max), new)
         if proj.mask is not None:

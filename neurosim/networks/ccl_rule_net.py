@@ -51,14 +51,17 @@ class CCLRuleNet:
         backend: of both networks, or (forward, feedback); default on the CPU ``("torch",
             "numba")``: the forward network's batch is matrix products (torch's BLAS), the
             feedback network's C rows are cheaper in one compiled call.
+        threads: torch threads while the forward network steps (default torch's own
+            count: its step is a few large matrix products, which threads speed up; the
+            engine's default of one thread suits steps of many small operations).
         dtype, device: of both networks (see :class:`~neurosim.Network`).
     """
 
     def __init__(self, sizes: Sequence[int] | None = None, *, batch: int = 256,
                  activation_name: str | None = None, kappa: float | None = None, lr: float = 1.0,
                  clip: float | None = 1.0, weights: CCLNet | None = None, seed: int = 0,
-                 backend: str | tuple[str, str] | None = None, dtype: str = "float32",
-                 device: str = "cpu") -> None:
+                 backend: str | tuple[str, str] | None = None, threads: int | None = None,
+                 dtype: str = "float32", device: str = "cpu") -> None:
         if weights is None:
             sizes = [int(s) for s in (sizes or (784, 256, 256, 256, 256, 256, 10))]
             weights = CCLNet.mlp(sizes, seed=seed, activation_name=activation_name or "elu",
@@ -84,7 +87,8 @@ class CCLRuleNet:
             backend = ("torch", "numba") if torch.device(device).type == "cpu" else ("torch", "torch")
         fwd_backend, fb_backend = (backend, backend) if isinstance(backend, str) else backend
         kw = dict(dt=1.0, seed=seed, dtype=dtype, device=device)
-        self.forward_net = fwd = Network(batch=self.batch, backend=fwd_backend, **kw)
+        self.forward_net = fwd = Network(batch=self.batch, backend=fwd_backend,
+                                         threads=threads or torch.get_num_threads(), **kw)
         self.feedback_net = fb = Network(batch=self.classes, backend=fb_backend, **kw)
 
         def model(l: int) -> Graded:

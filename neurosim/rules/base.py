@@ -382,6 +382,12 @@ class Rule:
         A continuous rule scales it by :attr:`effective_lr`, an event rule by ``lr``."""
         raise NotImplementedError
 
+    def gradient(self, t: int) -> torch.Tensor | None:
+        """What ``as_gradient`` adds to ``.grad`` in step ``t``: ``-weight_change(t)`` (a
+        rule may compute it directly, sparing a pass over the weights); a new tensor."""
+        dw = self.weight_change(t)
+        return None if dw is None else -dw
+
     @property
     def step_scale(self) -> float:
         """Time one application stands for: ``every * dt`` (ms) for continuous rules, else 1."""
@@ -407,13 +413,15 @@ class Rule:
             return
         if t % self.every and not event:
             return
+        if self.as_gradient:
+            grad = self.gradient(t)
+            if grad is not None and self.learning:
+                self.projection.add_to_grad(grad)
+            return
         dw = self.weight_change(t)
         if dw is None or not self.learning:
             return
         w = self.projection.weight
-        if self.as_gradient:
-            self.projection.subtract_from_grad(dw)
-            return
         w.add_(dw)
         if self.w_min > -math.inf or self.w_max < math.inf:
             # the bounds hold for the weights this change moved (as in event-driven

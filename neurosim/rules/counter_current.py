@@ -65,8 +65,15 @@ class CounterCurrent(Rule):
                              f"net.modulators.add({self.error!r}, size={p.post.n}, per_sample=True)")
 
     def weight_change(self, t: int) -> torch.Tensor:
+        return self._scaled_outer(t, -self.lr)
+
+    def gradient(self, t: int) -> torch.Tensor:
+        return self._scaled_outer(t, self.lr)
+
+    def _scaled_outer(self, t: int, scale: float) -> torch.Tensor:
+        # scale the (batch, n_post) error, not the (n_pre, n_post) product: fewer values
         error = self.net.modulators[self.error].value
-        return self.outer(self.pre_spikes(t), error) * (-self.lr)
+        return self.outer(self.pre_spikes(t), error if scale == 1.0 else error * scale)
 
     def describe(self):
         return {**super().describe(), "error": self.error}
