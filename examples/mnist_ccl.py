@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = train_seconds[0]
         results = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy", float("nan")),
                    "best_epoch": result.best_epoch, "seconds": seconds}
+        best = result.history[result.best_epoch - 1]  # the checkpoint tested: for model selection
         training_log.finish({k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()},
                             results)
     except KeyboardInterrupt:
@@ -323,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
            "epochs": args.epochs, "seconds": round(seconds, 1),
            "seconds_per_epoch": round(seconds / args.epochs, 2), "method": args.method,
            "engine": args.engine, "arch": args.arch, "dataset": args.dataset, "best_epoch": result.best_epoch,
-           "seed": args.seed, "batch": cfg["batch"], "lr": cfg["lr"],
+           "validation_loss": round(best["validation_loss"], 5),
+           "validation_accuracy": (round(best["validation_accuracy"], 4)
+                                   if "validation_accuracy" in best else None),
+           "seed": args.seed, "batch": cfg["batch"], "lr": cfg["lr"], "clip": cfg["clip"],
            "total_seconds": round(time.perf_counter() - t_start, 1), "log": log}
     print(json.dumps({k: v for k, v in out.items() if v is not None}))
     return 0
