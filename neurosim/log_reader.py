@@ -209,6 +209,24 @@ class LogReader:
         """The network's description (populations, projections, monitors, ...)."""
         return self._network
 
+    def network_versions(self) -> list[tuple[int, dict[str, Any]]]:
+        """Every description the network had while logged, each with the step from which it
+        held: a network grown between runs, or a gated population switched to another
+        mode (its ``gate`` entry names the mode), appears as a new version."""
+        if self._mem is not None:
+            return [(step, parse_network(text, self.path)) for step, text in self._mem.network_versions]
+        f = self._file
+        runs = f.get("progress/runs")
+        first_step = int(runs[0]["start_step"]) if isinstance(runs, h5py.Dataset) and runs.shape[0] else 0
+        first = f.attrs.get("network_json", "{}")
+        out = [(first_step, parse_network(first.decode() if isinstance(first, bytes) else first, self.path))]
+        versions = f.get("progress/network_versions")
+        if isinstance(versions, h5py.Dataset):
+            text = f["progress/network_json"]
+            for step, offset, size in versions[:]:
+                out.append((int(step), parse_network(text[offset:offset + size].tobytes().decode(), self.path)))
+        return out
+
     @property
     def steps(self) -> int:
         """Steps simulated: from the end-of-run record, or the last flush if cut short."""

@@ -18,6 +18,7 @@ from neurosim import network_state, unrolling
 from neurosim.backends import BACKENDS
 from neurosim.backends.torch_rules import TorchRule
 from neurosim.connectors import Connector
+from neurosim.gating import Gate
 from neurosim.inputs import StepCurrent
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
@@ -176,17 +177,25 @@ class Network:
 
     def population(self, n: int, model: NeuronModel | SpikeGenerator, *, name: str | None = None,
                    init: Mapping[str, InitSpec] | None = None,
-                   surrogate: str | Callable[[torch.Tensor], torch.Tensor] | None = None) -> Population:
+                   surrogate: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+                   gated: bool = False) -> Population:
         """Add ``n`` neurons of ``model``; ``init`` overrides initial values of state variables
         (a number, an array, or a distribution such as ``Uniform(-60, -50)``). ``surrogate``:
         the derivative its spikes have in :meth:`unroll` (default snnTorch's ``atan``; see
-        :mod:`neurosim.surrogate`)."""
+        :mod:`neurosim.surrogate`). ``gated``: give it a per-neuron input gain and
+        threshold offset, ``pop.gate``, switched between named modes or driven by a
+        neuromodulator (see :mod:`neurosim.gating`)."""
         name = self._name(name, type(model).__name__.lower(), self.populations)
         if surrogate is not None:
             resolve_surrogate(surrogate, f"population '{name}'")
+        if gated and isinstance(model, SpikeGenerator):
+            raise ValueError(f"population '{name}': a SpikeGenerator replays spikes; it cannot be gated")
         pop = Population(name, n, model, init, self.batch, self.dt, self.device, self.dtype,
                          numpy_stream(self.seed, f"population/{name}/init"), self.seed)
         pop.surrogate = surrogate
+        if gated:
+            pop.gate = Gate(pop)
+            pop.gate.on_change = self._mark_dirty
         self.populations[name] = pop
         self._dirty = True
         return pop
@@ -354,9 +363,15 @@ class Network:
         network can advance this many steps between exchanges of spikes."""
         return min((p.min_delay for p in self.projections.values()), default=1)
 
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+
     def _prepare(self) -> None:
         if not self._dirty:
             return
+        for pop in self.populations.values():
+            if pop.gate is not None:
+                pop.gate.check_driver(self.modulators)
         for pop in self.populations.values():
             # one slot more than the longest delay: input populations write step t's
             # spikes before delivery reads step t - delay

@@ -56,6 +56,9 @@ class Population:
         self.last_step = -1
         #: the derivative of this population's spikes in differentiable runs (None: atan)
         self.surrogate: Any = None
+        #: the per-neuron gain and threshold offset of a gated population (None: ungated;
+        #: see :mod:`neurosim.gating`)
+        self.gate: Any = None
         self.state: dict[str, torch.Tensor] = {}
         self.inputs: dict[str, torch.Tensor] = {}
         self._initial: dict[str, torch.Tensor] = {}
@@ -182,6 +185,9 @@ class Population:
             else:
                 self.state[var] = value.clone()
         self.history.zero_()
+        if self.gate is not None:  # input delivered but not yet taken in (the mode stays)
+            for staged in self.gate.staged.values():
+                staged.zero_()
 
     @property
     def spikes(self) -> torch.Tensor:
@@ -194,6 +200,8 @@ class Population:
 
     def describe(self) -> dict[str, Any]:
         out = {"name": self.name, "size": self.n, **self.model.describe()}
+        if self.gate is not None:
+            out["gate"] = self.gate.describe()
         if self.surrogate is not None:
             from neurosim.surrogate import describe
 
@@ -220,7 +228,15 @@ class Population:
         out.update({f"input.{k}": v for k, v in self.inputs.items()})
         out.update({f"const.{k}": v for k, v in self.constants.items()})
         out.update({f"key.{k}": v for k, v in self._element_keys.items()})
+        if self.gate is not None:
+            out.update(self.gate.arrays())
         return out
+
+    def delivery_array(self, var: str) -> str:
+        """The name in :meth:`arrays` that projections onto receptor variable ``var`` add
+        into: the variable itself, or for a gated population its staging array (the
+        gain multiplies the summed input when the neuron updates)."""
+        return f"gate.stage.{var}" if self.gate is not None else f"state.{var}"
 
     def argument_arrays(self) -> list[str]:
         """For each argument of the model's ``update``, in order, its name in :meth:`arrays`

@@ -129,7 +129,8 @@ class NumbaBackend:
         rules = tuple((name, type(r).__name__, r.every, r.as_gradient,
                        r.declared.structure() if r.declared is not None else None)
                       for name, r in net.rules.items())
-        return (net.dtype, rules, tuple((p.name, tuple((k, tuple(v.shape)) for k, v in p.constants.items()))
+        return (net.dtype, rules, tuple((p.name, tuple((k, tuple(v.shape)) for k, v in p.constants.items()),
+                                         None if p.gate is None else p.gate.structure())
                                         for p in net.populations.values()))
 
     def compile(self, profile: bool = False) -> float:

@@ -22,6 +22,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+
 if TYPE_CHECKING:
     from neurosim.backends.view import SimulatedNetwork
 
@@ -65,12 +67,26 @@ class _Rename(ast.NodeTransformer):
         return node
 
 
+class _OffsetSpikes(ast.NodeTransformer):
+    """``spike(x)`` -> ``spike(x - gate_offset)`` (and ``spike_above``): a gated
+    population's threshold offset, in the update's own firing condition."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id in ("spike", "spike_above") and len(node.args) == 1:
+            shifted = ast.BinOp(node.args[0], ast.Sub(), ast.Name("gate_offset", ast.Load()))
+            node.args = [ast.copy_location(shifted, node.args[0])]
+        return node
+
+
 def _helper_name(fn: Callable[..., Any]) -> str:
     return f"k_{fn.__module__.replace('.', '_')}__{fn.__name__}"
 
 
-def kernel_source(fn: Callable[..., Any], new_name: str) -> tuple[str, list[Callable[..., Any]]]:
-    """Compiled-scalar source of a kernel function and the helpers it calls."""
+def kernel_source(fn: Callable[..., Any], new_name: str,
+                  gate_offset: bool = False) -> tuple[str, list[Callable[..., Any]]]:
+    """Compiled-scalar source of a kernel function and the helpers it calls; with
+    ``gate_offset``, a last argument ``gate_offset`` shifts its firing condition."""
     helpers = [fn.__globals__[n] for n in fn.__code__.co_names
                if getattr(fn.__globals__.get(n), "__neurosim_kernel__", False)]
     try:
@@ -88,31 +104,39 @@ def kernel_source(fn: Callable[..., Any], new_name: str) -> tuple[str, list[Call
     func.returns = None
     for arg in func.args.args:
         arg.annotation = None
+    if gate_offset:
+        func.args.args.append(ast.arg("gate_offset"))
+        tree = _OffsetSpikes().visit(tree)
     tree = _Rename({h.__name__: _helper_name(h) for h in helpers}).visit(tree)
     tree = _TypeLiterals().visit(_FoldConstants().visit(tree))
     ast.fix_missing_locations(tree)
     return "@njit(cache=True)\n" + ast.unparse(tree) + "\n", helpers
 
 
-def model_functions(models: list[type]) -> tuple[str, dict[type, str]]:
-    """Source of every model's update (renamed per model) and of all helpers, once each."""
-    names = {cls: f"update_{cls.__name__}" for cls in models}
-    return kernel_functions([(cls.update, names[cls]) for cls in models]), names
+def model_functions(models: list[type], gated: list[type] = ()) -> tuple[str, dict[Any, str]]:
+    """Source of every model's update (renamed per model), of the threshold-offset
+    variants of the ``gated`` ones (keyed ``(cls, "gated")``), and of all helpers, once each."""
+    names: dict[Any, str] = {cls: f"update_{cls.__name__}" for cls in models}
+    names.update({(cls, "gated"): f"update_{cls.__name__}_gated" for cls in gated})
+    functions = [(cls.update, names[cls], False) for cls in models]
+    functions += [(cls.update, names[(cls, "gated")], True) for cls in gated]
+    return kernel_functions(functions), names
 
 
-def kernel_functions(functions: list[tuple[Callable[..., Any], str]]) -> str:
-    """Compiled source of kernel functions (given with their new names) and their helpers."""
+def kernel_functions(functions: list[tuple[Any, ...]]) -> str:
+    """Compiled source of kernel functions (given as ``(fn, new name)`` or ``(fn, new
+    name, gate_offset)``) and their helpers."""
     parts: list[str] = []
     done: set[str] = set()
-    pending = list(functions)
+    pending = [tuple(f) + (False,) * (3 - len(f)) for f in functions]
     while pending:
-        fn, name = pending.pop(0)
+        fn, name, offset = pending.pop(0)
         if name in done:
             continue
-        src, helpers = kernel_source(fn, name)
+        src, helpers = kernel_source(fn, name, offset)
         parts.append(src)
         done.add(name)
-        pending.extend((h, _helper_name(h)) for h in helpers)
+        pending.extend((h, _helper_name(h), False) for h in helpers)
     return "\n".join(parts)
 
 
@@ -182,7 +206,14 @@ class KernelWriter:
         pops = list(net.populations.values())
         self.pid = {p.name: k for k, p in enumerate(pops)}
         models = sorted({type(p.model) for p in pops if not p.is_generator}, key=lambda c: c.__qualname__)
-        self.model_src, self.update_names = model_functions(models)
+        gated = sorted({type(p.model) for p in pops if p.gate is not None and not p.graded},
+                       key=lambda c: c.__qualname__)
+        self.model_src, self.update_names = model_functions(models, gated)
+        if any(p.gate is not None and p.gate.activity_gate != "none" for p in pops):
+            from neurosim.gating import hard_activity_gate, soft_activity_gate
+
+            self.model_src += "\n" + kernel_functions([(soft_activity_gate, "soft_activity_gate"),
+                                                       (hard_activity_gate, "hard_activity_gate")])
         self.step_fns: dict[str, str] = {}  # function text -> name
         self.guards: list[str] = []
         self.rebuild: list[str] = []
@@ -205,12 +236,13 @@ class KernelWriter:
                  "idx": self.arg(f"p{k}_idx", lambda p=pop: arrays(p, "idx"))}
         rebuild = "rebuild_value_lists" if pop.graded else "rebuild_spike_lists"
         self.rebuild.append(f"    {rebuild}({names['spikes']}, {names['cnt']}, {names['idx']})")
-        short = {"state": "s", "input": "in", "key": "rk", "const": "c", "events": "ev"}
+        short = {"state": "s", "input": "in", "key": "rk", "const": "c", "events": "ev", "gate": "g"}
         for name in pop.arrays():
             if name == "spikes":
                 continue
             kind, _, var = name.partition(".")
-            names[name] = self.arg(f"p{k}_{short[kind]}_{var}", lambda p=pop, n=name: arrays(p, n))
+            names[name] = self.arg(f"p{k}_{short[kind]}_{var.replace('.', '_')}",
+                                   lambda p=pop, n=name: arrays(p, n))
             if kind == "key":
                 names[f"stream.{var}"] = self.arg(f"p{k}_key_{var}", lambda p=pop, v=var: p.random_keys[v])
         return names
@@ -248,7 +280,13 @@ class KernelWriter:
                 values[name] = f"rc_{name}[i]"
             else:
                 values[name] = own[-1] + _index(shape)
+        gate, take, sent = pop.gate, "", f"res[{len(model.state_variables)}]"
+        update_name = self.update_names[model]
+        if gate is not None:
+            take, sent, update_name = self._gate(pop, a, own, rows, values, sent)
         call_args = ", ".join(values[arg] for arg in model.update_arguments())
+        if gate is not None and not pop.graded:
+            call_args += ", r_gate_offset[i]"
         n_state = len(model.state_variables)
         stores = "".join(f"            r_{var}[i] = res[{j}]\n"
                          for j, var in enumerate(model.state_variables))
@@ -259,9 +297,9 @@ class KernelWriter:
             f"    slot = t % {hist}.shape[0]\n" + "".join(line + "\n" for line in pre) +
             f"    for b in range({hist}.shape[1]):\n"
             f"        spikes = {hist}[slot, b]\n" + "".join(line + "\n" for line in rows) +
-            f"        for i in {'prange' if parallel else 'range'}({hist}.shape[2]):\n"
-            f"            res = {self.update_names[model]}({call_args})\n" + stores +
-            f"            spikes[i] = res[{n_state}]\n"
+            f"        for i in {'prange' if parallel else 'range'}({hist}.shape[2]):\n" + take +
+            f"            res = {update_name}({call_args})\n" + stores +
+            f"            spikes[i] = {sent}\n"
             # a second, cheap pass lists the spiking neurons, so the update loop stays branch-free
             f"        {cnt}[slot, b] = {'list_nonzero' if pop.graded else 'list_spikes'}(spikes, {idx}[slot, b])\n")
         # populations of one model with the same parameter layout share one function
@@ -270,10 +308,45 @@ class KernelWriter:
             self.step_fns[text] = f"step_{model.__name__}_{len(self.step_fns)}"
         return [f"    {self.step_fns[text]}(t, {', '.join(own)})"]
 
+    def _gate(self, pop: Any, a: dict[str, str], own: list[str], rows: list[str],
+              values: dict[str, str], sent: str) -> tuple[str, str, str]:
+        """The lines of a gated population's update loop (see :mod:`neurosim.gating`):
+        adds its gate's arrays to ``own``/``rows``, scales the injected inputs in
+        ``values``; returns (lines before the update, the value sent, the update's name)."""
+        gate, model = pop.gate, type(pop.model)
+        for key in ("gain", "offset"):
+            own.append(a[f"gate.{key}"])
+            rows.append(f"        r_gate_{key} = {own[-1]}[b]")
+        take = ""
+        if gate.driver is not None:
+            sig = gate.signal
+            for key in ("low_gain", "span_gain", "low_offset", "span_offset", "signal"):
+                own.append(a[f"gate.{key}"])
+            lo_g, sp_g, lo_o, sp_o, signal = own[-5:]
+            m = signal + ("[b, i]" if sig.dim() == 2 else "[i]" if sig.dim() == 1 else "[0]")
+            take += (f"            r_gate_gain[i] = {lo_g}[i] + {m} * {sp_g}[i]\n"
+                     f"            r_gate_offset[i] = {lo_o}[i] + {m} * {sp_o}[i]\n")
+        for var in gate.staged:
+            own.append(a[f"gate.stage.{var}"])
+            rows.append(f"        r_stage_{var} = {own[-1]}[b]")
+            take += (f"            r_{var}[i] += r_gate_gain[i] * r_stage_{var}[i]\n"
+                     f"            r_stage_{var}[i] = 0.0\n")
+        for name in model.inputs:  # injected input is input: the gain scales it
+            values[name] = f"({values[name]} * r_gate_gain[i])"
+        if pop.graded:
+            if gate.activity_gate == "soft":
+                own.append(self.arg(f"p{self.pid[pop.name]}_g_temperature",
+                                    lambda g=gate, ft=self.ft: getattr(np, ft)(g.temperature)))
+                sent = f"soft_activity_gate({sent}, r_gate_offset[i], {own[-1]})"
+            elif gate.activity_gate == "hard":
+                sent = f"hard_activity_gate({sent}, r_gate_offset[i])"
+            return take, sent, self.update_names[model]
+        return take, sent, self.update_names[(model, "gated")]
+
     def emit_delivery(self, proj: Any) -> list[str]:
         pre, post = self.pop_args[proj.pre.name], self.pop_args[proj.post.name]
         cnt, idx, hist = pre["cnt"], pre["idx"], pre["spikes"]
-        target = post[f"state.{proj.target}"]
+        target = post[proj.post.delivery_array(proj.target)]
         j, arrays = len(self.plan.args), self.arrays  # (a unique prefix for this projection)
         weight = self.arg(f"j{j}_w", lambda pr=proj: arrays(pr, "weight"))
         indices = self.arg(f"j{j}_indices", lambda pr=proj: arrays(pr, "indices")) if proj.sparse else None

@@ -19,6 +19,7 @@ import torch
 
 from neurosim.backends.torch_unroll import Unroll
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
+from neurosim.gating import offset_math, sent_activity, take_gated_input
 from neurosim.kernel import TORCH_MATH, bind
 from neurosim.threads import stepping_threads
 
@@ -46,7 +47,7 @@ class TorchBackend:
         self.net = net
         self._plan: list[tuple[str, Callable[[int], Any]]] | None = None
         self._unroll_plan: list[tuple[str, Callable[[int], Any]]] | None = None
-        self._updates: dict[type, Callable[..., Any]] = {}
+        self._updates: dict[Any, Callable[..., Any]] = {}  # by model (gated: by population)
         #: the differentiable state while ``Network.unroll`` runs (and between its calls)
         self.unroll = Unroll(self)
         self.unrolling = False
@@ -130,17 +131,26 @@ class TorchBackend:
             if hi > lo:
                 slot[a["events.row"][lo:hi], a["events.neuron"][lo:hi]] = True
             return
-        update = self._updates.get(type(pop.model))
-        if update is None:
-            update = self._updates[type(pop.model)] = bind(type(pop.model).update, TORCH_MATH)
+        gate = pop.gate
+        if gate is None:
+            update = self._updates.get(type(pop.model))
+            if update is None:
+                update = self._updates[type(pop.model)] = bind(type(pop.model).update, TORCH_MATH)
+        else:
+            update = self._gated_update(pop)
+            take_gated_input(gate, a, self.net.modulators)
         args = []
         for name in pop.argument_arrays():
             if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
                 h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
+            elif gate is not None and name.startswith("input."):
+                args.append(a[name] * gate.gain)  # injected input is input: the gain scales it
             else:
                 args.append(a[name])
         out = update(*args)
+        if gate is not None and gate.activity_gate != "none":
+            out = (*out[:-1], sent_activity(gate, out[-1]))
         targets = [a[f"state.{var}"] for var in pop.model.state_variables]
         # an update may return one variable's old tensor as another's new value (x_prev = x):
         # copy such values first, so that writing one variable cannot change another's
@@ -152,10 +162,19 @@ class TorchBackend:
             target.copy_(value)
         slot.copy_(out[-1])
 
+    def _gated_update(self, pop: "Population") -> Callable[..., Any]:
+        """``pop``'s update whose firing condition sees ``x - offset`` (its gate's
+        threshold offset), bound once per population."""
+        update = self._updates.get(pop.name)
+        if update is None:
+            update = self._updates[pop.name] = bind(type(pop.model).update,
+                                                    offset_math(TORCH_MATH, pop.gate))
+        return update
+
     def run_delivery(self, proj: "Projection", t: int) -> None:
         """Add the weights of spikes arriving at ``t`` to the receptor variable."""
         a = proj.arrays()
-        target = proj.post.arrays()[f"state.{proj.target}"]
+        target = proj.post.arrays()[proj.post.delivery_array(proj.target)]
         ring = proj.pre.arrays()["spikes"]
         weight = a["weight"]
         graded = proj.pre.graded  # values r: each adds r * w (spikes add w)

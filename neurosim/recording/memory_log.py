@@ -20,6 +20,8 @@ class MemoryLog:
         self.dataset_attrs: dict[str, dict[str, Any]] = {}
         self._parts: dict[str, list[np.ndarray]] = {}
         self._tails: dict[str, tuple[tuple[int, ...], str]] = {}
+        #: (start step, network_json) each time the description changed
+        self.network_versions: list[tuple[int, str]] = []
 
     def begin_run(self, attrs: dict[str, Any], specs: list[DatasetSpec],
                   static: dict[str, np.ndarray], start_step: int = 0) -> None:
@@ -27,6 +29,8 @@ class MemoryLog:
             self.attrs.update(attrs)
         if "network_json" in attrs:  # the network as it is now (it may grow between runs)
             self.attrs["network_json"] = attrs["network_json"]
+            if not self.network_versions or self.network_versions[-1][1] != attrs["network_json"]:
+                self.network_versions.append((start_step, attrs["network_json"]))
         if "steps_sorted" in attrs:
             self.attrs["steps_sorted"] = attrs["steps_sorted"]
         self.attrs["completed"] = False

@@ -1,0 +1,300 @@
+"""Neuromodulated gating: a population's *mode*, a per-neuron input gain and threshold offset.
+
+A gated population (``net.population(..., gated=True)``) has two per-neuron values in
+force at every step, and a set of named *modes* (vectors of both) to switch between:
+
+* **gain** ``g_j >= 0`` multiplies every input the neuron receives: what projections
+  deliver to its receptors in a step is summed first, then added to the receptor's state
+  variable times ``g_j``; the injected inputs (``i_ext``) are multiplied by ``g_j`` too.
+* **offset** ``theta_j`` raises the neuron's threshold. A spiking model fires through
+  ``spike(x)`` (``x >= 0``); a gated neuron fires on ``spike(x - theta_j)``, so for a
+  LIF ``v >= v_thresh + theta_j``. A graded unit has no threshold; with
+  ``activity_gate`` ``"soft"`` or ``"hard"`` it sends ``r * s((r - theta_j) / T)`` with
+  ``s`` the logistic function (soft, temperature ``T``) or the unit step (hard:
+  ``r`` where ``r > theta_j``, else 0), as TauGate's smooth gate during training and
+  its hardened gate at inference; its state ``r`` stays the ungated ``phi(z)``.
+
+The values in force are set by code (:meth:`Gate.use` a named mode, or :meth:`Gate.set`),
+or by a neuromodulator inside the step (:meth:`Gate.drive`): with signal value ``m``
+(a scalar, one per neuron, or one per sample and neuron) the gate is
+``low + m * (high - low)`` of two named modes, computed in the compiled step before the
+neuron update (the signal's value as it stands then: the modulators update later in a
+step, so that is the previous step's). No weight changes when a mode changes; the mode
+in force is part of the network's description, so a switch between runs is recorded in
+the log at the step it took effect.
+
+Which parts are whose: the threshold-and-gain mode, the smooth gate hardened at
+inference and the per-neuron parameter budget are TauGate's (Ghasemlou 2026, from its
+abstract); where they act (the gain on the summed input, the offset inside ``spike``,
+the graded gate on the sent value), the modulator interpolating two modes and the
+spiking form are ours (see ``shared/research/algorithms.md`` section 5).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from neurosim.kernel import TORCH_MATH, bind, kernel, where
+from neurosim.models.graded import stable_sigmoid
+
+if TYPE_CHECKING:
+    from neurosim.population import Population
+
+#: the graded activity gates (``Gate.activity_gate``)
+ACTIVITY_GATES = ("none", "soft", "hard")
+
+
+@kernel
+def soft_activity_gate(r, offset, temperature):
+    """What a graded unit sends under the soft gate: ``r * sigmoid((r - offset) / T)``."""
+    return r * stable_sigmoid((r - offset) / temperature)
+
+
+@kernel
+def hard_activity_gate(r, offset):
+    """What a graded unit sends under the hard gate: ``r`` where ``r - offset > 0``, else 0."""
+    return where(r - offset > 0.0, r, 0.0 * r)
+
+
+class Gate:
+    """The gate of one population (``pop.gate``); see :mod:`neurosim.gating`."""
+
+    def __init__(self, pop: "Population") -> None:
+        self.pop = pop
+        shape, kw = (pop.batch, pop.n), dict(dtype=pop.dtype, device=pop.device)
+        #: the gain and offset in force, ``(batch, n)`` (a mode fills every row alike)
+        self.gain = torch.ones(shape, **kw)
+        self.offset = torch.zeros(shape, **kw)
+        #: per receptor state variable: this step's delivered input, before the gain
+        self.staged = {var: torch.zeros(shape, **kw)
+                       for var in sorted(set(pop.model.receptors.values()))}
+        self.modes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        #: the mode in force: a name, ``"custom"`` after :meth:`set`, or ``"driven"``
+        self.mode = "neutral"
+        self.modes["neutral"] = (torch.ones(pop.n, **kw), torch.zeros(pop.n, **kw))
+        self._activity_gate = "none"
+        self._temperature = 1.0
+        #: (modulator name, low mode, high mode) while a modulator drives the gate
+        self.driver: tuple[str, str, str] | None = None
+        self._driven: dict[str, torch.Tensor] = {}
+        self.signal: torch.Tensor | None = None  # the driving modulator's value (set when run)
+        self.on_change: Any = None  # set by the network: a structural change to compile
+
+    # -- what is in force -----------------------------------------------------------------
+    def add_mode(self, name: str, gain: Any = 1.0, offset: Any = 0.0) -> None:
+        """Store a named mode: ``gain`` and ``offset``, each a number or one value per neuron."""
+        if not isinstance(name, str) or not name or name in ("custom", "driven"):
+            raise ValueError(f"population '{self.pop.name}': a mode name must be a non-empty "
+                             f"string other than 'custom' and 'driven', got {name!r}")
+        self.modes[name] = (self._vector("gain", gain), self._vector("offset", offset))
+
+    def use(self, name: str) -> None:
+        """Put the named mode in force (stops a modulator's drive). No weight changes."""
+        gain, offset = self._mode(name)
+        self._stop_drive()
+        self.gain.copy_(gain.expand_as(self.gain))
+        self.offset.copy_(offset.expand_as(self.offset))
+        self.mode = name
+
+    def set(self, gain: Any = None, offset: Any = None) -> None:
+        """Put an unnamed gain and/or offset in force (numbers or per-neuron values)."""
+        self._stop_drive()
+        if gain is not None:
+            self.gain.copy_(self._vector("gain", gain).expand_as(self.gain))
+        if offset is not None:
+            self.offset.copy_(self._vector("offset", offset).expand_as(self.offset))
+        self.mode = "custom"
+
+    def drive(self, modulator: str, low: str, high: str) -> None:
+        """Let modulator ``modulator`` set the gate at every step: ``low + m * (high - low)``
+        of the named modes, computed in the step (no Python per step)."""
+        if not isinstance(modulator, str):
+            raise TypeError(f"population '{self.pop.name}': drive takes a modulator's name, "
+                            f"got {modulator!r}")
+        lo, hi = self._mode(low), self._mode(high)
+        self._driven = {"low_gain": lo[0].clone(), "span_gain": hi[0] - lo[0],
+                        "low_offset": lo[1].clone(), "span_offset": hi[1] - lo[1]}
+        self.driver = (modulator, low, high)
+        self.mode = "driven"
+        self._changed()
+
+    def _stop_drive(self) -> None:
+        if self.driver is not None:
+            self.driver, self._driven = None, {}
+            self._changed()
+
+    # -- the graded activity gate ---------------------------------------------------------
+    @property
+    def activity_gate(self) -> str:
+        """Graded populations: ``"none"`` (default), ``"soft"`` or ``"hard"``."""
+        return self._activity_gate
+
+    @activity_gate.setter
+    def activity_gate(self, kind: str) -> None:
+        if kind not in ACTIVITY_GATES:
+            raise ValueError(f"population '{self.pop.name}': activity_gate must be one of "
+                             f"{ACTIVITY_GATES}, got {kind!r}")
+        if kind != "none" and not self.pop.graded:
+            raise ValueError(f"population '{self.pop.name}': activity_gate is for graded "
+                             f"populations; a spiking one's offset raises its threshold")
+        if kind != self._activity_gate:
+            self._activity_gate = kind
+            self._changed()
+
+    @property
+    def temperature(self) -> float:
+        """The soft activity gate's temperature ``T`` (> 0)."""
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: float) -> None:
+        value = float(value)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"population '{self.pop.name}': temperature must be > 0, got {value}")
+        self._temperature = value
+
+    # -- saving ---------------------------------------------------------------------------
+    def save_modes(self, path: str) -> None:
+        """Write the named modes to ``path`` (``.npz``), atomically: a crash leaves the
+        previous file whole."""
+        arrays = {}
+        for name, (gain, offset) in self.modes.items():
+            arrays[f"gain/{name}"] = gain.cpu().numpy()
+            arrays[f"offset/{name}"] = offset.cpu().numpy()
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def load_modes(self, path: str) -> list[str]:
+        """Add the modes saved in ``path`` (checked like :meth:`add_mode`); returns their names."""
+        with np.load(path) as data:
+            names = sorted(k.split("/", 1)[1] for k in data.files if k.startswith("gain/"))
+            loaded = {name: (data[f"gain/{name}"], data[f"offset/{name}"]) for name in names}
+        for name, (gain, offset) in loaded.items():
+            if name != "neutral":
+                self.add_mode(name, gain, offset)
+        return names
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode, "modes": sorted(self.modes)}
+        if self.driver is not None:
+            out["driven_by"] = {"modulator": self.driver[0], "low": self.driver[1], "high": self.driver[2]}
+        if self.pop.graded:
+            out["activity_gate"] = self._activity_gate
+            out["temperature"] = self._temperature
+        return out
+
+    # -- what backends read ---------------------------------------------------------------
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """``gate.gain``, ``gate.offset`` ``(batch, n)``, ``gate.stage.<var>`` per receptor
+        variable and, while driven, ``gate.low_gain``, ``gate.span_gain``,
+        ``gate.low_offset``, ``gate.span_offset`` ``(n,)`` and ``gate.signal``, the
+        modulator's value (``(1,)``, ``(n,)`` or ``(batch, n)``)."""
+        out = {"gate.gain": self.gain, "gate.offset": self.offset}
+        out.update({f"gate.stage.{var}": t for var, t in self.staged.items()})
+        out.update({f"gate.{k}": v for k, v in self._driven.items()})
+        if self.driver is not None and self.signal is not None:
+            # the driving signal, () -> (1,) so that compiled code indexes it alike
+            out["gate.signal"] = self.signal.reshape(1) if self.signal.dim() == 0 else self.signal
+        return out
+
+    def structure(self) -> tuple[Any, ...]:
+        """What compiled code bakes in (a change recompiles)."""
+        signal = None if self.signal is None or self.driver is None else tuple(self.signal.shape)
+        return (self.driver is not None, signal, self._activity_gate)
+
+    def apply_drive(self, value: torch.Tensor) -> None:
+        """Torch: set the gate in force from the driving signal's ``value`` (shape ``()``,
+        ``(n,)`` or ``(batch, n)``), as the compiled step does: ``low + m * span``."""
+        d = self._driven
+        self.gain.copy_(d["low_gain"] + value * d["span_gain"])
+        self.offset.copy_(d["low_offset"] + value * d["span_offset"])
+
+    def check_driver(self, modulators: Any) -> None:
+        """Refuse a driving modulator that does not exist or has the wrong size."""
+        if self.driver is None:
+            return
+        name = self.driver[0]
+        if name not in modulators:
+            known = ", ".join(repr(m.name) for m in modulators) or "none"
+            raise ValueError(f"population '{self.pop.name}': its gate is driven by modulator "
+                             f"{name!r}, which is not registered (registered: {known})")
+        mod = modulators[name]
+        size = mod.size
+        if mod.per_sample and mod.value.shape[0] != self.pop.batch:
+            raise ValueError(f"population '{self.pop.name}': modulator {name!r} holds "
+                             f"{mod.value.shape[0]} samples, the population {self.pop.batch}")
+        if size is not None and size != self.pop.n:
+            raise ValueError(f"population '{self.pop.name}': modulator {name!r} has {size} values "
+                             f"but the population has {self.pop.n} neurons (use a scalar signal "
+                             f"or one of size {self.pop.n})")
+        self.signal = mod.value
+
+    # -- checks ---------------------------------------------------------------------------
+    def _mode(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self.modes:
+            raise KeyError(f"population '{self.pop.name}': no mode {name!r}; its modes: "
+                           f"{', '.join(sorted(self.modes))} (add one with gate.add_mode)")
+        return self.modes[name]
+
+    def _vector(self, what: str, value: Any) -> torch.Tensor:
+        pop = self.pop
+        t = torch.as_tensor(np.asarray(value.detach().cpu() if isinstance(value, torch.Tensor) else value,
+                                       dtype=np.float64))
+        if t.dim() == 0:
+            t = t.expand(pop.n)
+        if t.shape != (pop.n,):
+            raise ValueError(f"population '{pop.name}': a mode's {what} must be a number or "
+                             f"{pop.n} values (one per neuron), got shape {tuple(t.shape)}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"population '{pop.name}': a mode's {what} must be finite, got NaN or inf")
+        if what == "gain" and bool((t < 0).any()):
+            raise ValueError(f"population '{pop.name}': a mode's gain must be >= 0 (it scales "
+                             f"the input), got {float(t.min()):g}")
+        return t.to(dtype=pop.dtype, device=pop.device).contiguous()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+
+# -- the torch step of a gated population (the compiled one is generated alike) ------------
+def take_gated_input(gate: Gate, arrays: dict[str, torch.Tensor], modulators: Any) -> None:
+    """Before the update: set a driven gate from its signal, then add each receptor's
+    staged input times the gain to the receptor variable, and clear the stage."""
+    if gate.driver is not None:
+        gate.apply_drive(modulators[gate.driver[0]].value)
+    for var, staged in gate.staged.items():
+        arrays[f"state.{var}"].add_(gate.gain * staged)  # rounded as the compiled step
+        staged.zero_()
+
+
+def offset_math(math: Any, gate: Gate) -> dict[str, Any]:
+    """``math`` whose ``spike``/``spike_above`` test ``x - offset`` (the gate's offset in force)."""
+    spike, spike_above = math["spike"], math["spike_above"]
+    return {**math, "spike": lambda x: spike(x - gate.offset),
+            "spike_above": lambda x: spike_above(x - gate.offset)}
+
+
+_SOFT = bind(soft_activity_gate, TORCH_MATH)
+_HARD = bind(hard_activity_gate, TORCH_MATH)
+
+
+def sent_activity(gate: Gate, r: torch.Tensor) -> torch.Tensor:
+    """What a graded unit with an activity gate sends."""
+    if gate.activity_gate == "soft":
+        return _SOFT(r, gate.offset, gate.temperature)
+    return _HARD(r, gate.offset)

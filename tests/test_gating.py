@@ -1,0 +1,219 @@
+"""Neuromodulated gating: per-neuron gain and threshold offset (modes), on both backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import neurosim as ns
+
+BACKENDS = ["torch", "numba"]
+
+
+def _network(backend: str, batch: int = 2, gated: bool = True, **lif) -> tuple[ns.Network, ns.Population]:
+    net = ns.Network(backend=backend, dt=0.1, seed=3, batch=batch)
+    src = net.population(40, ns.PoissonSource(rate=150.0), name="src")
+    hidden = net.population(25, ns.LIF(**lif), name="hidden", gated=gated)
+    # weights that are multiples of 1/4 mV: sums and gains of 2 are exact in float32
+    w = np.random.default_rng(0).integers(0, 24, size=(40, 25)) / 4.0
+    net.projection(src, hidden, weight=w, receptor="exc", name="in")
+    return net, hidden
+
+
+def _counts(net: ns.Network, pop: ns.Population, steps: int) -> torch.Tensor:
+    counter = net.monitors.get(f"counts/{pop.name}") or net.spike_counter(pop)
+    net.run(steps=steps, progress=False)
+    return counter.counts.clone()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gain_and_offset_equal_scaled_weights_and_raised_threshold(backend):
+    """A gain of 2 is the same network with doubled weights; an offset of 3 mV is the
+    same network with its threshold 3 mV higher (exact: every value is a binary fraction)."""
+    gated, h = _network(backend)
+    h.gate.add_mode("m", gain=2.0, offset=3.0)
+    h.gate.use("m")
+    ref = ns.Network(backend=backend, dt=0.1, seed=3, batch=2)
+    src = ref.population(40, ns.PoissonSource(rate=150.0), name="src")
+    plain = ref.population(25, ns.LIF(v_thresh=-47.0), name="hidden")
+    w = np.random.default_rng(0).integers(0, 24, size=(40, 25)) / 4.0
+    ref.projection(src, plain, weight=2 * w, receptor="exc", name="in")
+    a, b = _counts(gated, h, 400), _counts(ref, plain, 400)
+    assert a.sum() > 20
+    assert torch.equal(a, b)
+    assert torch.equal(h.state["v"], plain.state["v"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_switching_modes_changes_firing_not_weights(backend):
+    net, h = _network(backend)
+    first = (torch.arange(25) < 12).double()
+    h.gate.add_mode("first", gain=2.0 * first, offset=-2.0 + 50.0 * (1 - first))
+    h.gate.add_mode("second", gain=2.0 * (1 - first), offset=-2.0 + 50.0 * first)
+    weights = net.projections["in"].weight.clone()
+    h.gate.use("first")
+    a = _counts(net, h, 300)
+    h.gate.use("second")
+    b = _counts(net, h, 300) - a
+    on = first.bool()
+    assert (a[:, on] > 0).all() and (a[:, ~on] == 0).all()
+    assert (b[:, ~on] > 0).all() and (b[:, on] == 0).all()
+    assert torch.equal(net.projections["in"].weight, weights)  # bit-identical
+    h.gate.use("first")  # and back
+    c = _counts(net, h, 300) - a - b
+    assert (c[:, on] > 0).all() and (c[:, ~on] == 0).all()
+
+
+def test_modulator_driven_gate_same_spikes_on_both_backends_compiled():
+    results = {}
+    for backend in BACKENDS:
+        net, h = _network(backend, batch=3)
+        h.gate.add_mode("low", gain=0.5, offset=5.0)
+        h.gate.add_mode("high", gain=torch.linspace(1.0, 2.5, 25), offset=torch.linspace(-3.0, 1.0, 25))
+        # a per-sample, per-neuron signal: each sample sits at its own point between the modes
+        net.modulators.add("dopamine", size=25, per_sample=True)
+        net.modulators.set("dopamine", torch.linspace(0.0, 1.0, 3)[:, None].expand(3, 25))
+        h.gate.drive("dopamine", low="low", high="high")
+        mon = net.spike_monitor(h)
+        counter = net.spike_counter(h)
+        net.run(steps=500, progress=False)
+        results[backend] = (net.reader().spikes("hidden"), h.state["v"].clone())
+        per_sample = counter.counts.sum(1)
+        assert per_sample[0] < per_sample[1] < per_sample[2]  # each sample in its own mode
+        if backend == "numba":  # one compiled call per chunk: no Python between steps
+            assert not net.schedule.notes, net.schedule.notes
+            assert all(e.kind != "python" for ph in net.schedule.phases for e in ph.entries)
+        del mon
+    (ta, va), (na, vn) = results["torch"], results["numba"]
+    for x, y in zip(ta, na):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    assert torch.equal(va, vn)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_driven_gate_interpolates_between_modes(backend):
+    """Signal 0 is the low mode, 1 the high one: the run equals using that mode."""
+    for level, mode in ((0.0, "low"), (1.0, "high")):
+        net, h = _network(backend)
+        h.gate.add_mode("low", gain=0.5, offset=2.0)
+        h.gate.add_mode("high", gain=1.5, offset=-1.0)
+        net.modulators.add("da")
+        net.modulators.set("da", level)
+        h.gate.drive("da", "low", "high")
+        driven = _counts(net, h, 300)
+        ref, g = _network(backend)
+        g.gate.add_mode(mode, **({"gain": 0.5, "offset": 2.0} if mode == "low" else {"gain": 1.5, "offset": -1.0}))
+        g.gate.use(mode)
+        assert torch.equal(driven, _counts(ref, g, 300))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_graded_gain_and_activity_gates(backend):
+    net = ns.Network(backend=backend, batch=4, dt=1.0, seed=0)
+    x = net.population(6, ns.GradedInput(), name="x")
+    y = net.population(5, ns.Graded("identity"), name="y", gated=True)
+    z = net.population(5, ns.Graded("identity"), name="z")
+    w = np.random.default_rng(1).normal(size=(6, 5)).astype(np.float32)
+    net.projection(x, y, weight=w, receptor="in", delay=0)
+    net.projection(y, z, weight=np.eye(5, dtype=np.float32), receptor="in", delay=0)
+    inp = torch.randn(4, 6, generator=torch.Generator().manual_seed(2))
+    x.inputs["i_ext"].copy_(inp)
+    gain = torch.tensor([0.5, 1.0, 2.0, 0.0, 1.5])
+    offset = torch.tensor([-0.5, 0.0, 0.5, 0.0, 1.0])
+    y.gate.add_mode("m", gain=gain, offset=offset)
+    y.gate.use("m")
+    r = (inp.double() @ torch.as_tensor(w).double()) * gain.double()
+    net.run(steps=1, progress=False)
+    assert torch.allclose(y.state["r"].double(), r, atol=1e-5)
+    assert torch.allclose(z.state["r"].double(), r, atol=1e-5)  # no activity gate: r is sent
+    y.gate.activity_gate = "hard"
+    net.run(steps=1, progress=False)
+    assert torch.allclose(z.state["r"].double(), torch.where(r > offset.double(), r, 0.0), atol=1e-5)
+    y.gate.activity_gate = "soft"
+    y.gate.temperature = 0.25
+    net.run(steps=1, progress=False)
+    soft = r / (1 + torch.exp(-(r - offset.double()) / 0.25))
+    assert torch.allclose(z.state["r"].double(), soft, atol=1e-5)
+    assert torch.allclose(y.state["r"].double(), r, atol=1e-5)  # its own r stays ungated
+
+
+def test_graded_gates_agree_between_backends():
+    outs = []
+    for backend in BACKENDS:
+        net = ns.Network(backend=backend, batch=3, dt=1.0, seed=0)
+        x = net.population(8, ns.GradedInput(), name="x")
+        y = net.population(7, ns.Graded("elu"), name="y", gated=True)
+        z = net.population(7, ns.Graded("identity"), name="z")
+        net.projection(x, y, weight=np.random.default_rng(3).normal(size=(8, 7)), receptor="in", delay=0)
+        net.projection(y, z, weight=np.eye(7), receptor="in", delay=0)
+        x.inputs["i_ext"].copy_(torch.randn(3, 8, generator=torch.Generator().manual_seed(4)))
+        y.gate.add_mode("m", gain=torch.linspace(0.2, 2.0, 7), offset=torch.linspace(-0.5, 0.5, 7))
+        y.gate.use("m")
+        y.gate.activity_gate = "soft"
+        y.gate.temperature = 0.3
+        net.run(steps=1, progress=False)
+        soft = z.state["r"].clone()
+        y.gate.activity_gate = "hard"
+        net.run(steps=1, progress=False)
+        outs.append((soft, z.state["r"].clone()))
+    assert torch.equal(outs[0][0], outs[1][0]) or torch.allclose(outs[0][0], outs[1][0], rtol=0, atol=1e-6)
+    assert torch.equal(outs[0][1], outs[1][1])
+
+
+def test_mode_switch_recorded_in_the_log(tmp_path):
+    log = tmp_path / "run.h5"
+    net = ns.Network(backend="numba", dt=0.1, seed=3, log=str(log))
+    src = net.population(10, ns.PoissonSource(rate=100.0), name="src")
+    h = net.population(5, ns.LIF(), name="h", gated=True)
+    net.projection(src, h, weight=2.0)
+    h.gate.add_mode("rotated", gain=1.5, offset=-1.0)
+    net.run(steps=100, progress=False)
+    h.gate.use("rotated")
+    net.run(steps=100, progress=False)
+    h.gate.use("neutral")
+    net.run(steps=50, progress=False)
+    net.log.close()
+    versions = ns.LogReader(str(log)).network_versions()
+    modes = [(step, next(p for p in d["populations"] if p["name"] == "h")["gate"]["mode"])
+             for step, d in versions]
+    assert modes == [(0, "neutral"), (100, "rotated"), (200, "neutral")]
+
+
+def test_modes_save_and_load(tmp_path):
+    _, h = _network("torch")
+    h.gate.add_mode("a", gain=torch.linspace(0.0, 3.0, 25), offset=torch.linspace(-1.0, 1.0, 25))
+    path = tmp_path / "modes.npz"
+    h.gate.save_modes(str(path))
+    _, other = _network("torch")
+    assert other.gate.load_modes(str(path)) == ["a", "neutral"]
+    for k in range(2):
+        assert torch.equal(other.gate.modes["a"][k], h.gate.modes["a"][k])
+
+
+def test_bad_modes_are_refused():
+    net, h = _network("torch")
+    with pytest.raises(ValueError, match="25 values"):
+        h.gate.add_mode("wrong", gain=torch.ones(24))
+    with pytest.raises(KeyError, match="no mode 'missing'.*neutral"):
+        h.gate.use("missing")
+    with pytest.raises(ValueError, match="gain must be >= 0"):
+        h.gate.add_mode("negative", gain=-1.0)
+    with pytest.raises(ValueError, match="finite"):
+        h.gate.add_mode("nan", gain=float("nan"))
+    with pytest.raises(ValueError, match="finite"):
+        h.gate.add_mode("inf", offset=float("inf"))
+    with pytest.raises(ValueError, match="graded"):
+        h.gate.activity_gate = "soft"
+    with pytest.raises(ValueError, match="temperature"):
+        h.gate.temperature = 0.0
+    h.gate.add_mode("a")
+    net.modulators.add("wide", size=7)
+    h.gate.drive("wide", "neutral", "a")
+    with pytest.raises(ValueError, match="7 values"):
+        net.run(steps=1, progress=False)
+    h.gate.drive("nothing", "neutral", "a")
+    with pytest.raises(ValueError, match="not registered"):
+        net.run(steps=1, progress=False)
+    with pytest.raises(ValueError, match="cannot be gated"):
+        net.population(3, ns.SpikeGenerator([1.0], [0]), gated=True)
