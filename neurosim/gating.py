@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -85,6 +85,8 @@ class Gate:
         self._driven: dict[str, torch.Tensor] = {}
         self.signal: torch.Tensor | None = None  # the driving modulator's value (set when run)
         self.on_change: Any = None  # set by the network: a structural change to compile
+        self.gain_parameter: torch.nn.Parameter | None = None  # see make_trainable
+        self.offset_parameter: torch.nn.Parameter | None = None
 
     # -- what is in force -----------------------------------------------------------------
     def add_mode(self, name: str, gain: Any = 1.0, offset: Any = 0.0) -> None:
@@ -98,22 +100,70 @@ class Gate:
         """Put the named mode in force (stops a modulator's drive). No weight changes."""
         gain, offset = self._mode(name)
         self._stop_drive()
-        self.gain.copy_(gain.expand_as(self.gain))
-        self.offset.copy_(offset.expand_as(self.offset))
+        self._put(gain, offset)
         self.mode = name
 
     def set(self, gain: Any = None, offset: Any = None) -> None:
         """Put an unnamed gain and/or offset in force (numbers or per-neuron values)."""
         self._stop_drive()
-        if gain is not None:
-            self.gain.copy_(self._vector("gain", gain).expand_as(self.gain))
-        if offset is not None:
-            self.offset.copy_(self._vector("offset", offset).expand_as(self.offset))
+        self._put(None if gain is None else self._vector("gain", gain),
+                  None if offset is None else self._vector("offset", offset))
         self.mode = "custom"
+
+    def _put(self, gain: torch.Tensor | None, offset: torch.Tensor | None) -> None:
+        with torch.no_grad():
+            for value, array, param in ((gain, self.gain, self.gain_parameter),
+                                        (offset, self.offset, self.offset_parameter)):
+                if value is not None:
+                    array.copy_(value.expand_as(array))
+                    if param is not None:
+                        param.copy_(value)
+
+    # -- training by gradient -------------------------------------------------------------
+    def make_trainable(self) -> tuple[torch.nn.Parameter, torch.nn.Parameter]:
+        """Expose the gain and offset in force as ``nn.Parameter`` s of ``n`` values each
+        (``gain_parameter``, ``offset_parameter``; also in ``net.parameters()``), which
+        :meth:`neurosim.Network.unroll` differentiates (a spiking population's offset
+        through its surrogate spike derivative). Runs use their current values;
+        :meth:`store_mode` keeps them as a named mode; :meth:`use` writes a mode into them."""
+        if self.driver is not None:
+            raise ValueError(f"population '{self.pop.name}': a gate driven by a modulator is "
+                             "not trainable; gate.use a mode first")
+        if self.gain_parameter is None:
+            self.gain_parameter = torch.nn.Parameter(self.gain[0].clone())
+            self.offset_parameter = torch.nn.Parameter(self.offset[0].clone())
+            self.mode = "custom"
+        return self.gain_parameter, self.offset_parameter
+
+    def store_mode(self, name: str) -> None:
+        """Keep the gain and offset in force (the trained parameters, if any) as mode ``name``."""
+        gain, offset = self.in_force()
+        self.add_mode(name, gain.detach().reshape(-1, self.pop.n)[0],
+                      offset.detach().reshape(-1, self.pop.n)[0])
+        self.mode = name
+
+    def sync(self) -> None:
+        """Before a run: the trained parameters' values are the gate in force."""
+        if self.gain_parameter is not None and self.driver is None:
+            gain, offset = self.in_force()
+            with torch.no_grad():
+                self.gain.copy_(gain.expand_as(self.gain))
+                self.offset.copy_(offset.expand_as(self.offset))
+
+    def in_force(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gain and offset a differentiable step uses: the parameters (with their
+        graph) when trainable, the gain clipped at 0 (an optimiser may push it below:
+        a neuron can be silenced, not inverted), else the arrays in force."""
+        if self.gain_parameter is not None and self.driver is None:
+            return self.gain_parameter.clamp_min(0.0), self.offset_parameter
+        return self.gain, self.offset
 
     def drive(self, modulator: str, low: str, high: str) -> None:
         """Let modulator ``modulator`` set the gate at every step: ``low + m * (high - low)``
         of the named modes, computed in the step (no Python per step)."""
+        if self.gain_parameter is not None:
+            raise ValueError(f"population '{self.pop.name}': a trainable gate cannot be driven "
+                             "by a modulator (store the trained values with gate.store_mode)")
         if not isinstance(modulator, str):
             raise TypeError(f"population '{self.pop.name}': drive takes a modulator's name, "
                             f"got {modulator!r}")
@@ -189,7 +239,8 @@ class Gate:
         return names
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mode": self.mode, "modes": sorted(self.modes)}
+        out: dict[str, Any] = {"mode": self.mode, "modes": sorted(self.modes),
+                               "trainable": self.gain_parameter is not None}
         if self.driver is not None:
             out["driven_by"] = {"modulator": self.driver[0], "low": self.driver[1], "high": self.driver[2]}
         if self.pop.graded:
@@ -282,19 +333,21 @@ def take_gated_input(gate: Gate, arrays: dict[str, torch.Tensor], modulators: An
         staged.zero_()
 
 
-def offset_math(math: Any, gate: Gate) -> dict[str, Any]:
-    """``math`` whose ``spike``/``spike_above`` test ``x - offset`` (the gate's offset in force)."""
+def offset_math(math: Any, offset: Callable[[], torch.Tensor]) -> dict[str, Any]:
+    """``math`` whose ``spike``/``spike_above`` test ``x - offset()`` (a threshold offset
+    read when the update runs)."""
     spike, spike_above = math["spike"], math["spike_above"]
-    return {**math, "spike": lambda x: spike(x - gate.offset),
-            "spike_above": lambda x: spike_above(x - gate.offset)}
+    return {**math, "spike": lambda x: spike(x - offset()),
+            "spike_above": lambda x: spike_above(x - offset())}
 
 
 _SOFT = bind(soft_activity_gate, TORCH_MATH)
 _HARD = bind(hard_activity_gate, TORCH_MATH)
 
 
-def sent_activity(gate: Gate, r: torch.Tensor) -> torch.Tensor:
-    """What a graded unit with an activity gate sends."""
+def sent_activity(gate: Gate, r: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+    """What a graded unit with an activity gate sends (``offset``: default the gate's in force)."""
+    offset = gate.offset if offset is None else offset
     if gate.activity_gate == "soft":
-        return _SOFT(r, gate.offset, gate.temperature)
-    return _HARD(r, gate.offset)
+        return _SOFT(r, offset, gate.temperature)
+    return _HARD(r, offset)

@@ -488,17 +488,30 @@ class Network:
         run again.
         """
         unrolling.forget(self)  # the state unroll kept is older after this run
+        self._sync_gates()
         self._runner.run(duration_ms, steps=steps, progress=progress, profile=profile)
+
+    def _sync_gates(self) -> None:
+        for pop in self.populations.values():
+            if pop.gate is not None:
+                pop.gate.sync()
 
     # -- training by gradient -----------------------------------------------------------
     def parameters(self) -> list[torch.nn.Parameter]:
-        """The weights of trainable projections (``trainable=True``), for a torch optimiser."""
+        """The weights of trainable projections (``trainable=True``) and the gain and
+        offset of trainable gates (``pop.gate.make_trainable()``), for a torch optimiser."""
         return [p for _, p in self.named_parameters()]
 
     def named_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
-        """(projection name, its weights as an ``nn.Parameter``) of trainable projections."""
-        return [(name, proj.parameter) for name, proj in self.projections.items()
-                if proj.parameter is not None]
+        """(projection name, its weights as an ``nn.Parameter``) of trainable projections,
+        then (``<population>.gate.gain`` / ``.gate.offset``, ...) of trainable gates."""
+        out = [(name, proj.parameter) for name, proj in self.projections.items()
+               if proj.parameter is not None]
+        for name, pop in self.populations.items():
+            if pop.gate is not None and pop.gate.gain_parameter is not None:
+                out += [(f"{name}.gate.gain", pop.gate.gain_parameter),
+                        (f"{name}.gate.offset", pop.gate.offset_parameter)]
+        return out
 
     def unroll(self, steps: int, *, spikes: Mapping[Any, torch.Tensor] | None = None,
                record: Mapping[Any, Sequence[str] | str] | None = None,

@@ -87,6 +87,7 @@ def unroll(net: Any, steps: int, spikes: Mapping[Any, torch.Tensor] | None,
     # can be computed for all steps at once
     changing = {id(rule.projection) for rule in net.rules.values()}
     fixed = [p for p in net.projections.values() if p.max_delay == 0 and id(p) not in changing]
+    net._sync_gates()
     backend = torch_backend(net)
     backend.unroll.begin(net.clock.step, given, wanted, fixed, on_step)
     backend.unrolling = True

@@ -168,7 +168,7 @@ class TorchBackend:
         update = self._updates.get(pop.name)
         if update is None:
             update = self._updates[pop.name] = bind(type(pop.model).update,
-                                                    offset_math(TORCH_MATH, pop.gate))
+                                                    offset_math(TORCH_MATH, lambda g=pop.gate: g.offset))
         return update
 
     def run_delivery(self, proj: "Projection", t: int) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import torch
 
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
+from neurosim.gating import offset_math, sent_activity
 from neurosim.kernel import bind
 from neurosim.surrogate import differentiable_math, resolve
 
@@ -64,6 +65,8 @@ class Unroll:
         self.record: list[tuple["Population", str]] = []
         self.recorded: dict[tuple[str, str], list[torch.Tensor]] = {}
         self.drive: dict[str, Sequence[torch.Tensor]] = {}  # projection -> per step (batch, n_post)
+        self.staged: dict[str, dict[str, torch.Tensor]] = {}  # gated population -> var -> input
+        self.offsets: dict[str, torch.Tensor] = {}  # gated population -> its offset this step
 
     # -- one call of Network.unroll -------------------------------------------------------
     def begin(self, start: int, given: Mapping[str, torch.Tensor],
@@ -184,17 +187,29 @@ class Unroll:
             ring = pop.history
             self._emit(pop, t, ring[t % ring.shape[0]].to(pop.dtype))
             return
-        key = (type(pop.model), id(pop.surrogate))
+        gate = pop.gate
+        key = (type(pop.model), id(pop.surrogate)) if gate is None else pop.name
         update = self.updates.get(key)
         if update is None:
             math = differentiable_math(resolve(pop.surrogate, f"population '{pop.name}'"))
+            if gate is not None:  # the firing condition sees the offset in force (a parameter)
+                math = offset_math(math, lambda name=pop.name: self.offsets[name])
             update = self.updates[key] = bind(type(pop.model).update, math)
         a = pop.arrays()
         values = self.state(pop)
+        if gate is not None:
+            if gate.driver is not None:
+                gate.apply_drive(self.backend.net.modulators[gate.driver[0]].value)
+            gain, self.offsets[pop.name] = gate.in_force()
+            staged = self.staged.pop(pop.name, {})
+            for var, total in staged.items():  # the summed input, times the gain
+                values[var] = values[var] + gain * total
         args = []
         for name in pop.argument_arrays():
             if name.startswith("state."):
                 args.append(values[name[6:]])
+            elif gate is not None and name.startswith("input."):
+                args.append(a[name] * gain)
             elif name.startswith("key."):
                 h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
@@ -202,8 +217,20 @@ class Unroll:
                 args.append(a[name])
         out = update(*args)
         spikes = out[-1]
+        if gate is not None and gate.activity_gate != "none":
+            spikes = sent_activity(gate, spikes, self.offsets[pop.name])
         self._store(pop, dict(zip(pop.model.state_variables, out[:-1])))
         self._emit(pop, t, spikes)
+
+    def _add_input(self, post: "Population", var: str, values: dict[str, torch.Tensor],
+                   term: torch.Tensor) -> None:
+        """Add delivered input to ``post``'s receptor variable ``var`` (a gated one's: to
+        its staged sum, which the gain multiplies when it updates)."""
+        if post.gate is None:
+            values[var] = values[var] + term
+            return
+        staged = self.staged.setdefault(post.name, {})
+        staged[var] = term if var not in staged else staged[var] + term
 
     def run_delivery(self, proj: "Projection", t: int) -> None:
         if proj.post.name in self.given:  # its spikes are given: its input is not used
@@ -212,13 +239,12 @@ class Unroll:
         drive = self.drive.get(proj.name)
         if drive is not None:
             if drive:
-                values[proj.target] = values[proj.target] + drive[t - self.start]
+                self._add_input(proj.post, proj.target, values, drive[t - self.start])
             return
         # .data: an alias with its own autograd version counter, so that a rule changing
         # the weights in place during the call does not invalidate the graph
         weight = proj.parameter if proj.parameter is not None else proj.weight.data
-        total = values[proj.target]
         for block in proj.blocks:  # as a normal run at batch >= DENSE_MATMUL_BATCH
             pre = self.spike_value(proj.pre, t - block.delay)
-            total = total + (pre.detach() if proj.stop_gradient else pre) @ weight
-        values[proj.target] = total
+            self._add_input(proj.post, proj.target, values,
+                            (pre.detach() if proj.stop_gradient else pre) @ weight)
