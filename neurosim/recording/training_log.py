@@ -133,7 +133,8 @@ def format_summary(s: dict[str, Any]) -> str:
     planned = a.get("epochs")
     state = "complete" if s["completed"] else f"INCOMPLETE: {s['epochs_done']} of {planned} epochs written"
     lines = [f"{s['path']}: training log ({state})",
-             "  " + ", ".join(f"{k} {a[k]}" for k in ("method", "engine", "arch", "dataset", "activation", "loss", "seed",
+             "  " + ", ".join(f"{k} {a[k]}" for k in ("example", "method", "engine", "arch", "dataset", "foundation",
+                                                       "spiking", "activation", "loss", "seed",
                                                        "train_samples", "validation_samples") if k in a)]
     val = s["epochs"].get("validation_loss", [])
     if val:
@@ -142,7 +143,9 @@ def format_summary(s: dict[str, Any]) -> str:
         extra = f" (accuracy {100 * acc[best]:.2f}%)" if acc and acc[best] == acc[best] else ""
         lines.append(f"  epochs: {len(val)}; lowest validation loss {val[best]:.4f} at epoch {best + 1}{extra}")
     r = s["results"]
-    if r:
+    if r and "test_loss" not in r:  # another example's figures: each by name
+        lines.append("  results: " + ", ".join(f"{k} {v:.4g}" for k, v in r.items()))
+    elif r:
         acc = r.get("test_accuracy")
         shown = f"test accuracy {100 * acc:.2f}%, " if acc is not None and acc == acc else ""
         lines.append(f"  {shown}test loss {r.get('test_loss', float('nan')):.4f} (best epoch "
