@@ -3,9 +3,11 @@
 A gated population (``net.population(..., gated=True)``) has two per-neuron values in
 force at every step, and a set of named *modes* (vectors of both) to switch between:
 
-* **gain** ``g_j >= 0`` multiplies every input the neuron receives: what projections
-  deliver to its receptors in a step is summed first, then added to the receptor's state
-  variable times ``g_j``; the injected inputs (``i_ext``) are multiplied by ``g_j`` too.
+* **gain** ``g_j >= 0`` multiplies the synaptic input the neuron receives: each event
+  adds ``w * g_j`` (from a graded unit ``r * (w * g_j)``) to its receptor. Injected
+  current (``i_ext``) is the experimenter's drive and is not scaled (so a gated
+  neuron's loop reads one more value, its offset: measured in
+  ``benchmarks/gating_speed.py``).
 * **offset** ``theta_j`` raises the neuron's threshold. A spiking model fires through
   ``spike(x)`` (``x >= 0``); a gated neuron fires on ``spike(x - theta_j)``, so for a
   LIF ``v >= v_thresh + theta_j``. A graded unit has no threshold; with
@@ -17,9 +19,10 @@ force at every step, and a set of named *modes* (vectors of both) to switch betw
 The values in force are set by code (:meth:`Gate.use` a named mode, or :meth:`Gate.set`),
 or by a neuromodulator inside the step (:meth:`Gate.drive`): with signal value ``m``
 (a scalar, one per neuron, or one per sample and neuron) the gate is
-``low + m * (high - low)`` of two named modes, computed in the compiled step before the
-neuron update (the signal's value as it stands then: the modulators update later in a
-step, so that is the previous step's). No weight changes when a mode changes; the mode
+``low + m * (high - low)`` of two named modes, computed in the compiled step with the
+neuron update (from the signal's value as it stands then: the modulators update later in
+a step, so that is the previous step's); that gain scales synaptic input from the next
+step's deliveries on. No weight changes when a mode changes; the mode
 in force is part of the network's description, so a switch between runs is recorded in
 the log at the step it took effect.
 
@@ -71,9 +74,6 @@ class Gate:
         #: the gain and offset in force, ``(batch, n)`` (a mode fills every row alike)
         self.gain = torch.ones(shape, **kw)
         self.offset = torch.zeros(shape, **kw)
-        #: per receptor state variable: this step's delivered input, before the gain
-        self.staged = {var: torch.zeros(shape, **kw)
-                       for var in sorted(set(pop.model.receptors.values()))}
         self.modes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         #: the mode in force: a name, ``"custom"`` after :meth:`set`, or ``"driven"``
         self.mode = "neutral"
@@ -84,6 +84,8 @@ class Gate:
         self.driver: tuple[str, str, str] | None = None
         self._driven: dict[str, torch.Tensor] = {}
         self.signal: torch.Tensor | None = None  # the driving modulator's value (set when run)
+        #: counts changes of the gate in force (cached gain-scaled weights follow it)
+        self.version = 0
         self.on_change: Any = None  # set by the network: a structural change to compile
         self.gain_parameter: torch.nn.Parameter | None = None  # see make_trainable
         self.offset_parameter: torch.nn.Parameter | None = None
@@ -111,6 +113,7 @@ class Gate:
         self.mode = "custom"
 
     def _put(self, gain: torch.Tensor | None, offset: torch.Tensor | None) -> None:
+        self.version += 1
         with torch.no_grad():
             for value, array, param in ((gain, self.gain, self.gain_parameter),
                                         (offset, self.offset, self.offset_parameter)):
@@ -146,6 +149,7 @@ class Gate:
         """Before a run: the trained parameters' values are the gate in force."""
         if self.gain_parameter is not None and self.driver is None:
             gain, offset = self.in_force()
+            self.version += 1
             with torch.no_grad():
                 self.gain.copy_(gain.expand_as(self.gain))
                 self.offset.copy_(offset.expand_as(self.offset))
@@ -248,14 +252,18 @@ class Gate:
             out["temperature"] = self._temperature
         return out
 
+    @property
+    def per_sample(self) -> bool:
+        """True when samples may have different gates (a per-sample driving signal)."""
+        return self.driver is not None and self.signal is not None and self.signal.dim() == 2
+
     # -- what backends read ---------------------------------------------------------------
     def arrays(self) -> dict[str, torch.Tensor]:
-        """``gate.gain``, ``gate.offset`` ``(batch, n)``, ``gate.stage.<var>`` per receptor
-        variable and, while driven, ``gate.low_gain``, ``gate.span_gain``,
+        """``gate.gain``, ``gate.offset`` ``(batch, n)`` and, while driven, ``gate.low_gain``,
+        ``gate.span_gain``,
         ``gate.low_offset``, ``gate.span_offset`` ``(n,)`` and ``gate.signal``, the
         modulator's value (``(1,)``, ``(n,)`` or ``(batch, n)``)."""
         out = {"gate.gain": self.gain, "gate.offset": self.offset}
-        out.update({f"gate.stage.{var}": t for var, t in self.staged.items()})
         out.update({f"gate.{k}": v for k, v in self._driven.items()})
         if self.driver is not None and self.signal is not None:
             # the driving signal, () -> (1,) so that compiled code indexes it alike
@@ -271,6 +279,7 @@ class Gate:
         """Torch: set the gate in force from the driving signal's ``value`` (shape ``()``,
         ``(n,)`` or ``(batch, n)``), as the compiled step does: ``low + m * span``."""
         d = self._driven
+        self.version += 1
         self.gain.copy_(d["low_gain"] + value * d["span_gain"])
         self.offset.copy_(d["low_offset"] + value * d["span_offset"])
 
@@ -323,14 +332,26 @@ class Gate:
 
 
 # -- the torch step of a gated population (the compiled one is generated alike) ------------
-def take_gated_input(gate: Gate, arrays: dict[str, torch.Tensor], modulators: Any) -> None:
-    """Before the update: set a driven gate from its signal, then add each receptor's
-    staged input times the gain to the receptor variable, and clear the stage."""
-    if gate.driver is not None:
-        gate.apply_drive(modulators[gate.driver[0]].value)
-    for var, staged in gate.staged.items():
-        arrays[f"state.{var}"].add_(gate.gain * staged)  # rounded as the compiled step
-        staged.zero_()
+def delivered(weight: torch.Tensor, pre: torch.Tensor, gain: torch.Tensor | None) -> torch.Tensor:
+    """What dense delivery adds: ``pre @ weight``, each term ``pre * (w * gain)`` for a
+    gated postsynaptic population (``gain`` ``(n_post,)``, or ``(batch, n_post)`` when it
+    differs between samples)."""
+    if gain is None:
+        return pre @ weight
+    if gain.dim() == 1:
+        return pre @ (weight * gain)
+    return torch.bmm(pre.unsqueeze(1), weight.unsqueeze(0) * gain.unsqueeze(1)).squeeze(1)
+
+
+def delivery_gain(gate: Gate | None, gain: torch.Tensor | None = None) -> torch.Tensor | None:
+    """The gain deliveries to ``gate``'s population apply: ``(n,)`` when every sample has
+    the same (``gain`` in force, default the gate's arrays), else ``(batch, n)``."""
+    if gate is None:
+        return None
+    gain = gate.gain if gain is None else gain
+    if gain.dim() == 1 or not gate.per_sample:
+        return gain if gain.dim() == 1 else gain[0]
+    return gain
 
 
 def offset_math(math: Any, offset: Callable[[], torch.Tensor]) -> dict[str, Any]:

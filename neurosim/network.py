@@ -372,6 +372,12 @@ class Network:
         for pop in self.populations.values():
             if pop.gate is not None:
                 pop.gate.check_driver(self.modulators)
+        # into a gated population whose gate is alike for all samples, weights no rule
+        # changes are delivered pre-scaled by the gain (no work per spike)
+        plastic = {id(rule.projection) for rule in self.rules.values()}
+        for proj in self.projections.values():
+            gate = proj.post.gate
+            proj.gate_scaled = (gate is not None and gate.driver is None and id(proj) not in plastic)
         for pop in self.populations.values():
             # one slot more than the longest delay: input populations write step t's
             # spikes before delivery reads step t - delay

@@ -185,9 +185,6 @@ class Population:
             else:
                 self.state[var] = value.clone()
         self.history.zero_()
-        if self.gate is not None:  # input delivered but not yet taken in (the mode stays)
-            for staged in self.gate.staged.values():
-                staged.zero_()
 
     @property
     def spikes(self) -> torch.Tensor:
@@ -232,11 +229,6 @@ class Population:
             out.update(self.gate.arrays())
         return out
 
-    def delivery_array(self, var: str) -> str:
-        """The name in :meth:`arrays` that projections onto receptor variable ``var`` add
-        into: the variable itself, or for a gated population its staging array (the
-        gain multiplies the summed input when the neuron updates)."""
-        return f"gate.stage.{var}" if self.gate is not None else f"state.{var}"
 
     def argument_arrays(self) -> list[str]:
         """For each argument of the model's ``update``, in order, its name in :meth:`arrays`

@@ -134,6 +134,9 @@ class Projection:
             raise TypeError(f"{owner}: stop_gradient must be True or False, got {show(stop_gradient)}")
         #: in a differentiable run, gradients stop at the presynaptic activity (see Network.projection)
         self.stop_gradient = bool(stop_gradient)
+        #: deliver :meth:`delivered_weights` (set by the network when it prepares a run)
+        self.gate_scaled = False
+        self._delivered: tuple[Any, torch.Tensor] | None = None
         #: the weights as an ``nn.Parameter`` for an optimiser (``trainable=True``), else None.
         #: It shares :attr:`weight`'s memory (what one changes the other sees) but not its
         #: autograd version counter, so a learning rule may change the weights in place
@@ -327,6 +330,8 @@ class Projection:
         is the whole projection in storage order).
         """
         out = {"weight": self.weight}
+        if self.gate_scaled:
+            out["weight.delivered"] = self.delivered_weights()
         if self.mask is not None:
             out["mask"] = self.mask
         if self.sparse:
@@ -336,6 +341,20 @@ class Projection:
                 if block.positions is not None:
                     out[f"block{q}.positions"] = block.positions
         return out
+
+    def delivered_weights(self) -> torch.Tensor:
+        """The weights times the postsynaptic gate's gain (per column; CSR: per synapse),
+        which a projection into a gated population delivers when its gate is the same
+        for every sample and no rule changes its weights (:attr:`gate_scaled`): each
+        event then adds ``w * gain`` with no work per event. Recomputed when the weights
+        or the gate change."""
+        gate = self.post.gate
+        key = (id(self.weight), self.weight._version, id(gate), gate.version)
+        if self._delivered is None or self._delivered[0] != key:
+            gain = gate.gain[0]
+            scaled = self.weight.detach() * (gain[self.indices] if self.sparse else gain)
+            self._delivered = (key, scaled)
+        return self._delivered[1]
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {"weight": self.weight}

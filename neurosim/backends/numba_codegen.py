@@ -281,12 +281,12 @@ class KernelWriter:
             else:
                 values[name] = own[-1] + _index(shape)
         gate, take, sent = pop.gate, "", f"res[{len(model.state_variables)}]"
-        update_name = self.update_names[model]
+        update_name, after = self.update_names[model], []
         if gate is not None:
-            take, sent, update_name = self._gate(pop, a, own, rows, values, sent)
+            take, sent, update_name = self._gate(pop, a, own, rows, values, sent, after)
         call_args = ", ".join(values[arg] for arg in model.update_arguments())
         if gate is not None and not pop.graded:
-            call_args += ", r_gate_offset[i]"
+            call_args += ", gate_offset"
         n_state = len(model.state_variables)
         stores = "".join(f"            r_{var}[i] = res[{j}]\n"
                          for j, var in enumerate(model.state_variables))
@@ -299,7 +299,7 @@ class KernelWriter:
             f"        spikes = {hist}[slot, b]\n" + "".join(line + "\n" for line in rows) +
             f"        for i in {'prange' if parallel else 'range'}({hist}.shape[2]):\n" + take +
             f"            res = {update_name}({call_args})\n" + stores +
-            f"            spikes[i] = {sent}\n"
+            f"            spikes[i] = {sent}\n" + "".join(line + "\n" for line in after) +
             # a second, cheap pass lists the spiking neurons, so the update loop stays branch-free
             f"        {cnt}[slot, b] = {'list_nonzero' if pop.graded else 'list_spikes'}(spikes, {idx}[slot, b])\n")
         # populations of one model with the same parameter layout share one function
@@ -309,46 +309,45 @@ class KernelWriter:
         return [f"    {self.step_fns[text]}(t, {', '.join(own)})"]
 
     def _gate(self, pop: Any, a: dict[str, str], own: list[str], rows: list[str],
-              values: dict[str, str], sent: str) -> tuple[str, str, str]:
+              values: dict[str, str], sent: str, after: list[str]) -> tuple[str, str, str]:
         """The lines of a gated population's update loop (see :mod:`neurosim.gating`):
-        adds its gate's arrays to ``own``/``rows``, scales the injected inputs in
-        ``values``; returns (lines before the update, the value sent, the update's name)."""
+        adds its gate's arrays to ``own``/``rows`` (and lines after the loop to
+        ``after``); returns (lines before the update, the value sent, the update's name)."""
         gate, model = pop.gate, type(pop.model)
         for key in ("gain", "offset"):
             own.append(a[f"gate.{key}"])
             rows.append(f"        r_gate_{key} = {own[-1]}[b]")
-        take = ""
+        # the gate in force as locals (deliveries applied the gain to synaptic input)
         if gate.driver is not None:
             sig = gate.signal
             for key in ("low_gain", "span_gain", "low_offset", "span_offset", "signal"):
                 own.append(a[f"gate.{key}"])
             lo_g, sp_g, lo_o, sp_o, signal = own[-5:]
             m = signal + ("[b, i]" if sig.dim() == 2 else "[i]" if sig.dim() == 1 else "[0]")
-            take += (f"            r_gate_gain[i] = {lo_g}[i] + {m} * {sp_g}[i]\n"
-                     f"            r_gate_offset[i] = {lo_o}[i] + {m} * {sp_o}[i]\n")
-        for var in gate.staged:
-            own.append(a[f"gate.stage.{var}"])
-            rows.append(f"        r_stage_{var} = {own[-1]}[b]")
-            take += (f"            r_{var}[i] += r_gate_gain[i] * r_stage_{var}[i]\n"
-                     f"            r_stage_{var}[i] = 0.0\n")
-        for name in model.inputs:  # injected input is input: the gain scales it
-            values[name] = f"({values[name]} * r_gate_gain[i])"
+            take = (f"            r_gate_gain[i] = {lo_g}[i] + {m} * {sp_g}[i]\n"
+                    f"            gate_offset = {lo_o}[i] + {m} * {sp_o}[i]\n"
+                    f"            r_gate_offset[i] = gate_offset\n")
+        else:  # the gain acts in the deliveries: only the offset is read here
+            take = "            gate_offset = r_gate_offset[i]\n"
         if pop.graded:
             if gate.activity_gate == "soft":
                 own.append(self.arg(f"p{self.pid[pop.name]}_g_temperature",
                                     lambda g=gate, ft=self.ft: getattr(np, ft)(g.temperature)))
-                sent = f"soft_activity_gate({sent}, r_gate_offset[i], {own[-1]})"
+                sent = f"soft_activity_gate({sent}, gate_offset, {own[-1]})"
             elif gate.activity_gate == "hard":
-                sent = f"hard_activity_gate({sent}, r_gate_offset[i])"
+                sent = f"hard_activity_gate({sent}, gate_offset)"
             return take, sent, self.update_names[model]
         return take, sent, self.update_names[(model, "gated")]
 
     def emit_delivery(self, proj: Any) -> list[str]:
         pre, post = self.pop_args[proj.pre.name], self.pop_args[proj.post.name]
         cnt, idx, hist = pre["cnt"], pre["idx"], pre["spikes"]
-        target = post[proj.post.delivery_array(proj.target)]
+        target = post[f"state.{proj.target}"]
+        # into a gated population: weights pre-scaled by the gain, or the gain per event
+        gain = post["gate.gain"] if proj.post.gate is not None and not proj.gate_scaled else "None"
         j, arrays = len(self.plan.args), self.arrays  # (a unique prefix for this projection)
-        weight = self.arg(f"j{j}_w", lambda pr=proj: arrays(pr, "weight"))
+        name = "weight.delivered" if proj.gate_scaled else "weight"
+        weight = self.arg(f"j{j}_w", lambda pr=proj, n=name: arrays(pr, n))
         indices = self.arg(f"j{j}_indices", lambda pr=proj: arrays(pr, "indices")) if proj.sparse else None
         lines = []
         # a graded population's values multiply the weights (its lists hold the nonzero values)
@@ -356,16 +355,16 @@ class KernelWriter:
         for q, block in enumerate(proj.blocks):
             slot = f"(t - {block.delay}) % {hist}.shape[0]"
             if not proj.sparse:
-                lines.append(f"    deliver_dense{values}({cnt}, {idx}, {slot}, {src}{weight}, {target})")
+                lines.append(f"    deliver_dense{values}({cnt}, {idx}, {slot}, {src}{weight}, {target}, {gain})")
                 continue
             indptr = self.arg(f"j{j}_b{q}_indptr", lambda pr=proj, q=q: arrays(pr, f"block{q}.indptr"))
             if block.positions is None:
                 lines.append(f"    deliver_csr{values}({cnt}, {idx}, {slot}, {src}{indptr}, {indices}, "
-                             f"{weight}, {target})")
+                             f"{weight}, {target}, {gain})")
             else:
                 pos = self.arg(f"j{j}_b{q}_pos", lambda pr=proj, q=q: arrays(pr, f"block{q}.positions"))
                 lines.append(f"    deliver_csr_positions{values}({cnt}, {idx}, {slot}, {src}{indptr}, "
-                             f"{pos}, {indices}, {weight}, {target})")
+                             f"{pos}, {indices}, {weight}, {target}, {gain})")
         return lines
 
     def emit_modulators(self, mods: Any) -> list[str] | None:

@@ -90,66 +90,94 @@ def rebuild_value_lists(hist, cnt, idx):
             cnt[slot, b] = list_nonzero(hist[slot, b], idx[slot, b])
 
 
+# Each delivery takes the postsynaptic gate's gain (batch, n_post), or None for an ungated
+# population: numba compiles the None case without the branch (dead-branch pruning on a
+# None argument), so ungated networks run the plain loop. A gated event adds w * gain
+# (graded: r * (w * gain)), as the torch backend does.
 @njit(cache=True)
-def deliver_csr(cnt, idx, slot, indptr, indices, weight, target):
+def deliver_csr(cnt, idx, slot, indptr, indices, weight, target, gain):
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
             for s in range(indptr[i], indptr[i + 1]):
-                target[b, indices[s]] += weight[s]
+                j = indices[s]
+                if gain is None:
+                    target[b, j] += weight[s]
+                else:
+                    target[b, j] += weight[s] * gain[b, j]
 
 
 @njit(cache=True)
-def deliver_csr_positions(cnt, idx, slot, indptr, positions, indices, weight, target):
+def deliver_csr_positions(cnt, idx, slot, indptr, positions, indices, weight, target, gain):
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
             for q in range(indptr[i], indptr[i + 1]):
                 s = positions[q]
-                target[b, indices[s]] += weight[s]
+                j = indices[s]
+                if gain is None:
+                    target[b, j] += weight[s]
+                else:
+                    target[b, j] += weight[s] * gain[b, j]
 
 
 @njit(cache=True)
-def deliver_dense(cnt, idx, slot, weight, target):
+def deliver_dense(cnt, idx, slot, weight, target, gain):
     n_post = target.shape[1]
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
-            for j in range(n_post):
-                target[b, j] += weight[i, j]
+            if gain is None:
+                for j in range(n_post):
+                    target[b, j] += weight[i, j]
+            else:
+                for j in range(n_post):
+                    target[b, j] += weight[i, j] * gain[b, j]
 
 
 @njit(cache=True)
-def deliver_dense_values(cnt, idx, slot, hist, weight, target):
+def deliver_dense_values(cnt, idx, slot, hist, weight, target, gain):
     """Dense delivery from a graded population: each nonzero value r adds r * w."""
     n_post = target.shape[1]
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
             r = hist[slot, b, i]
-            for j in range(n_post):
-                target[b, j] += r * weight[i, j]
+            if gain is None:
+                for j in range(n_post):
+                    target[b, j] += r * weight[i, j]
+            else:
+                for j in range(n_post):
+                    target[b, j] += r * (weight[i, j] * gain[b, j])
 
 
 @njit(cache=True)
-def deliver_csr_values(cnt, idx, slot, hist, indptr, indices, weight, target):
+def deliver_csr_values(cnt, idx, slot, hist, indptr, indices, weight, target, gain):
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
             r = hist[slot, b, i]
             for s in range(indptr[i], indptr[i + 1]):
-                target[b, indices[s]] += r * weight[s]
+                j = indices[s]
+                if gain is None:
+                    target[b, j] += r * weight[s]
+                else:
+                    target[b, j] += r * (weight[s] * gain[b, j])
 
 
 @njit(cache=True)
-def deliver_csr_positions_values(cnt, idx, slot, hist, indptr, positions, indices, weight, target):
+def deliver_csr_positions_values(cnt, idx, slot, hist, indptr, positions, indices, weight, target, gain):
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
             r = hist[slot, b, i]
             for q in range(indptr[i], indptr[i + 1]):
                 s = positions[q]
-                target[b, indices[s]] += r * weight[s]
+                j = indices[s]
+                if gain is None:
+                    target[b, j] += r * weight[s]
+                else:
+                    target[b, j] += r * (weight[s] * gain[b, j])
 
 
 @njit(cache=True)

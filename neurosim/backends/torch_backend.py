@@ -19,7 +19,7 @@ import torch
 
 from neurosim.backends.torch_unroll import Unroll
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
-from neurosim.gating import offset_math, sent_activity, take_gated_input
+from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity
 from neurosim.kernel import TORCH_MATH, bind
 from neurosim.threads import stepping_threads
 
@@ -138,14 +138,13 @@ class TorchBackend:
                 update = self._updates[type(pop.model)] = bind(type(pop.model).update, TORCH_MATH)
         else:
             update = self._gated_update(pop)
-            take_gated_input(gate, a, self.net.modulators)
+            if gate.driver is not None:
+                gate.apply_drive(self.net.modulators[gate.driver[0]].value)
         args = []
         for name in pop.argument_arrays():
             if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
                 h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
-            elif gate is not None and name.startswith("input."):
-                args.append(a[name] * gate.gain)  # injected input is input: the gain scales it
             else:
                 args.append(a[name])
         out = update(*args)
@@ -174,19 +173,25 @@ class TorchBackend:
     def run_delivery(self, proj: "Projection", t: int) -> None:
         """Add the weights of spikes arriving at ``t`` to the receptor variable."""
         a = proj.arrays()
-        target = proj.post.arrays()[proj.post.delivery_array(proj.target)]
+        target = proj.post.arrays()[f"state.{proj.target}"]
         ring = proj.pre.arrays()["spikes"]
-        weight = a["weight"]
+        weight = a["weight.delivered"] if proj.gate_scaled else a["weight"]
         graded = proj.pre.graded  # values r: each adds r * w (spikes add w)
+        # gated: each event adds w * gain (r * (w * gain)): pre-scaled weights, or per event
+        gate = proj.post.gate if not proj.gate_scaled else None
         for q, block in enumerate(proj.blocks):
             spikes = ring[(t - block.delay) % ring.shape[0]]
             if not proj.sparse:
                 if graded or spikes.shape[0] >= DENSE_MATMUL_BATCH:
-                    target.addmm_(spikes.to(weight.dtype), weight)  # the sum inside the product
+                    if gate is None:
+                        target.addmm_(spikes.to(weight.dtype), weight)  # the sum inside the product
+                    else:
+                        target.add_(delivered(weight, spikes.to(weight.dtype), delivery_gain(gate)))
                 else:
                     rows, cols = spikes.nonzero(as_tuple=True)
                     if cols.numel():
-                        target.index_add_(0, rows, weight.index_select(0, cols))
+                        rows_w = weight.index_select(0, cols)
+                        target.index_add_(0, rows, rows_w if gate is None else rows_w * gate.gain[rows])
                 continue
             rows, cols = spikes.nonzero(as_tuple=True)
             if not cols.numel():
@@ -206,6 +211,8 @@ class TorchBackend:
                 pos = positions[pos]
             flat = a["indices"][pos] + torch.repeat_interleave(rows, counts, output_size=total) * proj.post.n
             values = weight[pos]
+            if gate is not None:
+                values = values * gate.gain.reshape(-1)[flat]
             if graded:
                 values = values * torch.repeat_interleave(spikes[rows, cols], counts, output_size=total)
             target.view(-1).index_add_(0, flat, values)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import torch
 
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
-from neurosim.gating import offset_math, sent_activity
+from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity
 from neurosim.kernel import bind
 from neurosim.surrogate import differentiable_math, resolve
 
@@ -65,7 +65,6 @@ class Unroll:
         self.record: list[tuple["Population", str]] = []
         self.recorded: dict[tuple[str, str], list[torch.Tensor]] = {}
         self.drive: dict[str, Sequence[torch.Tensor]] = {}  # projection -> per step (batch, n_post)
-        self.staged: dict[str, dict[str, torch.Tensor]] = {}  # gated population -> var -> input
         self.offsets: dict[str, torch.Tensor] = {}  # gated population -> its offset this step
 
     # -- one call of Network.unroll -------------------------------------------------------
@@ -85,7 +84,7 @@ class Unroll:
         self.drive = {}
         groups: dict[tuple[str, str], list["Projection"]] = {}
         for proj in (fixed if on_step is None else ()):
-            if proj.pre.name in self.given:
+            if proj.pre.name in self.given and proj.post.gate is None:  # (a gate's gain may train)
                 groups.setdefault((proj.post.name, proj.target), []).append(proj)
         for projs in groups.values():
             total = None
@@ -200,16 +199,12 @@ class Unroll:
         if gate is not None:
             if gate.driver is not None:
                 gate.apply_drive(self.backend.net.modulators[gate.driver[0]].value)
-            gain, self.offsets[pop.name] = gate.in_force()
-            staged = self.staged.pop(pop.name, {})
-            for var, total in staged.items():  # the summed input, times the gain
-                values[var] = values[var] + gain * total
+            self.offsets[pop.name] = gate.in_force()[1]
         args = []
         for name in pop.argument_arrays():
             if name.startswith("state."):
                 args.append(values[name[6:]])
-            elif gate is not None and name.startswith("input."):
-                args.append(a[name] * gain)
+
             elif name.startswith("key."):
                 h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
@@ -222,15 +217,6 @@ class Unroll:
         self._store(pop, dict(zip(pop.model.state_variables, out[:-1])))
         self._emit(pop, t, spikes)
 
-    def _add_input(self, post: "Population", var: str, values: dict[str, torch.Tensor],
-                   term: torch.Tensor) -> None:
-        """Add delivered input to ``post``'s receptor variable ``var`` (a gated one's: to
-        its staged sum, which the gain multiplies when it updates)."""
-        if post.gate is None:
-            values[var] = values[var] + term
-            return
-        staged = self.staged.setdefault(post.name, {})
-        staged[var] = term if var not in staged else staged[var] + term
 
     def run_delivery(self, proj: "Projection", t: int) -> None:
         if proj.post.name in self.given:  # its spikes are given: its input is not used
@@ -239,12 +225,15 @@ class Unroll:
         drive = self.drive.get(proj.name)
         if drive is not None:
             if drive:
-                self._add_input(proj.post, proj.target, values, drive[t - self.start])
+                values[proj.target] = values[proj.target] + drive[t - self.start]
             return
         # .data: an alias with its own autograd version counter, so that a rule changing
         # the weights in place during the call does not invalidate the graph
         weight = proj.parameter if proj.parameter is not None else proj.weight.data
+        gate = proj.post.gate  # gated: each event adds w * gain, the gain in force (a parameter)
+        gain = None if gate is None else delivery_gain(gate, gate.in_force()[0])
+        total = values[proj.target]
         for block in proj.blocks:  # as a normal run at batch >= DENSE_MATMUL_BATCH
             pre = self.spike_value(proj.pre, t - block.delay)
-            self._add_input(proj.post, proj.target, values,
-                            (pre.detach() if proj.stop_gradient else pre) @ weight)
+            total = total + delivered(weight, pre.detach() if proj.stop_gradient else pre, gain)
+        values[proj.target] = total

@@ -29,7 +29,7 @@ class CUBA:
 
 
 def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None = None,
-               sparse: bool | None = None) -> CUBA:
+               sparse: bool | None = None, gated: bool = False) -> CUBA:
     """Add the CUBA network to ``net``.
 
     ``n_neurons`` LIF neurons, 80% excitatory and 20% inhibitory, randomly
@@ -38,7 +38,8 @@ def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None =
     excitatory weight 1.62 mV and inhibitory weight -9 mV on exponential
     current synapses (5 ms and 10 ms), and membrane potentials starting
     uniformly between reset and threshold. The network settles in an
-    asynchronous irregular state.
+    asynchronous irregular state. ``gated``: both populations gated (see
+    :mod:`neurosim.gating`; in the neutral mode the dynamics are the same).
 
     Reference: T. P. Vogels and L. F. Abbott, Signal propagation and logic
     gating in networks of integrate-and-fire neurons, J. Neurosci. 25(46), 2005;
@@ -50,8 +51,8 @@ def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None =
     n_exc = int(round(0.8 * n_neurons))
     model = LIF(**CUBA_NEURON)
     init = {"v": Uniform(CUBA_NEURON["v_reset"], CUBA_NEURON["v_thresh"])}
-    exc = net.population(n_exc, model, name="exc", init=init)
-    inh = net.population(n_neurons - n_exc, model, name="inh", init=init)
+    exc = net.population(n_exc, model, name="exc", init=init, gated=gated)
+    inh = net.population(n_neurons - n_exc, model, name="inh", init=init, gated=gated)
     projections = []
     for pre, w, receptor in ((exc, W_EXC, "exc"), (inh, W_INH, "inh")):
         for post in (exc, inh):
