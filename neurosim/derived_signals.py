@@ -137,3 +137,40 @@ class CountError(Derived):
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "population": self.population.name, "scale": self.scale}
+
+
+class SoftCompetition(Derived):
+    r"""Soft winner-take-all across a population, per sample: :math:`y_j =
+    e^{x_j/T} / \sum_k e^{x_k/T}` of its state variable ``x`` (default the graded
+    pre-activation ``z``), temperature :math:`T` (Moraitis et al. 2022; the competition
+    of SoftHebb). Computed after the neuron update of each step; the sum runs over the
+    neurons in order (both backends), after subtracting the row's largest value."""
+
+    kind = "soft competition"
+    stateful = True
+
+    def __init__(self, population: "Population", variable: str, temperature: float) -> None:
+        if variable not in population.state:
+            raise ValueError(f"soft competition: population '{population.name}' has no state "
+                             f"variable {variable!r} (it has {list(population.state)})")
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"soft competition: temperature must be > 0, got {temperature!r}")
+        self.population, self.variable = population, variable
+        self.temperature = float(temperature)
+
+    @property
+    def inverse_temperature(self) -> float:
+        return 1.0 / self.temperature
+
+    def update(self, value: torch.Tensor) -> None:
+        x = self.population.state[self.variable] * self.inverse_temperature
+        e = torch.exp(x - x.max(dim=1, keepdim=True).values)
+        total = torch.cumsum(e, dim=1)[:, -1:]  # a running sum, in neuron order
+        value.copy_(e / total)
+
+    def reset(self, value: torch.Tensor) -> None:
+        value.fill_(1.0 / value.shape[-1])
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "population": self.population.name, "variable": self.variable,
+                "temperature": self.temperature}

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from neurosim.derived_signals import CountError, Derived, PopulationRate, Product, Sigmoid
+from neurosim.derived_signals import CountError, Derived, PopulationRate, Product, Sigmoid, SoftCompetition
 
 if TYPE_CHECKING:
     from neurosim.population import Population
@@ -223,6 +223,15 @@ class Modulators:
                              "(it emits values, not spikes); spike-driven signals need a spiking one")
         return self._derived(name, (population.batch, population.n),
                              CountError(population, scale, self._net.dtype))
+
+    def add_soft_competition(self, name: str, population: "Population", *, variable: str = "z",
+                             temperature: float = 1.0) -> Modulator:
+        """Per sample, the softmax of ``population``'s ``variable`` over its neurons at
+        temperature ``temperature``: a soft winner-take-all (``(batch, n)``), computed in
+        the step after the neuron update; what :class:`~neurosim.rules.SoftHebbian` reads."""
+        self._net._check_own(population, f"modulator '{name}': add_soft_competition")
+        return self._derived(name, (population.batch, population.n),
+                             SoftCompetition(population, variable, temperature))
 
     def set_target(self, name: str, target: np.ndarray | torch.Tensor) -> None:
         """The target of a count-error signal, ``(batch, n)`` (or ``(n,)`` for every sample)."""

@@ -463,7 +463,8 @@ class KernelWriter:
             "    list_nonzero, rebuild_value_lists, deliver_dense_values, deliver_csr_values,\n"
             "    deliver_csr_positions_values)\n"
             "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator,\n"
-            "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal)\n"
+            "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal,\n"
+            "    softmax_signal)\n"
             "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
             f"FT = np.{self.ft}\n"
             "exp = np.exp\n\n")

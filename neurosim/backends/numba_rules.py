@@ -128,6 +128,22 @@ def count_error_signal(value, counts, target, scale, cnt, idx, slot):
             value[b, i] = target[b, i] - scale * counts[b, i]
 
 
+@njit(cache=True)
+def softmax_signal(out, x, inv_t):
+    """Per row: exp(x * inv_t - max) / (their running sum), as SoftCompetition.update."""
+    for b in range(x.shape[0]):
+        top = x[b, 0] * inv_t
+        for j in range(x.shape[1]):
+            top = max(top, x[b, j] * inv_t)
+        total = out.dtype.type(0.0)
+        for j in range(x.shape[1]):
+            e = np.exp(x[b, j] * inv_t - top)
+            out[b, j] = e
+            total += e
+        for j in range(x.shape[1]):
+            out[b, j] = out[b, j] / total
+
+
 class NumpyViews:
     """numpy views of tensors, made once per tensor object.
 
@@ -223,7 +239,7 @@ class RuleEmitter:
             self.traces.append(f"    linear_signal({out}, {mat}, {source})")
 
     def _derived_signal(self, m: int, mod: Any) -> None:
-        from neurosim.derived_signals import CountError, PopulationRate, Product, Sigmoid
+        from neurosim.derived_signals import CountError, PopulationRate, Product, Sigmoid, SoftCompetition
 
         d = mod.derived
         def rows(signal: Any) -> np.ndarray:  # one row per sample (a single row if not per sample)
@@ -255,6 +271,10 @@ class RuleEmitter:
             scale = self.scalar(f"mod{m}_scale", lambda dd=d: dd.scale)
             self.traces.append(f"    count_error_signal({out}, {counts}, {target}, {scale}, p{k}_cnt, "
                                f"p{k}_idx, t % p{k}_hist.shape[0])")
+        elif isinstance(d, SoftCompetition):
+            x = self.array(f"mod{m}_x", lambda dd=d: dd.population.state[dd.variable])
+            inv_t = self.scalar(f"mod{m}_inv_t", lambda dd=d: dd.inverse_temperature)
+            self.traces.append(f"    softmax_signal({out}, {x}, {inv_t})")
         else:
             raise TypeError(f"modulator '{mod.name}': no compiled form of {type(d).__name__}")
 

@@ -11,9 +11,10 @@ from neurosim.rules.oja import Oja
 from neurosim.rules.rate_homeostasis import RateHomeostasis
 from neurosim.rules.rate_rule import RateRule
 from neurosim.rules.normalization import WeightNormalization
+from neurosim.rules.soft_hebbian import SoftHebbian
 from neurosim.rules.stdp import STDP
 from neurosim.rules.three_factor import RewardModulatedSTDP
 from neurosim.rules.triplet import TripletSTDP
 
 __all__ = ["BCM", "CounterCurrent", "DiehlCookSTDP", "Hebb", "InhibitoryPlasticity", "Oja", "RateHomeostasis", "RateRule", "RewardModulatedSTDP", "Rule",
-           "STDP", "SpikeTrace", "TripletSTDP", "WeightNormalization"]
+           "STDP", "SoftHebbian", "SpikeTrace", "TripletSTDP", "WeightNormalization"]
