@@ -89,3 +89,44 @@ def test_gated_mlp_forward_is_the_matrix_product():
         assert torch.allclose(m.logits(x), h, atol=1e-5)
     with pytest.raises(ValueError, match="do not fit"):
         GatedMLP((12, 9, 4), weights=w)
+
+
+TTA = os.path.join(ROOT, "examples", "mnist_tta.py")
+
+
+@requires_datasets
+def test_tta_short_run_adapts_and_logs(tmp_path):
+    proc = subprocess.run([sys.executable, TTA, "--data", DATASETS, "--no-progress", "--threads", "1",
+                           "--seeds", "1", "--epochs", "1", "--train", "5000", "--test", "1000",
+                           "--log", "tta.h5"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    for key in ("source_only", "entropy_only", "hebbian_modulator"):
+        assert 0.1 < r[key] <= 1.0
+    # the local (homeostatic) drive undoes a contrast change that entropy alone does not
+    contrast = r["per_shift"]["contrast"]
+    assert contrast["hebbian_modulator"] > contrast["entropy_only"] + 0.1
+    with h5py.File(tmp_path / "tta.h5", "r") as f:
+        assert f.attrs["completed"] and f["weights/accuracy"].shape == (1, 5, 5)
+        assert f["results"].attrs["hebbian_modulator"] == pytest.approx(r["hebbian_modulator"])
+    bad = subprocess.run([sys.executable, TTA, "--train", "60000", "--data", DATASETS], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "--train" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_shifts():
+    from neurosim.datasets.transforms import blur, gaussian_noise, invert, low_contrast
+
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(invert(invert(x)), x)
+    assert torch.allclose(low_contrast(x, 0.5, 0.25), 0.25 + 0.5 * x)
+    noisy = gaussian_noise(x, 0.3, torch.Generator().manual_seed(1))
+    assert noisy.min() >= 0 and noisy.max() <= 1 and not torch.equal(noisy, x)
+    flat = torch.ones(1, 1, 28, 28)
+    assert torch.allclose(blur(flat, 1.0)[..., 5:-5, 5:-5], flat[..., 5:-5, 5:-5], atol=1e-6)  # keeps a constant
+    point = torch.zeros(1, 1, 15, 15)
+    point[..., 7, 7] = 1.0
+    b = blur(point, 1.0)
+    assert b.sum() == pytest.approx(1.0, abs=1e-5) and b[..., 7, 7] < 0.2
+    with pytest.raises(ValueError, match="float tensor"):
+        invert(torch.zeros(28, 28))
