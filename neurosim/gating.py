@@ -10,7 +10,9 @@ force at every step, and a set of named *modes* (vectors of both) to switch betw
   ``benchmarks/gating_speed.py``).
 * **offset** ``theta_j`` raises the neuron's threshold. A spiking model fires through
   ``spike(x)`` (``x >= 0``); a gated neuron fires on ``spike(x - theta_j)``, so for a
-  LIF ``v >= v_thresh + theta_j``. A graded unit has no threshold; with
+  LIF ``v >= v_thresh + theta_j``. A model whose threshold also acts elsewhere (the
+  snnTorch neurons' reset reads the last step's membrane against it) names that update
+  argument (``threshold_argument``), and the offset is added to it instead. A graded unit has no threshold; with
   ``activity_gate`` ``"soft"`` or ``"hard"`` it sends ``r * s((r - theta_j) / T)`` with
   ``s`` the logistic function (soft, temperature ``T``) or the unit step (hard:
   ``r`` where ``r > theta_j``, else 0), as TauGate's smooth gate during training and
@@ -106,7 +108,8 @@ class Gate:
         self.mode = name
 
     def set(self, gain: Any = None, offset: Any = None) -> None:
-        """Put an unnamed gain and/or offset in force (numbers or per-neuron values)."""
+        """Put an unnamed gain and/or offset in force (numbers or per-neuron values); a
+        value not given stays (after a modulator's drive: the drive's low mode's)."""
         self._stop_drive()
         self._put(None if gain is None else self._vector("gain", gain),
                   None if offset is None else self._vector("offset", offset))
@@ -145,14 +148,36 @@ class Gate:
                       offset.detach().reshape(-1, self.pop.n)[0])
         self.mode = name
 
+    def freeze(self) -> None:
+        """Stop training: drop the parameters; their values stay in force."""
+        self.sync()
+        self.gain_parameter = self.offset_parameter = None
+
     def sync(self) -> None:
         """Before a run: the trained parameters' values are the gate in force."""
         if self.gain_parameter is not None and self.driver is None:
-            gain, offset = self.in_force()
+            gain, offset = (v.detach() for v in self.in_force())
+            if torch.equal(self.gain[0], gain) and torch.equal(self.offset[0], offset) \
+                    and bool((self.gain == self.gain[0]).all()) and bool((self.offset == self.offset[0]).all()):
+                return  # unchanged: no new version (nor a new network description in the log)
             self.version += 1
             with torch.no_grad():
                 self.gain.copy_(gain.expand_as(self.gain))
                 self.offset.copy_(offset.expand_as(self.offset))
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """What a state file keeps: the gain and offset in force, and trained parameters."""
+        out = {"gate.gain": self.gain, "gate.offset": self.offset}
+        if self.gain_parameter is not None:
+            out["gate.gain_parameter"] = self.gain_parameter.data
+            out["gate.offset_parameter"] = self.offset_parameter.data
+        return out
+
+    def loaded(self) -> None:
+        """After a state was loaded into the arrays: a new gate in force."""
+        self.version += 1
+        if self.driver is None:
+            self.mode = "custom"
 
     def in_force(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The gain and offset a differentiable step uses: the parameters (with their
@@ -167,7 +192,8 @@ class Gate:
         of the named modes, computed in the step (no Python per step)."""
         if self.gain_parameter is not None:
             raise ValueError(f"population '{self.pop.name}': a trainable gate cannot be driven "
-                             "by a modulator (store the trained values with gate.store_mode)")
+                             "by a modulator (keep the trained values with gate.store_mode, then "
+                             "gate.freeze())")
         if not isinstance(modulator, str):
             raise TypeError(f"population '{self.pop.name}': drive takes a modulator's name, "
                             f"got {modulator!r}")
@@ -179,8 +205,10 @@ class Gate:
         self._changed()
 
     def _stop_drive(self) -> None:
-        if self.driver is not None:
+        if self.driver is not None:  # the low mode is in force again (alike for every sample)
+            low_gain, low_offset = self._driven["low_gain"], self._driven["low_offset"]
             self.driver, self._driven = None, {}
+            self._put(low_gain, low_offset)
             self._changed()
 
     # -- the graded activity gate ---------------------------------------------------------
@@ -245,6 +273,8 @@ class Gate:
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode, "modes": sorted(self.modes),
                                "trainable": self.gain_parameter is not None}
+        if self.driver is None and self.gain_parameter is None:
+            out["version"] = self.version  # new values in force: a new description (the log)
         if self.driver is not None:
             out["driven_by"] = {"modulator": self.driver[0], "low": self.driver[1], "high": self.driver[2]}
         if self.pop.graded:
@@ -352,6 +382,33 @@ def delivery_gain(gate: Gate | None, gain: torch.Tensor | None = None) -> torch.
     if gain.dim() == 1 or not gate.per_sample:
         return gain if gain.dim() == 1 else gain[0]
     return gain
+
+
+def gate_in_force(gate: Gate, modulators: Any, drive: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gain and offset a differentiable step uses, as tensors no later in-place write
+    touches (a graph may hold them): the trainable parameters; else copies of the arrays
+    in force; a driven gate's, with ``drive``, computed from its signal now (and written
+    to its arrays, as a normal step does)."""
+    if gate.driver is not None:
+        if not drive:
+            return gate.gain.clone(), gate.offset.clone()
+        d, value = gate._driven, modulators[gate.driver[0]].value
+        gain = d["low_gain"] + value * d["span_gain"]
+        offset = d["low_offset"] + value * d["span_offset"]
+        gate.version += 1
+        with torch.no_grad():
+            gate.gain.copy_(gain)
+            gate.offset.copy_(offset)
+        return gain, offset
+    gain, offset = gate.in_force()
+    return (gain, offset) if gate.gain_parameter is not None else (gain.clone(), offset.clone())
+
+
+def threshold_array(pop: "Population") -> str | None:
+    """The name in ``pop.arrays()`` of the update argument its gate's offset is added to
+    (the model's ``threshold_argument``), or None when the offset shifts ``spike()``."""
+    name = getattr(type(pop.model), "threshold_argument", None)
+    return None if name is None else f"const.{name}"
 
 
 def offset_math(math: Any, offset: Callable[[], torch.Tensor]) -> dict[str, Any]:

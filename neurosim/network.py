@@ -372,12 +372,14 @@ class Network:
         for pop in self.populations.values():
             if pop.gate is not None:
                 pop.gate.check_driver(self.modulators)
-        # into a gated population whose gate is alike for all samples, weights no rule
-        # changes are delivered pre-scaled by the gain (no work per spike)
+        # into a gated population whose gate is alike for all samples, weights that neither
+        # a rule nor an optimiser changes are delivered pre-scaled by the gain (no work per
+        # spike; the cache follows set_weights, load_state and every change of the gate)
         plastic = {id(rule.projection) for rule in self.rules.values()}
         for proj in self.projections.values():
             gate = proj.post.gate
-            proj.gate_scaled = (gate is not None and gate.driver is None and id(proj) not in plastic)
+            proj.gate_scaled = (gate is not None and gate.driver is None and id(proj) not in plastic
+                                and proj.parameter is None)
         for pop in self.populations.values():
             # one slot more than the longest delay: input populations write step t's
             # spikes before delivery reads step t - delay
@@ -597,6 +599,9 @@ class Network:
         for rule in self.rules.values():
             rule.reset()
         self.modulators.reset()
+        for pop in self.populations.values():  # a driven gate follows its signal's reset value
+            if pop.gate is not None and pop.gate.driver is not None:
+                pop.gate.apply_drive(self.modulators[pop.gate.driver[0]].value)
         unrolling.forget(self)
 
     # -- state --------------------------------------------------------------------------

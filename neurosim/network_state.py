@@ -76,8 +76,12 @@ def load_state_dict(net: StateHost, state: Mapping[str, torch.Tensor]) -> None:
         checked[key] = value
     for name, proj in net.projections.items():
         check_loaded_weights(proj, checked[f"projections.{name}.weight"])
-    for key, value in checked.items():
-        own[key].copy_(value.to(own[key].dtype))
+    with torch.no_grad():  # (a trainable gate's parameters are leaves that require grad)
+        for key, value in checked.items():
+            own[key].copy_(value.to(own[key].dtype))
+    for pop in net.populations.values():
+        if pop.gate is not None:
+            pop.gate.loaded()
     net.clock.step = int(state["clock.step"])
 
 

@@ -239,8 +239,11 @@ class Population:
                 for name in self._arg_names]
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {**self.state, **{f"input.{k}": v for k, v in self.inputs.items()},
-                "spike_history": self.history}
+        out = {**self.state, **{f"input.{k}": v for k, v in self.inputs.items()},
+               "spike_history": self.history}
+        if self.gate is not None:
+            out.update(self.gate.state_tensors())
+        return out
 
     # -- stepping (torch) -------------------------------------------------------------
     def require_history(self, length: int) -> None:

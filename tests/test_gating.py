@@ -301,3 +301,71 @@ def test_training_a_gate_reduces_the_loss_and_leaves_weights():
     assert torch.equal(net.projections[next(iter(net.projections))].weight, weights)
     y.gate.store_mode("fitted")
     assert torch.equal(y.gate.modes["fitted"][0], y.gate.gain_parameter.detach().clamp_min(0))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_offset_raises_an_snntorch_neurons_threshold_reset_included(backend):
+    """snnTorch neurons reset from the last step's membrane against the threshold: the
+    offset raises that too, so offset 0.5 is the same neuron with threshold 1.5."""
+    results = []
+    for gated in (True, False):
+        net = ns.Network(backend=backend, dt=1.0, batch=2, seed=0)
+        x = net.population(3, ns.GradedInput(), name="x")
+        h = net.population(4, ns.SnnTorchLeaky(beta=1.0, threshold=1.0 if gated else 1.5), name="h",
+                           gated=gated)
+        net.projection(x, h, weight=np.full((3, 4), 0.125), receptor="syn", delay=0)
+        x.inputs["i_ext"].fill_(1.0)
+        if gated:
+            h.gate.set(offset=0.5)
+        counter = net.spike_counter(h)
+        net.run(steps=40, progress=False)
+        results.append((counter.counts.clone(), h.state["mem"].clone()))
+    assert results[0][0].sum() > 0
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_trained_weights_into_a_gated_population_are_not_stale(backend):
+    net = ns.Network(backend=backend, dt=1.0, batch=1, seed=0)
+    x = net.population(2, ns.GradedInput(), name="x")
+    y = net.population(2, ns.Graded("identity"), name="y", gated=True)
+    proj = net.projection(x, y, weight=np.ones((2, 2)), receptor="in", delay=0, trainable=True)
+    y.gate.set(gain=2.0)
+    x.inputs["i_ext"].fill_(2.0)
+    net.run(steps=1, progress=False)
+    assert y.state["r"].tolist() == [[8.0, 8.0]]
+    with torch.no_grad():
+        proj.parameter.add_(1.0)  # an optimiser's step
+    net.run(steps=1, progress=False)
+    assert y.state["r"].tolist() == [[16.0, 16.0]]
+
+
+def test_driven_gate_backpropagates_and_follows_reset():
+    net = ns.Network(backend="torch", dt=1.0, batch=2, seed=0)
+    x = net.population(3, ns.GradedInput(), name="x")
+    y = net.population(2, ns.Graded("tanh"), name="y", gated=True)
+    proj = net.projection(x, y, weight=np.full((3, 2), 0.3), receptor="in", delay=0, trainable=True)
+    y.gate.add_mode("low", gain=0.5)
+    y.gate.add_mode("high", gain=2.0)
+    net.modulators.add("da")
+    y.gate.drive("da", "low", "high")
+    x.inputs["i_ext"].fill_(1.0)
+    net.modulators.set("da", 1.0)
+    out = net.unroll(3, record={y: "r"})["y"]["r"]
+    out.sum().backward()  # the drive wrote the gate's arrays every step: the graph holds copies
+    assert proj.parameter.grad is not None and float(proj.parameter.grad.abs().sum()) > 0
+    assert torch.allclose(y.gate.gain, torch.full((2, 2), 2.0))
+    net.modulators.set("da", 0.0)
+    net.reset_state()  # the gate follows the signal at once (modulators reset to 0)
+    assert torch.allclose(y.gate.gain, torch.full((2, 2), 0.5))
+
+
+def test_gate_in_force_is_saved_and_loaded(tmp_path):
+    net, h = _network("torch")
+    h.gate.add_mode("m", gain=torch.linspace(0.5, 1.5, 25), offset=torch.linspace(-1, 1, 25))
+    h.gate.use("m")
+    net.save_state(str(tmp_path / "s.h5"))
+    other, g = _network("torch")
+    other.load_state(str(tmp_path / "s.h5"))
+    assert torch.equal(g.gate.gain, h.gate.gain) and torch.equal(g.gate.offset, h.gate.offset)
+    assert _counts(other, g, 200).sum() == _counts(net, h, 200).sum()  # and it acts

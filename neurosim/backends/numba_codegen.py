@@ -206,7 +206,8 @@ class KernelWriter:
         pops = list(net.populations.values())
         self.pid = {p.name: k for k, p in enumerate(pops)}
         models = sorted({type(p.model) for p in pops if not p.is_generator}, key=lambda c: c.__qualname__)
-        gated = sorted({type(p.model) for p in pops if p.gate is not None and not p.graded},
+        gated = sorted({type(p.model) for p in pops if p.gate is not None and not p.graded
+                        and getattr(type(p.model), "threshold_argument", None) is None},
                        key=lambda c: c.__qualname__)
         self.model_src, self.update_names = model_functions(models, gated)
         if any(p.gate is not None and p.gate.activity_gate != "none" for p in pops):
@@ -285,7 +286,7 @@ class KernelWriter:
         if gate is not None:
             take, sent, update_name = self._gate(pop, a, own, rows, values, sent, after)
         call_args = ", ".join(values[arg] for arg in model.update_arguments())
-        if gate is not None and not pop.graded:
+        if update_name != self.update_names[model]:  # the threshold-offset variant
             call_args += ", gate_offset"
         n_state = len(model.state_variables)
         stores = "".join(f"            r_{var}[i] = res[{j}]\n"
@@ -329,6 +330,10 @@ class KernelWriter:
                     f"            r_gate_offset[i] = gate_offset\n")
         else:  # the gain acts in the deliveries: only the offset is read here
             take = "            gate_offset = r_gate_offset[i]\n"
+        threshold = getattr(model, "threshold_argument", None)
+        if threshold is not None:  # the model's threshold argument, raised by the offset
+            values[threshold] = f"({values[threshold]} + gate_offset)"
+            return take, sent, self.update_names[model]
         if pop.graded:
             if gate.activity_gate == "soft":
                 own.append(self.arg(f"p{self.pid[pop.name]}_g_temperature",

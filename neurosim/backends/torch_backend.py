@@ -19,7 +19,7 @@ import torch
 
 from neurosim.backends.torch_unroll import Unroll
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
-from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity
+from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity, threshold_array
 from neurosim.kernel import TORCH_MATH, bind
 from neurosim.threads import stepping_threads
 
@@ -140,11 +140,14 @@ class TorchBackend:
             update = self._gated_update(pop)
             if gate.driver is not None:
                 gate.apply_drive(self.net.modulators[gate.driver[0]].value)
+        raised = threshold_array(pop) if gate is not None else None
         args = []
         for name in pop.argument_arrays():
             if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
                 h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
+            elif name == raised:  # the model's threshold, raised by the gate's offset
+                args.append(a[name] + gate.offset)
             else:
                 args.append(a[name])
         out = update(*args)
@@ -163,11 +166,13 @@ class TorchBackend:
 
     def _gated_update(self, pop: "Population") -> Callable[..., Any]:
         """``pop``'s update whose firing condition sees ``x - offset`` (its gate's
-        threshold offset), bound once per population."""
+        threshold offset; or the plain update, for a model whose threshold argument the
+        offset is added to), bound once per population."""
         update = self._updates.get(pop.name)
         if update is None:
-            update = self._updates[pop.name] = bind(type(pop.model).update,
-                                                    offset_math(TORCH_MATH, lambda g=pop.gate: g.offset))
+            math = TORCH_MATH if threshold_array(pop) is not None else \
+                offset_math(TORCH_MATH, lambda g=pop.gate: g.offset)
+            update = self._updates[pop.name] = bind(type(pop.model).update, math)
         return update
 
     def run_delivery(self, proj: "Projection", t: int) -> None:

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import torch
 
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
-from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity
+from neurosim.gating import (delivered, delivery_gain, gate_in_force, offset_math, sent_activity,
+                             threshold_array)
 from neurosim.kernel import bind
 from neurosim.surrogate import differentiable_math, resolve
 
@@ -66,6 +67,9 @@ class Unroll:
         self.recorded: dict[tuple[str, str], list[torch.Tensor]] = {}
         self.drive: dict[str, Sequence[torch.Tensor]] = {}  # projection -> per step (batch, n_post)
         self.offsets: dict[str, torch.Tensor] = {}  # gated population -> its offset this step
+        #: gated population -> (gain, offset) in force since its last update: its own tensors
+        #: (trained parameters, or copies), never the arrays a later drive or mode writes
+        self.gates: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
     # -- one call of Network.unroll -------------------------------------------------------
     def begin(self, start: int, given: Mapping[str, torch.Tensor],
@@ -78,6 +82,7 @@ class Unroll:
         @ W``), and so is its weight gradient, as multi-step SNN libraries do (not with
         ``on_step``, whose caller may back-propagate and cut the graph every step)."""
         self.start, self.given, self.on_step = start, dict(given), on_step
+        self.gates = {}  # a mode set between calls takes effect
         self.grad = torch.is_grad_enabled()  # False under torch.no_grad(): no graph
         self.record = list(record)
         self.recorded = {(pop.name, var): [] for pop, var in self.record}
@@ -128,6 +133,7 @@ class Unroll:
         """Drop the graph values (and so their graphs): the arrays are newer (a normal run
         on any backend, ``reset_state``, ``load_state``); the next call starts from them."""
         self.values, self.versions, self.spikes, self.ring_version = {}, {}, {}, {}
+        self.gates = {}
 
     def detach(self) -> None:
         """Cut the graph: later gradients stop at the current state (truncated BPTT)."""
@@ -137,6 +143,7 @@ class Unroll:
         for ring in self.spikes.values():
             for step, v in ring.items():
                 ring[step] = v.detach()
+        self.gates = {name: (g.detach(), o.detach()) for name, (g, o) in self.gates.items()}
 
     # -- graph values, valid while nothing else wrote their arrays ------------------------
     def state(self, pop: "Population") -> dict[str, torch.Tensor]:
@@ -187,23 +194,25 @@ class Unroll:
             self._emit(pop, t, ring[t % ring.shape[0]].to(pop.dtype))
             return
         gate = pop.gate
-        key = (type(pop.model), id(pop.surrogate)) if gate is None else pop.name
+        raised = threshold_array(pop) if gate is not None else None
+        key = (type(pop.model), id(pop.surrogate), gate is not None and raised is None, pop.name)
         update = self.updates.get(key)
         if update is None:
             math = differentiable_math(resolve(pop.surrogate, f"population '{pop.name}'"))
-            if gate is not None:  # the firing condition sees the offset in force (a parameter)
+            if gate is not None and raised is None:  # the firing condition sees the offset in force
                 math = offset_math(math, lambda name=pop.name: self.offsets[name])
             update = self.updates[key] = bind(type(pop.model).update, math)
         a = pop.arrays()
         values = self.state(pop)
         if gate is not None:
-            if gate.driver is not None:
-                gate.apply_drive(self.backend.net.modulators[gate.driver[0]].value)
-            self.offsets[pop.name] = gate.in_force()[1]
+            self.gates[pop.name] = gate_in_force(gate, self.backend.net.modulators)
+            self.offsets[pop.name] = self.gates[pop.name][1]
         args = []
         for name in pop.argument_arrays():
             if name.startswith("state."):
                 args.append(values[name[6:]])
+            elif name == raised:
+                args.append(a[name] + self.offsets[pop.name])
 
             elif name.startswith("key."):
                 h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
@@ -231,7 +240,9 @@ class Unroll:
         # the weights in place during the call does not invalidate the graph
         weight = proj.parameter if proj.parameter is not None else proj.weight.data
         gate = proj.post.gate  # gated: each event adds w * gain, the gain in force (a parameter)
-        gain = None if gate is None else delivery_gain(gate, gate.in_force()[0])
+        if gate is not None and proj.post.name not in self.gates:
+            self.gates[proj.post.name] = gate_in_force(gate, self.backend.net.modulators, drive=False)
+        gain = None if gate is None else delivery_gain(gate, self.gates[proj.post.name][0])
         total = values[proj.target]
         for block in proj.blocks:  # as a normal run at batch >= DENSE_MATMUL_BATCH
             pre = self.spike_value(proj.pre, t - block.delay)

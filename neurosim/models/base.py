@@ -65,6 +65,10 @@ class NeuronModel:
     #: what the population emits each step: ``"spike"`` (a bool; projections add the weight
     #: where it is True) or ``"graded"`` (a real value ``r``; projections add ``r * w``)
     output: ClassVar[str] = "spike"
+    #: the update argument a gate's threshold offset is added to (see :mod:`neurosim.gating`),
+    #: for a model whose threshold also acts outside its ``spike()`` call (e.g. a reset
+    #: decided by the last step's membrane); None: the offset shifts ``spike()``'s argument
+    threshold_argument: ClassVar[str | None] = None
     #: the branch-free update; subclasses set it with ``staticmethod``
     update: ClassVar[Callable[..., Any]]
 

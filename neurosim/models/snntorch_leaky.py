@@ -44,6 +44,7 @@ class SnnTorchLeaky(NeuronModel):
     }
     inputs = ("i_ext",)
     receptors = {"syn": "i_in"}
+    threshold_argument = "threshold"  # the reset reads it too: a gate's offset raises both
 
     def check_consistency(self, p):
         import numpy as np
@@ -53,15 +54,15 @@ class SnnTorchLeaky(NeuronModel):
                              f"or 0 (reset to zero), got {p['subtract']}")
 
     def constants(self, p, dt):
-        # keep: 1 keeps the membrane at a spike (reset by subtraction), 0 zeroes it;
-        # drop: what a spike subtracts (0 for reset to zero)
+        # keep: 1 keeps the membrane at a spike (reset by subtraction), 0 zeroes it; a
+        # spike then subtracts keep * threshold (0 for reset to zero)
         return {"beta": p["beta"], "threshold": p["threshold"], "keep": p["subtract"],
-                "drop": p["subtract"] * p["threshold"], "i_bias": p["i_bias"]}
+                "i_bias": p["i_bias"]}
 
     @staticmethod
-    def update(mem, i_in, i_ext, beta, threshold, keep, drop, i_bias):
+    def update(mem, i_in, i_ext, beta, threshold, keep, i_bias):
         fired = mem > threshold  # R[t]: the last step's spike (mem - threshold > 0, exactly)
         kept = where(fired, keep * mem, mem)  # reset to zero: (1 - R) m, exactly
-        mem = beta * kept + (i_in + i_bias + i_ext) - where(fired, drop, 0.0)
+        mem = beta * kept + (i_in + i_bias + i_ext) - where(fired, keep * threshold, 0.0)
         spiked = spike_above(mem - threshold)
         return mem, i_in * 0.0, spiked

@@ -41,10 +41,10 @@ class SnnTorchSynaptic(SnnTorchLeaky):
         return {"alpha": p["alpha"], **super().constants(p, dt)}
 
     @staticmethod
-    def update(syn, mem, i_in, i_ext, alpha, beta, threshold, keep, drop, i_bias):
+    def update(syn, mem, i_in, i_ext, alpha, beta, threshold, keep, i_bias):
         fired = mem > threshold  # R[t]: the last step's spike (mem - threshold > 0, exactly)
         syn = alpha * syn + (i_in + i_bias + i_ext)
         base = beta * mem + syn
-        mem = where(fired, keep * base, base) - where(fired, drop, 0.0)
+        mem = where(fired, keep * base, base) - where(fired, keep * threshold, 0.0)
         spiked = spike_above(mem - threshold)
         return syn, mem, i_in * 0.0, spiked
