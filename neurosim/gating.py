@@ -68,7 +68,13 @@ def hard_activity_gate(r, offset):
 
 
 class Gate:
-    """The gate of one population (``pop.gate``); see :mod:`neurosim.gating`."""
+    """The gate of one population (``pop.gate``); see :mod:`neurosim.gating`.
+
+    Change the gate in force through :meth:`use`, :meth:`set`, :meth:`drive` or trained
+    parameters, not by writing ``gain``/``offset`` in place: deliveries keep weights
+    pre-scaled by the gain and recompute them when one of those says the gate changed.
+    Call :meth:`drive` between runs, not from a callback during one.
+    """
 
     def __init__(self, pop: "Population") -> None:
         self.pop = pop
