@@ -32,29 +32,24 @@ import resource
 import sys
 import time
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+from neurosim.cli_args import positive_int
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", default="bptt", choices=["bptt", "online"],
                         help="bptt: through all steps; online: SLTT, memory flat in --steps")
-    parser.add_argument("--steps", type=_positive, default=25, help="time steps per image (T, default 25)")
-    parser.add_argument("--epochs", type=_positive, default=1)
-    parser.add_argument("--batch", type=_positive, default=128)
-    parser.add_argument("--hidden", type=_positive, default=1000)
+    parser.add_argument("--steps", type=positive_int, default=25, help="time steps per image (T, default 25)")
+    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--batch", type=positive_int, default=128)
+    parser.add_argument("--hidden", type=positive_int, default=1000)
     parser.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (default 5e-4)")
-    parser.add_argument("--train", type=_positive, default=None,
+    parser.add_argument("--train", type=positive_int, default=None,
                         help="train on the first N training images (default all 60,000)")
-    parser.add_argument("--test", type=_positive, default=None,
+    parser.add_argument("--test", type=positive_int, default=None,
                         help="test on the first N test images (default all 10,000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=_positive, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch threads (default: torch's own setting)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default=None, metavar="DIR",

@@ -56,19 +56,7 @@ import os
 import sys
 import time
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+from neurosim.cli_args import positive_float, positive_int
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -77,7 +65,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="mnist, fashion (Fashion-MNIST); cifar10/cifar100 if you have them "
                              "(the python version, in --data or $NEUROSIM_DATA)")
     parser.add_argument("--arch", default="mlp", choices=["mlp", "cnn", "ae", "snn"])
-    parser.add_argument("--steps", type=_positive, default=16, help="time steps per image (--arch snn)")
+    parser.add_argument("--steps", type=positive_int, default=16, help="time steps per image (--arch snn)")
     parser.add_argument("--activation", default=None, choices=["elu", "tanh", "relu", "sigmoid"],
                         help="hidden activation of the MLP (default elu; dfa: tanh)")
     parser.add_argument("--method", default="ccl", choices=["ccl", "bp", "fa", "dfa"],
@@ -88,20 +76,20 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine", default="autograd", choices=["autograd", "numba", "torch"],
                         help="autograd: CCLNet (default); numba/torch: the same update as "
                              "CounterCurrent rules on graded populations stepped by that backend")
-    parser.add_argument("--epochs", type=_positive, default=100)
-    parser.add_argument("--batch", type=_positive, default=None, help="default 256 (MLP), 128 (CNN), 32 (AE)")
-    parser.add_argument("--lr", type=_positive_float, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=100)
+    parser.add_argument("--batch", type=positive_int, default=None, help="default 256 (MLP), 128 (CNN), 32 (AE)")
+    parser.add_argument("--lr", type=positive_float, default=None,
                         help="SGD learning rate of both networks (default 1.0; AE 0.01; fa 0.3, dfa 0.1)")
-    parser.add_argument("--clip", type=_positive_float, default=None,
+    parser.add_argument("--clip", type=positive_float, default=None,
                         help="gradient clipping per network (default 1.0; AE 0.2)")
     parser.add_argument("--momentum", type=float, default=None,
                         help="SGD momentum of both networks (default 0; CNN 0.8; AE 0.9)")
-    parser.add_argument("--width", type=_positive_float, default=1.0,
+    parser.add_argument("--width", type=positive_float, default=1.0,
                         help="scale the CNN/AE channel counts (default 1: the paper's)")
-    parser.add_argument("--train", type=_positive, default=None,
+    parser.add_argument("--train", type=positive_int, default=None,
                         help="use the first N training images (default all)")
     parser.add_argument("--seed", type=int, default=2023, help="weights, split and order (default 2023)")
-    parser.add_argument("--threads", type=_positive, default=None, help="torch threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default=None, metavar="DIR",
                         help="folder with the four IDX files, or its parent")

@@ -41,43 +41,27 @@ import os
 import sys
 import time
 
+from neurosim.cli_args import add_training_run_flags, positive_float, positive_int
+
 PHASES = ("pretraining", "rotated mode", "LoRA")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=_positive, default=2, help="epochs of mode (and LoRA) training")
-    parser.add_argument("--pretrain-epochs", type=_positive, default=2, help="epochs of pretraining")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="epochs of mode (and LoRA) training")
+    parser.add_argument("--pretrain-epochs", type=positive_int, default=2, help="epochs of pretraining")
     parser.add_argument("--foundation", default="mixture", choices=["mixture", "upright"],
                         help="what the frozen network is pretrained on (default: the 50/50 mixture)")
-    parser.add_argument("--hidden", type=_positive, default=256, help="width of both hidden layers")
-    parser.add_argument("--batch", type=_positive, default=128)
-    parser.add_argument("--gate-lr", type=_positive_float, default=0.01, help="Adam learning rate of the gates")
-    parser.add_argument("--lora-lr", type=_positive_float, default=0.001, help="Adam learning rate of LoRA")
-    parser.add_argument("--rank", type=_positive, default=4, help="LoRA rank")
+    parser.add_argument("--hidden", type=positive_int, default=256, help="width of both hidden layers")
+    parser.add_argument("--batch", type=positive_int, default=128)
+    parser.add_argument("--gate-lr", type=positive_float, default=0.01, help="Adam learning rate of the gates")
+    parser.add_argument("--lora-lr", type=positive_float, default=0.001, help="Adam learning rate of LoRA")
+    parser.add_argument("--rank", type=positive_int, default=4, help="LoRA rank")
     parser.add_argument("--spiking", action="store_true", help="spiking hidden layers")
-    parser.add_argument("--steps", type=_positive, default=8, help="time steps per image (--spiking)")
-    parser.add_argument("--train", type=_positive, default=60000, help="training images used")
+    parser.add_argument("--steps", type=positive_int, default=8, help="time steps per image (--spiking)")
+    parser.add_argument("--train", type=positive_int, default=60000, help="training images used")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data", default=None, help="folder with mnist/ (default $NEUROSIM_DATA, ...)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=_positive, default=None, help="torch threads")
-    parser.add_argument("--log", default=None, help="HDF5 log to write (default runs/modes-<time>.h5)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_training_run_flags(parser, "modes")
     return parser.parse_args(argv)
 
 

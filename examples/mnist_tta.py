@@ -35,31 +35,22 @@ import os
 import sys
 import time
 
+from neurosim.cli_args import add_training_run_flags, positive_int
+
 SHIFTS = ("rotate", "noise", "invert", "contrast", "blur")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=_positive, default=3, help="source models (seeds --seed, --seed+1, ...)")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="source models (seeds --seed, --seed+1, ...)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=_positive, default=2, help="epochs of source training")
-    parser.add_argument("--batch", type=_positive, default=200, help="stream batch size")
-    parser.add_argument("--train", type=_positive, default=50000, help="source training images")
-    parser.add_argument("--test", type=_positive, default=10000, help="test images per stream")
+    parser.add_argument("--epochs", type=positive_int, default=2, help="epochs of source training")
+    parser.add_argument("--batch", type=positive_int, default=200, help="stream batch size")
+    parser.add_argument("--train", type=positive_int, default=50000, help="source training images")
+    parser.add_argument("--test", type=positive_int, default=10000, help="test images per stream")
     parser.add_argument("--validate", action="store_true",
                         help="instead: compare the methods on shifted training images 50,000-55,000")
-    parser.add_argument("--data", default=None, help="folder with mnist/ (default $NEUROSIM_DATA, ...)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=_positive, default=None, help="torch threads")
-    parser.add_argument("--log", default=None, help="HDF5 log to write (default runs/tta-<time>.h5)")
-    parser.add_argument("--no-progress", action="store_true")
+    add_training_run_flags(parser, "tta")
     return parser.parse_args(argv)
 
 

@@ -28,12 +28,7 @@ import os
 import sys
 import time
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+from neurosim.cli_args import positive_int
 
 
 def run_arm(stdp_on: bool, args, data) -> dict:
@@ -68,19 +63,19 @@ def run_arm(stdp_on: bool, args, data) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hidden", type=_positive, default=200)
-    parser.add_argument("--steps", type=_positive, default=25)
-    parser.add_argument("--batch", type=_positive, default=128)
-    parser.add_argument("--epochs", type=_positive, default=1)
-    parser.add_argument("--train", type=_positive, default=2560, help="training images (default 2,560)")
-    parser.add_argument("--test", type=_positive, default=1000, help="test images (default 1,000)")
+    parser.add_argument("--hidden", type=positive_int, default=200)
+    parser.add_argument("--steps", type=positive_int, default=25)
+    parser.add_argument("--batch", type=positive_int, default=128)
+    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--train", type=positive_int, default=2560, help="training images (default 2,560)")
+    parser.add_argument("--test", type=positive_int, default=1000, help="test images (default 1,000)")
     parser.add_argument("--a-plus", type=float, default=1e-6,
                         help="STDP potentiation per pair (summed over the batch; default 1e-6)")
     parser.add_argument("--init-scale", type=float, default=3.0,
                         help="factor on the initial input -> hidden weights (default 3)")
     parser.add_argument("--lr", type=float, default=5e-3, help="Adam learning rate of the readout (default 5e-3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=_positive, default=None)
+    parser.add_argument("--threads", type=positive_int, default=None)
     parser.add_argument("--data", default=None, metavar="DIR", help="folder with the MNIST IDX files")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)

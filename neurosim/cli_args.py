@@ -21,6 +21,38 @@ class FlagError(ValueError):
 
 
 # -- argparse types: the value alone ------------------------------------------------------
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (the examples' counts: epochs, batch, steps, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (learning rates, clipping norms)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def add_training_run_flags(parser: argparse.ArgumentParser, log_name: str) -> None:
+    """The flags a training example shares: ``--data``, ``--device``, ``--threads``,
+    ``--log`` (default ``runs/<log_name>-<time>.h5``) and ``--no-progress``."""
+    parser.add_argument("--data", default=None, help="folder with mnist/ (default $NEUROSIM_DATA, ...)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch threads")
+    parser.add_argument("--log", default=None, help=f"HDF5 log to write (default runs/{log_name}-<time>.h5)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
 def time_ms(text: str) -> float:
     """A time in ms: a finite number >= 0 (``nan``, ``inf`` and negatives are refused)."""
     try:
