@@ -41,7 +41,7 @@ import os
 import sys
 import time
 
-from neurosim.cli_args import add_training_run_flags, positive_float, positive_int
+from neurosim.cli_args import add_training_run_flags, positive_float, positive_int, training_run_error
 
 PHASES = ("pretraining", "rotated mode", "LoRA")
 
@@ -233,14 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, RuntimeError, DatasetError) as exc:
         if training_log is not None:
             training_log.close()
-        if getattr(exc, "searched", None):  # the data set is not where we looked
-            message = (f"mnist not found; looked in {', '.join(exc.searched)}. Pass --data DIR (the "
-                       "folder with mnist/, or the four IDX files) or set NEUROSIM_DATA=DIR")
-        elif isinstance(exc, FileExistsError):
-            message = f"{exc.filename or log}: the log exists; choose another --log"
-        else:
-            message = f"{exc}{' (--data)' if isinstance(exc, DatasetError) else ''}"
-        print(f"mnist_modes.py: error: {message}", file=sys.stderr)
+        print(f"mnist_modes.py: error: {training_run_error(exc, log)}", file=sys.stderr)
         return 2
     result = {k: round(v, 4) for k, v in figures.items() if k != "seconds"}
     result.update({"trainable_per_neuron": 2, "gate_parameters": 2 * n_hidden,

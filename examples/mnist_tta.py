@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from neurosim.cli_args import add_training_run_flags, positive_int
+from neurosim.cli_args import add_training_run_flags, positive_int, training_run_error
 
 SHIFTS = ("rotate", "noise", "invert", "contrast", "blur")
 
@@ -147,14 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, RuntimeError, DatasetError) as exc:
         if training_log is not None:
             training_log.close()
-        if getattr(exc, "searched", None):
-            message = (f"mnist not found; looked in {', '.join(exc.searched)}. Pass --data DIR (the "
-                       "folder with mnist/, or the four IDX files) or set NEUROSIM_DATA=DIR")
-        elif isinstance(exc, FileExistsError):
-            message = f"{exc.filename or log}: the log exists; choose another --log"
-        else:
-            message = str(exc)
-        print(f"mnist_tta.py: error: {message}", file=sys.stderr)
+        print(f"mnist_tta.py: error: {training_run_error(exc, log)}", file=sys.stderr)
         return 2
     split = "validation (training images 50,000-55,000)" if args.validate else "test"
     print(f"accuracy % on the shifted {split} streams, mean over {len(seeds)} seed(s)", file=sys.stderr)

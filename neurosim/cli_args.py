@@ -53,6 +53,16 @@ def add_training_run_flags(parser: argparse.ArgumentParser, log_name: str) -> No
     parser.add_argument("--no-progress", action="store_true")
 
 
+def training_run_error(exc: BaseException, log: str | None) -> str:
+    """A training example's one-line message for ``exc``, naming the flag to change."""
+    if getattr(exc, "searched", None):  # the data set is not where we looked
+        return (f"mnist not found; looked in {', '.join(exc.searched)}. Pass --data DIR (the "
+                "folder with mnist/, or the four IDX files) or set NEUROSIM_DATA=DIR")
+    if isinstance(exc, FileExistsError):
+        return f"{exc.filename or log}: the log exists; choose another --log"
+    return str(exc)
+
+
 def time_ms(text: str) -> float:
     """A time in ms: a finite number >= 0 (``nan``, ``inf`` and negatives are refused)."""
     try:

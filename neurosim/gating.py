@@ -314,10 +314,16 @@ class Gate:
     def apply_drive(self, value: torch.Tensor) -> None:
         """Torch: set the gate in force from the driving signal's ``value`` (shape ``()``,
         ``(n,)`` or ``(batch, n)``), as the compiled step does: ``low + m * span``."""
-        d = self._driven
+        gain, offset = self.driven_values(value)
         self.version += 1
-        self.gain.copy_(d["low_gain"] + value * d["span_gain"])
-        self.offset.copy_(d["low_offset"] + value * d["span_offset"])
+        self.gain.copy_(gain)
+        self.offset.copy_(offset)
+
+    def driven_values(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The gain and offset a driving signal's ``value`` sets: ``low + m * span`` (new
+        tensors, shaped by broadcasting)."""
+        d = self._driven
+        return d["low_gain"] + value * d["span_gain"], d["low_offset"] + value * d["span_offset"]
 
     def check_driver(self, modulators: Any) -> None:
         """Refuse a driving modulator that does not exist or has the wrong size."""
@@ -398,9 +404,7 @@ def gate_in_force(gate: Gate, modulators: Any, drive: bool = True) -> tuple[torc
     if gate.driver is not None:
         if not drive:
             return gate.gain.clone(), gate.offset.clone()
-        d, value = gate._driven, modulators[gate.driver[0]].value
-        gain = d["low_gain"] + value * d["span_gain"]
-        offset = d["low_offset"] + value * d["span_offset"]
+        gain, offset = gate.driven_values(modulators[gate.driver[0]].value)
         gate.version += 1
         with torch.no_grad():
             gate.gain.copy_(gain)
