@@ -21,7 +21,8 @@ from typing import Any
 _EXPORTS = {
     "AllToAll": "neurosim.connectors", "Connector": "neurosim.connectors",
     "FixedProbability": "neurosim.connectors", "FromMatrix": "neurosim.connectors",
-    "OneToOne": "neurosim.connectors",
+    "OneToOne": "neurosim.connectors", "FromPairs": "neurosim.connectors",
+    "WattsStrogatz": "neurosim.connectors",
     "Normal": "neurosim.distributions", "Uniform": "neurosim.distributions",
     "StepCurrent": "neurosim.inputs",
     "LogError": "neurosim.log_reader", "LogReader": "neurosim.log_reader",

@@ -181,3 +181,162 @@ class FromMatrix(Connector):
     def describe(self):
         return {"connector": "FromMatrix", "shape": list(self.shape),
                 "matrix": "scipy.sparse" if self._csr is not None else "dense"}
+
+
+def _indices(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else values)
+    if array.ndim != 1:
+        raise ValueError(f"FromPairs: {name} must be a 1-D list of neuron indices, got shape {array.shape}")
+    if array.size and not np.issubdtype(array.dtype, np.integer):
+        if not (np.issubdtype(array.dtype, np.floating) and np.all(array == np.round(array))):
+            raise TypeError(f"FromPairs: {name} must hold integer neuron indices, got dtype {array.dtype}")
+    return array.astype(np.int64)
+
+
+class FromPairs(Connector):
+    """Synapses from explicit ``(pre[k], post[k])`` index lists, without a dense matrix.
+
+    The lists may come in any order; they are stored sorted (presynaptic, then
+    postsynaptic index). A pair listed twice is refused, as is an index outside
+    the populations (checked when the projection is built). With ``weights`` (one
+    per pair, in the order given) the connector gives the weights, and the
+    projection's ``weight`` argument must be left out.
+
+    Args:
+        pre, post: presynaptic and postsynaptic neuron indices, equal lengths.
+        weights: optional weight of each pair.
+    """
+
+    def __init__(self, pre: Any, post: Any, weights: Any = None) -> None:
+        self.pre, self.post = _indices(pre, "pre"), _indices(post, "post")
+        if self.pre.size != self.post.size:
+            raise ValueError(f"FromPairs: pre and post must have equal lengths, got {self.pre.size} "
+                             f"and {self.post.size}")
+        self.weights = None
+        if weights is not None:
+            w = numeric_array(weights, "FromPairs: weights must be numbers").astype(np.float64, copy=False)
+            if w.shape != self.pre.shape:
+                raise ValueError(f"FromPairs: weights must have one value per pair ({self.pre.size}), "
+                                 f"got shape {w.shape}")
+            if not np.all(np.isfinite(w)):
+                raise ValueError("FromPairs: weights contain NaN or inf")
+            self.weights = w
+
+    @property
+    def gives_weights(self) -> bool:
+        return self.weights is not None
+
+    def pairs(self, n_pre, n_post, rng, same_population):
+        for name, idx, n in (("pre", self.pre, n_pre), ("post", self.post, n_post)):
+            bad = np.flatnonzero((idx < 0) | (idx >= n))
+            if bad.size:
+                raise ValueError(f"FromPairs: {name}[{bad[0]}] = {idx[bad[0]]} is out of range for a "
+                                 f"{name}synaptic population of {n} neurons (valid: 0..{n - 1}); "
+                                 f"{bad.size} such index(es)")
+        key = self.pre * n_post + self.post
+        self._order = np.argsort(key, kind="stable")
+        sorted_key = key[self._order]
+        twice = np.flatnonzero(sorted_key[1:] == sorted_key[:-1])
+        if twice.size:
+            k = sorted_key[twice[0]]
+            raise ValueError(f"FromPairs: the pair ({k // n_post}, {k % n_post}) is listed more than "
+                             f"once ({twice.size} repeated pair(s)); a projection has one synapse per pair")
+        return self.pre[self._order], self.post[self._order]
+
+    def values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """The weights in the order :meth:`pairs` returned the pairs."""
+        return self.weights[self._order]
+
+    def expected_pairs(self, n_pre, n_post):
+        return int(self.pre.size)
+
+    def describe(self):
+        return {"connector": "FromPairs", "pairs": int(self.pre.size), "weights": self.gives_weights}
+
+
+class WattsStrogatz(Connector):
+    r"""A small world (Watts & Strogatz, Nature 393:440, 1998): a ring lattice, rewired.
+
+    The neurons of both populations sit on one ring (presynaptic neuron ``i`` at
+    position ``(i + 1/2) / n_pre``, postsynaptic ``j`` at ``(j + 1/2) / n_post``).
+    Each presynaptic neuron first connects to the ``k`` postsynaptic neurons
+    nearest to it on the ring (ties: the lower index; itself excluded within one
+    population unless ``allow_autapses``), so within one population an even ``k``
+    gives ``k/2`` neighbours on each side, as in the original. Then each of these
+    edges is rewired, with probability ``p``, to a postsynaptic neuron drawn
+    uniformly among those the presynaptic neuron does not reach through its
+    lattice or an earlier rewired edge. Every presynaptic neuron keeps exactly ``k``
+    synapses (the out-degree); about ``p`` of all edges are long-range (exactly
+    those not in the lattice: :attr:`rewired` after drawing). ``p = 0`` keeps the
+    lattice, ``p = 1`` gives a random graph of out-degree ``k``.
+
+    Between populations of different sizes this maps a layer onto a ring of targets
+    (e.g. hidden neurons to nearby readout neurons, with long-range shortcuts).
+
+    Args:
+        k: synapses per presynaptic neuron (``1 <= k``, and fewer than the possible targets).
+        p: rewiring probability in ``[0, 1]``.
+        allow_autapses: within one population, whether a neuron may reach itself.
+    """
+
+    def __init__(self, k: int, p: float, allow_autapses: bool = False) -> None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"WattsStrogatz: k must be a positive integer (synapses per neuron), got {show(k)}")
+        if not is_real(p) or not (0.0 <= p <= 1.0):
+            raise ValueError(f"WattsStrogatz: p must be a number in [0, 1], got {show(p)}")
+        self.k, self.p = int(k), float(p)
+        self.allow_autapses = _flag("WattsStrogatz", allow_autapses)
+        #: how many edges the last draw rewired (long-range edges)
+        self.rewired: int | None = None
+
+    def lattice(self, n_pre: int, n_post: int, same_population: bool) -> np.ndarray:
+        """``(n_pre, k)``: each presynaptic neuron's ``k`` nearest targets on the ring."""
+        no_self = same_population and not self.allow_autapses
+        if self.k > n_post - int(no_self):
+            raise ValueError(f"WattsStrogatz: k={self.k} but a presynaptic neuron can reach only "
+                             f"{n_post - int(no_self)} postsynaptic neurons")
+        centre = (np.arange(n_pre) + 0.5) * (n_post / n_pre) - 0.5  # in postsynaptic index units
+        span = self.k + 1  # targets within this many places on each side hold the k nearest
+        if 2 * span + 1 >= n_post:  # a small ring: every target is a candidate, once
+            cand = np.broadcast_to(np.arange(n_post, dtype=np.int64), (n_pre, n_post))
+        else:
+            offsets = np.arange(-span, span + 1)
+            cand = (np.floor(centre).astype(np.int64)[:, None] + offsets[None, :]) % n_post
+        dist = np.abs(((cand - centre[:, None]) + n_post / 2) % n_post - n_post / 2)
+        if no_self:
+            dist = np.where(cand == np.arange(n_pre)[:, None], np.inf, dist)
+        order = np.lexsort((cand, dist), axis=1)[:, :self.k]  # nearest first, ties: lower index
+        return np.take_along_axis(cand, order, 1)
+
+    def pairs(self, n_pre, n_post, rng, same_population):
+        near = self.lattice(n_pre, n_post, same_population)
+        no_self = same_population and not self.allow_autapses
+        targets = near.copy()
+        rewire = rng.random(near.shape) < self.p
+        for i in np.flatnonzero(rewire.any(axis=1)):  # rows with shortcuts (about p*k each)
+            taken = set(near[i].tolist())
+            if no_self:
+                taken.add(int(i))
+            free = n_post - len(taken)
+            for slot in np.flatnonzero(rewire[i]):
+                if free <= 0:
+                    raise ValueError(f"WattsStrogatz: k={self.k}, p={self.p}: presynaptic neuron {i} "
+                                     f"has no free target left to rewire to ({n_post} targets)")
+                while True:  # uniform among the free targets (rejection: they are most of them)
+                    j = int(rng.integers(n_post))
+                    if j not in taken:
+                        break
+                taken.add(j)
+                free -= 1
+                targets[i, slot] = j
+        self.rewired = int(rewire.sum())
+        rows = np.repeat(np.arange(n_pre, dtype=np.int64), self.k)
+        cols = np.sort(targets, axis=1).reshape(-1).astype(np.int64)
+        return rows, cols
+
+    def expected_pairs(self, n_pre, n_post):
+        return n_pre * self.k
+
+    def describe(self):
+        return {"connector": "WattsStrogatz", "k": self.k, "p": self.p,
+                "allow_autapses": self.allow_autapses}

@@ -123,9 +123,12 @@ class CountError(Derived):
         self.counts = torch.zeros((p.batch, p.n), dtype=dtype, device=p.device)
         self.target = torch.zeros_like(self.counts)
 
+    def refresh(self, value: torch.Tensor) -> None:
+        value.copy_(self.target - self.scale * self.counts)
+
     def update(self, value: torch.Tensor) -> None:
         self.counts.add_(self.population.spikes.to(self.counts.dtype))
-        value.copy_(self.target - self.scale * self.counts)
+        self.refresh(value)
 
     def reset(self, value: torch.Tensor) -> None:
         self.counts.zero_()
@@ -174,3 +177,60 @@ class SoftCompetition(Derived):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "population": self.population.name, "variable": self.variable,
                 "temperature": self.temperature}
+
+
+class PopulationError(Derived):
+    r"""The error of a population code, per sample and class: :math:`E_c = t_c - s\,ar n_c`,
+    where :math:`ar n_c` is the mean spike count (since the sample began) of the
+    ``n / classes`` neurons of class ``c`` (contiguous blocks) and :math:`t_c` a target
+    the script sets per sample (``net.modulators.set_target``, e.g. a one-hot label
+    times the count wanted). With ``wta`` it is a winner-take-all teaching signal:
+    only the labelled class (the largest target) and the winner (the class of largest
+    mean count; ties: the lower class) keep their error, every other class gets 0.
+    Shape ``(batch, classes)``; stateful (it follows each step's spikes)."""
+
+    kind = "population error"
+    stateful = True
+
+    def __init__(self, population: "Population", classes: int, scale: float, wta: bool,
+                 dtype: torch.dtype) -> None:
+        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+            raise ValueError(f"population error: classes must be a positive integer, got {classes!r}")
+        if population.n % classes:
+            raise ValueError(f"population error: population '{population.name}' has {population.n} "
+                             f"neurons, not a multiple of {classes} classes")
+        if not math.isfinite(scale):
+            raise ValueError("population error: scale must be finite")
+        self.population, self.classes, self.scale, self.wta = population, classes, float(scale), bool(wta)
+        self.per_class = population.n // classes
+        p = population
+        self.counts = torch.zeros((p.batch, p.n), dtype=dtype, device=p.device)
+        self.target = torch.zeros((p.batch, classes), dtype=dtype, device=p.device)
+
+    def refresh(self, value: torch.Tensor) -> None:
+        """The error from the counts so far (what the compiled kernel computes)."""
+        # integer counts in float sum exactly in any order
+        mean = self.counts.view(self.counts.shape[0], self.classes, self.per_class).sum(-1) / float(self.per_class)
+        error = self.target - self.scale * mean
+        if self.wta:
+            cls = torch.arange(self.classes, device=value.device)
+            keep = ((cls == self.target.argmax(1, keepdim=True))
+                    | (cls == mean.argmax(1, keepdim=True)))
+            error = torch.where(keep, error, torch.zeros_like(error))
+        value.copy_(error)
+
+    def update(self, value: torch.Tensor) -> None:
+        self.counts.add_(self.population.spikes.to(self.counts.dtype))
+        self.refresh(value)
+
+    def reset(self, value: torch.Tensor) -> None:
+        self.counts.zero_()
+        self.refresh(value)
+
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """``counts`` per neuron since the sample began ``(batch, n)``, the ``target`` ``(batch, classes)``."""
+        return {"counts": self.counts, "target": self.target}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "population": self.population.name, "classes": self.classes,
+                "scale": self.scale, "wta": self.wta}

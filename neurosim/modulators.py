@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from neurosim.derived_signals import CountError, Derived, PopulationRate, Product, Sigmoid, SoftCompetition
+from neurosim.derived_signals import (CountError, Derived, PopulationError, PopulationRate, Product, Sigmoid,
+                                      SoftCompetition)
 
 if TYPE_CHECKING:
     from neurosim.population import Population
@@ -233,11 +234,46 @@ class Modulators:
         return self._derived(name, (population.batch, population.n),
                              SoftCompetition(population, variable, temperature))
 
+    def add_population_error(self, name: str, population: "Population", classes: int, *,
+                             scale: float = 1.0, wta: bool = False) -> Modulator:
+        """Per sample and class, ``target - scale * mean count`` of the class's neurons in
+        ``population`` (a population code: ``n / classes`` neurons per class, in blocks),
+        since the sample began; with ``wta`` only the labelled class and the winning class
+        keep their error (a population winner-take-all teaching signal). The target is set
+        per sample with :meth:`set_target`. Shape ``(batch, classes)``."""
+        self._net._check_own(population, f"modulator '{name}': add_population_error")
+        if getattr(population, "graded", False):
+            raise ValueError(f"modulator '{name}': add_population_error: population '{population.name}' "
+                             "is graded (it emits values, not spikes); spike-driven signals need a spiking one")
+        return self._derived(name, (population.batch, classes),
+                             PopulationError(population, classes, scale, wta, self._net.dtype))
+
+    def add_linear(self, name: str, source: str, matrix: np.ndarray | torch.Tensor) -> Modulator:
+        """A signal ``matrix @ source`` through a fixed matrix given by the script (size x
+        source size), e.g. to spread a per-class error over each class's neurons, or a
+        broadcast-alignment matrix of the script's own making (:meth:`add_random_feedback`
+        draws one)."""
+        src = self[source]
+        if src.size is None:
+            raise ValueError(f"modulator '{name}': a linear signal needs a vector source, '{source}' is a scalar")
+        m = torch.as_tensor(matrix, dtype=src.value.dtype, device=src.value.device)
+        if m.dim() != 2 or m.shape[1] != src.size:
+            raise ValueError(f"modulator '{name}': matrix must have shape (size, {src.size}) for source "
+                             f"'{source}', got {tuple(m.shape)}")
+        if not torch.isfinite(m).all():
+            raise ValueError(f"modulator '{name}': matrix contains NaN or inf")
+        mod = self.add(name, size=int(m.shape[0]), per_sample=src.per_sample)
+        mod.feedback = (src, m.clone())
+        mod.current()
+        return mod
+
     def set_target(self, name: str, target: np.ndarray | torch.Tensor) -> None:
-        """The target of a count-error signal, ``(batch, n)`` (or ``(n,)`` for every sample)."""
+        """The target of a count-error signal, ``(batch, n)`` (or ``(n,)`` for every sample),
+        or of a population-error signal, ``(batch, classes)`` (or ``(classes,)``)."""
         mod = self[name]
-        if not isinstance(mod.derived, CountError):
-            raise ValueError(f"modulator '{name}' is not a count-error signal (add_count_error)")
+        if not isinstance(mod.derived, (CountError, PopulationError)):
+            raise ValueError(f"modulator '{name}' is not a count-error or population-error signal "
+                             "(add_count_error, add_population_error)")
         value = torch.as_tensor(target, dtype=mod.value.dtype, device=mod.value.device)
         if value.shape not in (mod.value.shape, mod.value.shape[-1:]):
             raise ValueError(f"modulator '{name}': target must have shape {tuple(mod.value.shape)} "
@@ -245,7 +281,7 @@ class Modulators:
         if not torch.isfinite(value).all():
             raise ValueError(f"modulator '{name}': target contains NaN or inf")
         mod.derived.target.copy_(value.expand_as(mod.value))
-        mod.value.copy_(mod.derived.target - mod.derived.scale * mod.derived.counts)
+        mod.derived.refresh(mod.value)
 
     def reset(self) -> None:
         """A new sample: stateful derived signals (rates, count errors) start again."""

@@ -27,6 +27,9 @@ class Monitor:
     #: the schedule entry kind that records it (see neurosim.schedule.KINDS): each backend
     #: implements the kind; ``python``: :meth:`record` runs from Python
     record_kind: str = "python"
+    #: False pauses the monitor: runs record nothing into it until it is True again (set
+    #: it between runs, e.g. to log only sampled presentations of a long training run)
+    active: bool = True
 
     @property
     def records_from_python(self) -> bool:
@@ -313,7 +316,7 @@ class SnapshotMonitor(Monitor):
         self._snaps, self._steps = [], []
 
     def record(self, step):
-        if step % self.every == 0:
+        if step % self.every == 0 and self.active:
             self._snaps.append(self.snapshot().detach().to("cpu", torch.float32).numpy().copy())
             self._steps.append(step)
 

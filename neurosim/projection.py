@@ -169,9 +169,10 @@ class Projection:
 
     def _weights(self, owner, weight, rows, cols, rng) -> np.ndarray:
         n_pre, n_post = self.pre.n, self.post.n
-        if isinstance(self.connector, FromMatrix):
+        if isinstance(self.connector, FromMatrix) or getattr(self.connector, "gives_weights", False):
             if weight is not None:
-                raise ValueError(f"{owner}: FromMatrix gives the weights; leave out 'weight'")
+                raise ValueError(f"{owner}: {type(self.connector).__name__} gives the weights; "
+                                 "leave out 'weight'")
             return self.connector.values(rows, cols)
         if weight is None:
             raise ValueError(f"{owner}: 'weight' is required (a number, an array or a distribution)")

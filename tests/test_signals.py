@@ -74,7 +74,7 @@ def test_signal_errors():
     net.modulators.add("b", size=4)
     with pytest.raises(ValueError, match="do not broadcast"):
         net.modulators.add_product("ab", "a", "b")
-    with pytest.raises(ValueError, match="not a count-error signal"):
+    with pytest.raises(ValueError, match="not a count-error or population-error signal"):
         net.modulators.set_target("a", [1.0, 2.0, 3.0])
     net.modulators.add_count_error("e", pop)
     with pytest.raises(ValueError, match="target must have shape"):

@@ -260,6 +260,7 @@ class NumbaBackend:
                 for rule in self._rules[1]:
                     rule.apply(stop - 1)  # returns at once unless it is one of its steps
             for mon in net.monitors.values():
-                mon.recorded_steps(step, stop)
+                if mon.active:
+                    mon.recorded_steps(step, stop)
             net.clock.step = stop
             step = stop

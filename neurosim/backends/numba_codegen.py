@@ -401,7 +401,9 @@ class KernelWriter:
         # stop before a step whose spikes might not fit; the backend flushes and resumes
         self.guards.append(f"        if {ev[3]}[0] + {p['spikes']}.shape[1] * {p['spikes']}.shape[2] > "
                            f"{ev[0]}.shape[0]:\n            return t - t0")
-        return [f"    record_events({p['cnt']}, {p['idx']}, t % {p['spikes']}.shape[0], t, {', '.join(ev)})"]
+        active = self.arg(f"m{m}_active", lambda mo=mon: bool(mo.active))
+        return [f"    if {active}:\n        record_events({p['cnt']}, {p['idx']}, t % {p['spikes']}.shape[0], "
+                f"t, {', '.join(ev)})"]
 
     def emit_count_spikes(self, mon: Any) -> list[str]:
         p = self.pop_args[mon.population.name]
@@ -414,7 +416,8 @@ class KernelWriter:
         neurons = self.arg(f"m{m}_neurons", lambda mo=mon: self.arrays(mo, "neurons"))
         row0 = self.arg(f"m{m}_row0", lambda mo=mon: mo.rows_filled)
         e = mon.every
-        lines = [f"    if t % {e} == 0:", f"        row = {row0} + t // {e} - (t0 + {e - 1}) // {e}"]
+        active = self.arg(f"m{m}_active", lambda mo=mon: bool(mo.active))
+        lines = [f"    if t % {e} == 0 and {active}:", f"        row = {row0} + t // {e} - (t0 + {e - 1}) // {e}"]
         for v in mon.variables:
             buf = self.arg(f"m{m}_buf_{v}", lambda mo=mon, v=v: self.arrays(mo, f"buffer.{v}"))
             lines.append(f"        record_state({p[mon.source(v)]}, {neurons}, {buf}, row)")
@@ -469,7 +472,7 @@ class KernelWriter:
             "    deliver_csr_positions_values)\n"
             "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator,\n"
             "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal,\n"
-            "    softmax_signal)\n"
+            "    softmax_signal, population_error_signal)\n"
             "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"
             f"FT = np.{self.ft}\n"
             "exp = np.exp\n\n")

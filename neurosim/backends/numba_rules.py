@@ -129,6 +129,35 @@ def count_error_signal(value, counts, target, scale, cnt, idx, slot):
 
 
 @njit(cache=True)
+def population_error_signal(value, counts, target, scale, per_class, wta, cnt, idx, slot):
+    """PopulationError.update: count this step's spikes, then per class ``target - scale *
+    mean count``; with ``wta`` only the labelled and the winning class keep theirs."""
+    classes = target.shape[1]
+    for b in range(counts.shape[0]):
+        for k in range(cnt[slot, b]):
+            i = idx[slot, b, k]
+            counts[b, i] += counts.dtype.type(1.0)
+        label = 0
+        winner = 0
+        best = counts.dtype.type(-1.0)
+        for c in range(classes):
+            acc = counts.dtype.type(0.0)
+            for q in range(c * per_class, (c + 1) * per_class):
+                acc += counts[b, q]
+            mean = acc / counts.dtype.type(per_class)
+            value[b, c] = target[b, c] - scale * mean
+            if mean > best:
+                best = mean
+                winner = c
+            if target[b, c] > target[b, label]:
+                label = c
+        if wta:
+            for c in range(classes):
+                if c != label and c != winner:
+                    value[b, c] = value.dtype.type(0.0)
+
+
+@njit(cache=True)
 def softmax_signal(out, x, inv_t):
     """Per row: exp(x * inv_t - max) / (their running sum), as SoftCompetition.update."""
     for b in range(x.shape[0]):
@@ -239,7 +268,8 @@ class RuleEmitter:
             self.traces.append(f"    linear_signal({out}, {mat}, {source})")
 
     def _derived_signal(self, m: int, mod: Any) -> None:
-        from neurosim.derived_signals import CountError, PopulationRate, Product, Sigmoid, SoftCompetition
+        from neurosim.derived_signals import (CountError, PopulationError, PopulationRate, Product, Sigmoid,
+                                              SoftCompetition)
 
         d = mod.derived
         def rows(signal: Any) -> np.ndarray:  # one row per sample (a single row if not per sample)
@@ -271,6 +301,13 @@ class RuleEmitter:
             scale = self.scalar(f"mod{m}_scale", lambda dd=d: dd.scale)
             self.traces.append(f"    count_error_signal({out}, {counts}, {target}, {scale}, p{k}_cnt, "
                                f"p{k}_idx, t % p{k}_hist.shape[0])")
+        elif isinstance(d, PopulationError):
+            k = self.pid[d.population.name]
+            counts = self.arg(f"mod{m}_counts", lambda mo=mod: mo.arrays()["counts"].numpy())
+            target = self.arg(f"mod{m}_target", lambda mo=mod: mo.arrays()["target"].numpy())
+            scale = self.scalar(f"mod{m}_scale", lambda dd=d: dd.scale)
+            self.traces.append(f"    population_error_signal({out}, {counts}, {target}, {scale}, "
+                               f"{d.per_class}, {d.wta}, p{k}_cnt, p{k}_idx, t % p{k}_hist.shape[0])")
         elif isinstance(d, SoftCompetition):
             x = self.array(f"mod{m}_x", lambda dd=d: dd.population.state[dd.variable])
             inv_t = self.scalar(f"mod{m}_inv_t", lambda dd=d: dd.inverse_temperature)
@@ -598,10 +635,35 @@ class RuleCode:
                     "        for b in range(B):", f"            acc += {fn}({args})",
                     f"        st_{state.name}[{idx}] = acc / FT(B)"]
         if recipe.eligibility is not None:
-            out.append("    decay_array(el, decay_e)")
-            if recipe.on_pre is not None or recipe.on_post is not None:
+            events = recipe.on_pre is not None or recipe.on_post is not None
+            # without event terms the decay and the per-step term share one pass
+            if events or recipe.per_step is None:
+                out.append("    decay_array(el, decay_e)")
+            if events:
                 out += self.touched_synapses("e")
+            if recipe.per_step is not None:
+                out += self.eligibility_steps(fused=not events)
         return "\n".join(out) + "\n" if out else ""
+
+    def eligibility_steps(self, fused: bool) -> list[str]:
+        """Lines adding every synapse's per_step term to its eligibility (after the event
+        terms; ``fused``: the decay in the same pass, ``el * decay_e + term``)."""
+        keep = "el[b, s] * decay_e" if fused else "el[b, s]"
+        if self.per_row_e:  # one row at a time: each row's eligibility is contiguous
+            body = [f"    el[b, s] = {keep} + {self.call('per_step')}"]
+            if self.masked:
+                body = ["    if mask[s] != 0:", "    " + body[0]] + (
+                    ["    else:", "        el[b, s] = el[b, s] * decay_e"] if fused else [])
+            loop = self.all_synapses(body, ("per_step",))
+            return ["    for b in range(B):"] + ["    " + line for line in loop]
+        keep = keep.replace("el[b, s]", "el[s]")
+        body = ["    d = ZERO", "    for b in range(B):", f"        d += {self.call('per_step')}"]
+        if self.masked:
+            body += ["    if mask[s] != 0:", f"        el[s] = {keep} + d"]
+            body += ["    else:", "        el[s] = el[s] * decay_e"] if fused else []
+        else:
+            body += [f"    el[s] = {keep} + d"]
+        return self.all_synapses(body, ("per_step",))
 
     def column_sums(self) -> list[str]:
         """Lines summing the column hook over each postsynaptic neuron's synapses, in

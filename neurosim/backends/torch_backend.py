@@ -235,6 +235,8 @@ class TorchBackend:
         rule.apply(t)
 
     def run_record_spikes(self, mon: "Monitor", t: int) -> None:
+        if not mon.active:
+            return
         ring = mon.population.arrays()["spikes"]
         a = mon.arrays()
         if "events.fill" in a:  # the event buffer a compiled backend gave it (unroll on numba)
@@ -253,7 +255,7 @@ class TorchBackend:
         mon.arrays()["counts"].add_(ring[t % ring.shape[0]])
 
     def run_record_state(self, mon: "Monitor", t: int) -> None:
-        if t % mon.every:
+        if t % mon.every or not mon.active:
             return
         a, source = mon.arrays(), mon.population.arrays()
         row = mon.rows_filled

@@ -195,13 +195,24 @@ class TorchRule:
             return
         e, mask = rule.eligibility, self.proj.mask
         zeros = torch.zeros_like(self.proj.weight)
+        masked = (lambda x: x * mask) if mask is not None else (lambda x: x)
+        # event terms first, then the per-step term (e-prop's feed) in a second sum: the
+        # order the compiled loops add them in
+        per_step = "per_step" in self.hooks
         if rule.eligibility_per_row:
             for b in range(batch):
                 acc = self._rows_terms(t, params, zeros.clone(), per_step=False, row=b)
-                e[b] = e[b] * rule.decay_e + (acc * mask if mask is not None else acc)
+                e[b] = e[b] * rule.decay_e + masked(acc)
+                if per_step:
+                    e[b] = e[b] + masked(self._call("per_step", b, t, params))
         else:
             acc = self._rows_terms(t, params, zeros, per_step=False)
-            e.copy_(e * rule.decay_e + (acc * mask if mask is not None else acc))
+            e.copy_(e * rule.decay_e + masked(acc))
+            if per_step:
+                acc = torch.zeros_like(self.proj.weight)
+                for b in range(batch):
+                    acc = acc + self._call("per_step", b, t, params)
+                e.add_(masked(acc))
 
     def apply(self, t: int, force: bool = False) -> None:
         """Rules phase: the new weights (on the rule's steps or ``force``, when learning)."""

@@ -5,6 +5,7 @@ from neurosim.rules.base import Rule, SpikeTrace
 from neurosim.rules.bcm import BCM
 from neurosim.rules.counter_current import CounterCurrent
 from neurosim.rules.diehl_cook import DiehlCookSTDP
+from neurosim.rules.eprop import EProp
 from neurosim.rules.hebb import Hebb
 from neurosim.rules.inhibitory import InhibitoryPlasticity
 from neurosim.rules.oja import Oja
@@ -16,5 +17,5 @@ from neurosim.rules.stdp import STDP
 from neurosim.rules.three_factor import RewardModulatedSTDP
 from neurosim.rules.triplet import TripletSTDP
 
-__all__ = ["BCM", "CounterCurrent", "DiehlCookSTDP", "Hebb", "InhibitoryPlasticity", "Oja", "RateHomeostasis", "RateRule", "RewardModulatedSTDP", "Rule",
+__all__ = ["BCM", "CounterCurrent", "DiehlCookSTDP", "EProp", "Hebb", "InhibitoryPlasticity", "Oja", "RateHomeostasis", "RateRule", "RewardModulatedSTDP", "Rule",
            "STDP", "SoftHebbian", "SpikeTrace", "TripletSTDP", "WeightNormalization"]

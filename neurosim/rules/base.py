@@ -238,12 +238,12 @@ class Rule:
             parts = [f"state {s.name}" for s in recipe.neuron_state]
             if recipe.eligibility is not None:
                 parts.append("eligibility" + (" per sample" if self.eligibility_per_row else "")
-                             + " <- " + ",".join(h for h in ("on_pre", "on_post")
+                             + " <- " + ",".join(h for h in ("on_pre", "on_post", "per_step")
                                                   if getattr(recipe, h) is not None))
             return f"({'; '.join(parts) or 'nothing'})"
         hooks = [h for h in ("on_pre", "on_post", "per_step", "gate", "column", "on_apply")
                  if getattr(recipe, h) is not None and not (recipe.eligibility is not None
-                                                            and h in ("on_pre", "on_post"))]
+                                                            and h in ("on_pre", "on_post", "per_step"))]
         when = (f"at {self.apply_at}" if self.apply_at else
                 f"every {self.every} steps" if self.every > 1 else "every step")
         mode = ", as gradient" if self.as_gradient else ""

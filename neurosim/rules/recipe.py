@@ -21,7 +21,9 @@ The hooks, evaluated per synapse ``(i, j)`` and batch row ``b`` (all optional):
 
 * ``on_pre``: the change when a presynaptic spike arrives (row ``b`` of ``i``);
 * ``on_post``: the change when the postsynaptic neuron fires;
-* ``per_step``: a change every application step, spikes or not (rate rules);
+* ``per_step``: a change every application step, spikes or not (rate rules); with
+  ``eligibility``, a term added to the eligibility every step (after the event
+  terms), e.g. e-prop's presynaptic trace times a postsynaptic pseudo-derivative;
 * ``gate``: with ``eligibility``, the weight change from the eligibility ``e``;
 * ``column``: a per-synapse value summed into ``post_sum`` per postsynaptic neuron;
 * ``on_apply``: the new weight from the old one ``w`` and the batch-summed change
