@@ -1,7 +1,7 @@
 """The ``neurosim`` command line.
 
 ``neurosim inspect LOG [LOG ...] [--json] [--population P] [--from MS] [--to MS] [--batch B]``
-summarises logs; ``neurosim plot LOG raster|rates|isi|weights|state [...] --out FILE.png``
+summarises logs; ``neurosim plot LOG raster|rates|isi|weights|state|learning [...] --out FILE.png``
 draws one; ``neurosim export LOG --nwb OUT.nwb`` converts its spikes to NWB. Errors
 are one line on stderr naming the option to change, and exit status 1 (2 for a
 malformed command line). A damaged log that could be partly recovered is used, with
@@ -128,6 +128,10 @@ def _plot(args: argparse.Namespace) -> int:
             extra = {"bin_ms": args.bin} if args.kind == "rates" else {}
             path = getattr(plots, args.kind)(reader, out, population=args.population, size=args.size,
                                              **window, **extra)
+        elif args.kind == "learning":
+            if args.population is not None:
+                flags.check_spike_population(reader, args.population, also_populations=False)
+            path = plots.learning(reader, out, population=args.population, size=args.size)
         elif args.kind == "weights":
             flags.check_weights(reader, args.projection, args.snapshot, args.tiles)
             path = plots.weights(reader, out, projection=args.projection, snapshot=args.snapshot,
@@ -187,13 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     _window_arguments(p)
     p.set_defaults(func=_inspect)
 
-    p = sub.add_parser("plot", help="draw a log (PNG): raster, rates, isi, weights or state")
+    p = sub.add_parser("plot", help="draw a log (PNG): raster, rates, isi, weights, state or learning")
     p.add_argument("logs", nargs="+", metavar="LOG", help="path of the .h5 log (one)")
-    p.add_argument("kind", choices=["raster", "rates", "isi", "weights", "state"])
+    p.add_argument("kind", choices=["raster", "rates", "isi", "weights", "state", "learning"])
     p.add_argument("--out", default=None, help="PNG to write (default: LOG-KIND.png)")
     p.add_argument("--size", type=flags.size_px, default=(1000, 600),
                    help="WIDTHxHEIGHT in pixels (1000x600)")
-    p.add_argument("--population", default=None, help="raster/rates/isi: one population (default all; "
+    p.add_argument("--population", default=None, help="raster/rates/isi: one population, learning: the readout (default all; "
                    "isi: the first)")
     p.add_argument("--batch", type=flags.index, default=0, help="batch row to show (default 0)")
     p.add_argument("--bin", type=flags.positive_ms, default=None, metavar="MS", help="rates: bin width (ms)")

@@ -120,7 +120,8 @@ def eprop_net(backend: str, drive: np.ndarray, *, sparse: bool = False, tau_e: f
     net.modulators.add("L", size=6, per_sample=True)
     rule = net.add_rule(proj, EProp(modulator="L", lr=lr, tau_eligibility=tau_e, apply_at=apply_at))
     if recurrent:
-        rec = net.projection(out, out, weight=ns.Uniform(-0.1, 0.2), receptor="syn", delay=1)
+        rec = net.projection(out, out, ns.AllToAll(allow_autapses=False), weight=ns.Uniform(-0.1, 0.2),
+                             receptor="syn", delay=1, sparse=False)  # dense with a mask
         net.add_rule(rec, EProp(modulator="L", lr=lr, tau_eligibility=tau_e, apply_at=apply_at))
     return net, proj, rule
 

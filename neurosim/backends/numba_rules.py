@@ -649,6 +649,21 @@ class RuleCode:
         """Lines adding every synapse's per_step term to its eligibility (after the event
         terms; ``fused``: the decay in the same pass, ``el * decay_e + term``)."""
         keep = "el[b, s] * decay_e" if fused else "el[b, s]"
+        factor = self.recipe.per_step_factor
+        if self.per_row_e and self.dense and factor is not None:
+            # rows whose presynaptic trace is 0 get a zero term: only the decay (if any)
+            row = [f"            if tv_{factor}[b, i] == ZERO:"]
+            row += ([f"                if decay_e != FT(1.0):",
+                     f"                    for s in range(i * n_post, i * n_post + n_post):",
+                     f"                        el[b, s] = el[b, s] * decay_e"] if fused else [])
+            row += ["                continue"]
+            body = [f"el[b, s] = {keep} + {self.call('per_step')}"]
+            if self.masked:
+                body = ["if mask[s] != 0:", "    " + body[0]] + (
+                    ["else:", "    el[b, s] = el[b, s] * decay_e"] if fused else [])
+            return (["    n_post = qh.shape[2]", "    for b in range(B):", "        for i in range(ph.shape[2]):"]
+                    + row + ["            for j in range(n_post):", "                s = i * n_post + j"]
+                    + [" " * 16 + line for line in body])
         if self.per_row_e:  # one row at a time: each row's eligibility is contiguous
             body = [f"    el[b, s] = {keep} + {self.call('per_step')}"]
             if self.masked:

@@ -23,7 +23,9 @@ gradient is computed anywhere):
   :math:`E_c = t_c - \\bar n_c / (r_{max} T)` (label one-hot target, mean count of class
   ``c``'s neurons over the ``T`` steps, ``r_max`` the target rate per step), in full or,
   with ``wta``, only for the label and the winning class; with ``teaching="clamp"`` the
-  label's readout population is also driven by a current (teacher forcing) while training;
+  label's readout population is also driven by a current (teacher forcing) while training,
+  and its target is raised by the spikes that current alone causes (so the synapses learn
+  what the teacher does not supply);
 * the readout synapses learn from their own class's error (:math:`L_j = E_{c(j)}`);
 * broadcast alignment: layer ``l`` gets :math:`B^l E` through a fixed random ``B^l``
   (``N_l x C``, Samadi, Lillicrap & Tweed 2017);
@@ -192,8 +194,22 @@ class StructuredRecurrentSNN:
                 tau_eligibility=tau_eligibility)))
         self.rules = rules
         self._teacher = None
+        #: the label's target in the error: 1, plus (clamped) what the teacher alone would fire
+        self.label_target = 1.0
         if teaching == "clamp":
             self._teacher = torch.as_tensor(spread.T, dtype=net.dtype, device=net.device) * self.clamp_current
+            self.label_target = 1.0 + self.teacher_spikes(beta) * count_scale
+
+    def teacher_spikes(self, beta: float) -> int:
+        """Spikes the teacher current alone makes a readout neuron fire in one presentation
+        (the neuron's equation iterated from rest); the error discounts them, so the
+        synapses are taught what the teacher does not already supply."""
+        mem, fired, count = 0.0, False, 0
+        for _ in range(self.steps):
+            mem = beta * mem + self.clamp_current - (1.0 if fired else 0.0)
+            fired = mem > 1.0
+            count += int(fired)
+        return count
 
     # -- presenting samples -----------------------------------------------------------
     def _rows(self, images: np.ndarray) -> torch.Tensor:
@@ -214,7 +230,7 @@ class StructuredRecurrentSNN:
             onehot = torch.zeros(self.batch, self.classes, dtype=self.net.dtype, device=self.net.device)
             if labels is not None:
                 onehot[torch.arange(len(labels)), torch.as_tensor(np.asarray(labels), dtype=torch.long)] = 1.0
-            self.net.modulators.set_target("error", onehot)
+            self.net.modulators.set_target("error", onehot * (self.label_target if train else 1.0))
             if self._teacher is not None:  # the teacher drives the label's neurons only in training
                 self.readout.inputs["i_ext"].copy_(onehot @ self._teacher * float(train))
         self.net.reset_state()
@@ -269,8 +285,8 @@ class StructuredRecurrentSNN:
             right.append(self.train_batch(images[idx] / scale, labels[idx]))
             if k % 20 == 0:
                 bar.set_postfix(train_acc=f"{np.mean(right[-50:]):.3f}")
-            if on_batch is not None:
-                on_batch(k)
+            if on_batch is not None:  # e.g. a log of the running accuracy
+                on_batch(k, right[-1])
         return float(np.mean(right)) if right else math.nan
 
     def predict(self, images: np.ndarray, progress: bool | None = None, desc: str = "test") -> np.ndarray:

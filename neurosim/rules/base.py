@@ -213,6 +213,10 @@ class Rule:
             self.eligibility = torch.zeros(shape, dtype=p.dtype, device=p.device)
         elif recipe.gate is not None:
             raise ValueError(f"rule {self.name}: a gate hook needs an eligibility time constant")
+        if recipe.per_step_factor is not None and not any(
+                t.name == recipe.per_step_factor and t.side == "pre" for t in recipe.traces):
+            raise ValueError(f"rule {self.name}: per_step_factor {recipe.per_step_factor!r} must name "
+                             "one of the recipe's presynaptic traces")
         # every hook's arguments resolve now: a wrong name fails at add_rule, not mid-run
         for hook, fn in recipe.hooks().items():
             self.hook_arguments(hook, fn)

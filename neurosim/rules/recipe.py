@@ -115,6 +115,9 @@ class Recipe:
     eligibility: float | None = None
     #: hook argument name -> modulator name
     signals: dict[str, str] = field(default_factory=dict)
+    #: the name of a presynaptic trace that ``per_step`` is a multiple of (its term is 0
+    #: where that trace is 0), a promise that lets compiled loops skip those rows
+    per_step_factor: str | None = None
 
     def hooks(self) -> dict[str, Callable[..., Any]]:
         return {name: getattr(self, name) for name in HOOKS if getattr(self, name) is not None}
@@ -129,7 +132,7 @@ class Recipe:
         """What generated code bakes in: hook functions, trace modes and sides, shapes of use."""
         def ident(fn: Callable[..., Any] | None) -> str | None:
             return None if fn is None else f"{fn.__module__}.{fn.__qualname__}"
-        return (tuple((t.name, t.side, t.mode) for t in self.traces),
+        return (self.per_step_factor, tuple((t.name, t.side, t.mode) for t in self.traces),
                 tuple(ident(getattr(self, h)) for h in HOOKS),
                 tuple((s.name, s.side, ident(s.update)) for s in self.neuron_state),
                 self.eligibility is not None, tuple(sorted(self.signals.items())))
