@@ -1,8 +1,8 @@
 """A structured recurrent SNN learns MNIST without backpropagation (three-factor rules).
 
-    python examples/mnist_three_factor.py                    # local rules, the default run
+    python examples/mnist_three_factor.py                    # local rules, 1 epoch of all 60,000
     python examples/mnist_three_factor.py --method bptt      # the same network by BPTT
-    python examples/mnist_three_factor.py --train 60000 --epochs 3   # the full training set
+    python examples/mnist_three_factor.py --epochs 3         # the README's full configuration
 
 The network (neurosim.networks.StructuredRecurrentSNN; design in its docstring and in
 shared/research/algorithms.md section 4): 784 input neurons driven by the pixel
@@ -47,14 +47,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="hidden layer sizes (default one layer of 500)")
     parser.add_argument("--per-class", type=positive_int, default=10, help="readout neurons per class")
     parser.add_argument("--steps", type=positive_int, default=20, help="time steps (ms) per image")
-    parser.add_argument("--train", type=positive_int, default=20000, help="training images (default 20,000)")
+    parser.add_argument("--train", type=positive_int, default=60000, help="training images (default all 60,000)")
     parser.add_argument("--test", type=positive_int, default=10000, help="test images (default all 10,000)")
     parser.add_argument("--modulators", type=int, default=20, help="modulatory units (0: no gate)")
     parser.add_argument("--wta", action="store_true", help="winner-take-all teaching signal")
     parser.add_argument("--teaching", default="error", choices=["error", "clamp"],
                         help="clamp: also drive the label's readout neurons while training")
-    parser.add_argument("--lr-hidden", type=positive_float, default=0.01, help="local rules, hidden layers")
-    parser.add_argument("--lr-readout", type=positive_float, default=0.02, help="local rules, readout")
+    parser.add_argument("--lr-hidden", type=positive_float, default=0.02, help="local rules, hidden layers")
+    parser.add_argument("--lr-readout", type=positive_float, default=0.01, help="local rules, readout")
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (bptt)")
     parser.add_argument("--backend", default="numba", choices=["numba", "torch"],
                         help="engine of the local method (bptt runs on torch)")
