@@ -19,6 +19,8 @@ import os
 import subprocess
 import sys
 
+from neurosim.cli_args import positive_int
+
 CHILD = r"""
 import json, resource, sys, time
 import numpy as np, torch
@@ -43,10 +45,10 @@ print(json.dumps({"samples_per_second": cfg["batches"] * b / seconds,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 40])
-    parser.add_argument("--hidden", type=int, nargs="+", default=[500])
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--steps", type=positive_int, nargs="+", default=[10, 20, 40])
+    parser.add_argument("--hidden", type=positive_int, nargs="+", default=[500])
+    parser.add_argument("--batch", type=positive_int, default=32)
+    parser.add_argument("--batches", type=positive_int, default=20)
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
     rows = []
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
             proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg)], capture_output=True,
                                   text=True, env=os.environ)
             if proc.returncode != 0:
-                print(proc.stderr, file=sys.stderr)
+                last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+                print(f"three_factor_speed.py: error: {method} T={steps}: {last}", file=sys.stderr)
                 return 1
             out = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append((method, backend, steps, out["samples_per_second"], out["peak_rss_mb"]))

@@ -46,6 +46,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=positive_int, nargs="+", default=[500],
                         help="hidden layer sizes (default one layer of 500)")
     parser.add_argument("--per-class", type=positive_int, default=10, help="readout neurons per class")
+    parser.add_argument("--k-readout", type=positive_int, default=30,
+                        help="small-world synapses from each hidden neuron to the readout (default 30)")
+    parser.add_argument("--lr-decay", type=positive_float, default=1.0,
+                        help="learning rates are multiplied by this after every epoch (default 1: constant)")
     parser.add_argument("--steps", type=positive_int, default=20, help="time steps (ms) per image")
     parser.add_argument("--train", type=positive_int, default=60000, help="training images (default all 60,000)")
     parser.add_argument("--test", type=positive_int, default=10000, help="test images (default all 10,000)")
@@ -53,18 +57,27 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--wta", action="store_true", help="winner-take-all teaching signal")
     parser.add_argument("--teaching", default="error", choices=["error", "clamp"],
                         help="clamp: also drive the label's readout neurons while training")
+    # (--modulators, --wta, --teaching, --lr-hidden, --lr-readout: the local method only; --lr: bptt)
     parser.add_argument("--lr-hidden", type=positive_float, default=0.02, help="local rules, hidden layers")
     parser.add_argument("--lr-readout", type=positive_float, default=0.01, help="local rules, readout")
     parser.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (bptt)")
     parser.add_argument("--backend", default="numba", choices=["numba", "torch"],
                         help="engine of the local method (bptt runs on torch)")
     parser.add_argument("--log-samples", type=positive_int, default=None,
-                        help="test images presented with the monitors on after each epoch (default --batch)")
+                        help="test images presented with the monitors on after each epoch (default and most: --batch)")
     parser.add_argument("--seed", type=int, default=0)
     add_training_run_flags(parser, "three-factor")
     args = parser.parse_args(argv)
     if args.modulators < 0:
         parser.error(f"--modulators must be >= 0, got {args.modulators}")
+    if args.log_samples is not None and args.log_samples > args.batch:
+        parser.error(f"--log-samples {args.log_samples} must be at most --batch ({args.batch}): the "
+                     "sampled images are presented as one batch")
+    if args.k_readout > 10 * args.per_class:
+        parser.error(f"--k-readout {args.k_readout} must be at most the readout's size, 10 x --per-class "
+                     f"= {10 * args.per_class}")
+    if args.wta and args.teaching == "clamp":
+        parser.error("--wta and --teaching clamp do not mix (the teacher makes the label win)")
     return args
 
 
@@ -99,12 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         x_test, y_test = x_test[:args.test], y_test[:args.test]
         if len(x_train) < args.batch:
             raise ValueError(f"--train {args.train} leaves fewer images than --batch {args.batch}")
-        samples = min(args.log_samples or args.batch, args.batch, len(x_test))
+        samples = min(args.log_samples or args.batch, len(x_test))
         model = StructuredRecurrentSNN(hidden=args.hidden, per_class=args.per_class, steps=args.steps,
                                        batch=args.batch, method=args.method, backend=args.backend,
                                        modulators=args.modulators, wta=args.wta, teaching=args.teaching,
                                        lr_hidden=args.lr_hidden, lr_readout=args.lr_readout, lr=args.lr,
-                                       seed=args.seed, device=args.device, log=log)
+                                       k_readout=args.k_readout, seed=args.seed, device=args.device,
+                                       log=log, threads=args.threads)
         net = model.net
         # what the log keeps of the sampled presentations (paused while training)
         monitors = [net.spike_monitor(p) for p in (model.input, *model.hidden, model.readout)]
@@ -118,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             for m in monitors:
                 m.active = True
             try:
-                model.predict(x_test[:samples], progress=False)
+                model.predict(x_test[:samples], progress=False, labels=y_test[:samples])
             finally:
                 for m in monitors:
                     m.active = False
@@ -151,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             sampled_presentation()
             history.append({"epoch": epoch, "train_accuracy": train_acc, "test_accuracy": accuracy,
                             "train_seconds": seconds})
+            if args.lr_decay != 1.0:
+                model.decay_learning_rates(args.lr_decay)
             done = len(x_train) // args.batch * args.batch
             print(f"epoch {epoch}: train accuracy {100 * train_acc:.2f}%, test accuracy {100 * accuracy:.2f}% "
                   f"on {len(x_test)} images, trained in {seconds:.1f} s ({done / seconds:.0f} samples/s)",
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         g.attrs.update({"example": "mnist_three_factor", "method": args.method, "steps": args.steps,
                         "batch": args.batch, "hidden": json.dumps(args.hidden), "per_class": args.per_class,
                         "modulators": args.modulators, "wta": args.wta, "teaching": args.teaching,
-                        "seed": args.seed, "train_samples": trained_samples, "test_samples": len(x_test),
+                        "k_readout": args.k_readout, "lr_decay": args.lr_decay, "seed": args.seed, "train_samples": trained_samples, "test_samples": len(x_test),
                         "log_samples": samples, "readout": "readout", "classes": 10})
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"test_accuracy": history[-1]["test_accuracy"], "train_samples": trained_samples,

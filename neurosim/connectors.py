@@ -197,7 +197,8 @@ class FromPairs(Connector):
     """Synapses from explicit ``(pre[k], post[k])`` index lists, without a dense matrix.
 
     The lists may come in any order; they are stored sorted (presynaptic, then
-    postsynaptic index). A pair listed twice is refused, as is an index outside
+    postsynaptic index), and a per-synapse ``weight`` or ``delay`` array given to the
+    projection follows the order of the lists. A pair listed twice is refused, as is an index outside
     the populations (checked when the projection is built). With ``weights`` (one
     per pair, in the order given) the connector gives the weights, and the
     projection's ``weight`` argument must be left out.
@@ -243,6 +244,12 @@ class FromPairs(Connector):
                              f"once ({twice.size} repeated pair(s)); a projection has one synapse per pair")
         return self.pre[self._order], self.post[self._order]
 
+    @property
+    def given_order(self) -> np.ndarray:
+        """For each stored (sorted) synapse, its position in the lists as given: a
+        projection's per-synapse ``weight`` or ``delay`` array follows the given order."""
+        return self._order
+
     def values(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """The weights in the order :meth:`pairs` returned the pairs."""
         return self.weights[self._order]
@@ -264,11 +271,12 @@ class WattsStrogatz(Connector):
     population unless ``allow_autapses``), so within one population an even ``k``
     gives ``k/2`` neighbours on each side, as in the original. Then each of these
     edges is rewired, with probability ``p``, to a postsynaptic neuron drawn
-    uniformly among those the presynaptic neuron does not reach through its
-    lattice or an earlier rewired edge. Every presynaptic neuron keeps exactly ``k``
-    synapses (the out-degree); about ``p`` of all edges are long-range (exactly
-    those not in the lattice: :attr:`rewired` after drawing). ``p = 0`` keeps the
-    lattice, ``p = 1`` gives a random graph of out-degree ``k``.
+    uniformly among those the presynaptic neuron does not reach at that moment
+    (itself excluded; the target the edge left may be drawn again). Every
+    presynaptic neuron keeps exactly ``k`` synapses (the out-degree); :attr:`rewired`
+    counts the edges redrawn (about ``p`` of them), of which a fraction of about
+    ``k / n_post`` lands back in the lattice. ``p = 0`` keeps the lattice, ``p = 1``
+    gives a random graph of out-degree ``k``.
 
     Between populations of different sizes this maps a layer onto a ring of targets
     (e.g. hidden neurons to nearby readout neurons, with long-range shortcuts).
@@ -314,20 +322,24 @@ class WattsStrogatz(Connector):
         targets = near.copy()
         rewire = rng.random(near.shape) < self.p
         for i in np.flatnonzero(rewire.any(axis=1)):  # rows with shortcuts (about p*k each)
-            taken = set(near[i].tolist())
+            reached = set(near[i].tolist())
             if no_self:
-                taken.add(int(i))
-            free = n_post - len(taken)
+                reached.add(int(i))
             for slot in np.flatnonzero(rewire[i]):
-                if free <= 0:
-                    raise ValueError(f"WattsStrogatz: k={self.k}, p={self.p}: presynaptic neuron {i} "
-                                     f"has no free target left to rewire to ({n_post} targets)")
-                while True:  # uniform among the free targets (rejection: they are most of them)
-                    j = int(rng.integers(n_post))
-                    if j not in taken:
-                        break
-                taken.add(j)
-                free -= 1
+                # the edge leaves its target, then lands uniformly on one the neuron does
+                # not reach now (the lattice target it left included, as in the original);
+                # rejection sampling, or an explicit list when few targets are free
+                reached.discard(int(targets[i, slot]))
+                free = n_post - len(reached)
+                if free * 4 >= n_post:
+                    while True:
+                        j = int(rng.integers(n_post))
+                        if j not in reached:
+                            break
+                else:
+                    options = np.setdiff1d(np.arange(n_post), np.fromiter(reached, np.int64))
+                    j = int(options[rng.integers(options.size)])
+                reached.add(j)
                 targets[i, slot] = j
         self.rewired = int(rewire.sum())
         rows = np.repeat(np.arange(n_pre, dtype=np.int64), self.k)

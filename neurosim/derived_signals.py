@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
@@ -180,8 +181,8 @@ class SoftCompetition(Derived):
 
 
 class PopulationError(Derived):
-    r"""The error of a population code, per sample and class: :math:`E_c = t_c - s\,ar n_c`,
-    where :math:`ar n_c` is the mean spike count (since the sample began) of the
+    r"""The error of a population code, per sample and class: :math:`E_c = t_c - s\,\bar n_c`,
+    where :math:`\bar n_c` is the mean spike count (since the sample began) of the
     ``n / classes`` neurons of class ``c`` (contiguous blocks) and :math:`t_c` a target
     the script sets per sample (``net.modulators.set_target``, e.g. a one-hot label
     times the count wanted). With ``wta`` it is a winner-take-all teaching signal:
@@ -194,13 +195,14 @@ class PopulationError(Derived):
 
     def __init__(self, population: "Population", classes: int, scale: float, wta: bool,
                  dtype: torch.dtype) -> None:
-        if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 1:
             raise ValueError(f"population error: classes must be a positive integer, got {classes!r}")
+        classes = int(classes)
         if population.n % classes:
             raise ValueError(f"population error: population '{population.name}' has {population.n} "
                              f"neurons, not a multiple of {classes} classes")
-        if not math.isfinite(scale):
-            raise ValueError("population error: scale must be finite")
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)) or not math.isfinite(scale):
+            raise ValueError(f"population error: scale must be a finite number, got {scale!r}")
         self.population, self.classes, self.scale, self.wta = population, classes, float(scale), bool(wta)
         self.per_class = population.n // classes
         p = population

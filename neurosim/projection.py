@@ -192,9 +192,15 @@ class Projection:
         if arr.shape == (n_pre, n_post):
             return arr[rows, cols]
         if arr.shape == (self.nnz,):
-            return arr
+            return self._in_storage_order(arr)
         raise ValueError(f"{owner}: weight array has shape {arr.shape}; expected ({n_pre}, {n_post}) "
                          f"(n_pre, n_post) or ({self.nnz},) (one per synapse)")
+
+    def _in_storage_order(self, per_synapse: np.ndarray) -> np.ndarray:
+        """A per-synapse array given in the connector's order (``FromPairs``: the order the
+        pairs were listed) rearranged into storage order."""
+        order = getattr(self.connector, "given_order", None)
+        return per_synapse if order is None else per_synapse[order]
 
     def _delays(self, owner, delay, rows, cols) -> np.ndarray:
         rule = "delay must be a whole number of steps >= 0"
@@ -210,6 +216,8 @@ class Projection:
         elif arr.shape != (self.nnz,):
             raise ValueError(f"{owner}: delay array has shape {arr.shape}; expected a number, "
                              f"({self.pre.n}, {self.post.n}) or ({self.nnz},)")
+        else:
+            arr = self._in_storage_order(arr)
         if arr.size:
             with np.errstate(invalid="ignore"):  # NaN and inf are reported below
                 bad = ~np.isfinite(arr) | (np.mod(arr, 1) != 0) | (arr < 0) | (arr > MAX_DELAY)

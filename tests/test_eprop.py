@@ -44,9 +44,18 @@ def test_watts_strogatz_degree_and_rewired_fraction(p):
     lattice = ws.lattice(n, n, True)
     in_lattice = (lattice[rows] == cols[:, None]).any(axis=1)
     long_range = 1.0 - in_lattice.mean()
-    assert (~in_lattice).sum() == ws.rewired  # exactly the rewired edges left the lattice
+    assert (~in_lattice).sum() <= ws.rewired  # (a redrawn edge may land back in the lattice)
     sd = math.sqrt(p * (1 - p) / (n * k))
-    assert abs(long_range - p) <= 5 * sd + 1e-12, (long_range, p)
+    assert abs(ws.rewired / (n * k) - p) <= 5 * sd + 1e-12
+    assert abs(long_range - p) <= 5 * sd + 2 * k / n, (long_range, p)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_watts_strogatz_rewires_even_a_dense_ring(seed):
+    for k, p in ((6, 1.0), (9, 0.5), (9, 1.0)):  # k = n - 1: the complete graph, whatever p
+        rows, cols = ns.WattsStrogatz(k, p).pairs(10, 10, np.random.default_rng(seed), True)
+        assert np.all(np.bincount(rows, minlength=10) == k) and not np.any(rows == cols)
+        assert np.unique(rows * 10 + cols).size == rows.size
 
 
 def test_watts_strogatz_in_a_projection_is_seeded_and_refuses_bad_arguments():
@@ -79,6 +88,14 @@ def test_from_pairs_builds_the_listed_synapses_in_any_order():
     same = net.projection(a, b, ns.FromPairs(pre[::-1], post[::-1]), weight=1.0, receptor="syn",
                           sparse=True)
     assert torch.equal(same.indices, proj.indices)
+    # a per-synapse weight or delay array follows the order the pairs were listed in
+    listed = net.projection(a, b, ns.FromPairs(pre, post), weight=np.array([0.3, 0.1, 0.2, 0.4]),
+                            delay=np.array([1, 2, 3, 4]), receptor="syn", sparse=True)
+    np.testing.assert_array_equal(listed.weight_matrix(), expected)
+    delays = np.zeros((4, 5), np.int64)
+    delays[pre, post] = [1, 2, 3, 4]
+    stored_rows = np.repeat(np.arange(4), np.diff(listed.indptr.numpy()))
+    np.testing.assert_array_equal(listed.delays.numpy(), delays[stored_rows, listed.indices.numpy()])
 
 
 def test_from_pairs_rejects_bad_pairs_clearly():
@@ -275,3 +292,20 @@ def test_paused_monitors_record_nothing(backend):
     assert set(reader.spikes("out")[0].tolist()) <= set(kept)
     assert len(set(reader.spikes("out")[0].tolist())) > 5
     assert list(reader.read_rows("modulators/E/step", 0, 100)) == kept
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_linear_signal_is_the_matrix_times_its_source(backend):
+    net = ns.Network(dt=1.0, batch=2, seed=4, backend=backend)
+    inp = net.population(30, ns.PoissonSource(rate=300.0), name="inp")
+    out = net.population(12, ns.SnnTorchLeaky(beta=0.9), name="out")
+    net.projection(inp, out, weight=ns.Uniform(0.0, 0.4), receptor="syn", delay=1)
+    net.modulators.add_population_error("E", out, 4, scale=0.1)
+    matrix = np.random.default_rng(1).normal(size=(7, 4))
+    net.modulators.add_linear("L", "E", matrix)
+    net.modulators.set_target("E", np.eye(4)[[1, 3]])
+    net.run(steps=15)
+    expected = net.modulators.get("E").numpy().astype(np.float64) @ matrix.T
+    np.testing.assert_allclose(net.modulators.get("L").numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"matrix must have shape \(size, 4\)"):
+        net.modulators.add_linear("bad", "E", np.ones((3, 5)))

@@ -67,6 +67,10 @@ def test_the_readout_is_a_small_world_population_code():
         StructuredRecurrentSNN(teaching="shout")
     with pytest.raises(ValueError, match="hidden must list at least one layer"):
         StructuredRecurrentSNN(hidden=())
+    with pytest.raises(ValueError, match="k_readout=30 .* only 20 neurons .* raise per_class"):
+        StructuredRecurrentSNN(per_class=2)
+    with pytest.raises(ValueError, match="wta and teaching='clamp' do not mix"):
+        StructuredRecurrentSNN(wta=True, teaching="clamp")
 
 
 @requires_datasets
@@ -128,3 +132,8 @@ def test_the_example_refuses_bad_flags_in_one_line(tmp_path):
         "mnist_three_factor.py: error: --train 10 leaves fewer images than --batch 64")
     proc = _run(tmp_path, "--method", "hebb")
     assert proc.returncode == 2 and "--method" in proc.stderr
+    proc = _run(tmp_path, "--per-class", "2")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--k-readout 30 must be at most the readout's size, 10 x --per-class = 20" in proc.stderr
+    proc = _run(tmp_path, "--log-samples", "64", "--batch", "32")
+    assert proc.returncode == 2 and "--log-samples 64 must be at most --batch (32)" in proc.stderr

@@ -210,7 +210,7 @@ class NumbaBackend:
             for rule in self._rules[1]:
                 stop = min(stop, -(-step // rule.every) * rule.every + 1)
         for mon in net.monitors.values():
-            if mon.records_from_python:
+            if mon.records_from_python and mon.active:  # (a paused one records nothing)
                 m = -(-step // mon.every) * mon.every  # next snapshot step >= step
                 stop = min(stop, m + 1)
         return stop

@@ -407,8 +407,10 @@ class KernelWriter:
 
     def emit_count_spikes(self, mon: Any) -> list[str]:
         p = self.pop_args[mon.population.name]
-        counts = self.arg(f"m{len(self.plan.args)}_counts", lambda mo=mon: self.arrays(mo, "counts"))
-        return [f"    count_spikes({p['cnt']}, {p['idx']}, t % {p['spikes']}.shape[0], {counts})"]
+        m = len(self.plan.args)
+        counts = self.arg(f"m{m}_counts", lambda mo=mon: self.arrays(mo, "counts"))
+        active = self.arg(f"m{m}_active", lambda mo=mon: bool(mo.active))
+        return [f"    if {active}:\n        count_spikes({p['cnt']}, {p['idx']}, t % {p['spikes']}.shape[0], {counts})"]
 
     def emit_record_state(self, mon: Any) -> list[str]:
         p = self.pop_args[mon.population.name]

@@ -251,6 +251,8 @@ class TorchBackend:
         mon.recorded_steps(t, t + 1)
 
     def run_count_spikes(self, mon: "Monitor", t: int) -> None:
+        if not mon.active:
+            return
         ring = mon.population.arrays()["spikes"]
         mon.arrays()["counts"].add_(ring[t % ring.shape[0]])
 

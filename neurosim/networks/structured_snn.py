@@ -118,8 +118,18 @@ class StructuredRecurrentSNN:
                                      ("teaching", teaching, TEACHING)):
             if value not in allowed:
                 raise ValueError(f"{owner}: {name} must be one of {allowed}, got {value!r}")
-        if not (0.0 < target_rate <= 1.0):
+        if isinstance(target_rate, bool) or not isinstance(target_rate, (int, float)) or not 0.0 < target_rate <= 1.0:
             raise ValueError(f"{owner}: target_rate must be in (0, 1] spikes per step, got {target_rate!r}")
+        if isinstance(clamp_current, bool) or not isinstance(clamp_current, (int, float)) or not (
+                math.isfinite(clamp_current) and clamp_current > 0):
+            raise ValueError(f"{owner}: clamp_current must be a positive number, got {clamp_current!r}")
+        if wta and teaching == "clamp":
+            raise ValueError(f"{owner}: wta and teaching='clamp' do not mix: the teacher makes the label "
+                             "win, and the winner-take-all error would then spare every wrong class")
+        if k_readout > classes * per_class:
+            raise ValueError(f"{owner}: k_readout={k_readout} synapses per hidden neuron, but the readout "
+                             f"has only {classes * per_class} neurons ({classes} classes x per_class "
+                             f"{per_class}); lower k_readout or raise per_class")
         if method == "bptt":
             backend = "torch"
         self.method, self.steps, self.batch, self.classes = method, int(steps), int(batch), int(classes)
@@ -198,7 +208,8 @@ class StructuredRecurrentSNN:
         self.label_target = 1.0
         if teaching == "clamp":
             self._teacher = torch.as_tensor(spread.T, dtype=net.dtype, device=net.device) * self.clamp_current
-            self.label_target = 1.0 + self.teacher_spikes(beta) * count_scale
+            self._teacher_count = self.teacher_spikes(beta)
+            self.label_target = 1.0 + self._teacher_count * count_scale
 
     def teacher_spikes(self, beta: float) -> int:
         """Spikes the teacher current alone makes a readout neuron fire in one presentation
@@ -210,6 +221,18 @@ class StructuredRecurrentSNN:
             fired = mem > 1.0
             count += int(fired)
         return count
+
+    def decay_learning_rates(self, factor: float) -> None:
+        """Multiply every learning rate by ``factor`` (e.g. after an epoch): the local
+        rules' ``lr``, or Adam's for ``"bptt"``."""
+        if not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"StructuredRecurrentSNN: a learning-rate factor must be positive, got {factor!r}")
+        if self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] *= factor
+            return
+        for rule in self.rules:
+            rule.lr *= factor
 
     # -- presenting samples -----------------------------------------------------------
     def _rows(self, images: np.ndarray) -> torch.Tensor:
@@ -253,7 +276,12 @@ class StructuredRecurrentSNN:
             self.present(images, labels, train=True)
             self.net.run(steps=self.steps, progress=False)
             self.net.trigger("end_of_sample")
-            predicted = self.class_counts()[:len(labels)].argmax(1).cpu().numpy()
+            counts = self.class_counts()[:len(labels)]
+            if self._teacher is not None:  # what the network itself fired, roughly: less the teacher's
+                counts = counts.clone()
+                counts[torch.arange(len(labels)), torch.as_tensor(labels, dtype=torch.long)] -= (
+                    self.per_class * self._teacher_count)
+            predicted = counts.argmax(1).cpu().numpy()
         return float((predicted == labels).mean())
 
     def _bptt_batch(self, images: np.ndarray, labels: np.ndarray) -> float:
@@ -289,8 +317,10 @@ class StructuredRecurrentSNN:
                 on_batch(k, right[-1])
         return float(np.mean(right)) if right else math.nan
 
-    def predict(self, images: np.ndarray, progress: bool | None = None, desc: str = "test") -> np.ndarray:
-        """The class whose readout neurons fired most, in a normal run without learning."""
+    def predict(self, images: np.ndarray, progress: bool | None = None, desc: str = "test",
+                labels: np.ndarray | None = None) -> np.ndarray:
+        """The class whose readout neurons fired most, in a normal run without learning
+        (``labels``: set as the error's targets, so that a logged error is the error)."""
         scale = 255.0 if np.asarray(images[:1]).dtype == np.uint8 else 1.0
         learning = [(r, r.learning) for r in self.net.rules.values()]
         out = []
@@ -300,7 +330,7 @@ class StructuredRecurrentSNN:
             with torch.no_grad():
                 for idx in tqdm(list(self.batches(len(images), False)), desc=desc, unit="batch",
                                 disable=progress is False, leave=False):
-                    self.present(images[idx] / scale)
+                    self.present(images[idx] / scale, None if labels is None else np.asarray(labels)[idx])
                     self.net.run(steps=self.steps, progress=False)
                     out.append(self.class_counts()[:len(idx)].argmax(1).cpu().numpy())
         finally:

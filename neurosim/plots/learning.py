@@ -32,7 +32,11 @@ def learning(reader: LogReader, out: str | os.PathLike[str], *, population: str 
     if population not in reader.spike_populations():
         raise ValueError(f"{reader.path}: no spikes of the readout population {population!r} were "
                          f"recorded (recorded: {', '.join(reader.spike_populations()) or 'none'})")
-    classes, steps = int(info.get("classes", 10)), int(info["steps"])
+    missing = [k for k in ("steps", "classes", "train_samples") if k not in info]
+    if missing:
+        raise ValueError(f"{reader.path}: the results group lacks {', '.join(missing)} (written by "
+                         "training examples such as examples/mnist_three_factor.py)")
+    classes, steps = int(info["classes"]), int(info["steps"])
     running = reader.read_rows("results/train_accuracy", 0, reader.length("results/train_accuracy"))
     seen = reader.read_rows("results/train_samples_seen", 0, reader.length("results/train_samples_seen"))
     tests = reader.read_rows("results/epochs/test_accuracy", 0, reader.length("results/epochs/test_accuracy"))
@@ -53,8 +57,9 @@ def learning(reader: LogReader, out: str | os.PathLike[str], *, population: str 
     step, neuron, row = reader.spikes(population)
     sizes = {p["name"]: int(p["size"]) for p in reader.network.get("populations", [])}
     n = sizes.get(population, int(neuron.max(initial=0)) + 1)
-    last = int(step.max(initial=0))
-    start = last - last % steps  # presentations start at multiples of ``steps``
+    if n < classes:
+        raise ValueError(f"population {population!r} has {n} neurons, fewer than its {classes} classes")
+    start = reader.steps - steps  # the last presentation: the log's final ``steps`` steps
     keep = step >= start
     images = int(info.get("log_samples", row.max(initial=0) + 1))
     counts = np.zeros((images, n))
