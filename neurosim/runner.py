@@ -91,7 +91,9 @@ class Runner:
         # boundary, so a compiled backend runs a whole chunk per call, or as much of
         # one as takes RUN_SLICE_SECONDS: Ctrl-C is looked at between calls.
         slice_len = max(1, net.min_delay) if net._exchanges_spikes else net._chunk_steps
-        paced = min(slice_len, 10)  # grows once the backend's speed is measured
+        # grows once the backend's speed is measured; a later run starts at the pace the
+        # last one reached (short runs, e.g. one presentation each, then take one call)
+        paced = min(slice_len, getattr(self, "_paced", 10))
         try:
             done, since_flush = 0, 0
             while done < n_steps and not interrupt.requested:
@@ -100,6 +102,7 @@ class Runner:
                 backend.advance(k, profile)
                 seconds = time.perf_counter() - t0
                 paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
+                self._paced = paced
                 done += k
                 since_flush += k
                 bar.update(k)

@@ -309,3 +309,18 @@ def test_linear_signal_is_the_matrix_times_its_source(backend):
     np.testing.assert_allclose(net.modulators.get("L").numpy(), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"matrix must have shape \(size, 4\)"):
         net.modulators.add_linear("bad", "E", np.ones((3, 5)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_folded_feed_equals_the_per_step_eligibility_over_many_folds(backend):
+    # a rule applied at an event folds its feed by matrix products every 32 steps or less;
+    # the same rule applied every step updates each synapse every step: same eligibility
+    drive = currents(3, 12, 5)
+    folded, _, r1 = eprop_net(backend, drive, tau_e=25.0, recurrent=True)
+    stepped, _, r2 = eprop_net(backend, drive, tau_e=25.0, recurrent=True, apply_at=None, lr=0.0)
+    assert r1.folded and not r2.folded
+    for net in (folded, stepped):
+        net.run(steps=45)
+        net.run(steps=30)  # 75 steps: folds at 32, 45, 64 (, 75)
+    torch.testing.assert_close(r1.eligibility, r2.eligibility, rtol=1e-5, atol=1e-5)
+    assert r1.eligibility.abs().max() > 1.0

@@ -209,6 +209,9 @@ class NumbaBackend:
         else:  # trace-free Python rules run after the steps they apply on
             for rule in self._rules[1]:
                 stop = min(stop, -(-step // rule.every) * rule.every + 1)
+        if any(getattr(rule, "folded", False) for rule in net.rules.values()):
+            from neurosim.rules.eligibility_feed import CAPACITY
+            stop = min(stop, step + CAPACITY)  # a stretch fits the eligibility feeds' buffers
         for mon in net.monitors.values():
             if mon.records_from_python and mon.active:  # (a paused one records nothing)
                 m = -(-step // mon.every) * mon.every  # next snapshot step >= step
@@ -247,6 +250,8 @@ class NumbaBackend:
                         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
             else:
                 stop = step + mod.run(step, stop - step, *values)
+            for rule in net.rules.values():  # fold the stretch's eligibility feeds
+                rule.fold_eligibility()
             if stop == step:  # a spike event buffer is full: write it to the log, then resume
                 net._flush()
                 actions_due = False  # this step's Python actions already ran

@@ -373,6 +373,10 @@ class RuleEmitter:
             bound.append((f"sg_{arg_name}", self.arg(
                 f"r{r}_sg_{arg_name}", lambda mo=mod, two=two_d: mo.arrays()["value"].numpy() if two
                 else mo.arrays()["value"].numpy().reshape(-1))))
+        if getattr(rule, "folded", False):  # the eligibility feed's buffers (folded from Python)
+            for name in ("pre", "post", "fill"):
+                bound.append((f"feed_{name}", self.arg(f"r{r}_feed_{name}",
+                                                       lambda ru=rule, n=name: ru.feed.arrays()[n].numpy())))
         if code.recipe.eligibility is not None:
             per_row = rule.eligibility_per_row
             bound.append(("el", self.arg(f"r{r}_el", lambda ru=rule, pr=per_row: (
@@ -634,7 +638,9 @@ class RuleCode:
             out += [f"    for {idx} in range({hist}.shape[2]):", "        acc = ZERO",
                     "        for b in range(B):", f"            acc += {fn}({args})",
                     f"        st_{state.name}[{idx}] = acc / FT(B)"]
-        if recipe.eligibility is not None:
+        if getattr(self.rule, "folded", False):
+            out += self.feed_step()
+        elif recipe.eligibility is not None:
             events = recipe.on_pre is not None or recipe.on_post is not None
             # without event terms the decay and the per-step term share one pass
             if events or recipe.per_step is None:
@@ -644,6 +650,18 @@ class RuleCode:
             if recipe.per_step is not None:
                 out += self.eligibility_steps(fused=not events)
         return "\n".join(out) + "\n" if out else ""
+
+    def feed_step(self) -> list[str]:
+        """Lines storing this step's presynaptic trace and postsynaptic factor (the per-step
+        hook with the trace set to 1) into the eligibility feed (see
+        neurosim.rules.eligibility_feed); Python folds them into the eligibility."""
+        factor = self.recipe.per_step_factor
+        fn = self.recipe.per_step
+        args = ", ".join("FT(1.0)" if a.name == factor else self.expr(a) for a in self.args["per_step"])
+        return ["    slot = feed_fill[0]", "    for b in range(B):",
+                "        for i in range(ph.shape[2]):", f"            feed_pre[slot, b, i] = tv_{factor}[b, i]",
+                "        for j in range(qh.shape[2]):", f"            feed_post[slot, b, j] = {hook_name(fn)}({args})",
+                "    feed_fill[0] = slot + 1"]
 
     def eligibility_steps(self, fused: bool) -> list[str]:
         """Lines adding every synapse's per_step term to its eligibility (after the event

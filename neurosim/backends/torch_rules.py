@@ -193,6 +193,9 @@ class TorchRule:
             getattr(rule, state.name).copy_(acc / float(batch))
         if recipe.eligibility is None:
             return
+        if rule.folded:  # store this step's factors; the eligibility is folded from them
+            self._feed_step(t, params)
+            return
         e, mask = rule.eligibility, self.proj.mask
         zeros = torch.zeros_like(self.proj.weight)
         masked = (lambda x: x * mask) if mask is not None else (lambda x: x)
@@ -213,6 +216,23 @@ class TorchRule:
                 for b in range(batch):
                     acc = acc + self._call("per_step", b, t, params)
                 e.add_(masked(acc))
+
+    def _feed_step(self, t: int, params: dict[str, torch.Tensor]) -> None:
+        """A folded rule's step: its presynaptic trace and the per-step hook with that
+        trace set to 1 (the postsynaptic factor), per row, into the feed's buffer."""
+        rule, feed = self.rule, self.rule.feed
+        factor = self.recipe.per_step_factor
+        slot = int(feed.fill[0])
+        feed.pre[slot].copy_(getattr(rule, factor).value)
+        fn, args = self.hooks["per_step"]
+        one = torch.ones((), dtype=self.proj.dtype, device=self.proj.device)
+        for b in range(rule.batch):
+            values = [one if a.name == factor else self._value(a, b, t, {}, params, layout=False)
+                      for a in args]
+            feed.post[slot, b].copy_(torch.as_tensor(fn(*values)).expand(feed.post.shape[2]))
+        feed.fill[0] = slot + 1
+        if feed.full:
+            feed.fold()
 
     def apply(self, t: int, force: bool = False) -> None:
         """Rules phase: the new weights (on the rule's steps or ``force``, when learning)."""

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from neurosim.rules.recipe import Argument, Recipe, resolve
+from neurosim.rules.recipe import Argument, Recipe, hook_arguments as hook_names, resolve
 
 if TYPE_CHECKING:
     from neurosim.projection import Projection
@@ -220,6 +220,21 @@ class Rule:
         # every hook's arguments resolve now: a wrong name fails at add_rule, not mid-run
         for hook, fn in recipe.hooks().items():
             self.hook_arguments(hook, fn)
+        factor = recipe.per_step_factor
+        if factor is not None:
+            others = [a for a in self.hook_arguments("per_step", recipe.per_step) if a.name != factor]
+            if factor not in hook_names(recipe.per_step) or any(a.side not in ("post", "scalar") for a in others):
+                raise ValueError(f"rule {self.name}: per_step_factor {factor!r}: the per_step hook must "
+                                 f"read {factor!r} and otherwise only postsynaptic values and numbers")
+        #: the eligibility feed is folded in by matrix products (neurosim.rules.eligibility_feed):
+        #: a factorised per-step term, no event terms, dense weights, changes only at events
+        self.folded = (factor is not None and recipe.eligibility is not None and recipe.on_pre is None
+                       and recipe.on_post is None and not p.sparse and self.apply_at is not None)
+        self.feed = None
+        if self.folded:
+            from neurosim.rules.eligibility_feed import EligibilityFeed
+
+            self.feed = EligibilityFeed(self)
         for state in recipe.neuron_state:
             for arg in self.hook_arguments("update", state.update):
                 if arg.side not in (state.side, "scalar"):
@@ -328,6 +343,13 @@ class Rule:
                 getattr(self, state.name).fill_(float(state.initial))
             if self.declared.eligibility is not None:
                 self.eligibility.zero_()
+            if getattr(self, "feed", None) is not None:
+                self.feed.reset()
+
+    def fold_eligibility(self) -> None:
+        """Bring a folded eligibility up to date (backends call it after their steps)."""
+        if getattr(self, "feed", None) is not None:
+            self.feed.fold()
 
     # -- local views --------------------------------------------------------------------
     def pre_spikes(self, t: int) -> torch.Tensor:
@@ -412,6 +434,7 @@ class Rule:
         """Rules phase of step ``t`` (``event``: the event the rule waits for fired)."""
         if (self.apply_at is not None) != event:
             return
+        self.fold_eligibility()
         if self.declared is not None:
             self.torch_form.apply(t, force=event)
             return

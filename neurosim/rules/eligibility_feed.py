@@ -1,0 +1,79 @@
+"""A factorised eligibility feed, folded into the eligibility by matrix products.
+
+When a rule's per-step eligibility term is a presynaptic trace times a factor of the
+postsynaptic side only (``Recipe.per_step_factor``; e-prop's ``psi_j * x_i``), the
+per-synapse update ``e <- lam e + x g^T`` every step costs a pass over every synapse
+(and every sample), bound by memory traffic. Over ``n`` steps it sums to
+
+.. math::
+
+    e \\leftarrow \\lambda^n e + \\sum_{k<n} \\lambda^{n-1-k}\\, x_k\\, g_k^T,
+
+one matrix product per sample (``X^T Y`` with the ``n`` steps as the inner dimension).
+So the backends only store each step's presynaptic trace ``x_k`` ``(batch, n_pre)``
+and postsynaptic factor ``g_k`` ``(batch, n_post)`` into a buffer of ``capacity``
+steps, and :meth:`EligibilityFeed.fold` adds them to the eligibility when the buffer
+is full and at the end of every compiled stretch or run, so that the eligibility is
+up to date whenever Python can see it. Memory does not grow with the steps of a run.
+Both backends fold with this same code, so they keep giving the same bits.
+
+It is used for dense projections whose rule changes weights only at an event
+(``apply_at``), where the eligibility is read only between steps.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from neurosim.rules.base import Rule
+
+#: steps buffered before a fold (a compiled stretch is at most this long)
+CAPACITY = 32
+
+
+class EligibilityFeed:
+    """The buffered factors of one rule's eligibility feed (see the module docstring)."""
+
+    def __init__(self, rule: "Rule", capacity: int = CAPACITY) -> None:
+        p = rule.projection
+        self.rule, self.capacity = rule, int(capacity)
+        self.pre = torch.zeros((capacity, rule.batch, p.pre.n), dtype=p.dtype, device=p.device)
+        self.post = torch.zeros((capacity, rule.batch, p.post.n), dtype=p.dtype, device=p.device)
+        #: steps written since the last fold (a host counter: the compiled step writes it)
+        self.fill = torch.zeros(1, dtype=torch.int64)
+
+    def arrays(self) -> dict[str, torch.Tensor]:
+        """``pre`` ``(capacity, batch, n_pre)``, ``post`` ``(capacity, batch, n_post)``, ``fill``."""
+        return {"pre": self.pre, "post": self.post, "fill": self.fill}
+
+    @property
+    def full(self) -> bool:
+        return int(self.fill[0]) >= self.capacity
+
+    def fold(self) -> None:
+        """Add the buffered steps to the eligibility (with its decay) and empty the buffer."""
+        n = int(self.fill[0])
+        if n == 0:
+            return
+        rule = self.rule
+        e, decay = rule.eligibility, float(rule.decay_e)
+        x, g = self.pre[:n], self.post[:n]
+        if decay != 1.0:  # step k of n decays n - 1 - k more times
+            powers = decay ** torch.arange(n - 1, -1, -1, dtype=torch.float64)
+            g = g * powers.to(g.dtype).view(n, 1, 1)
+            e.mul_(decay ** n)
+        if rule.eligibility_per_row:  # (batch, n_pre, n) @ (batch, n, n_post)
+            e.baddbmm_(x.permute(1, 2, 0), g.permute(1, 0, 2))
+        else:  # summed over the samples too
+            e.addmm_(x.reshape(-1, x.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+        mask = rule.projection.mask
+        if mask is not None:
+            e.mul_(mask)
+        self.fill[0] = 0
+
+    def reset(self) -> None:
+        """Forget the buffered steps (a new sample: the eligibility restarts at zero)."""
+        self.fill[0] = 0
