@@ -313,7 +313,7 @@ def test_linear_signal_is_the_matrix_times_its_source(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_folded_feed_equals_the_per_step_eligibility_over_many_folds(backend):
-    # a rule applied at an event folds its feed by matrix products every 32 steps or less;
+    # a rule applied at an event folds its feed by matrix products every 64 steps or less;
     # the same rule applied every step updates each synapse every step: same eligibility
     drive = currents(3, 12, 5)
     folded, _, r1 = eprop_net(backend, drive, tau_e=25.0, recurrent=True)
@@ -321,6 +321,22 @@ def test_folded_feed_equals_the_per_step_eligibility_over_many_folds(backend):
     assert r1.folded and not r2.folded
     for net in (folded, stepped):
         net.run(steps=45)
-        net.run(steps=30)  # 75 steps: folds at 32, 45, 64 (, 75)
+        net.run(steps=30)  # 75 steps: a fold at 64, the rest when the eligibility is read
     torch.testing.assert_close(r1.eligibility, r2.eligibility, rtol=1e-5, atol=1e-5)
     assert r1.eligibility.abs().max() > 1.0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_change_from_the_feed_equals_signal_times_eligibility(backend):
+    # 75 steps: part of the eligibility folded (at 64 steps), part still in the feed when
+    # the sample ends; the change made from both is lr * sum_b m_b e_b
+    drive, m = currents(3, 12, 6), signal(3)
+    net, proj, rule = eprop_net(backend, drive, tau_e=25.0, recurrent=True, lr=0.01)
+    net.modulators.set("L", m)
+    w0 = proj.weight.clone()
+    net.run(steps=75)
+    assert int(rule.feed.fill[0]) > 0  # not all folded yet
+    net.trigger("end_of_sample")
+    e = rule.eligibility.double()  # (folds the rest)
+    expected = 0.01 * (torch.as_tensor(m).unsqueeze(1) * e).sum(0)
+    torch.testing.assert_close((proj.weight - w0).double(), expected, rtol=1e-4, atol=1e-6)

@@ -157,8 +157,9 @@ def test_graded_gates_agree_between_backends():
         y.gate.activity_gate = "hard"
         net.run(steps=1, progress=False)
         outs.append((soft, z.state["r"].clone()))
+    # (ELU's exp may differ in the last bit between numba and torch on some CPUs)
     assert torch.equal(outs[0][0], outs[1][0]) or torch.allclose(outs[0][0], outs[1][0], rtol=0, atol=1e-6)
-    assert torch.equal(outs[0][1], outs[1][1])
+    assert torch.equal(outs[0][1], outs[1][1]) or torch.allclose(outs[0][1], outs[1][1], rtol=0, atol=1e-6)
 
 
 def test_mode_switch_recorded_in_the_log(tmp_path):

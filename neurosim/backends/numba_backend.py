@@ -209,9 +209,12 @@ class NumbaBackend:
         else:  # trace-free Python rules run after the steps they apply on
             for rule in self._rules[1]:
                 stop = min(stop, -(-step // rule.every) * rule.every + 1)
-        if any(getattr(rule, "folded", False) for rule in net.rules.values()):
-            from neurosim.rules.eligibility_feed import CAPACITY
-            stop = min(stop, step + CAPACITY)  # a stretch fits the eligibility feeds' buffers
+        feeds = [rule.feed for rule in net.rules.values() if getattr(rule, "feed", None) is not None]
+        if feeds:  # a stretch fits what is left of the eligibility feeds' buffers
+            for feed in feeds:
+                if feed.full:
+                    feed.fold()
+            stop = min(stop, step + min(f.capacity - int(f.fill[0]) for f in feeds))
         for mon in net.monitors.values():
             if mon.records_from_python and mon.active:  # (a paused one records nothing)
                 m = -(-step // mon.every) * mon.every  # next snapshot step >= step
@@ -250,8 +253,6 @@ class NumbaBackend:
                         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
             else:
                 stop = step + mod.run(step, stop - step, *values)
-            for rule in net.rules.values():  # fold the stretch's eligibility feeds
-                rule.fold_eligibility()
             if stop == step:  # a spike event buffer is full: write it to the log, then resume
                 net._flush()
                 actions_due = False  # this step's Python actions already ran

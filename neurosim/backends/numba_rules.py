@@ -377,7 +377,7 @@ class RuleEmitter:
             for name in ("pre", "post", "fill"):
                 bound.append((f"feed_{name}", self.arg(f"r{r}_feed_{name}",
                                                        lambda ru=rule, n=name: ru.feed.arrays()[n].numpy())))
-        if code.recipe.eligibility is not None:
+        if code.recipe.eligibility is not None and not getattr(rule, "folded", False):
             per_row = rule.eligibility_per_row
             bound.append(("el", self.arg(f"r{r}_el", lambda ru=rule, pr=per_row: (
                 ru.arrays()["eligibility"].numpy().reshape(ru.batch, -1) if pr

@@ -86,8 +86,6 @@ class TorchBackend:
                     self._advance(plan, n_steps, profile)
             else:
                 self._advance(plan, n_steps, profile)
-            for rule in self.net.rules.values():  # folded eligibilities are current between runs
-                rule.fold_eligibility()
 
     def _advance(self, plan: list[tuple[str, Callable[[int], Any]]], n_steps: int,
                  profile: bool) -> None:

@@ -234,6 +234,18 @@ class TorchRule:
         if feed.full:
             feed.fold()
 
+    def _gate_scale(self, t: int, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The gate with the eligibility set to 1 (``Recipe.gate_scales_e``): ``(batch,
+        n_post)``, or ``(n_post,)`` when the eligibility is shared by the batch."""
+        rule = self.rule
+        fn, args = self.hooks["gate"]
+        one = torch.ones((), dtype=self.proj.dtype, device=self.proj.device)
+        n_post = self.proj.post.n
+        rows = range(rule.batch) if rule.eligibility_per_row else (0,)
+        scales = [torch.as_tensor(fn(*(one if a.kind == "e" else self._value(a, b, t, {}, params, layout=False)
+                                       for a in args))).expand(n_post) for b in rows]
+        return torch.stack(scales) if rule.eligibility_per_row else scales[0]
+
     def apply(self, t: int, force: bool = False) -> None:
         """Rules phase: the new weights (on the rule's steps or ``force``, when learning)."""
         rule, recipe, proj = self.rule, self.recipe, self.proj
@@ -244,7 +256,9 @@ class TorchRule:
         batch = rule.batch
         d = torch.zeros_like(w)
         if recipe.eligibility is not None:
-            if rule.eligibility_per_row:
+            if rule.folded and recipe.gate_scales_e:  # straight from the feed's factors
+                d = rule.feed.change(self._gate_scale(t, params))
+            elif rule.eligibility_per_row:
                 for b in range(batch):
                     d = d + self._call("gate", b, t, params)
             else:

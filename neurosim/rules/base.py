@@ -210,7 +210,7 @@ class Rule:
         if recipe.eligibility is not None:
             self.decay_e = math.exp(-self.net.dt / recipe.eligibility)
             shape = ((self.batch,) if self.eligibility_per_row else ()) + tuple(p.weight.shape)
-            self.eligibility = torch.zeros(shape, dtype=p.dtype, device=p.device)
+            self._eligibility = torch.zeros(shape, dtype=p.dtype, device=p.device)
         elif recipe.gate is not None:
             raise ValueError(f"rule {self.name}: a gate hook needs an eligibility time constant")
         if recipe.per_step_factor is not None and not any(
@@ -230,6 +230,12 @@ class Rule:
         #: a factorised per-step term, no event terms, dense weights, changes only at events
         self.folded = (factor is not None and recipe.eligibility is not None and recipe.on_pre is None
                        and recipe.on_post is None and not p.sparse and self.apply_at is not None)
+        if recipe.gate_scales_e:
+            bad = [a.name for a in self.hook_arguments("gate", recipe.gate)
+                   if a.name != "e" and (a.side in ("pre", "synapse") or a.kind == "w")]
+            if recipe.gate is None or "e" not in hook_names(recipe.gate) or bad:
+                raise ValueError(f"rule {self.name}: gate_scales_e: the gate hook must read 'e' and "
+                                 f"otherwise only postsynaptic values, signals and numbers (not {bad})")
         self.feed = None
         if self.folded:
             from neurosim.rules.eligibility_feed import EligibilityFeed
@@ -307,9 +313,18 @@ class Rule:
             out[f"trace.{trace.name}"], out[f"trace.{trace.name}.before"] = t.value, t.before
         for state in recipe.neuron_state:
             out[f"state.{state.name}"] = getattr(self, state.name)
-        if recipe.eligibility is not None:
-            out["eligibility"] = self.eligibility
+        if recipe.eligibility is not None and self.feed is None:
+            # (a folded eligibility is the feed's business: rule.eligibility folds it)
+            out["eligibility"] = self._eligibility
         return out
+
+    @property
+    def eligibility(self) -> torch.Tensor:
+        """The per-synapse eligibility (the weights' shape, with a leading batch axis when a
+        signal the rule reads is per sample), up to date: a folded feed is folded first."""
+        if getattr(self, "feed", None) is not None:
+            self.feed.fold()
+        return self._eligibility
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The rule's state (traces), listed in the network's state dict."""
@@ -319,6 +334,8 @@ class Rule:
                 out[f"{attr}.value"], out[f"{attr}.before"] = value.value, value.before
             elif isinstance(value, torch.Tensor) and not attr.startswith("_"):
                 out[attr] = value
+        if getattr(self, "_eligibility", None) is not None:
+            out["eligibility"] = self.eligibility
         return out
 
     def pre_trace(self, tau_ms: float, mode: str = "all") -> SpikeTrace:
@@ -341,15 +358,11 @@ class Rule:
         if self.declared is not None:
             for state in self.declared.neuron_state:
                 getattr(self, state.name).fill_(float(state.initial))
-            if self.declared.eligibility is not None:
-                self.eligibility.zero_()
             if getattr(self, "feed", None) is not None:
-                self.feed.reset()
+                self.feed.reset()  # (zeroes the eligibility lazily, at its next fold)
+            elif self.declared.eligibility is not None:
+                self._eligibility.zero_()
 
-    def fold_eligibility(self) -> None:
-        """Bring a folded eligibility up to date (backends call it after their steps)."""
-        if getattr(self, "feed", None) is not None:
-            self.feed.fold()
 
     # -- local views --------------------------------------------------------------------
     def pre_spikes(self, t: int) -> torch.Tensor:
@@ -434,7 +447,6 @@ class Rule:
         """Rules phase of step ``t`` (``event``: the event the rule waits for fired)."""
         if (self.apply_at is not None) != event:
             return
-        self.fold_eligibility()
         if self.declared is not None:
             self.torch_form.apply(t, force=event)
             return

@@ -12,10 +12,13 @@ per-synapse update ``e <- lam e + x g^T`` every step costs a pass over every syn
 one matrix product per sample (``X^T Y`` with the ``n`` steps as the inner dimension).
 So the backends only store each step's presynaptic trace ``x_k`` ``(batch, n_pre)``
 and postsynaptic factor ``g_k`` ``(batch, n_post)`` into a buffer of ``capacity``
-steps, and :meth:`EligibilityFeed.fold` adds them to the eligibility when the buffer
-is full and at the end of every compiled stretch or run, so that the eligibility is
-up to date whenever Python can see it. Memory does not grow with the steps of a run.
-Both backends fold with this same code, so they keep giving the same bits.
+steps (64), and :meth:`EligibilityFeed.fold` adds them to the eligibility when the buffer
+is full or when the eligibility is read (``rule.eligibility`` folds first). A gate
+that is the eligibility times a factor (``Recipe.gate_scales_e``) makes its change
+straight from the factors (:meth:`EligibilityFeed.change`: ``X^T (G * L)``, one
+product over steps and samples), so a sample that fits the buffer never materialises
+its per-sample eligibility. Memory does not grow with the steps of a run. Both
+backends fold and apply with this same code, so they keep giving the same bits.
 
 It is used for dense projections whose rule changes weights only at an event
 (``apply_at``), where the eligibility is read only between steps.
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from neurosim.rules.base import Rule
 
 #: steps buffered before a fold (a compiled stretch is at most this long)
-CAPACITY = 32
+CAPACITY = 64
 
 
 class EligibilityFeed:
@@ -44,6 +47,8 @@ class EligibilityFeed:
         self.post = torch.zeros((capacity, rule.batch, p.post.n), dtype=p.dtype, device=p.device)
         #: steps written since the last fold (a host counter: the compiled step writes it)
         self.fill = torch.zeros(1, dtype=torch.int64)
+        #: the eligibility is all zeros (after a reset), whatever its memory holds
+        self.zero = True
 
     def arrays(self) -> dict[str, torch.Tensor]:
         """``pre`` ``(capacity, batch, n_pre)``, ``post`` ``(capacity, batch, n_post)``, ``fill``."""
@@ -53,27 +58,61 @@ class EligibilityFeed:
     def full(self) -> bool:
         return int(self.fill[0]) >= self.capacity
 
-    def fold(self) -> None:
-        """Add the buffered steps to the eligibility (with its decay) and empty the buffer."""
+    def _factors(self) -> tuple[int, torch.Tensor, torch.Tensor]:
+        """(steps buffered, their presynaptic traces, their postsynaptic factors each
+        weighted by the decay still to come: step k of n decays n - 1 - k more times)."""
         n = int(self.fill[0])
-        if n == 0:
-            return
-        rule = self.rule
-        e, decay = rule.eligibility, float(rule.decay_e)
         x, g = self.pre[:n], self.post[:n]
-        if decay != 1.0:  # step k of n decays n - 1 - k more times
+        decay = float(self.rule.decay_e)
+        if decay != 1.0 and n:
             powers = decay ** torch.arange(n - 1, -1, -1, dtype=torch.float64)
             g = g * powers.to(g.dtype).view(n, 1, 1)
-            e.mul_(decay ** n)
-        if rule.eligibility_per_row:  # (batch, n_pre, n) @ (batch, n, n_post)
-            e.baddbmm_(x.permute(1, 2, 0), g.permute(1, 0, 2))
+        return n, x, g
+
+    def fold(self) -> None:
+        """Add the buffered steps to the eligibility (with its decay) and empty the buffer."""
+        n, x, g = self._factors()
+        e = self.rule._eligibility
+        if n == 0:
+            if self.zero:
+                e.zero_()
+                self.zero = False
+            return
+        decay = float(self.rule.decay_e)
+        beta = 0.0 if self.zero else decay ** n  # (beta 0: e's old memory is not read)
+        if self.rule.eligibility_per_row:  # (batch, n_pre, n) @ (batch, n, n_post)
+            e.baddbmm_(x.permute(1, 2, 0), g.permute(1, 0, 2), beta=beta)
         else:  # summed over the samples too
-            e.addmm_(x.reshape(-1, x.shape[-1]).T, g.reshape(-1, g.shape[-1]))
-        mask = rule.projection.mask
+            e.addmm_(x.reshape(-1, x.shape[-1]).T, g.reshape(-1, g.shape[-1]), beta=beta)
+        mask = self.rule.projection.mask
         if mask is not None:
             e.mul_(mask)
         self.fill[0] = 0
+        self.zero = False
+
+    def change(self, scale: torch.Tensor) -> torch.Tensor:
+        """``sum_b scale_b * e_b`` for a gate that is the eligibility times ``scale``
+        (``(batch, n_post)``, or ``(n_post,)`` for an eligibility shared by the batch),
+        computed from the buffered factors without folding them: ``X^T (G * scale)``, one
+        matrix product over the steps and samples, plus the eligibility folded before."""
+        n, x, g = self._factors()
+        rule = self.rule
+        w = rule.projection.weight
+        scale = scale.to(w.dtype)
+        d = torch.zeros_like(w)
+        if not self.zero:  # what was folded before, decayed over the buffered steps
+            e, later = rule._eligibility, float(rule.decay_e) ** n
+            if rule.eligibility_per_row:
+                for b in range(e.shape[0]):  # in place, row by row: no batch-sized temporary
+                    d.addcmul_(e[b], scale[b] * later)
+            else:
+                d.addcmul_(e, scale * later)
+        if n:
+            d.addmm_(x.reshape(-1, x.shape[-1]).T, (g * scale).reshape(-1, g.shape[-1]))
+        mask = rule.projection.mask
+        return d * mask if mask is not None else d
 
     def reset(self) -> None:
         """Forget the buffered steps (a new sample: the eligibility restarts at zero)."""
         self.fill[0] = 0
+        self.zero = True

@@ -139,7 +139,8 @@ class EProp(Rule):
     def recipe(self) -> Recipe:
         return Recipe(traces=(Trace("x_pre", "pre", self.tau_pre),), per_step=_FEEDS[self.voltage],
                       gate=signal_times_eligibility, eligibility=self.tau_eligibility,
-                      signals={"m": self.modulator_name}, per_step_factor="x_pre")
+                      signals={"m": self.modulator_name}, per_step_factor="x_pre",
+                      gate_scales_e=True)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "modulator": self.modulator_name, "tau_pre": self.tau_pre,

@@ -118,6 +118,10 @@ class Recipe:
     #: the name of a presynaptic trace that ``per_step`` is a multiple of (its term is 0
     #: where that trace is 0), a promise that lets compiled loops skip those rows
     per_step_factor: str | None = None
+    #: a promise that ``gate`` is ``e`` times a factor that reads no ``e``, weight or
+    #: presynaptic value (e.g. ``lr * m * e``): a change can then be made straight from a
+    #: folded feed's factors, without the per-sample eligibility (see eligibility_feed)
+    gate_scales_e: bool = False
 
     def hooks(self) -> dict[str, Callable[..., Any]]:
         return {name: getattr(self, name) for name in HOOKS if getattr(self, name) is not None}
@@ -132,7 +136,7 @@ class Recipe:
         """What generated code bakes in: hook functions, trace modes and sides, shapes of use."""
         def ident(fn: Callable[..., Any] | None) -> str | None:
             return None if fn is None else f"{fn.__module__}.{fn.__qualname__}"
-        return (self.per_step_factor, tuple((t.name, t.side, t.mode) for t in self.traces),
+        return (self.per_step_factor, self.gate_scales_e, tuple((t.name, t.side, t.mode) for t in self.traces),
                 tuple(ident(getattr(self, h)) for h in HOOKS),
                 tuple((s.name, s.side, ident(s.update)) for s in self.neuron_state),
                 self.eligibility is not None, tuple(sorted(self.signals.items())))
