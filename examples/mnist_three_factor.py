@@ -2,7 +2,7 @@
 
     python examples/mnist_three_factor.py                    # local rules, 1 epoch of all 60,000
     python examples/mnist_three_factor.py --method bptt      # the same network by BPTT
-    python examples/mnist_three_factor.py --epochs 3         # the README's full configuration
+    python examples/mnist_three_factor.py --epochs 5 --lr-decay 0.7   # the README's full configuration
 
 The network (neurosim.networks.StructuredRecurrentSNN; design in its docstring and in
 shared/research/algorithms.md section 4): 784 input neurons driven by the pixel
