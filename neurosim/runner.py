@@ -93,7 +93,8 @@ class Runner:
         slice_len = max(1, net.min_delay) if net._exchanges_spikes else net._chunk_steps
         # grows once the backend's speed is measured; a later run starts at the pace the
         # last one reached (short runs, e.g. one presentation each, then take one call)
-        paced = min(slice_len, getattr(self, "_paced", 10))
+        pace_key = (type(backend).__name__, getattr(backend, "unrolling", False), profile)
+        paced = min(slice_len, self._paces.get(pace_key, 10)) if hasattr(self, "_paces") else min(slice_len, 10)
         try:
             done, since_flush = 0, 0
             while done < n_steps and not interrupt.requested:
@@ -102,7 +103,9 @@ class Runner:
                 backend.advance(k, profile)
                 seconds = time.perf_counter() - t0
                 paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
-                self._paced = paced
+                if not hasattr(self, "_paces"):
+                    self._paces = {}
+                self._paces[pace_key] = paced  # per engine and mode: their speeds differ
                 done += k
                 since_flush += k
                 bar.update(k)

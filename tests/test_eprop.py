@@ -340,3 +340,19 @@ def test_change_from_the_feed_equals_signal_times_eligibility(backend):
     e = rule.eligibility.double()  # (folds the rest)
     expected = 0.01 * (torch.as_tensor(m).unsqueeze(1) * e).sum(0)
     torch.testing.assert_close((proj.weight - w0).double(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_a_feed_filled_by_a_stretch_is_folded_as_on_torch():
+    # a run of exactly the buffer's 64 steps fills it; both engines fold it then, so the
+    # next steps and the change at the sample's end give the same bits on both
+    drive, m = currents(2, 12, 7), signal(2)
+    results = []
+    for backend in BACKENDS:
+        net, proj, rule = eprop_net(backend, drive, tau_e=30.0, recurrent=True, lr=0.01)
+        net.modulators.set("L", m)
+        net.run(steps=64)
+        assert int(rule.feed.fill[0]) == 0  # folded at once
+        net.run(steps=10)
+        net.trigger("end_of_sample")
+        results.append((proj.weight.clone(), rule.eligibility.clone()))
+    assert torch.equal(results[0][0], results[1][0]) and torch.equal(results[0][1], results[1][1])

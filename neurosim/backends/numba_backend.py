@@ -253,6 +253,9 @@ class NumbaBackend:
                         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
             else:
                 stop = step + mod.run(step, stop - step, *values)
+            for rule in net.rules.values():  # a feed the stretch filled is folded now, as torch does
+                if getattr(rule, "feed", None) is not None and rule.feed.full:
+                    rule.feed.fold()
             if stop == step:  # a spike event buffer is full: write it to the log, then resume
                 net._flush()
                 actions_due = False  # this step's Python actions already ran

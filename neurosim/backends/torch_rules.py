@@ -222,6 +222,8 @@ class TorchRule:
         trace set to 1 (the postsynaptic factor), per row, into the feed's buffer."""
         rule, feed = self.rule, self.rule.feed
         factor = self.recipe.per_step_factor
+        if feed.full:  # (left full by a compiled stretch that ended on it)
+            feed.fold()
         slot = int(feed.fill[0])
         feed.pre[slot].copy_(getattr(rule, factor).value)
         fn, args = self.hooks["per_step"]

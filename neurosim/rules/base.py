@@ -231,8 +231,9 @@ class Rule:
         self.folded = (factor is not None and recipe.eligibility is not None and recipe.on_pre is None
                        and recipe.on_post is None and not p.sparse and self.apply_at is not None)
         if recipe.gate_scales_e:
-            bad = [a.name for a in self.hook_arguments("gate", recipe.gate)
-                   if a.name != "e" and (a.side in ("pre", "synapse") or a.kind == "w")]
+            bad = [] if recipe.gate is None else [
+                a.name for a in self.hook_arguments("gate", recipe.gate)
+                if a.name != "e" and (a.side in ("pre", "synapse") or a.kind == "w")]
             if recipe.gate is None or "e" not in hook_names(recipe.gate) or bad:
                 raise ValueError(f"rule {self.name}: gate_scales_e: the gate hook must read 'e' and "
                                  f"otherwise only postsynaptic values, signals and numbers (not {bad})")
@@ -325,6 +326,10 @@ class Rule:
         if getattr(self, "feed", None) is not None:
             self.feed.fold()
         return self._eligibility
+
+    @eligibility.setter
+    def eligibility(self, value: torch.Tensor) -> None:  # (tensor-code rules keep their own)
+        self._eligibility = value
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         """The rule's state (traces), listed in the network's state dict."""

@@ -65,8 +65,8 @@ class EligibilityFeed:
         x, g = self.pre[:n], self.post[:n]
         decay = float(self.rule.decay_e)
         if decay != 1.0 and n:
-            powers = decay ** torch.arange(n - 1, -1, -1, dtype=torch.float64)
-            g = g * powers.to(g.dtype).view(n, 1, 1)
+            powers = decay ** torch.arange(n - 1, -1, -1, dtype=torch.float64)  # (mps: no float64)
+            g = g * powers.to(device=g.device, dtype=g.dtype).view(n, 1, 1)
         return n, x, g
 
     def fold(self) -> None:

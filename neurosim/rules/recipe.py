@@ -115,8 +115,10 @@ class Recipe:
     eligibility: float | None = None
     #: hook argument name -> modulator name
     signals: dict[str, str] = field(default_factory=dict)
-    #: the name of a presynaptic trace that ``per_step`` is a multiple of (its term is 0
-    #: where that trace is 0), a promise that lets compiled loops skip those rows
+    #: the name of a presynaptic trace that ``per_step`` is linear in: the term is that
+    #: trace times a factor reading no other presynaptic value (e-prop's ``x_i psi_j``), a
+    #: promise (checked as far as the hook's arguments go) that lets compiled loops skip
+    #: rows where the trace is 0 and the eligibility be folded by matrix products
     per_step_factor: str | None = None
     #: a promise that ``gate`` is ``e`` times a factor that reads no ``e``, weight or
     #: presynaptic value (e.g. ``lr * m * e``): a change can then be made straight from a
