@@ -25,14 +25,13 @@ clone, ~/.cache/neurosim/datasets/mnist, /usr/share/datasets/mnist.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import resource
 import sys
 import time
 
-from neurosim.cli_args import positive_int
+from neurosim.cli_args import log_path, positive_int
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,11 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "..", "shared", "datasets"))
     log = args.log
     try:
-        if log is None:
-            os.makedirs("runs", exist_ok=True)
-            log = datetime.datetime.now().strftime("runs/mnist-bptt-%Y%m%d-%H%M%S-%f.h5")
-        elif os.path.dirname(log):
-            os.makedirs(os.path.dirname(log), exist_ok=True)
+        log = log_path(log, "mnist-bptt")
         if args.threads:
             torch.set_num_threads(args.threads)
         if not args.lr > 0:

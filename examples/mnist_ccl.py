@@ -56,7 +56,7 @@ import os
 import sys
 import time
 
-from neurosim.cli_args import positive_float, positive_int
+from neurosim.cli_args import log_path, positive_float, positive_int
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -216,11 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     log = args.log
     training_log = None
     try:
-        if log is None:
-            os.makedirs("runs", exist_ok=True)
-            log = datetime.datetime.now().strftime(f"runs/ccl-{args.dataset}-%Y%m%d-%H%M%S-%f.h5")
-        elif os.path.dirname(log):
-            os.makedirs(os.path.dirname(log), exist_ok=True)
+        log = log_path(log, f"ccl-{args.dataset}")
         if args.threads:
             torch.set_num_threads(args.threads)
         device = torch.device(args.device)

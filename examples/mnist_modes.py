@@ -41,7 +41,7 @@ import os
 import sys
 import time
 
-from neurosim.cli_args import add_training_run_flags, positive_float, positive_int, training_run_error
+from neurosim.cli_args import add_training_run_flags, log_path, positive_float, positive_int, training_run_error
 
 PHASES = ("pretraining", "rotated mode", "LoRA")
 
@@ -88,11 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {args.device}: torch sees no CUDA device here; use --device cpu")
-        if log is None:
-            os.makedirs("runs", exist_ok=True)
-            log = datetime.datetime.now().strftime("runs/modes-%Y%m%d-%H%M%S-%f.h5")
-        elif os.path.dirname(log):
-            os.makedirs(os.path.dirname(log), exist_ok=True)
+        log = log_path(log, "modes")
         torch.manual_seed(args.seed)
         images, labels = load_mnist("train", args.data, also_look_in=[beside_clone])
         test_images, test_labels = load_mnist("test", args.data, also_look_in=[beside_clone])

@@ -27,14 +27,13 @@ both. The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import resource
 import sys
 import time
 
-from neurosim.cli_args import add_training_run_flags, positive_float, positive_int, training_run_error
+from neurosim.cli_args import add_training_run_flags, log_path, positive_float, positive_int, training_run_error
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -101,11 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(args.threads)
         if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"--device {args.device}: torch sees no CUDA device here; use --device cpu")
-        if log is None:
-            os.makedirs("runs", exist_ok=True)
-            log = datetime.datetime.now().strftime("runs/three-factor-%Y%m%d-%H%M%S-%f.h5")
-        elif os.path.dirname(log):
-            os.makedirs(os.path.dirname(log), exist_ok=True)
+        log = log_path(log, "three-factor")
         x_train, y_train = load_mnist("train", args.data, also_look_in=[beside_clone])
         x_test, y_test = load_mnist("test", args.data, also_look_in=[beside_clone])
         x_train, y_train = x_train[:args.train], y_train[:args.train]

@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from neurosim.cli_args import add_training_run_flags, positive_int, training_run_error
+from neurosim.cli_args import add_training_run_flags, log_path, positive_int, training_run_error
 
 SHIFTS = ("rotate", "noise", "invert", "contrast", "blur")
 
@@ -79,11 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--device {args.device}: torch sees no CUDA device here; use --device cpu")
         if args.train > 50000:
             raise ValueError(f"--train {args.train}: at most 50,000 (images 50,000-55,000 validate)")
-        if log is None and not args.validate:
-            os.makedirs("runs", exist_ok=True)
-            log = datetime.datetime.now().strftime("runs/tta-%Y%m%d-%H%M%S-%f.h5")
-        elif log is not None and os.path.dirname(log):
-            os.makedirs(os.path.dirname(log), exist_ok=True)
+        if log is not None or not args.validate:  # (validation alone writes no log)
+            log = log_path(log, "tta")
         images, labels = load_mnist("train", args.data, also_look_in=[beside_clone])
         test_images, test_labels = load_mnist("test", args.data, also_look_in=[beside_clone])
 

@@ -53,6 +53,19 @@ def add_training_run_flags(parser: argparse.ArgumentParser, log_name: str) -> No
     parser.add_argument("--no-progress", action="store_true")
 
 
+def log_path(log: str | None, prefix: str) -> str:
+    """The log a training example writes: ``log`` (its folder made if missing), or a new
+    ``runs/<prefix>-<time>.h5``."""
+    import datetime
+
+    if log is None:
+        os.makedirs("runs", exist_ok=True)
+        return datetime.datetime.now().strftime(f"runs/{prefix}-%Y%m%d-%H%M%S-%f.h5")
+    if os.path.dirname(log):
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+    return log
+
+
 def training_run_error(exc: BaseException, log: str | None) -> str:
     """A training example's one-line message for ``exc``, naming the flag to change."""
     if getattr(exc, "searched", None):  # the data set is not where we looked

@@ -294,20 +294,15 @@ class RuleEmitter:
             pop = d.population
             self.traces.append(f"    rate_signal({out}, {decay}, {scale}, {d.per_neuron}, p{k}_cnt, "
                                f"p{k}_idx, t % p{k}_hist.shape[0], {pop.batch * pop.n})")
-        elif isinstance(d, CountError):
+        elif isinstance(d, (CountError, PopulationError)):  # counts since the sample began
             k = self.pid[d.population.name]
             counts = self.arg(f"mod{m}_counts", lambda mo=mod: mo.arrays()["counts"].numpy())
             target = self.arg(f"mod{m}_target", lambda mo=mod: mo.arrays()["target"].numpy())
             scale = self.scalar(f"mod{m}_scale", lambda dd=d: dd.scale)
-            self.traces.append(f"    count_error_signal({out}, {counts}, {target}, {scale}, p{k}_cnt, "
+            kernel, extra = (("count_error_signal", "") if isinstance(d, CountError) else
+                             ("population_error_signal", f"{d.per_class}, {d.wta}, "))
+            self.traces.append(f"    {kernel}({out}, {counts}, {target}, {scale}, {extra}p{k}_cnt, "
                                f"p{k}_idx, t % p{k}_hist.shape[0])")
-        elif isinstance(d, PopulationError):
-            k = self.pid[d.population.name]
-            counts = self.arg(f"mod{m}_counts", lambda mo=mod: mo.arrays()["counts"].numpy())
-            target = self.arg(f"mod{m}_target", lambda mo=mod: mo.arrays()["target"].numpy())
-            scale = self.scalar(f"mod{m}_scale", lambda dd=d: dd.scale)
-            self.traces.append(f"    population_error_signal({out}, {counts}, {target}, {scale}, "
-                               f"{d.per_class}, {d.wta}, p{k}_cnt, p{k}_idx, t % p{k}_hist.shape[0])")
         elif isinstance(d, SoftCompetition):
             x = self.array(f"mod{m}_x", lambda dd=d: dd.population.state[dd.variable])
             inv_t = self.scalar(f"mod{m}_inv_t", lambda dd=d: dd.inverse_temperature)
@@ -671,9 +666,9 @@ class RuleCode:
         if self.per_row_e and self.dense and factor is not None:
             # rows whose presynaptic trace is 0 get a zero term: only the decay (if any)
             row = [f"            if tv_{factor}[b, i] == ZERO:"]
-            row += ([f"                if decay_e != FT(1.0):",
-                     f"                    for s in range(i * n_post, i * n_post + n_post):",
-                     f"                        el[b, s] = el[b, s] * decay_e"] if fused else [])
+            row += (["                if decay_e != FT(1.0):",
+                     "                    for s in range(i * n_post, i * n_post + n_post):",
+                     "                        el[b, s] = el[b, s] * decay_e"] if fused else [])
             row += ["                continue"]
             body = [f"el[b, s] = {keep} + {self.call('per_step')}"]
             if self.masked:
