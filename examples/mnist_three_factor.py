@@ -47,6 +47,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--per-class", type=positive_int, default=10, help="readout neurons per class")
     parser.add_argument("--k-readout", type=positive_int, default=30,
                         help="small-world synapses from each hidden neuron to the readout (default 30)")
+    parser.add_argument("--recurrent-delays", type=positive_int, default=1,
+                        help="longest recurrent delay in steps; above 1, per-synapse delays growing with "
+                             "the distance on the hidden ring (default 1: all delay 1)")
     parser.add_argument("--lr-decay", type=positive_float, default=1.0,
                         help="learning rates are multiplied by this after every epoch (default 1: constant)")
     parser.add_argument("--steps", type=positive_int, default=20, help="time steps (ms) per image")
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                                        batch=args.batch, method=args.method, backend=args.backend,
                                        modulators=args.modulators, wta=args.wta, teaching=args.teaching,
                                        lr_hidden=args.lr_hidden, lr_readout=args.lr_readout, lr=args.lr,
-                                       k_readout=args.k_readout, seed=args.seed, device=args.device,
+                                       k_readout=args.k_readout, recurrent_delays=args.recurrent_delays,
+                                       seed=args.seed, device=args.device,
                                        log=log, threads=args.threads)
         net = model.net
         # what the log keeps of the sampled presentations (paused while training)
@@ -190,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         g.attrs.update({"example": "mnist_three_factor", "method": args.method, "steps": args.steps,
                         "batch": args.batch, "hidden": json.dumps(args.hidden), "per_class": args.per_class,
                         "modulators": args.modulators, "wta": args.wta, "teaching": args.teaching,
-                        "k_readout": args.k_readout, "lr_decay": args.lr_decay, "seed": args.seed, "train_samples": trained_samples, "test_samples": len(x_test),
+                        "k_readout": args.k_readout, "recurrent_delays": args.recurrent_delays,
+                        "lr_decay": args.lr_decay, "seed": args.seed, "train_samples": trained_samples,
+                        "test_samples": len(x_test),
                         "log_samples": samples, "readout": "readout", "classes": 10})
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"test_accuracy": history[-1]["test_accuracy"], "train_samples": trained_samples,
@@ -198,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
                       "samples_per_second": round(trained_samples / train_seconds, 1),
                       "method": args.method, "epochs": args.epochs, "hidden": args.hidden,
                       "steps": args.steps, "batch": args.batch, "modulators": args.modulators,
+                      "recurrent_delays": args.recurrent_delays,
                       "wta": args.wta, "teaching": args.teaching, "backend": "torch" if args.method == "bptt"
                       else args.backend, "accuracy_per_epoch": [round(h["test_accuracy"], 4) for h in history],
                       "total_seconds": round(time.perf_counter() - t_start, 1),

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from neurosim.backends.torch_backend import TorchBackend
 
 Outputs = dict[str, dict[str, torch.Tensor]]
+#: the most elements of the dense matrices a CSR projection is delivered by in a
+#: differentiable run (one ``(n_pre, n_post)`` per delay block)
+MAX_DENSE_BLOCKS = 2**26
 
 
 def torch_backend(net: Any) -> "TorchBackend":
@@ -59,11 +62,15 @@ def unroll(net: Any, steps: int, spikes: Mapping[Any, torch.Tensor] | None,
     except ValueError as exc:
         raise ValueError(str(exc).replace("run:", "unroll:", 1)) from None
     net._prepare()
-    sparse = [p.name for p in net.projections.values() if p.sparse]
-    if sparse:
-        raise ValueError(f"unroll: projections {sparse} store their weights sparse (CSR); "
-                         "differentiable runs deliver dense matrix products: build them "
-                         "with sparse=False")
+    # CSR weights are delivered as dense matrices, one per delay block (per-synapse delays
+    # need CSR): refuse those whose matrices would not fit
+    large = [p.name for p in net.projections.values()
+             if p.sparse and len(p.blocks) * p.pre.n * p.post.n > MAX_DENSE_BLOCKS]
+    if large:
+        raise ValueError(f"unroll: projections {large} store their weights sparse (CSR) and are too "
+                         f"large for a differentiable run, which delivers dense matrix products "
+                         f"(one (n_pre, n_post) matrix per delay, at most {MAX_DENSE_BLOCKS} "
+                         "elements): build smaller ones, with sparse=False where they have one delay")
     given = dict(_given_spikes(net, key, value, n_steps) for key, value in (spikes or {}).items())
     wanted = []
     for key, variables in (record or {}).items():

@@ -267,8 +267,6 @@ def test_rule_errors():
     with pytest.raises(ValueError, match="has 3 values but the post population 'b' has 4"):
         net.add_rule(proj, rules.RewardModulatedSTDP(modulator="error"))
     delayed = net.projection(a, b, weight=1.0, delay=np.array([[1, 2, 3, 4]] * 3))
-    with pytest.raises(ValueError, match="per-synapse delays"):
-        net.add_rule(delayed, rules.STDP())
     with pytest.raises(KeyError, match="unknown modulator 'reward'"):
         net.modulators.pulse("reward", 1.0)
     rule = net.add_rule(proj, rules.STDP())

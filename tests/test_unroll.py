@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import neurosim as ns
-from neurosim import rules
+from neurosim import rules, unrolling
 
 snn = pytest.importorskip("snntorch")
 import snntorch.surrogate as surrogate  # noqa: E402
@@ -243,13 +243,14 @@ def test_gradients_stay_on_synapses_of_a_masked_dense_projection():
     assert grad[proj.mask].abs().min() > 0 and grad[~proj.mask].abs().max() == 0
 
 
-def test_unroll_refuses_what_it_cannot_differentiate():
+def test_unroll_refuses_what_it_cannot_differentiate(monkeypatch):
+    monkeypatch.setattr(unrolling, "MAX_DENSE_BLOCKS", 49)  # (src_out: 10 x 5 = 50)
     net = ns.Network(dt=1.0, batch=2)
     src = net.population(10, ns.PoissonSource(rate=10.0), name="src")
     out = net.population(5, ns.SnnTorchLeaky(), name="out")
     proj = net.projection(src, out, ns.FixedProbability(0.05), weight=0.4, receptor="syn",
                           sparse=True)
-    with pytest.raises(ValueError, match=r"projections \['src_out'\] store their weights sparse"):
+    with pytest.raises(ValueError, match=r"projections \['src_out'\] store their weights sparse \(CSR\) and are too large"):
         net.unroll(5)
     net = ns.Network(dt=1.0, batch=2)
     src = net.population(10, ns.PoissonSource(rate=10.0), name="src")

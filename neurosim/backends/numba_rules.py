@@ -48,6 +48,24 @@ def update_trace(value, before, decay, nearest, cnt, idx, slot):
 
 
 @njit(cache=True)
+def update_trace_blocks(value, before, decay, nearest, cnt, idx, t, slots, delays, n):
+    """``update_trace`` of a trace with one block of ``n`` columns per delay: block ``q``
+    takes the spikes of slot ``(t - delays[q]) % slots``."""
+    for b in range(value.shape[0]):
+        rv = value[b]
+        rb = before[b]
+        for i in range(rv.shape[0]):
+            x = rv[i] * decay
+            rb[i] = x
+            rv[i] = x
+        for q in range(delays.shape[0]):
+            slot = (t - delays[q]) % slots
+            for k in range(cnt[slot, b]):
+                i = q * n + idx[slot, b, k]
+                rv[i] = value.dtype.type(1.0) if nearest else rb[i] + value.dtype.type(1.0)
+
+
+@njit(cache=True)
 def decay_array(values, decay):
     flat = values.reshape(-1)
     for s in range(flat.shape[0]):
@@ -319,6 +337,12 @@ class RuleEmitter:
             value = self.array(f"tr{q}_value", lambda tr=trace: tr.value)
             before = self.array(f"tr{q}_before", lambda tr=trace: tr.before)
             decay = self.scalar(f"tr{q}_decay", lambda tr=trace: tr.decay)
+            if isinstance(delay, tuple):  # one column block per delay (per-synapse delays)
+                delays = self.arg(f"tr{q}_delays", lambda d=np.array(delay, np.int64): d)
+                lines.append(f"    update_trace_blocks({value}, {before}, {decay}, "
+                             f"{trace.mode == 'nearest'}, p{k}_cnt, p{k}_idx, t, p{k}_hist.shape[0], "
+                             f"{delays}, {pop.n})")
+                continue
             lines.append(f"    update_trace({value}, {before}, {decay}, {trace.mode == 'nearest'}, "
                          f"p{k}_cnt, p{k}_idx, (t - {delay}) % p{k}_hist.shape[0])")
         return lines
@@ -345,7 +369,13 @@ class RuleEmitter:
         for name, getter in self._structure(proj).items():
             bound.append((name, self.arg(f"r{r}_{name}", getter)))
         batch = self.net.batch
-        scratch = {"rowflag": np.zeros(proj.pre.n, np.int8), "colflag": np.zeros(proj.post.n, np.int8),
+        delays = rule.pre_delays
+        if delays is not None:  # per-synapse delays: each block's synapses by presynaptic neuron
+            for name, a in self._delay_blocks(rule).items():
+                bound.append((name, self.arg(f"r{r}_{name}", lambda a=a: a)))
+        blocks = 1 if delays is None else len(delays)
+        scratch = {"rowflag": np.zeros(proj.pre.n * blocks, np.int8),
+                   "colflag": np.zeros(proj.post.n, np.int8),
                    "colsum": np.zeros(proj.post.n, self.ft), "rows_a": np.zeros(batch, np.int64),
                    "rows_b": np.zeros(batch, np.int64),
                    "dw": np.zeros(proj.weight.numel() if code.two_pass else 0, self.ft)}
@@ -393,8 +423,10 @@ class RuleEmitter:
         for phase, body in (("traces", code.traces_body()), ("rules", rules_body)):
             if not body:
                 continue
+            slots = ("    NP = ph.shape[2]\n    for kb in range(bdelay.shape[0]):\n"
+                     "        pslot[kb] = (t - bdelay[kb]) % ph.shape[0]\n") if delays is not None else ""
             text = (f"@njit(cache=True)\ndef RULE(t, {params}):\n"
-                    f"    ps = (t - {delay}) % ph.shape[0]\n    qs = t % qh.shape[0]\n"
+                    f"    ps = (t - {delay}) % ph.shape[0]\n    qs = t % qh.shape[0]\n{slots}"
                     f"    B = {batch}  # known when the kernel is generated: loops over rows unroll\n    ZERO = FT(0.0)\n" + body)
             if text not in self.functions:
                 self.functions[text] = f"rule_{phase}_{type(rule).__name__}_{len(self.functions)}"
@@ -403,6 +435,23 @@ class RuleEmitter:
                 self.traces.append(f"    {call}")
             else:
                 self.rules.append(f"    if {learning} and t % {rule.every} == 0:\n        {call}")
+
+    @staticmethod
+    def _delay_blocks(rule: Any) -> dict[str, np.ndarray]:
+        """A projection with per-synapse delays: ``bdelay[q]`` (block ``q``'s delay),
+        ``bptr[q, i]:bptr[q, i + 1]`` (neuron i's synapses of block q in ``bpos``),
+        ``bpos`` (those synapses' places in the weights), ``synblock[s]`` (synapse
+        ``s``'s block), ``pslot`` (scratch: each block's history slot this step)."""
+        proj = rule.projection
+        ptrs, positions, offset = [], [], 0
+        for block in proj.blocks:
+            ptrs.append(block.indptr.cpu().numpy().astype(np.int64) + offset)
+            positions.append(block.positions.cpu().numpy().astype(np.int64))
+            offset += positions[-1].size
+        return {"bdelay": np.array(rule.pre_delays, np.int64), "bptr": np.stack(ptrs),
+                "bpos": np.concatenate(positions),
+                "synblock": rule.synapse_blocks.cpu().numpy().astype(np.int64),
+                "pslot": np.zeros(len(proj.blocks), np.int64)}
 
     def _structure(self, proj: Any) -> dict[str, Callable[[], np.ndarray]]:
         """indptr, indices, colptr, colsyn, synrow (empty arrays when dense)."""
@@ -429,6 +478,9 @@ class RuleCode:
         self.rule = rule
         self.recipe = rule.declared
         self.dense = not rule.projection.sparse
+        #: per-synapse delays: each synapse reads its presynaptic slot and trace column
+        #: through its delay block (see Rule.pre_index)
+        self.delayed = rule.pre_delays is not None
         self.masked = rule.projection.mask is not None
         self.per_row_e = self.recipe.eligibility is not None and rule.eligibility_per_row
         self.args = {h: rule.hook_arguments(h, fn) for h, fn in self.recipe.hooks().items()}
@@ -463,6 +515,8 @@ class RuleCode:
             return "colsum[j]"
         if a.kind == "trace":
             name, which = a.key
+            if a.side == "pre" and self.delayed:
+                idx = "ip"
             return f"t{'v' if which == 'value' else 'b'}_{name}[b, {idx}]"
         if a.kind == "state":
             return f"st_{a.key}[{idx}]"
@@ -567,38 +621,56 @@ class RuleCode:
         # CSR: one flat loop in storage order (rows ascending, as nested loops would go),
         # each synapse's row from synrow: long loops run faster than ~n_post/10-long rows
         head = ["    for s in range(w.shape[0]):", "        i = synrow[s]", "        j = indices[s]"]
-        return head + [" " * 4 + line for line in body]
+        return head + self.synapse_delay("        ") + [" " * 4 + line for line in body]
+
+    def synapse_delay(self, pad: str) -> list[str]:
+        """With per-synapse delays: lines setting synapse ``s``'s presynaptic slot ``ps``
+        and its column ``ip`` in the presynaptic traces (its delay block's)."""
+        if not self.delayed:
+            return []
+        return [f"{pad}sb = synblock[s]", f"{pad}ps = pslot[sb]", f"{pad}ip = sb * NP + i"]
 
     def touched_synapses(self, target: str) -> list[str]:
         """Visit only synapses of presynaptic rows that received a spike and of
-        postsynaptic columns that fired (each synapse once)."""
+        postsynaptic columns that fired (each synapse once). With per-synapse delays
+        a row is a (delay block, presynaptic neuron) pair: the spikes that arrive
+        through that block's delay, at the block's synapses of the neuron."""
         on_pre, on_post = self.recipe.on_pre is not None, self.recipe.on_post is not None
+        delayed = self.delayed
+        # rows of presynaptic spikes: over the delay blocks (each its own slot) or one slot
+        blocks, pad = (["    for kb in range(bdelay.shape[0]):", "        ps = pslot[kb]"], "    ") \
+            if delayed else ([], "")
+        row = "kb * NP + " if delayed else ""
+        flag = "ip" if delayed else "i"
         out = []
         if on_pre:
-            out += ["    for b in range(B):", "        for k in range(pc[ps, b]):",
-                    "            rowflag[pi[ps, b, k]] = 1"]
+            out += blocks + [f"{pad}    for b in range(B):", f"{pad}        for k in range(pc[ps, b]):",
+                             f"{pad}            rowflag[{row}pi[ps, b, k]] = 1"]
         if on_post:
             out += ["    for b in range(B):", "        for k in range(qc[qs, b]):",
                     "            colflag[qi[qs, b, k]] = 1"]
         if on_pre:
-            out += ["    for b0 in range(B):", "        for k0 in range(pc[ps, b0]):",
-                    "            i = pi[ps, b0, k0]", "            if rowflag[i] != 1:",
-                    "                continue", "            rowflag[i] = 2"]
-            out += ["            na = 0", "            for b in range(B):",
-                    "                if ph[ps, b, i]:", "                    rows_a[na] = b",
-                    "                    na += 1"]
+            p = pad + " " * 12
+            out += blocks + [f"{pad}    for b0 in range(B):", f"{pad}        for k0 in range(pc[ps, b0]):",
+                             f"{p}i = pi[ps, b0, k0]"]
+            out += [f"{p}ip = kb * NP + i"] if delayed else []
+            out += [f"{p}if rowflag[{flag}] != 1:", f"{p}    continue", f"{p}rowflag[{flag}] = 2"]
+            out += [f"{p}na = 0", f"{p}for b in range(B):", f"{p}    if ph[ps, b, i]:",
+                    f"{p}        rows_a[na] = b", f"{p}        na += 1"]
             if self.dense:
-                out += ["            n_post = qh.shape[2]",
-                        "            for s in range(i * n_post, i * n_post + n_post):",
-                        "                j = s - i * n_post"]
+                out += [f"{p}n_post = qh.shape[2]", f"{p}for s in range(i * n_post, i * n_post + n_post):",
+                        f"{p}    j = s - i * n_post"]
+            elif delayed:  # the block's synapses of neuron i, at their places in the weights
+                out += [f"{p}for u in range(bptr[kb, i], bptr[kb, i + 1]):", f"{p}    s = bpos[u]",
+                        f"{p}    j = indices[s]"]
             else:
-                out += ["            for s in range(indptr[i], indptr[i + 1]):",
-                        "                j = indices[s]"]
+                out += [f"{p}for s in range(indptr[i], indptr[i + 1]):", f"{p}    j = indices[s]"]
+            v = p + "    "
             if on_post:  # a column that fired in some row: every row, both terms
-                out += ["                if colflag[j] == 0:"] + self.visit(" " * 20, target, "pre")
-                out += ["                else:"] + self.visit(" " * 20, target)
+                out += [f"{v}if colflag[j] == 0:"] + self.visit(v + "    ", target, "pre")
+                out += [f"{v}else:"] + self.visit(v + "    ", target)
             else:
-                out += self.visit(" " * 16, target, "pre")
+                out += self.visit(v, target, "pre")
         if on_post:
             out += ["    for b0 in range(B):", "        for k0 in range(qc[qs, b0]):",
                     "            j = qi[qs, b0, k0]", "            if colflag[j] != 1:",
@@ -611,12 +683,13 @@ class RuleCode:
             else:
                 out += ["            for q in range(colptr[j], colptr[j + 1]):",
                         "                s = colsyn[q]", "                i = synrow[s]"]
+                out += self.synapse_delay(" " * 16)
             if on_pre:
-                out += ["                if rowflag[i] != 0:", "                    continue"]
+                out += [f"                if rowflag[{flag}] != 0:", "                    continue"]
             out += self.visit(" " * 16, target, "post")
         if on_pre:
-            out += ["    for b in range(B):", "        for k in range(pc[ps, b]):",
-                    "            rowflag[pi[ps, b, k]] = 0"]
+            out += blocks + [f"{pad}    for b in range(B):", f"{pad}        for k in range(pc[ps, b]):",
+                             f"{pad}            rowflag[{row}pi[ps, b, k]] = 0"]
         if on_post:
             out += ["    for b in range(B):", "        for k in range(qc[qs, b]):",
                     "            colflag[qi[qs, b, k]] = 0"]
@@ -654,7 +727,7 @@ class RuleCode:
         fn = self.recipe.per_step
         args = ", ".join("FT(1.0)" if a.name == factor else self.expr(a) for a in self.args["per_step"])
         return ["    slot = feed_fill[0]", "    for b in range(B):",
-                "        for i in range(ph.shape[2]):", f"            feed_pre[slot, b, i] = tv_{factor}[b, i]",
+                f"        for i in range(tv_{factor}.shape[1]):", f"            feed_pre[slot, b, i] = tv_{factor}[b, i]",
                 "        for j in range(qh.shape[2]):", f"            feed_post[slot, b, j] = {hook_name(fn)}({args})",
                 "    feed_fill[0] = slot + 1"]
 

@@ -46,11 +46,15 @@ class TorchRule:
     # -- values of hook arguments ---------------------------------------------------------
     # ``sel`` picks the (batch row, synapse) pairs a spike touched: ("rows", b, i) or
     # ("cols", b, j) of a dense matrix, laid out (k, n_post) or (n_pre, k), and
-    # ("syn", b, s) of CSR synapses, laid out (k,); None: every synapse of row ``b``
+    # ("syn", b, s) of CSR synapses, laid out (k,); None: every synapse of row ``b``.
+    # ``side`` "pre_spikes": presynaptic spikes or traces as they arrive (one column block
+    # per delay with per-synapse delays, read at Rule.pre_index); "pre": the neurons' own
     def _shape(self, value: torch.Tensor, side: str) -> torch.Tensor:
         """A per-neuron vector (or the synapse array) laid out against every synapse."""
-        if side == "pre":
-            return value[self.rule.synapse_rows] if self.sparse else value.unsqueeze(1)
+        if side in ("pre", "pre_spikes"):
+            if not self.sparse:
+                return value.unsqueeze(1)
+            return value[self.rule.pre_index if side == "pre_spikes" else self.rule.synapse_rows]
         if side == "post":
             return value[self.proj.indices] if self.sparse else value.unsqueeze(0)
         return value
@@ -65,8 +69,10 @@ class TorchRule:
                 return value[b, :, idx].T if per_row else value[:, idx]
             return value[b, idx] if per_row else value[idx]
         if kind == "syn":
-            neuron = (self.rule.synapse_rows if side == "pre" else self.proj.indices)[idx]
-            return value[b, neuron] if per_row else value[neuron]
+            column = {"pre": self.rule.synapse_rows, "pre_spikes": self.rule.pre_index,
+                      "post": self.proj.indices}[side]
+            return value[b, column[idx]] if per_row else value[column[idx]]
+        side = "pre" if side == "pre_spikes" else side  # (dense: one delay)
         touched = (kind == "rows") == (side == "pre")  # the side whose spike selected the pair
         if touched:
             picked = value[b, idx] if per_row else value[idx]
@@ -91,7 +97,8 @@ class TorchRule:
         elif arg.kind == "trace":
             name, which = arg.key
             trace = getattr(rule, name)
-            value, side = (trace.value if which == "value" else trace.before), arg.side
+            value = trace.value if which == "value" else trace.before
+            side = "pre_spikes" if arg.side == "pre" else arg.side
         elif arg.kind == "state":
             value, side, per_row = getattr(rule, arg.key), arg.side, False
         elif arg.kind == "neuron":
@@ -128,14 +135,15 @@ class TorchRule:
         their spikes touch, rows in order, in place (``spikes``: ``(batch, n)``)."""
         rows = range(spikes.shape[0]) if row is None else (row,)
         if not self.touched_only:  # one masked pass over every synapse per row: no host sync (GPU)
+            gather = "pre_spikes" if side == "pre" else side
             for b in rows:
-                acc.add_(torch.where(self._shape(spikes[b], side), self._call(hook, b, t, params),
+                acc.add_(torch.where(self._shape(spikes[b], gather), self._call(hook, b, t, params),
                                      self.zero))
             return
         if row is not None:
             spikes = spikes[row:row + 1]
         if self.sparse:  # the synapses whose row (column) spiked, in every batch row
-            owner = self.rule.synapse_rows if side == "pre" else self.proj.indices
+            owner = self.rule.pre_index if side == "pre" else self.proj.indices
             b, idx = spikes[:, owner].nonzero(as_tuple=True)
             kind = "syn"
         else:

@@ -70,6 +70,9 @@ class Unroll:
         #: gated population -> (gain, offset) in force since its last update: its own tensors
         #: (trained parameters, or copies), never the arrays a later drive or mode writes
         self.gates: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        #: CSR projection -> (weight versions, its delay blocks as dense matrices made from
+        #: the weights by a differentiable scatter), made once per call
+        self.dense_blocks: dict[str, tuple[tuple[int, ...], list[torch.Tensor]]] = {}
 
     # -- one call of Network.unroll -------------------------------------------------------
     def begin(self, start: int, given: Mapping[str, torch.Tensor],
@@ -83,13 +86,15 @@ class Unroll:
         ``on_step``, whose caller may back-propagate and cut the graph every step)."""
         self.start, self.given, self.on_step = start, dict(given), on_step
         self.gates = {}  # a mode set between calls takes effect
+        self.dense_blocks = {}
         self.grad = torch.is_grad_enabled()  # False under torch.no_grad(): no graph
         self.record = list(record)
         self.recorded = {(pop.name, var): [] for pop, var in self.record}
         self.drive = {}
         groups: dict[tuple[str, str], list["Projection"]] = {}
         for proj in (fixed if on_step is None else ()):
-            if proj.pre.name in self.given and proj.post.gate is None:  # (a gate's gain may train)
+            if proj.pre.name in self.given and proj.post.gate is None and not proj.sparse:
+                # (a gate's gain may train; CSR delivers block by block)
                 groups.setdefault((proj.post.name, proj.target), []).append(proj)
         for projs in groups.values():
             total = None
@@ -244,7 +249,28 @@ class Unroll:
             self.gates[proj.post.name] = gate_in_force(gate, self.backend.net.modulators, drive=False)
         gain = None if gate is None else delivery_gain(gate, self.gates[proj.post.name][0])
         total = values[proj.target]
-        for block in proj.blocks:  # as a normal run at batch >= DENSE_MATMUL_BATCH
+        matrices = self._dense_blocks(proj, weight) if proj.sparse else [weight] * len(proj.blocks)
+        for block, matrix in zip(proj.blocks, matrices):  # as a normal run at batch >= DENSE_MATMUL_BATCH
             pre = self.spike_value(proj.pre, t - block.delay)
-            total = total + delivered(weight, pre.detach() if proj.stop_gradient else pre, gain)
+            total = total + delivered(matrix, pre.detach() if proj.stop_gradient else pre, gain)
         values[proj.target] = total
+
+    def _dense_blocks(self, proj: "Projection", weight: torch.Tensor) -> list[torch.Tensor]:
+        """A CSR projection's weights as one dense ``(n_pre, n_post)`` matrix per delay
+        block (zeros where the block has no synapse), scattered from ``weight`` so that
+        gradients reach the synapses; remade when a rule changed the weights."""
+        versions = (proj.weight._version,) + ((proj.parameter._version,) if proj.parameter is not None else ())
+        made = self.dense_blocks.get(proj.name)
+        if made is not None and made[0] == versions:
+            return made[1]
+        n_pre, n_post = proj.pre.n, proj.post.n
+        rows = torch.repeat_interleave(torch.arange(n_pre, device=proj.device),
+                                       proj.indptr[1:] - proj.indptr[:-1])
+        flat = rows * n_post + proj.indices.long()
+        matrices = []
+        for block in proj.blocks:
+            at = slice(None) if block.positions is None else block.positions.long()
+            dense = torch.zeros(n_pre * n_post, dtype=weight.dtype, device=weight.device)
+            matrices.append(dense.index_put((flat[at],), weight[at]).view(n_pre, n_post))
+        self.dense_blocks[proj.name] = (versions, matrices)
+        return matrices

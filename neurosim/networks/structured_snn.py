@@ -9,7 +9,9 @@ spike when :math:`v > 1`, reset by subtracting the threshold; dimensionless, ``d
   regular spike train at ``intensity`` spikes per step), ``"poisson"`` fires it with
   probability ``intensity`` per step;
 * ``hidden{l}``: locally dense recurrent layers (``W_rec``: all-to-all within the layer
-  without self-connections, delay 1), fed forward densely (``W_ff``, delay 0);
+  without self-connections, delay 1, or with ``recurrent_delays = D > 1`` axonal delays
+  that grow with the distance on the layer's ring, from 1 step between neighbours to
+  ``D`` steps across it), fed forward densely (``W_ff``, delay 0);
 * ``readout``: ``classes x per_class`` neurons (a population code, classes in blocks),
   reached from every hidden layer through sparse small-world projections
   (``W_lr``: :class:`~neurosim.WattsStrogatz` from the hidden ring onto the readout ring,
@@ -69,6 +71,19 @@ def _positive_int(owner: str, **values: Any) -> None:
             raise ValueError(f"{owner}: {name} must be a positive integer, got {value!r}")
 
 
+def ring_delays(n: int, longest: int) -> np.ndarray | int:
+    """Delays (steps) of the synapses within a layer of ``n`` neurons on a ring: 1 between
+    neighbours, growing linearly with the ring distance to ``longest`` between opposite
+    neurons (an ``(n, n)`` array); just 1 when ``longest`` is 1."""
+    if longest == 1:
+        return 1
+    index = np.arange(n)
+    gap = np.abs(index[:, None] - index[None, :])
+    distance = np.minimum(gap, n - gap)  # 0 .. n // 2
+    far = max(1, n // 2 - 1)
+    return 1 + np.rint((longest - 1) * np.clip(distance - 1, 0, None) / far).astype(np.int64)
+
+
 class StructuredRecurrentSNN:
     """Build the network; :meth:`train_batch`, :meth:`train_epoch`, :meth:`predict` run it.
 
@@ -91,6 +106,8 @@ class StructuredRecurrentSNN:
         lr_hidden, lr_readout: learning rates of the local rules (per sample-summed change).
         tau_pre, tau_eligibility: the rules' presynaptic trace and eligibility time
             constants (ms; ``math.inf``: the eligibility sums the sample).
+        recurrent_delays: the longest recurrent delay in steps (1: every recurrent synapse
+            has delay 1; more: per-synapse delays by ring distance, stored as CSR).
         lr: Adam's learning rate for ``"bptt"``.
         seed, device, log, threads: as :class:`~neurosim.Network`.
     """
@@ -103,12 +120,12 @@ class StructuredRecurrentSNN:
                  target_rate: float = 0.5, lr_hidden: float = 0.02, lr_readout: float = 0.01,
                  tau_pre: float = 10.0, tau_eligibility: float = math.inf,
                  ff_scale: float = 1.5, recurrent_scale: float = 0.5, readout_scale: float = 1.0,
-                 lr: float = 1e-3, seed: int = 0,
+                 recurrent_delays: int = 1, lr: float = 1e-3, seed: int = 0,
                  device: str = "cpu", log: Any = None, threads: int | None = None) -> None:
         hidden = tuple(hidden)
         owner = "StructuredRecurrentSNN"
         _positive_int(owner, n_in=n_in, classes=classes, per_class=per_class, steps=steps, batch=batch,
-                      k_readout=k_readout)
+                      k_readout=k_readout, recurrent_delays=recurrent_delays)
         if not hidden:
             raise ValueError(f"{owner}: hidden must list at least one layer size")
         _positive_int(owner, **{f"hidden[{l}]": h for l, h in enumerate(hidden)})
@@ -160,10 +177,11 @@ class StructuredRecurrentSNN:
             self.feedforward.append(net.projection(pre, h, weight=fan(pre.n, ff_scale), receptor="syn",
                                                    delay=0, sparse=False, trainable=trainable,
                                                    name=f"ff{l}"))
+            delayed = recurrent_delays > 1
             self.recurrent.append(net.projection(h, h, AllToAll(allow_autapses=False),
                                                  weight=fan(h.n, recurrent_scale), receptor="syn",
-                                                 delay=1, sparse=False, trainable=trainable,
-                                                 name=f"rec{l}"))
+                                                 delay=ring_delays(h.n, recurrent_delays), sparse=delayed,
+                                                 trainable=trainable, name=f"rec{l}"))
             self.to_readout.append(net.projection(h, self.readout, WattsStrogatz(k_readout, p_rewire),
                                                   weight=fan(k_readout * h.n / self.readout.n, readout_scale),
                                                   receptor="syn", delay=0, sparse=False,

@@ -144,17 +144,31 @@ class Rule:
         if self.needs_spiking_post and projection.post.is_generator:
             raise ValueError(f"rule {name}: post population '{projection.post.name}' is a spike "
                              "generator; it has no activity of its own to learn from")
-        if projection.blocks and len(projection.blocks) > 1:
-            raise ValueError(f"rule {name}: projection '{projection.name}' has per-synapse delays; "
-                             "learning rules need one delay per projection")
         p = projection
         self.dt = net.dt
         self.batch = net.batch
+        #: the delays (steps) of a projection with per-synapse delays, one per delay block
+        #: (None: one delay); a presynaptic trace then has one column block per delay
+        #: (:meth:`pre_index`), so each synapse reads the spikes as they reach it
+        self.pre_delays: tuple[int, ...] | None = (
+            tuple(b.delay for b in p.blocks) if len(p.blocks) > 1 else None)
         if p.sparse:
             counts = p.indptr[1:] - p.indptr[:-1]
             self._rows = torch.repeat_interleave(torch.arange(p.pre.n, device=p.device), counts)
+            self._pre_index = self._rows
+            if self.pre_delays is not None:
+                block = torch.empty(p.nnz, dtype=torch.long, device=p.device)
+                for q, b in enumerate(p.blocks):
+                    block[b.positions.long()] = q
+                #: the delay block of each synapse (its index in ``pre_delays``)
+                self.synapse_blocks = block
+                self._pre_index = block * p.pre.n + self._rows
         self.setup()
         self.declared: Recipe | None = None if self.is_tensor_code else self.recipe()
+        if self.pre_delays is not None and self.declared is None:
+            raise ValueError(f"rule {name}: projection '{projection.name}' has per-synapse delays; "
+                             f"{type(self).__name__} is tensor code (weight_change), which sees one "
+                             "delay per projection: declare it as a recipe to learn there")
         self._torch = None
         if self.declared is not None:
             self._refuse_graded(self.declared)
@@ -189,6 +203,14 @@ class Rule:
         """The presynaptic neuron of each synapse of a CSR projection."""
         return self._rows
 
+    @property
+    def pre_index(self) -> torch.Tensor:
+        """Each CSR synapse's column in its presynaptic traces and :meth:`pre_spikes`:
+        its presynaptic neuron, plus ``n_pre`` times its delay block's index when the
+        projection has per-synapse delays (block ``q`` holds the spikes ``pre_delays[q]``
+        steps late)."""
+        return self._pre_index
+
     def _signal_shape(self, name: str) -> str:
         size = self.net.modulators[name].value.shape
         return "scalar" if len(size) == 0 else ("row_post" if len(size) == 2 else "post")
@@ -198,7 +220,8 @@ class Rule:
         for mod in recipe.signals.values():
             self.check_modulator(mod)
         for trace in recipe.traces:  # stored once per population side (neurosim.rules.shared_traces)
-            pop, delay = (p.pre, p.min_delay) if trace.side == "pre" else (p.post, 0)
+            pre_delay = self.pre_delays if self.pre_delays is not None else p.min_delay
+            pop, delay = (p.pre, pre_delay) if trace.side == "pre" else (p.post, 0)
             setattr(self, trace.name, self.net.shared_traces.get(
                 pop, delay, trace.tau_ms, trace.mode, self.batch, self.net.dt, p.device, p.dtype))
         for state in recipe.neuron_state:
@@ -227,9 +250,13 @@ class Rule:
                 raise ValueError(f"rule {self.name}: per_step_factor {factor!r}: the per_step hook must "
                                  f"read {factor!r} and otherwise only postsynaptic values and numbers")
         #: the eligibility feed is folded in by matrix products (neurosim.rules.eligibility_feed):
-        #: a factorised per-step term, no event terms, dense weights, changes only at events
+        #: a factorised per-step term, no event terms, dense weights (or CSR ones that fill
+        #: enough of the product), changes only at events
+        from neurosim.rules.eligibility_feed import folds_csr
+
         self.folded = (factor is not None and recipe.eligibility is not None and recipe.on_pre is None
-                       and recipe.on_post is None and not p.sparse and self.apply_at is not None)
+                       and recipe.on_post is None and self.apply_at is not None
+                       and (not p.sparse or folds_csr(self)))
         if recipe.gate_scales_e:
             bad = [] if recipe.gate is None else [
                 a.name for a in self.hook_arguments("gate", recipe.gate)
@@ -247,6 +274,10 @@ class Rule:
                 if arg.side not in (state.side, "scalar"):
                     raise ValueError(f"rule {self.name}: the update of {state.name} reads "
                                      f"{arg.name!r} of the other side")
+                if arg.kind == "trace" and arg.side == "pre" and self.pre_delays is not None:
+                    raise ValueError(f"rule {self.name}: the update of {state.name} reads the "
+                                     f"presynaptic trace {arg.name!r}, but projection '{p.name}' has "
+                                     "per-synapse delays (a neuron has one value per delay there)")
 
     def hook_arguments(self, hook: str, fn: Any) -> list[Argument]:
         """Where each argument of hook ``fn`` comes from (see :func:`recipe.resolve`)."""
@@ -371,8 +402,12 @@ class Rule:
 
     # -- local views --------------------------------------------------------------------
     def pre_spikes(self, t: int) -> torch.Tensor:
-        """Presynaptic spikes arriving at the synapses in step ``t`` (``(batch, n_pre)``)."""
+        """Presynaptic spikes arriving at the synapses in step ``t``: ``(batch, n_pre)``,
+        or ``(batch, n_pre * len(pre_delays))`` with per-synapse delays (one block of
+        columns per delay; see :attr:`pre_index`)."""
         p = self.projection
+        if self.pre_delays is not None:
+            return torch.cat([p.pre.spikes_at(t - d) for d in self.pre_delays], dim=1)
         return p.pre.spikes_at(t - p.min_delay)
 
     def post_spikes(self, t: int) -> torch.Tensor:

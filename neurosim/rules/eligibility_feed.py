@@ -20,8 +20,12 @@ product over steps and samples), so a sample that fits the buffer never material
 its per-sample eligibility. Memory does not grow with the steps of a run. Both
 backends fold and apply with this same code, so they keep giving the same bits.
 
-It is used for dense projections whose rule changes weights only at an event
-(``apply_at``), where the eligibility is read only between steps.
+It is used for projections whose rule changes weights only at an event
+(``apply_at``), where the eligibility is read only between steps: dense ones, and
+CSR ones whose synapses fill at least 1/8 of the matrix the product makes
+(:func:`folds_csr`). For CSR the product is made as a dense ``(columns, n_post)``
+matrix and read at the synapses; with per-synapse delays its rows are the columns of
+the presynaptic trace, one block of ``n_pre`` per delay (``Rule.pre_index``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,19 @@ if TYPE_CHECKING:
 
 #: steps buffered before a fold (a compiled stretch is at most this long)
 CAPACITY = 64
+#: CSR synapses are folded through a dense product when they fill at least this share of
+#: it (below, the per-synapse pass is cheaper than the product's zeros) ...
+CSR_MIN_FILL = 1 / 8
+#: ... and the product has at most this many elements (its memory is temporary)
+CSR_MAX_PRODUCT = 2**26
+
+
+def folds_csr(rule: "Rule") -> bool:
+    """Whether a CSR projection's feed is folded through a dense product (see above)."""
+    p = rule.projection
+    columns = p.pre.n * (1 if rule.pre_delays is None else len(rule.pre_delays))
+    size = columns * p.post.n
+    return size <= CSR_MAX_PRODUCT and p.nnz >= CSR_MIN_FILL * size
 
 
 class EligibilityFeed:
@@ -43,7 +60,10 @@ class EligibilityFeed:
     def __init__(self, rule: "Rule", capacity: int = CAPACITY) -> None:
         p = rule.projection
         self.rule, self.capacity = rule, int(capacity)
-        self.pre = torch.zeros((capacity, rule.batch, p.pre.n), dtype=p.dtype, device=p.device)
+        columns = p.pre.n * (1 if rule.pre_delays is None else len(rule.pre_delays))
+        #: CSR: the synapses' (row, column) in the dense product
+        self.at = (rule.pre_index, p.indices.long()) if p.sparse else None
+        self.pre = torch.zeros((capacity, rule.batch, columns), dtype=p.dtype, device=p.device)
         self.post = torch.zeros((capacity, rule.batch, p.post.n), dtype=p.dtype, device=p.device)
         #: steps written since the last fold (a host counter: the compiled step writes it)
         self.fill = torch.zeros(1, dtype=torch.int64)
@@ -51,7 +71,7 @@ class EligibilityFeed:
         self.zero = True
 
     def arrays(self) -> dict[str, torch.Tensor]:
-        """``pre`` ``(capacity, batch, n_pre)``, ``post`` ``(capacity, batch, n_post)``, ``fill``."""
+        """``pre`` ``(capacity, batch, columns)`` (the presynaptic trace's), ``post`` ``(capacity, batch, n_post)``, ``fill``."""
         return {"pre": self.pre, "post": self.post, "fill": self.fill}
 
     @property
@@ -80,6 +100,19 @@ class EligibilityFeed:
             return
         decay = float(self.rule.decay_e)
         beta = 0.0 if self.zero else decay ** n  # (beta 0: e's old memory is not read)
+        if self.at is not None:  # CSR: each sample's product read at the synapses
+            rows = range(x.shape[1]) if self.rule.eligibility_per_row else (None,)
+            for b in rows:
+                xb, gb = (x[:, b], g[:, b]) if b is not None else (x.reshape(-1, x.shape[-1]),
+                                                                   g.reshape(-1, g.shape[-1]))
+                target = e[b] if b is not None else e
+                if beta == 0.0:
+                    target.copy_((xb.T @ gb)[self.at])
+                else:
+                    target.mul_(beta).add_((xb.T @ gb)[self.at])
+            self.fill[0] = 0
+            self.zero = False
+            return
         if self.rule.eligibility_per_row:  # (batch, n_pre, n) @ (batch, n, n_post)
             e.baddbmm_(x.permute(1, 2, 0), g.permute(1, 0, 2), beta=beta)
         else:  # summed over the samples too
@@ -102,12 +135,21 @@ class EligibilityFeed:
         d = torch.zeros_like(w)
         if not self.zero:  # what was folded before, decayed over the buffered steps
             e, later = rule._eligibility, float(rule.decay_e) ** n
-            if rule.eligibility_per_row:
+            if self.at is not None:  # CSR: each synapse's factor is its column's
+                scale_at = scale[..., self.at[1]]
+                if rule.eligibility_per_row:
+                    for b in range(e.shape[0]):
+                        d.addcmul_(e[b], scale_at[b] * later)
+                else:
+                    d.addcmul_(e, scale_at * later)
+            elif rule.eligibility_per_row:
                 for b in range(e.shape[0]):  # in place, row by row: no batch-sized temporary
                     d.addcmul_(e[b], scale[b] * later)
             else:
                 d.addcmul_(e, scale * later)
-        if n:
+        if n and self.at is not None:  # CSR: the product read at the synapses
+            d.add_((x.reshape(-1, x.shape[-1]).T @ (g * scale).reshape(-1, g.shape[-1]))[self.at])
+        elif n:
             d.addmm_(x.reshape(-1, x.shape[-1]).T, (g * scale).reshape(-1, g.shape[-1]))
         mask = rule.projection.mask
         return d * mask if mask is not None else d

@@ -5,6 +5,11 @@ that need a trace of the same spikes (the same population, seen through the same
 delay) with the same time constant and mode get the same
 :class:`~neurosim.rules.base.SpikeTrace`, updated once per step, before the rules'
 own per-step work (neuron state, eligibility).
+
+A projection with per-synapse delays sees its presynaptic population through several
+delays at once: its trace is keyed by the tuple of delays and has one block of
+``n`` columns per delay, ``(batch, n * len(delays))``, block ``q`` following the
+spikes ``delays[q]`` steps late.
 """
 
 from __future__ import annotations
@@ -17,23 +22,28 @@ if TYPE_CHECKING:
     from neurosim.population import Population
     from neurosim.rules.base import SpikeTrace
 
+#: one delay in steps, or one per column block (a projection with per-synapse delays)
+Delays = int | tuple[int, ...]
 
 class SharedTraces:
     """The network's spike traces of declared rules, keyed by what they follow."""
 
     def __init__(self) -> None:
-        #: (population name, delay in steps, tau in ms, mode) -> (population, delay, trace)
-        self.items: dict[tuple[str, int, float, str], tuple["Population", int, "SpikeTrace"]] = {}
+        #: (population name, delay(s) in steps, tau in ms, mode) -> (population, delay(s), trace)
+        self.items: dict[tuple[str, Delays, float, str], tuple["Population", Delays, "SpikeTrace"]] = {}
 
-    def get(self, population: "Population", delay: int, tau_ms: float, mode: str, batch: int,
+    def get(self, population: "Population", delay: Delays, tau_ms: float, mode: str, batch: int,
             dt: float, device: torch.device, dtype: torch.dtype) -> "SpikeTrace":
-        """The trace of ``population``'s spikes ``delay`` steps late (new if none yet)."""
+        """The trace of ``population``'s spikes ``delay`` steps late (new if none yet);
+        ``delay`` a tuple: one block of columns per delay."""
         from neurosim.rules.base import SpikeTrace
 
-        key = (population.name, int(delay), float(tau_ms), mode)
+        delay = tuple(int(d) for d in delay) if isinstance(delay, tuple) else int(delay)
+        key = (population.name, delay, float(tau_ms), mode)
         if key not in self.items:
-            trace = SpikeTrace((batch, population.n), tau_ms, dt, mode, device, dtype)
-            self.items[key] = (population, int(delay), trace)
+            blocks = len(delay) if isinstance(delay, tuple) else 1
+            trace = SpikeTrace((batch, population.n * blocks), tau_ms, dt, mode, device, dtype)
+            self.items[key] = (population, delay, trace)
         return self.items[key][2]
 
     def __len__(self) -> int:
@@ -42,10 +52,18 @@ class SharedTraces:
     def update(self, t: int) -> None:
         """Traces phase: decay every trace and add the spikes that reach it in step ``t``."""
         for population, delay, trace in self.items.values():
-            trace.update(population.spikes_at(t - delay))
+            if isinstance(delay, tuple):
+                trace.update(torch.cat([population.spikes_at(t - d) for d in delay], dim=1))
+            else:
+                trace.update(population.spikes_at(t - delay))
 
     def describe(self) -> str:
-        parts = [f"{pop.name}{f'[-{delay}]' if delay else ''} tau {tau:g} {mode}"
+        def late(delay: Delays) -> str:
+            if isinstance(delay, tuple):
+                return f"[-{','.join(str(d) for d in delay)}]"
+            return f"[-{delay}]" if delay else ""
+
+        parts = [f"{pop.name}{late(delay)} tau {tau:g} {mode}"
                  for (_, _, tau, mode), (pop, delay, _) in self.items.items()]
         return f"spike traces ({'; '.join(parts)})"
 
