@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from data_paths import MNIST, ROOT, requires_datasets
-from neurosim.networks.structured_snn import StructuredRecurrentSNN
+from neurosim.networks.structured_snn import StructuredRecurrentSNN, ring_delays
 
 SCRIPT = os.path.join(ROOT, "examples", "mnist_three_factor.py")
 
@@ -81,6 +81,35 @@ def test_a_short_local_run_beats_chance_clearly(teaching):
     model.train_epoch(x, y, progress=False)
     accuracy = model.evaluate(xt, yt, progress=False)
     assert accuracy > 0.5, accuracy  # chance: 0.1
+
+
+def test_recurrent_delays_grow_with_the_distance_on_the_ring():
+    delays = ring_delays(10, 5)
+    assert delays.shape == (10, 10) and (delays == delays.T).all()
+    for i in range(10):
+        assert delays[i, (i + 1) % 10] == 1 and delays[i, (i + 5) % 10] == 5  # neighbour, opposite
+        distance = np.minimum(np.abs(np.arange(10) - i), 10 - np.abs(np.arange(10) - i))
+        order = np.argsort(distance, kind="stable")
+        assert (np.diff(delays[i, order]) >= 0).all()  # farther: never sooner
+    assert ring_delays(10, 1) == 1
+    model = StructuredRecurrentSNN(n_in=30, hidden=(20,), classes=3, per_class=4, steps=6, batch=2,
+                                   k_readout=3, recurrent_delays=4, seed=1)
+    rec = model.recurrent[0]
+    assert rec.sparse and [b.delay for b in rec.blocks] == [1, 2, 3, 4]
+    assert all(rule.pre_delays is None or rule.pre_delays == (1, 2, 3, 4) for rule in model.rules)
+    with pytest.raises(ValueError, match="recurrent_delays must be a positive integer"):
+        StructuredRecurrentSNN(recurrent_delays=0)
+
+
+@requires_datasets
+@pytest.mark.parametrize("method", ["local", "bptt"])
+def test_per_synapse_recurrent_delays_learn(method):
+    x, y, xt, yt = _mnist(1600, 300)
+    model = StructuredRecurrentSNN(hidden=(100,), batch=32, recurrent_delays=5, method=method, seed=3)
+    before = model.recurrent[0].weight.clone()
+    model.train_epoch(x, y, progress=False)
+    assert (model.recurrent[0].weight - before).abs().max() > 1e-4  # the delayed synapses learned
+    assert model.evaluate(xt, yt, progress=False) > 0.4
 
 
 @requires_datasets
