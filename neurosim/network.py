@@ -555,7 +555,10 @@ class Network:
         (truncated BPTT), and :meth:`reset_state` starts afresh. A learning rule may
         change a trainable projection's weights during the call: the gradient then
         uses the weights as they are when ``backward`` runs. Sparse (CSR) projections
-        are refused: build them with ``sparse=False``.
+        (per-synapse delays need them) deliver through one dense matrix per delay,
+        scattered from their weights when the call first uses them and again after a
+        rule changed them, so their gradients use those weights; one whose matrices
+        would exceed ``unrolling.MAX_DENSE_BLOCKS`` elements is refused.
         """
         return unrolling.unroll(self, steps, spikes, record, on_step, progress)
 
