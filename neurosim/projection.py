@@ -310,7 +310,8 @@ class Projection:
 
     def structure_digest(self) -> str:
         """A hash of which pairs are synapses, in storage order (CSR ``indptr`` and
-        ``indices``, or the dense mask): equal digests mean that the weight arrays of
+        ``indices``, or the dense mask), and of their delays when these differ between
+        synapses: equal digests mean that the weight arrays of
         two projections refer to the same synapses (a saved state fits)."""
         h = hashlib.sha256(f"{self.pre.n} {self.post.n} {'csr' if self.sparse else 'dense'}".encode())
         if self.sparse:
@@ -318,6 +319,8 @@ class Projection:
             h.update(self.indices.cpu().numpy().astype(np.int32).tobytes())
         elif self.mask is not None:
             h.update(np.packbits(self.mask.cpu().numpy()).tobytes())
+        if self.delays is not None:  # per-synapse delays are structure too (rules' traces follow them)
+            h.update(self.delays.cpu().numpy().astype(np.int32).tobytes())
         return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:

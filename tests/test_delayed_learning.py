@@ -252,3 +252,67 @@ def test_a_differentiable_run_delivers_per_synapse_delays():
     assert spikes.sum() > 20 and torch.equal(spikes, spikes_ref)
     assert np.abs(grads).max() > 1e-3
     np.testing.assert_allclose(grads, grads_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_backward_every_step_through_per_synapse_delays():
+    """Truncated BPTT with a backward pass each step (on_step + detach_state) through a
+    CSR projection with per-synapse delays: each step's graph is new."""
+    n = 12
+    rng = np.random.default_rng(5)
+    pairs = np.argwhere(~np.eye(n, dtype=bool))
+    net = ns.Network(dt=1.0, batch=2, seed=1, backend="torch")
+    pop = net.population(n, ns.SnnTorchLeaky(beta=0.9, threshold=1.0), name="rec")
+    pop.inputs["i_ext"].copy_(torch.as_tensor(rng.uniform(0.1, 0.4, size=(2, n)), dtype=torch.float32))
+    proj = net.projection(pop, pop, ns.FromPairs(pairs[:, 0], pairs[:, 1]),
+                          weight=rng.uniform(0.0, 0.3, size=len(pairs)),
+                          delay=rng.integers(1, 4, size=len(pairs)), receptor="syn", trainable=True)
+    assert proj.sparse and len(proj.blocks) == 3
+
+    def step(t, out):
+        out["rec"]["mem"].pow(2).sum().backward()
+        net.detach_state()
+
+    net.unroll(15, record={"rec": "mem"}, on_step=step)
+    assert proj.parameter.grad is not None and proj.parameter.grad.abs().max() > 0
+
+
+def test_a_state_saved_with_other_delays_is_refused(tmp_path):
+    def network(delays):
+        net = ns.Network(dt=1.0, seed=1, backend="torch")
+        a = net.population(4, ns.PoissonSource(rate=50.0), name="a")
+        b = net.population(3, ns.LIF(), name="b")
+        proj = net.projection(a, b, weight=1.0, delay=delays)
+        net.add_rule(proj, rules.STDP())
+        return net
+    delays = np.array([[1, 2, 1], [2, 1, 2], [1, 1, 2], [2, 2, 1]])
+    net = network(delays)
+    net.run(steps=10)
+    net.save_state(tmp_path / "s.pt")
+    assert "synapse_blocks" not in " ".join(net.state_dict())  # structure, not state
+    network(delays).load_state(tmp_path / "s.pt")  # the same delays: fits
+    with pytest.raises(ValueError, match="a_b"):
+        network(3 - delays).load_state(tmp_path / "s.pt")  # delays 1 and 2 swapped
+
+
+def test_a_refused_rule_leaves_no_shared_trace():
+    net = ns.Network(backend="torch")
+    a = net.population(3, ns.PoissonSource(), name="a")
+    b = net.population(4, ns.LIF(), name="b")
+    delayed = net.projection(a, b, weight=1.0, delay=np.array([[1, 2, 3, 4]] * 3))
+    with pytest.raises(ValueError, match="unknown modulator"):
+        net.add_rule(delayed, rules.RewardModulatedSTDP(modulator="nothing"))
+    assert len(net.shared_traces) == 0
+    with pytest.raises(ValueError, match="per_step_factor 'nope' must name"):
+        net.add_rule(delayed, _bad_factor_rule())
+    assert len(net.shared_traces) == 0 and not net.rules
+
+
+def _bad_factor_rule():
+    """An e-prop whose per_step_factor names no trace (refused after its traces are made)."""
+    import dataclasses
+
+    class BadFactor(rules.STDP):
+        def recipe(self):
+            return dataclasses.replace(super().recipe(), per_step_factor="nope")
+
+    return BadFactor()

@@ -12,6 +12,9 @@ as in a normal run (no gradient), on the same arrays:
 * ``delivery``: a dense projection adds ``spikes @ W`` (a matrix product at every
   batch size), with ``W`` its :attr:`~neurosim.projection.Projection.parameter` when
   trainable, so gradients reach the weights and, through the spikes, earlier layers.
+  A CSR projection adds one such product per delay block, each ``W`` a dense matrix
+  scattered from the synapses' weights (made once, again after a rule changed them
+  or the graph was cut).
 
 Graph values persist between ``unroll`` calls (truncated BPTT: ``Network.detach_state``
 cuts the graph). They are dropped, graphs and all (:meth:`Unroll.forget`), when a
@@ -139,6 +142,7 @@ class Unroll:
         on any backend, ``reset_state``, ``load_state``); the next call starts from them."""
         self.values, self.versions, self.spikes, self.ring_version = {}, {}, {}, {}
         self.gates = {}
+        self.dense_blocks = {}
 
     def detach(self) -> None:
         """Cut the graph: later gradients stop at the current state (truncated BPTT)."""
@@ -149,6 +153,7 @@ class Unroll:
             for step, v in ring.items():
                 ring[step] = v.detach()
         self.gates = {name: (g.detach(), o.detach()) for name, (g, o) in self.gates.items()}
+        self.dense_blocks = {}  # (their graph may have been freed by a backward pass)
 
     # -- graph values, valid while nothing else wrote their arrays ------------------------
     def state(self, pop: "Population") -> dict[str, torch.Tensor]:

@@ -160,8 +160,7 @@ class Rule:
                 block = torch.empty(p.nnz, dtype=torch.long, device=p.device)
                 for q, b in enumerate(p.blocks):
                     block[b.positions.long()] = q
-                #: the delay block of each synapse (its index in ``pre_delays``)
-                self.synapse_blocks = block
+                self._synapse_blocks = block  # (private: part of the structure, not state)
                 self._pre_index = block * p.pre.n + self._rows
         self.setup()
         self.declared: Recipe | None = None if self.is_tensor_code else self.recipe()
@@ -172,7 +171,13 @@ class Rule:
         self._torch = None
         if self.declared is not None:
             self._refuse_graded(self.declared)
-            self._allocate(self.declared)
+            known = set(net.shared_traces.items)
+            try:
+                self._allocate(self.declared)
+            except Exception:  # a refused rule leaves no trace behind for others to update
+                for key in set(net.shared_traces.items) - known:
+                    del net.shared_traces.items[key]
+                raise
 
     def _refuse_graded(self, recipe: Recipe) -> None:
         """Spike traces and spike hooks need spikes: refuse a graded side they would read."""
@@ -202,6 +207,12 @@ class Rule:
     def synapse_rows(self) -> torch.Tensor:
         """The presynaptic neuron of each synapse of a CSR projection."""
         return self._rows
+
+    @property
+    def synapse_blocks(self) -> torch.Tensor:
+        """With per-synapse delays: the delay block of each CSR synapse (its index in
+        :attr:`pre_delays`)."""
+        return self._synapse_blocks
 
     @property
     def pre_index(self) -> torch.Tensor:
@@ -332,7 +343,8 @@ class Rule:
     def arrays(self) -> dict[str, torch.Tensor]:
         """The arrays a backend runs a declared rule's hooks on, by name (the rule's state
         contract): ``weight`` (the projection's), ``trace.<name>`` and
-        ``trace.<name>.before`` (``(batch, n)`` of its side; shared with other rules on
+        ``trace.<name>.before`` (``(batch, n)`` of its side, presynaptic ones ``(batch,
+        n_pre * len(pre_delays))`` with per-synapse delays; shared with other rules on
         the side), ``state.<name>`` (per-neuron rule state, ``(n,)``) and
         ``eligibility`` (the weights' shape, with a leading batch axis when a signal it
         reads is per sample)."""

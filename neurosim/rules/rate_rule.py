@@ -36,5 +36,7 @@ class RateRule(Rule):
         return (Trace("x_pre", "pre", self.tau_activity), Trace("x_post", "post", self.tau_activity))
 
     def rates(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(presynaptic, postsynaptic) rates now, in Hz, ``(batch, n)`` each."""
+        """(presynaptic, postsynaptic) rates now, in Hz, ``(batch, n)`` each (the
+        presynaptic ones ``(batch, n_pre * len(pre_delays))`` on a projection with
+        per-synapse delays: one block of columns per delay, see ``Rule.pre_index``)."""
         return self.x_pre.value * self.rate_scale, self.x_post.value * self.rate_scale
