@@ -316,3 +316,38 @@ def _bad_factor_rule():
             return dataclasses.replace(super().recipe(), per_step_factor="nope")
 
     return BadFactor()
+
+
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_each_rows_synapses_are_stored_by_delay_and_keep_their_given_values(engine):
+    rng = np.random.default_rng(3)
+    pairs = np.argwhere(rng.random((9, 8)) < 0.7)
+    rng.shuffle(pairs)  # listed in any order
+    weights = rng.uniform(0.1, 1.0, size=len(pairs))
+    delays = rng.integers(1, 5, size=len(pairs))
+    net = ns.Network(dt=1.0, seed=1, backend=engine)
+    gen = net.population(9, ns.SpikeGenerator(np.zeros(9), np.arange(9)), name="gen")
+    post = net.population(8, ns.LIF(), name="post")
+    proj = net.projection(gen, post, ns.FromPairs(pairs[:, 0], pairs[:, 1]), weight=weights, delay=delays)
+    dense_w, dense_d = np.zeros((9, 8)), np.zeros((9, 8), dtype=int)
+    dense_w[pairs[:, 0], pairs[:, 1]], dense_d[pairs[:, 0], pairs[:, 1]] = weights, delays
+    np.testing.assert_allclose(proj.weight_matrix(), dense_w, rtol=1e-6)
+    rows, cols = proj.synapses()
+    stored = proj.delays.numpy()
+    np.testing.assert_array_equal(stored, dense_d[rows, cols])
+    for i in range(9):  # by delay within the row: each delay block's synapses are one run
+        assert (np.diff(stored[rows == i]) >= 0).all()
+    for block in proj.blocks:
+        counts, first = np.diff(block.indptr.numpy()), block.first.numpy()
+        for i in np.nonzero(counts)[0]:
+            run = np.arange(first[i], first[i] + counts[i])
+            assert (rows[run] == i).all() and (stored[run] == block.delay).all()
+    # every spike (all at step 0) arrives with its own weight at its own delay
+    net.state_monitor(post, ["i_e"])
+    net.run(steps=8, progress=False)
+    _, i_e = net.reader().state("post", "i_e")
+    decay = np.exp(-1.0 / 5.0)
+    expected = np.zeros((8, 8))
+    for (i, j), w, d in zip(pairs, weights, delays):
+        expected[d:, j] += w * decay ** (np.arange(8 - d) + 1)
+    np.testing.assert_allclose(i_e[:, 0, :], expected, rtol=1e-5)

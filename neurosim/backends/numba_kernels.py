@@ -108,12 +108,14 @@ def deliver_csr(cnt, idx, slot, indptr, indices, weight, target, gain):
 
 
 @njit(cache=True)
-def deliver_csr_positions(cnt, idx, slot, indptr, positions, indices, weight, target, gain):
+def deliver_csr_runs(cnt, idx, slot, indptr, first, indices, weight, target, gain):
+    """One delay block of a projection with per-synapse delays: row ``i``'s synapses of
+    the block are the run ``first[i]`` ... ``first[i] + indptr[i + 1] - indptr[i]``."""
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
-            for q in range(indptr[i], indptr[i + 1]):
-                s = positions[q]
+            start = first[i]
+            for s in range(start, start + indptr[i + 1] - indptr[i]):
                 j = indices[s]
                 if gain is None:
                     target[b, j] += weight[s]
@@ -166,13 +168,13 @@ def deliver_csr_values(cnt, idx, slot, hist, indptr, indices, weight, target, ga
 
 
 @njit(cache=True)
-def deliver_csr_positions_values(cnt, idx, slot, hist, indptr, positions, indices, weight, target, gain):
+def deliver_csr_runs_values(cnt, idx, slot, hist, indptr, first, indices, weight, target, gain):
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
             r = hist[slot, b, i]
-            for q in range(indptr[i], indptr[i + 1]):
-                s = positions[q]
+            start = first[i]
+            for s in range(start, start + indptr[i + 1] - indptr[i]):
                 j = indices[s]
                 if gain is None:
                     target[b, j] += r * weight[s]
