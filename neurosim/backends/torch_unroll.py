@@ -33,6 +33,7 @@ from neurosim.counter_rng import UNIT24, lowbias32, step_key
 from neurosim.gating import (delivered, delivery_gain, gate_in_force, offset_math, sent_activity,
                              threshold_array)
 from neurosim.kernel import bind
+from neurosim.specialize import IDENTITIES, specialize, zero_outputs
 from neurosim.surrogate import differentiable_math, resolve
 
 if TYPE_CHECKING:
@@ -76,6 +77,13 @@ class Unroll:
         #: CSR projection -> (weight versions, its delay blocks as dense matrices made from
         #: the weights by a differentiable scatter), made once per call
         self.dense_blocks: dict[str, tuple[tuple[int, ...], list[torch.Tensor]]] = {}
+        #: population -> (its constant arrays' identities and versions, the 0/1 constants
+        #: written into its update)
+        self.known: dict[str, tuple[tuple[tuple[int, int], ...], tuple[tuple[str, float], ...]]] = {}
+        #: model class -> the positions of the update's outputs written as x * 0
+        self.zero_outputs: dict[type, frozenset[int]] = {}
+        #: population -> {state variable: the zeros its last update returned for it}
+        self.zeros: dict[str, dict[str, torch.Tensor]] = {}
 
     # -- one call of Network.unroll -------------------------------------------------------
     def begin(self, start: int, given: Mapping[str, torch.Tensor],
@@ -106,8 +114,9 @@ class Unroll:
                 x = self.given[proj.pre.name].to(weight.dtype)
                 if proj.stop_gradient:
                     x = x.detach()
-                term = x.reshape(-1, x.shape[-1]) @ weight
-                total = term if total is None else total + term
+                x = x.reshape(-1, x.shape[-1])
+                # (addmm: the sum is made inside the product, with no pass of its own)
+                total = x @ weight if total is None else torch.addmm(total, x, weight)
             steps, batch = self.given[projs[0].pre.name].shape[:2]
             # unbind: one backward op for all steps (indexing would add one zero-filled
             # (steps, batch, n) gradient per step)
@@ -143,12 +152,16 @@ class Unroll:
         self.values, self.versions, self.spikes, self.ring_version = {}, {}, {}, {}
         self.gates = {}
         self.dense_blocks = {}
+        self.zeros = {}
 
     def detach(self) -> None:
         """Cut the graph: later gradients stop at the current state (truncated BPTT)."""
-        for values in self.values.values():
+        for name, values in self.values.items():
+            zeros = self.zeros.get(name, {})
             for var, v in values.items():
                 values[var] = v.detach()
+                if zeros.get(var) is v:  # (still the zeros the update returned)
+                    zeros[var] = values[var]
         for ring in self.spikes.values():
             for step, v in ring.items():
                 ring[step] = v.detach()
@@ -205,14 +218,15 @@ class Unroll:
             return
         gate = pop.gate
         raised = threshold_array(pop) if gate is not None else None
-        key = (type(pop.model), id(pop.surrogate), gate is not None and raised is None, pop.name)
+        a = pop.arrays()
+        known = self._known_constants(pop, a, raised)
+        key = (type(pop.model), id(pop.surrogate), gate is not None and raised is None, pop.name, known)
         update = self.updates.get(key)
         if update is None:
             math = differentiable_math(resolve(pop.surrogate, f"population '{pop.name}'"))
             if gate is not None and raised is None:  # the firing condition sees the offset in force
                 math = offset_math(math, lambda name=pop.name: self.offsets[name])
-            update = self.updates[key] = bind(type(pop.model).update, math)
-        a = pop.arrays()
+            update = self.updates[key] = bind(specialize(type(pop.model).update, dict(known)), math)
         values = self.state(pop)
         if gate is not None:
             self.gates[pop.name] = gate_in_force(gate, self.backend.net.modulators)
@@ -233,9 +247,32 @@ class Unroll:
         spikes = out[-1]
         if gate is not None and gate.activity_gate != "none":
             spikes = sent_activity(gate, spikes, self.offsets[pop.name])
-        self._store(pop, dict(zip(pop.model.state_variables, out[:-1])))
+        new = dict(zip(pop.model.state_variables, out[:-1]))
+        self._store(pop, new)
+        # outputs the model writes as x * 0: the next input sum starts from its first term
+        zeros = self.zero_outputs.get(type(pop.model))
+        if zeros is None:
+            zeros = self.zero_outputs[type(pop.model)] = zero_outputs(type(pop.model).update)
+        self.zeros[pop.name] = {var: new[var] for k, var in enumerate(pop.model.state_variables) if k in zeros}
         self._emit(pop, t, spikes)
 
+
+    def _known_constants(self, pop: "Population", a: Mapping[str, torch.Tensor],
+                         raised: str | None) -> tuple[tuple[str, float], ...]:
+        """The update's constant arguments that are one number for the population and 0 or
+        1, as (argument, value): they are written into the update (:mod:`neurosim.specialize`),
+        so autograd records fewer operations. Read from the device only when a constant
+        array was replaced or written."""
+        names = [(arg, name) for arg, name in zip(pop._arg_names, pop.argument_arrays())
+                 if name.startswith("const.") and name != raised]
+        signature = tuple((id(a[name]), a[name]._version) for _, name in names)
+        cached = self.known.get(pop.name)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        known = tuple((arg, float(a[name])) for arg, name in names
+                      if a[name].dim() == 0 and not a[name].requires_grad and float(a[name]) in IDENTITIES)
+        self.known[pop.name] = (signature, known)
+        return known
 
     def run_delivery(self, proj: "Projection", t: int) -> None:
         if proj.post.name in self.given:  # its spikes are given: its input is not used
@@ -244,7 +281,7 @@ class Unroll:
         drive = self.drive.get(proj.name)
         if drive is not None:
             if drive:
-                values[proj.target] = values[proj.target] + drive[t - self.start]
+                values[proj.target] = self._add(proj, values[proj.target], drive[t - self.start])
             return
         # .data: an alias with its own autograd version counter, so that a rule changing
         # the weights in place during the call does not invalidate the graph
@@ -257,8 +294,15 @@ class Unroll:
         matrices = self._dense_blocks(proj, weight) if proj.sparse else [weight] * len(proj.blocks)
         for block, matrix in zip(proj.blocks, matrices):  # as a normal run at batch >= DENSE_MATMUL_BATCH
             pre = self.spike_value(proj.pre, t - block.delay)
-            total = total + delivered(matrix, pre.detach() if proj.stop_gradient else pre, gain)
+            total = self._add(proj, total, delivered(matrix, pre.detach() if proj.stop_gradient else pre, gain))
         values[proj.target] = total
+
+    def _add(self, proj: "Projection", total: torch.Tensor, term: torch.Tensor) -> torch.Tensor:
+        """``total + term``, or ``term`` when ``total`` is the zeros the target's update
+        returned (an input used once, not yet added to this step; same values)."""
+        if self.zeros.get(proj.post.name, {}).get(proj.target) is total and term.shape == total.shape:
+            return term
+        return total + term
 
     def _dense_blocks(self, proj: "Projection", weight: torch.Tensor) -> list[torch.Tensor]:
         """A CSR projection's weights as one dense ``(n_pre, n_post)`` matrix per delay

@@ -1,0 +1,127 @@
+"""neurosim.specialize: an update with its 0/1 constants written in computes the same
+values and gradients as the model's own update, with fewer recorded operations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neurosim.kernel import bind
+from neurosim.models.snntorch_leaky import SnnTorchLeaky
+from neurosim.specialize import specialize
+from neurosim.surrogate import differentiable_math, resolve
+
+
+def recorded_operations(*outputs: torch.Tensor) -> int:
+    """The autograd nodes behind ``outputs`` (each counted once)."""
+    seen, stack = set(), [o.grad_fn for o in outputs if o.grad_fn is not None]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    return len(seen)
+
+
+@pytest.mark.parametrize("keep", [1.0, 0.0])
+def test_specialized_leaky_update_gives_the_same_values_and_gradients(keep):
+    math = differentiable_math(resolve(None, "test"))
+    full = bind(SnnTorchLeaky.update, math)
+    fast = bind(specialize(SnnTorchLeaky.update, {"keep": keep, "i_bias": 0.0}), math)
+    assert specialize(SnnTorchLeaky.update, {"keep": keep, "i_bias": 0.0}) is not SnnTorchLeaky.update
+    gen = torch.Generator().manual_seed(4)
+    results = []
+    for update in (full, fast):
+        mem = (torch.rand(6, 50, generator=gen.manual_seed(4), dtype=torch.float64) * 2).requires_grad_()
+        i_in = torch.randn(6, 50, generator=gen.manual_seed(5), dtype=torch.float64).requires_grad_()
+        i_ext = torch.zeros(6, 50, dtype=torch.float64)
+        beta, threshold = torch.tensor(0.9, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+        consts = (torch.tensor(keep, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64))
+        new_mem, new_in, spikes = update(mem, i_in, i_ext, beta, threshold, *consts)
+        (new_mem.pow(2).sum() + spikes.sum()).backward()
+        results.append((new_mem.detach(), new_in.detach(), spikes.detach(), mem.grad, i_in.grad,
+                        recorded_operations(new_mem, spikes)))
+    (m1, n1, s1, gm1, gi1, ops1), (m2, n2, s2, gm2, gi2, ops2) = results
+    assert torch.equal(m1, m2) and torch.equal(n1, n2) and torch.equal(s1, s2)
+    assert torch.equal(gm1, gm2) and torch.equal(gi1, gi2)
+    assert s1.sum() > 0 and (m1 > 1.0).any()  # spikes and resets both happened
+    assert ops2 < ops1, (ops1, ops2)
+
+
+def _example(a, b, c, one, zero):  # (a kernel-style function to transform)
+    kept = where(a > 0, one * b, b)  # noqa: F821 - `where` is bound by neurosim.kernel.bind
+    return kept + zero - c * zero, c * 0.0
+
+
+def test_identities_are_removed_and_zero_products_kept():
+    import inspect
+
+    fast = specialize(_example, {"one": 1.0, "zero": 0.0})
+    source = inspect.getsource(_example)
+    assert fast is not _example and "where" in source
+    math = differentiable_math(resolve(None, "test"))
+    a, b, c = torch.randn(5), torch.randn(5), torch.randn(5)
+    out, zeros = bind(fast, math)(a, b, c, 7.0, 7.0)  # (the known values are written in)
+    assert torch.equal(out, b) and torch.equal(zeros, torch.zeros(5))
+    assert specialize(_example, {"one": 0.5}) is _example  # not an identity: unchanged
+    assert specialize(_example, {}) is _example
+    fn = eval("lambda a, one: one * a")  # no source to read: unchanged
+    assert specialize(fn, {"one": 1.0}) is fn
+
+
+def _returns_a_number(x, one):
+    return x * 2.0, one * 1.0
+
+
+def test_an_update_that_would_return_a_bare_number_is_left_alone():
+    assert specialize(_returns_a_number, {"one": 1.0}) is _returns_a_number
+
+
+def test_zero_outputs_are_the_values_returned_as_x_times_zero():
+    from neurosim.models.lif import LIF
+    from neurosim.specialize import zero_outputs
+
+    assert zero_outputs(SnnTorchLeaky.update) == {1}  # i_in * 0.0: synaptic input used once
+    assert zero_outputs(_example) == {1}
+    assert zero_outputs(_returns_a_number) == frozenset()
+    assert 0 not in zero_outputs(LIF.update)  # (v is never zeros)
+    assert zero_outputs(eval("lambda x: x * 0.0")) == frozenset()  # no source: none known
+
+
+def test_a_differentiable_run_gives_the_same_with_and_without_the_shortcuts(monkeypatch):
+    """The 0/1 constants written in and the input sums started from their first term
+    change no value and no gradient (float64, a two-layer leaky network with biases)."""
+    import neurosim as ns
+    from neurosim.backends import torch_unroll
+
+    def run():
+        net = ns.Network(dt=1.0, batch=3, seed=2, backend="torch", dtype="float64")
+        src = net.population(20, ns.SpikeGenerator([], []), name="src")
+        one = net.population(1, ns.SpikeGenerator([], []), name="one")
+        hid = net.population(30, SnnTorchLeaky(beta=0.9, threshold=1.0), name="hid")
+        out = net.population(5, SnnTorchLeaky(beta=0.8, threshold=1.0, subtract=0.0), name="out")
+        gen = torch.Generator().manual_seed(0)
+        projections = [
+            net.projection(src, hid, weight=torch.randn(20, 30, generator=gen, dtype=torch.float64).numpy() * 0.5,
+                           receptor="syn", delay=0, trainable=True),
+            net.projection(one, hid, weight=torch.randn(1, 30, generator=gen, dtype=torch.float64).numpy() * 0.2,
+                           receptor="syn", delay=0, trainable=True),
+            net.projection(hid, out, weight=torch.randn(30, 5, generator=gen, dtype=torch.float64).numpy() * 0.6,
+                           receptor="syn", delay=1, trainable=True)]
+        x = (torch.rand(12, 3, 20, generator=gen, dtype=torch.float64) < 0.4).double()
+        res = net.unroll(12, spikes={"src": x, "one": torch.ones(12, 3, 1, dtype=torch.float64)},
+                         record={"out": ["mem", "spikes"], "hid": "spikes"})
+        (res["out"]["mem"].pow(2).sum() + res["hid"]["spikes"].sum()).backward()
+        return res, [p.parameter.grad.clone() for p in projections]
+
+    fast, fast_grads = run()
+    monkeypatch.setattr(torch_unroll, "specialize", lambda fn, known: fn)
+    monkeypatch.setattr(torch_unroll, "zero_outputs", lambda fn: frozenset())
+    plain, plain_grads = run()
+    assert plain["hid"]["spikes"].sum() > 10
+    for pop in ("out", "hid"):
+        for var in fast[pop]:
+            assert torch.equal(fast[pop][var], plain[pop][var])
+    for a, b in zip(fast_grads, plain_grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
