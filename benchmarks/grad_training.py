@@ -2,6 +2,7 @@
 
     python benchmarks/grad_training.py                       # 1 epoch each, all installed peers
     python benchmarks/grad_training.py --epochs 1 --limit 8192 --test-limit 2000   # a quick look
+    python benchmarks/grad_training.py --interleave 60   # batch times, neurosim and snnTorch alternating
 
 The network (784-1000-10 leaky neurons, T = 25, batch 128, Adam lr 5e-4, rate-coded
 inputs, loss on the output membrane at every step) and what is timed are described in
@@ -58,6 +59,54 @@ def train_neurosim(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, epoc
             "epochs": epochs}
 
 
+def interleaved(train_x: Any, train_y: Any, batches: int, threads: int, seed: int) -> dict[str, Any]:
+    """One training batch of neurosim (BPTT), then one of snnTorch, ``batches`` times in
+    one process (after 3 warm-up batches each): the median time per batch of each, so
+    that the machine's load changes both alike."""
+    import statistics
+
+    import torch.nn.functional as F
+
+    from grad_training_peers import _encode, _SnnTorchNet
+    from neurosim.networks.rate_classifier import RateClassifier
+
+    torch.set_num_threads(threads)
+    n = (batches + 3) * 128
+    x = np.asarray(train_x[:n], dtype=np.float32).reshape(-1, 784) / 255.0
+    y = np.asarray(train_y[:n])
+    clf = RateClassifier(hidden=1000, steps=25, batch=128, seed=seed)
+    opt = torch.optim.Adam(clf.parameters(), lr=5e-4, betas=(0.9, 0.999))
+    torch.manual_seed(seed)
+    model = _SnnTorchNet(1000)
+    opt2 = torch.optim.Adam(model.parameters(), lr=5e-4, betas=(0.9, 0.999))
+    gen = torch.Generator().manual_seed(seed + 1)
+    xs, ys = torch.as_tensor(x), torch.as_tensor(y, dtype=torch.long)
+
+    def ours(k: int) -> None:
+        opt.zero_grad(set_to_none=True)
+        clf.loss_and_backward(x[128 * k:128 * (k + 1)], y[128 * k:128 * (k + 1)])
+        opt.step()
+
+    def theirs(k: int) -> None:
+        idx = slice(128 * k, 128 * (k + 1))
+        _, mem = model(_encode(xs[idx], 25, gen))
+        loss = F.cross_entropy(mem.reshape(-1, 10), ys[idx].repeat(25), reduction="sum") / 128
+        opt2.zero_grad(set_to_none=True)
+        loss.backward()
+        opt2.step()
+
+    times: dict[str, list[float]] = {"neurosim": [], "snntorch": []}
+    for k in range(batches + 3):
+        for name, step in (("neurosim", ours), ("snntorch", theirs)):
+            start = time.perf_counter()
+            step(k)
+            if k >= 3:
+                times[name].append(time.perf_counter() - start)
+    med = {name: statistics.median(t) for name, t in times.items()}
+    return {"batches": batches, "median_ms": {k: round(v * 1000, 2) for k, v in med.items()},
+            "speed_ratio": med["snntorch"] / med["neurosim"]}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--peers", default=",".join(PEERS),
@@ -70,7 +119,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--interleave", type=int, default=None, metavar="BATCHES",
+                    help="instead: time BATCHES training batches of neurosim and snnTorch alternately")
     args = ap.parse_args(argv)
+    if args.interleave is not None and args.interleave < 1:
+        ap.error("--interleave must be a positive number of batches")
     if args.epochs < 1 or (args.limit is not None and args.limit < 128) or args.threads < 1:
         ap.error("--epochs and --threads must be positive and --limit at least one batch (128)")
     if args.test_limit is not None and args.test_limit < 1:
@@ -88,6 +141,16 @@ def main(argv: list[str] | None = None) -> None:
     except DatasetNotFoundError as exc:
         ap.error(f"MNIST not found; looked in {', '.join(exc.searched)}: pass --data DIR")
     test_x, test_y = test_x[:args.test_limit], test_y[:args.test_limit]
+    if args.interleave is not None:
+        if "snntorch" not in PEERS:
+            ap.error("--interleave compares with snnTorch, which is not installed")
+        load = os.getloadavg()[0]
+        r = interleaved(train_x, train_y, args.interleave, args.threads, args.seed)
+        print(f"machine: {os.cpu_count()} cores, torch threads {args.threads}, load before {load:.2f}; "
+              f"{r['batches']} batches of 128 each, alternating")
+        print(f"median ms per batch: neurosim (BPTT) {r['median_ms']['neurosim']}, "
+              f"snnTorch {r['median_ms']['snntorch']}; neurosim / snnTorch speed {r['speed_ratio']:.2f}x")
+        return
     common = dict(epochs=args.epochs, limit=args.limit, seed=args.seed, threads=args.threads,
                   progress=not args.no_progress)
     runs = [("neurosim", lambda: train_neurosim(train_x, train_y, test_x, test_y, **common))]
