@@ -125,3 +125,22 @@ def test_a_differentiable_run_gives_the_same_with_and_without_the_shortcuts(monk
             assert torch.equal(fast[pop][var], plain[pop][var])
     for a, b in zip(fast_grads, plain_grads):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
+def _broadcasting_where(x, th, one):
+    return where(x > one * th, th, th) * 1.0, x  # noqa: F821 - where(c, th, th) has c's shape
+
+
+def test_a_specialization_that_changes_a_shape_is_caught_at_its_first_call():
+    from neurosim.backends.torch_unroll import Unroll
+
+    math = differentiable_math(resolve(None, "test"))
+    plain = bind(_broadcasting_where, math)
+    fast = bind(specialize(_broadcasting_where, {"one": 1.0}), math)
+    x, th = torch.randn(4, 3), torch.tensor(0.5)
+    assert fast(x, th, 1.0)[0].shape == () and plain(x, th, 1.0)[0].shape == (4, 3)
+    assert not Unroll._same_outputs(fast, plain, (x, th, torch.tensor(1.0)))
+    leaky = bind(specialize(SnnTorchLeaky.update, {"keep": 1.0, "i_bias": 0.0}), math)
+    args = (torch.rand(2, 5) * 2, torch.randn(2, 5), torch.zeros(2, 5), torch.tensor(0.9),
+            torch.tensor(1.0), torch.tensor(1.0), torch.tensor(0.0))
+    assert Unroll._same_outputs(leaky, bind(SnnTorchLeaky.update, math), args)

@@ -222,11 +222,16 @@ class Unroll:
         known = self._known_constants(pop, a, raised)
         key = (type(pop.model), id(pop.surrogate), gate is not None and raised is None, pop.name, known)
         update = self.updates.get(key)
+        unchecked = None
         if update is None:
             math = differentiable_math(resolve(pop.surrogate, f"population '{pop.name}'"))
             if gate is not None and raised is None:  # the firing condition sees the offset in force
                 math = offset_math(math, lambda name=pop.name: self.offsets[name])
-            update = self.updates[key] = bind(specialize(type(pop.model).update, dict(known)), math)
+            plain = type(pop.model).update
+            fast = specialize(plain, dict(known))
+            update = self.updates[key] = bind(fast, math)
+            if fast is not plain:  # checked against the model's own update at its first call
+                unchecked = (key, bind(plain, math))
         values = self.state(pop)
         if gate is not None:
             self.gates[pop.name] = gate_in_force(gate, self.backend.net.modulators)
@@ -243,6 +248,8 @@ class Unroll:
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
             else:
                 args.append(a[name])
+        if unchecked is not None and not self._same_outputs(update, unchecked[1], args):
+            update = self.updates[unchecked[0]] = unchecked[1]
         out = update(*args)
         spikes = out[-1]
         if gate is not None and gate.activity_gate != "none":
@@ -256,6 +263,18 @@ class Unroll:
         self.zeros[pop.name] = {var: new[var] for k, var in enumerate(pop.model.state_variables) if k in zeros}
         self._emit(pop, t, spikes)
 
+
+    @staticmethod
+    def _same_outputs(fast: Callable[..., Any], plain: Callable[..., Any], args: Sequence[Any]) -> bool:
+        """Whether a specialized update gives what the model's own does on these arguments:
+        the same shapes, dtypes and values (else the run keeps the model's own). The
+        source transformation cannot see shapes (``where(c, a, a)`` is ``a`` only where
+        ``a`` has ``c``'s shape), so its first call is checked."""
+        with torch.no_grad():
+            got, want = fast(*args), plain(*args)
+        return len(got) == len(want) and all(
+            isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor) and g.shape == w.shape
+            and g.dtype == w.dtype and torch.equal(g, w) for g, w in zip(got, want))
 
     def _known_constants(self, pop: "Population", a: Mapping[str, torch.Tensor],
                          raised: str | None) -> tuple[tuple[str, float], ...]:
