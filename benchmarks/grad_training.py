@@ -60,9 +60,9 @@ def train_neurosim(train_x: Any, train_y: Any, test_x: Any, test_y: Any, *, epoc
 
 
 def interleaved(train_x: Any, train_y: Any, batches: int, threads: int, seed: int) -> dict[str, Any]:
-    """One training batch of neurosim (BPTT), then one of snnTorch, ``batches`` times in
-    one process (after 3 warm-up batches each): the median time per batch of each, so
-    that the machine's load changes both alike."""
+    """One training batch of neurosim (BPTT) and one of snnTorch, in turn (each first
+    every other time), ``batches`` times in one process (after 3 warm-up batches each):
+    the median time per batch of each, so that the machine's load changes both alike."""
     import statistics
 
     import torch.nn.functional as F
@@ -96,8 +96,9 @@ def interleaved(train_x: Any, train_y: Any, batches: int, threads: int, seed: in
         opt2.step()
 
     times: dict[str, list[float]] = {"neurosim": [], "snntorch": []}
+    pair = (("neurosim", ours), ("snntorch", theirs))
     for k in range(batches + 3):
-        for name, step in (("neurosim", ours), ("snntorch", theirs)):
+        for name, step in (pair if k % 2 == 0 else pair[::-1]):  # (each goes first half the time)
             start = time.perf_counter()
             step(k)
             if k >= 3:
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     if args.interleave is not None and args.interleave < 1:
         ap.error("--interleave must be a positive number of batches")
+    if args.interleave is not None and (args.limit is not None or args.online or args.epochs != 1):
+        ap.error("--interleave times neurosim and snnTorch on --interleave batches: "
+                 "drop --limit, --online and --epochs")
     if args.epochs < 1 or (args.limit is not None and args.limit < 128) or args.threads < 1:
         ap.error("--epochs and --threads must be positive and --limit at least one batch (128)")
     if args.test_limit is not None and args.test_limit < 1:
@@ -142,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"MNIST not found; looked in {', '.join(exc.searched)}: pass --data DIR")
     test_x, test_y = test_x[:args.test_limit], test_y[:args.test_limit]
     if args.interleave is not None:
+        if (args.interleave + 3) * 128 > len(train_x):
+            ap.error(f"--interleave {args.interleave}: MNIST has {len(train_x)} training images, "
+                     f"enough for {len(train_x) // 128 - 3} batches")
         if "snntorch" not in PEERS:
             ap.error("--interleave compares with snnTorch, which is not installed")
         load = os.getloadavg()[0]

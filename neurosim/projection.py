@@ -36,18 +36,17 @@ class DelayBlock:
     """Synapses of one projection that share one delay (in steps).
 
     For CSR storage, ``indptr`` indexes ``positions``, the synapses' places in
-    the projection's weight array, so weights stay in one canonical array. A
-    projection with per-synapse delays stores each row's synapses by delay, so a
-    block's synapses of presynaptic neuron ``i`` are the contiguous run starting at
-    ``first[i]`` (``indptr[i + 1] - indptr[i]`` long): delivery reads them in order.
+    the projection's weight array, so weights stay in one canonical array (in the
+    order the synapses were given), and ``indices``, their postsynaptic neurons in
+    the block's own order (so delivery reads the targets of one spike in one run).
     """
 
     def __init__(self, delay: int, indptr: torch.Tensor | None, positions: torch.Tensor | None,
-                 first: torch.Tensor | None = None):
+                 indices: torch.Tensor | None = None):
         self.delay = delay
         self.indptr = indptr
         self.positions = positions
-        self.first = first
+        self.indices = indices
 
 
 class Projection:
@@ -107,12 +106,6 @@ class Projection:
         delays = self._delays(owner, delay, rows, cols)
         pre.require_history(int(delays.max(initial=1)) + 1)  # the ring pre will need: refuse it now
         uniform_delay = delays.size == 0 or bool(np.all(delays == delays[0]))
-        if not uniform_delay:
-            # each row's synapses by delay (stably: as given within one delay), so that the
-            # synapses a spike reaches through one delay are contiguous (as NEST and GeNN
-            # keep them); per-synapse arrays given by the user were read in the given order
-            order = np.lexsort((delays, rows))
-            rows, cols, values, delays = rows[order], cols[order], values[order], delays[order]
         density = self.nnz / max(1, n_pre * n_post)
         if sparse is None:
             sparse = density < SPARSE_DENSITY or not uniform_delay
@@ -246,12 +239,9 @@ class Projection:
             positions = np.nonzero(delays == d)[0]
             counts = np.bincount(rows[positions], minlength=self.pre.n)
             indptr = np.concatenate([[0], np.cumsum(counts)])
-            first = np.zeros(self.pre.n, dtype=np.int64)  # each row's run of this delay
-            has = counts > 0
-            first[has] = positions[indptr[:-1][has]]
             blocks.append(DelayBlock(int(d), torch.as_tensor(indptr, device=self.device),
                                      torch.as_tensor(positions, device=self.device),
-                                     torch.as_tensor(first, device=self.device)))
+                                     self.indices[torch.as_tensor(positions, device=self.device)]))
         return blocks
 
     # -- queries -------------------------------------------------------------------------
@@ -354,8 +344,8 @@ class Projection:
         all pairs connect); CSR: ``indices`` (post neuron of each synapse) and, per delay
         block ``q`` (its delay in ``blocks[q].delay``), ``block<q>.indptr`` over
         ``block<q>.positions`` (the synapses' places in ``weight``; absent when the block
-        is the whole projection in storage order), and ``block<q>.first`` (where each
-        row's synapses of the block begin in ``weight``: they are contiguous).
+        is the whole projection in storage order), and ``block<q>.indices`` (their
+        postsynaptic neurons, in the block's order).
         """
         out = {"weight": self.weight}
         if self.gate_scaled:
@@ -368,7 +358,7 @@ class Projection:
                 out[f"block{q}.indptr"] = block.indptr
                 if block.positions is not None:
                     out[f"block{q}.positions"] = block.positions
-                    out[f"block{q}.first"] = block.first
+                    out[f"block{q}.indices"] = block.indices
         return out
 
     def delivered_weights(self) -> torch.Tensor:

@@ -1,23 +1,29 @@
-"""A model's ``update`` with the identities of its known 0 and 1 constants removed.
+"""A model's ``update`` without the terms its known 0 and 1 constants make trivial.
 
 A differentiable run (:mod:`neurosim.backends.torch_unroll`) calls a population's
 ``update`` once per step on whole tensors, and autograd records every operation it
 makes. A parameter that is one number for the whole population and equals 0 or 1
 often only switches a term off or on (snnTorch's leaky neuron: ``keep * mem`` with
-``keep = 1`` for reset by subtraction, ``+ i_bias`` with no bias). Written into the
-source as that number, the terms it makes trivial are dropped: ``1 * x`` and
-``x * 1`` become ``x``, ``x + 0``, ``0 + x`` and ``x - 0`` become ``x``, and
-``where(c, a, a)`` becomes ``a``. The results are the same numbers (``x + 0`` may
-differ from ``x`` only in the sign of a zero), with fewer operations forward and
-backward. ``x * 0`` is kept: it makes a tensor of zeros of ``x``'s shape.
+``keep = 1`` for reset by subtraction, ``+ i_bias`` with no bias). Where such an
+argument is an operand, the operation is dropped: ``keep * x`` and ``x * keep`` become
+``x`` (``keep`` known to be 1), ``bias + x``, ``x + bias`` and ``x - bias`` become ``x``
+(``bias`` known to be 0); then ``where(c, a, a)`` becomes ``a``. Every other use of the
+argument is left as it was (the 0-d tensor the run passes in), and nothing is folded.
 
-The model's source is the only copy of its equations: this transforms it, as the
-numba backend does when it compiles it. A model whose source Python cannot find is
-used as it is.
+The source is left alone (``fn`` is returned) when the function rebinds one of the
+known names, closes over variables of an enclosing function, or cannot be read. A
+removed operation can change a result's shape or dtype (``where(c, a, a)`` has the
+shape of ``c``; ``bool * 1`` is a number), so the run checks a specialized update
+against the model's own at its first call (``Unroll._same_outputs``). The values are
+the same numbers (``x + 0`` may differ from ``x`` only in the sign of a zero);
+gradients may differ in the last bit where autograd then sums in another order.
 
 :func:`zero_outputs` reads which returned values are written as ``x * 0`` (an input
 used once, such as a synaptic input that arrives each step): the run then starts the
 next step's sum of arriving input from the first term instead of adding it to zeros.
+
+The model's source stays the only copy of its equations: this transforms it, as the
+numba backend does when it compiles it.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+import types
 from typing import Any, Callable, Mapping
 
-#: the values a constant is written in as (others stay arguments)
+#: the values a known constant can take to be specialized on
 IDENTITIES = (0.0, 1.0)
 
 
@@ -36,35 +43,27 @@ def _is(node: ast.AST, value: float) -> bool:
             and not isinstance(node.value, bool) and float(node.value) == value)
 
 
-class _Simplify(ast.NodeTransformer):
-    def __init__(self, known: Mapping[str, float]) -> None:
-        self.known = known
+class _DropIdentities(ast.NodeTransformer):
+    def __init__(self, ones: set[str], zeros: set[str]) -> None:
+        self.ones, self.zeros = ones, zeros
 
-    def visit_Name(self, node: ast.Name) -> ast.AST:
-        if isinstance(node.ctx, ast.Load) and node.id in self.known:
-            return ast.copy_location(ast.Constant(float(self.known[node.id])), node)
-        return node
+    def _named(self, node: ast.AST, names: set[str]) -> bool:
+        return isinstance(node, ast.Name) and node.id in names
 
     def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
         self.generic_visit(node)
         left, right = node.left, node.right
-        if isinstance(left, ast.Constant) and isinstance(right, ast.Constant):
-            try:
-                value = eval(compile(ast.Expression(node), "<fold>", "eval"))  # noqa: S307 - literals only
-            except Exception:  # noqa: BLE001 - leave it as written
-                return node
-            return ast.copy_location(ast.Constant(value), node)
         if isinstance(node.op, ast.Mult):
-            if _is(left, 1.0):
+            if self._named(left, self.ones):
                 return right
-            if _is(right, 1.0):
+            if self._named(right, self.ones):
                 return left
         elif isinstance(node.op, ast.Add):
-            if _is(left, 0.0):
+            if self._named(left, self.zeros):
                 return right
-            if _is(right, 0.0):
+            if self._named(right, self.zeros):
                 return left
-        elif isinstance(node.op, ast.Sub) and _is(right, 0.0):
+        elif isinstance(node.op, ast.Sub) and self._named(right, self.zeros):
             return left
         return node
 
@@ -76,40 +75,56 @@ class _Simplify(ast.NodeTransformer):
         return node
 
 
-def _returns_tensors(func: ast.FunctionDef) -> bool:
-    """Whether every value returned is still computed (not a bare number)."""
+def _binds(func: ast.FunctionDef, names: set[str]) -> bool:
+    """Whether the function body binds one of ``names`` anywhere (assignment, loop or
+    comprehension target, walrus, deletion, import, or an inner function's argument)."""
     for node in ast.walk(func):
-        if isinstance(node, ast.Return) and node.value is not None:
-            items = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
-            if any(isinstance(item, ast.Constant) for item in items):
-                return False
-    return True
+        if node is func:
+            continue
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) and node.id in names:
+            return True
+        if isinstance(node, ast.arg) and node.arg in names and node not in func.args.args:
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in names:
+            return True
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                (alias.asname or alias.name).split(".")[0] in names for alias in node.names):
+            return True
+    return False
 
 
 def specialize(fn: Callable[..., Any], known: Mapping[str, float]) -> Callable[..., Any]:
-    """``fn`` (a model's ``update``, same signature) with the arguments in ``known``
-    (name -> 0 or 1) written in and the identities they make removed; ``fn`` itself
-    when there is nothing to remove or its source cannot be read."""
-    known = {name: float(v) for name, v in known.items() if float(v) in IDENTITIES}
-    if not known:
+    """``fn`` (a model's ``update``, same signature) without the operations that the
+    arguments in ``known`` (name -> 0 or 1) make trivial; ``fn`` itself when there is
+    nothing to drop or it cannot be transformed safely (see the module docstring)."""
+    ones = {name for name, v in known.items() if float(v) == 1.0}
+    zeros = {name for name, v in known.items() if float(v) == 0.0}
+    if not (ones or zeros) or fn.__code__.co_freevars:
         return fn
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    except (OSError, TypeError, SyntaxError):
+    except (OSError, TypeError, SyntaxError, IndentationError):
         return fn
-    func = tree.body[0]
-    if not isinstance(func, ast.FunctionDef) or not all(name in {a.arg for a in func.args.args} for name in known):
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, ast.FunctionDef):
+        return fn
+    arguments = {a.arg for a in func.args.args}
+    if not (ones | zeros) <= arguments or _binds(func, ones | zeros):
         return fn
     func.decorator_list = []
+    func.args.defaults, func.args.kw_defaults = [], [None] * len(func.args.kwonlyargs)
     original = ast.dump(func)
-    func.body = [_Simplify(known).visit(statement) for statement in func.body]
-    if ast.dump(func) == original or not _returns_tensors(func):
+    func.body = [_DropIdentities(ones, zeros).visit(statement) for statement in func.body]
+    if ast.dump(func) == original:
         return fn
     ast.fix_missing_locations(tree)
-    namespace: dict[str, Any] = {}
-    glob = dict(fn.__globals__)
-    exec(compile(tree, f"<specialized {fn.__qualname__}>", "exec"), glob, namespace)  # noqa: S102
-    out = namespace[func.name]
+    try:
+        module = compile(tree, f"<specialized {fn.__qualname__}>", "exec")
+        code = next(c for c in module.co_consts if isinstance(c, types.CodeType) and c.co_name == func.name)
+    except (SyntaxError, ValueError, StopIteration):
+        return fn
+    out = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__)
+    out.__kwdefaults__ = fn.__kwdefaults__
     out.__doc__ = fn.__doc__
     return out
 
@@ -119,7 +134,9 @@ def zero_outputs(fn: Callable[..., Any]) -> frozenset[int]:
     ``return``: tensors of zeros (empty when the source cannot be read)."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    except (OSError, TypeError, SyntaxError):
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return frozenset()
+    if not tree.body or not isinstance(tree.body[0], ast.FunctionDef):
         return frozenset()
     found: set[int] | None = None
     for node in ast.walk(tree.body[0]):

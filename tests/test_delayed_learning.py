@@ -319,7 +319,7 @@ def _bad_factor_rule():
 
 
 @pytest.mark.parametrize("engine", BACKENDS)
-def test_each_rows_synapses_are_stored_by_delay_and_keep_their_given_values(engine):
+def test_per_synapse_delays_keep_the_given_order_and_deliver_each_synapse(engine):
     rng = np.random.default_rng(3)
     pairs = np.argwhere(rng.random((9, 8)) < 0.7)
     rng.shuffle(pairs)  # listed in any order
@@ -335,13 +335,21 @@ def test_each_rows_synapses_are_stored_by_delay_and_keep_their_given_values(engi
     rows, cols = proj.synapses()
     stored = proj.delays.numpy()
     np.testing.assert_array_equal(stored, dense_d[rows, cols])
-    for i in range(9):  # by delay within the row: each delay block's synapses are one run
-        assert (np.diff(stored[rows == i]) >= 0).all()
-    for block in proj.blocks:
-        counts, first = np.diff(block.indptr.numpy()), block.first.numpy()
-        for i in np.nonzero(counts)[0]:
-            run = np.arange(first[i], first[i] + counts[i])
-            assert (rows[run] == i).all() and (stored[run] == block.delay).all()
+    # the weights round-trip: a projection built from this one's arrays is the same
+    other = ns.Network(dt=1.0, seed=1, backend=engine)
+    again = other.projection(other.population(9, ns.PoissonSource(), name="gen"),
+                             other.population(8, ns.LIF(), name="post"), ns.FromPairs(rows, cols),
+                             weight=proj.weight.numpy(), delay=stored)
+    np.testing.assert_array_equal(again.weight.numpy(), proj.weight.numpy())
+    np.testing.assert_array_equal(again.delays.numpy(), stored)
+    for block in proj.blocks:  # each block: its synapses of each row, and their targets
+        counts = np.diff(block.indptr.numpy())
+        positions, targets = block.positions.numpy(), block.indices.numpy()
+        for i in range(9):
+            mine = positions[block.indptr[i]:block.indptr[i + 1]]
+            assert (rows[mine] == i).all() and (stored[mine] == block.delay).all()
+            assert len(mine) == counts[i] == ((rows == i) & (stored == block.delay)).sum()
+        np.testing.assert_array_equal(targets, cols[positions])
     # every spike (all at step 0) arrives with its own weight at its own delay
     net.state_monitor(post, ["i_e"])
     net.run(steps=8, progress=False)

@@ -367,9 +367,10 @@ class KernelWriter:
                 lines.append(f"    deliver_csr{values}({cnt}, {idx}, {slot}, {src}{indptr}, {indices}, "
                              f"{weight}, {target}, {gain})")
             else:
-                first = self.arg(f"j{j}_b{q}_first", lambda pr=proj, q=q: arrays(pr, f"block{q}.first"))
-                lines.append(f"    deliver_csr_runs{values}({cnt}, {idx}, {slot}, {src}{indptr}, "
-                             f"{first}, {indices}, {weight}, {target}, {gain})")
+                pos = self.arg(f"j{j}_b{q}_pos", lambda pr=proj, q=q: arrays(pr, f"block{q}.positions"))
+                targets = self.arg(f"j{j}_b{q}_indices", lambda pr=proj, q=q: arrays(pr, f"block{q}.indices"))
+                lines.append(f"    deliver_csr_block{values}({cnt}, {idx}, {slot}, {src}{indptr}, "
+                             f"{pos}, {targets}, {weight}, {target}, {gain})")
         return lines
 
     def emit_modulators(self, mods: Any) -> list[str] | None:
@@ -469,9 +470,9 @@ class KernelWriter:
             "import numpy as np\n"
             "from numba import njit, prange\n"
             "from neurosim.backends.numba_kernels import (where, maximum, minimum, spike, spike_above, list_spikes, rebuild_spike_lists, deliver_csr,\n"
-            "    deliver_csr_runs, deliver_dense, emit_events, record_events, record_state, count_spikes,\n"
+            "    deliver_csr_block, deliver_dense, emit_events, record_events, record_state, count_spikes,\n"
             "    list_nonzero, rebuild_value_lists, deliver_dense_values, deliver_csr_values,\n"
-            "    deliver_csr_runs_values)\n"
+            "    deliver_csr_block_values)\n"
             "from neurosim.backends.numba_rules import (update_trace, update_trace_blocks, decay_array, step_modulator,\n"
             "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal,\n"
             "    softmax_signal, population_error_signal)\n"

@@ -108,15 +108,16 @@ def deliver_csr(cnt, idx, slot, indptr, indices, weight, target, gain):
 
 
 @njit(cache=True)
-def deliver_csr_runs(cnt, idx, slot, indptr, first, indices, weight, target, gain):
+def deliver_csr_block(cnt, idx, slot, indptr, positions, indices, weight, target, gain):
     """One delay block of a projection with per-synapse delays: row ``i``'s synapses of
-    the block are the run ``first[i]`` ... ``first[i] + indptr[i + 1] - indptr[i]``."""
+    the block are ``indptr[i]:indptr[i + 1]`` of the block's own ``positions`` (places in
+    ``weight``) and ``indices`` (targets)."""
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
-            start = first[i]
-            for s in range(start, start + indptr[i + 1] - indptr[i]):
-                j = indices[s]
+            for q in range(indptr[i], indptr[i + 1]):
+                s = positions[q]
+                j = indices[q]
                 if gain is None:
                     target[b, j] += weight[s]
                 else:
@@ -168,14 +169,14 @@ def deliver_csr_values(cnt, idx, slot, hist, indptr, indices, weight, target, ga
 
 
 @njit(cache=True)
-def deliver_csr_runs_values(cnt, idx, slot, hist, indptr, first, indices, weight, target, gain):
+def deliver_csr_block_values(cnt, idx, slot, hist, indptr, positions, indices, weight, target, gain):
     for b in range(target.shape[0]):
         for k in range(cnt[slot, b]):
             i = idx[slot, b, k]
             r = hist[slot, b, i]
-            start = first[i]
-            for s in range(start, start + indptr[i + 1] - indptr[i]):
-                j = indices[s]
+            for q in range(indptr[i], indptr[i + 1]):
+                s = positions[q]
+                j = indices[q]
                 if gain is None:
                     target[b, j] += r * weight[s]
                 else:

@@ -77,9 +77,9 @@ class Unroll:
         #: CSR projection -> (weight versions, its delay blocks as dense matrices made from
         #: the weights by a differentiable scatter), made once per call
         self.dense_blocks: dict[str, tuple[tuple[int, ...], list[torch.Tensor]]] = {}
-        #: population -> (its constant arrays' identities and versions, the 0/1 constants
-        #: written into its update)
-        self.known: dict[str, tuple[tuple[tuple[int, int], ...], tuple[tuple[str, float], ...]]] = {}
+        #: population -> (its constant arrays with their versions and grad flags, the 0/1
+        #: constants its update is specialized on)
+        self.known: dict[str, tuple[tuple[tuple[torch.Tensor, int, bool], ...], tuple[tuple[str, float], ...]]] = {}
         #: model class -> the positions of the update's outputs written as x * 0
         self.zero_outputs: dict[type, frozenset[int]] = {}
         #: population -> {state variable: the zeros its last update returned for it}
@@ -115,8 +115,12 @@ class Unroll:
                 if proj.stop_gradient:
                     x = x.detach()
                 x = x.reshape(-1, x.shape[-1])
-                # (addmm: the sum is made inside the product, with no pass of its own)
-                total = x @ weight if total is None else torch.addmm(total, x, weight)
+                if total is None:
+                    total = x @ weight
+                elif x.shape[-1] == 1:  # (e.g. a bias unit: each term one product, so adding it
+                    total = torch.addmm(total, x, weight)  # inside the product rounds the same)
+                else:
+                    total = total + x @ weight
             steps, batch = self.given[projs[0].pre.name].shape[:2]
             # unbind: one backward op for all steps (indexing would add one zero-filled
             # (steps, batch, n) gradient per step)
@@ -191,7 +195,9 @@ class Unroll:
             value = self.spikes[pop.name].get(step)
             if value is not None:
                 return value
-        return ring[step % ring.shape[0]].to(pop.dtype)
+        # a copy: a graded ring is already in the state's dtype, and a view of it would be
+        # overwritten by a later step while the graph holds it
+        return ring[step % ring.shape[0]].to(pop.dtype, copy=True)
 
     def _emit(self, pop: "Population", t: int, spikes: torch.Tensor) -> None:
         ring = pop.history
@@ -251,6 +257,11 @@ class Unroll:
         if unchecked is not None and not self._same_outputs(update, unchecked[1], args):
             update = self.updates[unchecked[0]] = unchecked[1]
         out = update(*args)
+        # an output that is an argument array itself (an identity dropped, or a model that
+        # passes an input through) is copied: the graph must not hold an array a later
+        # in-place write changes
+        arrays = [x for name, x in zip(pop.argument_arrays(), args) if not name.startswith("state.")]
+        out = tuple(o.clone() if any(o is x for x in arrays) else o for o in out)
         spikes = out[-1]
         if gate is not None and gate.activity_gate != "none":
             spikes = sent_activity(gate, spikes, self.offsets[pop.name])
@@ -271,7 +282,11 @@ class Unroll:
         source transformation cannot see shapes (``where(c, a, a)`` is ``a`` only where
         ``a`` has ``c``'s shape), so its first call is checked."""
         with torch.no_grad():
-            got, want = fast(*args), plain(*args)
+            try:
+                got = fast(*args)
+            except Exception:  # noqa: BLE001 - e.g. an operation refused on a changed dtype
+                return False
+            want = plain(*args)
         return len(got) == len(want) and all(
             isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor) and g.shape == w.shape
             and g.dtype == w.dtype and torch.equal(g, w) for g, w in zip(got, want))
@@ -284,9 +299,11 @@ class Unroll:
         array was replaced or written."""
         names = [(arg, name) for arg, name in zip(pop._arg_names, pop.argument_arrays())
                  if name.startswith("const.") and name != raised]
-        signature = tuple((id(a[name]), a[name]._version) for _, name in names)
+        # (the arrays themselves, not their ids: a freed array's id can come back)
+        signature = tuple((a[name], a[name]._version, a[name].requires_grad) for _, name in names)
         cached = self.known.get(pop.name)
-        if cached is not None and cached[0] == signature:
+        if cached is not None and len(cached[0]) == len(signature) and all(
+                c[0] is s[0] and c[1:] == s[1:] for c, s in zip(cached[0], signature)):
             return cached[1]
         known = tuple((arg, float(a[name])) for arg, name in names
                       if a[name].dim() == 0 and not a[name].requires_grad and float(a[name]) in IDENTITIES)
