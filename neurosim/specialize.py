@@ -77,7 +77,8 @@ class _DropIdentities(ast.NodeTransformer):
 
 def _binds(func: ast.FunctionDef, names: set[str]) -> bool:
     """Whether the function body binds one of ``names`` anywhere (assignment, loop or
-    comprehension target, walrus, deletion, import, or an inner function's argument)."""
+    comprehension target, walrus, deletion, import, an inner function's argument, a
+    ``match`` capture, ``except ... as``, ``global``/``nonlocal``)."""
     for node in ast.walk(func):
         if node is func:
             continue
@@ -89,6 +90,12 @@ def _binds(func: ast.FunctionDef, names: set[str]) -> bool:
             return True
         if isinstance(node, (ast.Import, ast.ImportFrom)) and any(
                 (alias.asname or alias.name).split(".")[0] in names for alias in node.names):
+            return True
+        if isinstance(node, (ast.MatchAs, ast.MatchStar, ast.ExceptHandler)) and node.name in names:
+            return True
+        if isinstance(node, ast.MatchMapping) and node.rest in names:
+            return True
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & names:
             return True
     return False
 

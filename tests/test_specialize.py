@@ -184,3 +184,14 @@ def test_a_graded_network_with_delays_back_propagates():
     out["h"]["r"].sum().backward()
     assert proj.parameter.grad.abs().max() > 0
     assert out["h"]["r"][0].abs().max() == 0 and out["h"]["r"][3].abs().max() > 0  # arrives after 2 steps
+
+
+def _match_rebinds(v, keep):
+    match 2.0:
+        case keep:
+            pass
+    return v * keep, v
+
+
+def test_match_captures_and_except_names_count_as_rebinding():
+    assert specialize(_match_rebinds, {"keep": 1.0}) is _match_rebinds

@@ -117,8 +117,10 @@ class Unroll:
                 x = x.reshape(-1, x.shape[-1])
                 if total is None:
                     total = x @ weight
-                elif x.shape[-1] == 1:  # (e.g. a bias unit: each term one product, so adding it
-                    total = torch.addmm(total, x, weight)  # inside the product rounds the same)
+                elif x.shape[-1] == 1 and bool(((x == 0) | (x == 1)).all()):
+                    # (a bias unit: each term is 0 or a weight, exact, so adding it inside the
+                    # product rounds as a separate sum would)
+                    total = torch.addmm(total, x, weight)
                 else:
                     total = total + x @ weight
             steps, batch = self.given[projs[0].pre.name].shape[:2]
@@ -226,7 +228,9 @@ class Unroll:
         raised = threshold_array(pop) if gate is not None else None
         a = pop.arrays()
         known = self._known_constants(pop, a, raised)
-        key = (type(pop.model), id(pop.surrogate), gate is not None and raised is None, pop.name, known)
+        shapes = tuple(tuple(a[name].shape) for name in pop.argument_arrays() if name.startswith("const."))
+        key = (type(pop.model), id(pop.surrogate), gate is not None and raised is None, pop.name, known,
+               shapes)  # (a constant of another shape: the specialized update is checked again)
         update = self.updates.get(key)
         unchecked = None
         if update is None:
@@ -287,9 +291,15 @@ class Unroll:
             except Exception:  # noqa: BLE001 - e.g. an operation refused on a changed dtype
                 return False
             want = plain(*args)
-        return len(got) == len(want) and all(
-            isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor) and g.shape == w.shape
-            and g.dtype == w.dtype and torch.equal(g, w) for g, w in zip(got, want))
+        def same(g: Any, w: Any) -> bool:
+            if not (isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor)
+                    and g.shape == w.shape and g.dtype == w.dtype):
+                return False
+            if g.dtype.is_floating_point:  # (NaN where the model's own gives NaN)
+                return bool(torch.allclose(g, w, rtol=0.0, atol=0.0, equal_nan=True))
+            return torch.equal(g, w)
+
+        return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want))
 
     def _known_constants(self, pop: "Population", a: Mapping[str, torch.Tensor],
                          raised: str | None) -> tuple[tuple[str, float], ...]:
