@@ -81,7 +81,7 @@ class TorchRule:
             return value.unsqueeze(0) if side == "post" else value.unsqueeze(1)
         return value[b] if side == "post" else value[b].T
 
-    def _value(self, arg: Argument, b: int, t: int, extra: dict[str, torch.Tensor],
+    def _value(self, arg: Argument, b: int | None, t: int, extra: dict[str, torch.Tensor],
                params: dict[str, torch.Tensor], layout: bool = True,
                sel: tuple[str, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         rule = self.rule
@@ -112,7 +112,7 @@ class TorchRule:
             side, per_row = arg.side, bool(arg.per_row)
         if sel is not None:
             return self._pick(value, side, per_row, sel)
-        value = value[b] if per_row else value
+        value = value[b] if per_row and b is not None else value  # (b None: every row at once)
         return self._shape(value, side) if layout else value
 
     def _params(self) -> dict[str, torch.Tensor]:
@@ -236,10 +236,11 @@ class TorchRule:
         feed.pre[slot].copy_(getattr(rule, factor).value)
         fn, args = self.hooks["per_step"]
         one = torch.ones((), dtype=self.proj.dtype, device=self.proj.device)
-        for b in range(rule.batch):
-            values = [one if a.name == factor else self._value(a, b, t, {}, params, layout=False)
-                      for a in args]
-            feed.post[slot, b].copy_(torch.as_tensor(fn(*values)).expand(feed.post.shape[2]))
+        # the hook is elementwise and reads only postsynaptic values and numbers: all rows
+        # at once ((batch, n_post) arrays broadcast with (n_post,) ones), the same numbers
+        values = [one if a.name == factor else self._value(a, None, t, {}, params, layout=False)
+                  for a in args]
+        feed.post[slot].copy_(torch.as_tensor(fn(*values)).expand(feed.post.shape[1:]))
         feed.fill[0] = slot + 1
         if feed.full:
             feed.fold()
@@ -251,10 +252,11 @@ class TorchRule:
         fn, args = self.hooks["gate"]
         one = torch.ones((), dtype=self.proj.dtype, device=self.proj.device)
         n_post = self.proj.post.n
-        rows = range(rule.batch) if rule.eligibility_per_row else (0,)
-        scales = [torch.as_tensor(fn(*(one if a.kind == "e" else self._value(a, b, t, {}, params, layout=False)
-                                       for a in args))).expand(n_post) for b in rows]
-        return torch.stack(scales) if rule.eligibility_per_row else scales[0]
+        if rule.eligibility_per_row:  # every row at once (an elementwise hook)
+            values = [one if a.kind == "e" else self._value(a, None, t, {}, params, layout=False) for a in args]
+            return torch.as_tensor(fn(*values)).expand(rule.batch, n_post)
+        values = [one if a.kind == "e" else self._value(a, 0, t, {}, params, layout=False) for a in args]
+        return torch.as_tensor(fn(*values)).expand(n_post)
 
     def apply(self, t: int, force: bool = False) -> None:
         """Rules phase: the new weights (on the rule's steps or ``force``, when learning)."""
