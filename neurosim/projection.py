@@ -90,7 +90,7 @@ class Projection:
         self.receptor = receptor
         self.target = receptors[receptor]
         n_pre, n_post = pre.n, post.n
-        self._require_memory(owner, connector, sparse, device, dtype)
+        self._require_memory(owner, connector, sparse, device, dtype, varied_delays=not is_real(delay))
         rows, cols = connector.pairs(n_pre, n_post, rng, same_population=pre is post)
         self.nnz = int(rows.size)
         values = self._weights(owner, weight, rows, cols, rng)
@@ -154,7 +154,7 @@ class Projection:
 
     # -- construction helpers -------------------------------------------------------------
     def _require_memory(self, owner: str, connector: Connector, sparse: bool | None,
-                        device: torch.device, dtype: torch.dtype) -> None:
+                        device: torch.device, dtype: torch.dtype, varied_delays: bool = False) -> None:
         """Refuse, with the size in GB, synapses that cannot fit (before drawing them)."""
         n_pre, n_post = self.pre.n, self.post.n
         pairs = connector.expected_pairs(n_pre, n_post)
@@ -166,6 +166,8 @@ class Projection:
         # kept: weights (+ int32 targets for CSR, + a bool mask for dense); while building:
         # int64 (pre, post) pairs, float64 values, delays
         resident = cells * (item + 1) if dense else pairs * (item + 4) + 8 * (n_pre + 1)
+        if varied_delays:  # (may be per synapse: their delays, and each delay block's int64
+            resident += pairs * (4 + 8 + 4)  # places and int32 targets)
         temporary = pairs * (16 + 8 + 12) + (cells * item if dense else 0)
         require(f"{owner}: {pairs} synapses ({type(connector).__name__}, {n_pre} x {n_post}, "
                 f"{'dense' if dense else 'CSR'} storage)", resident, temporary, device,
