@@ -41,6 +41,29 @@ def make_rule(kind: str):
     raise ValueError(kind)
 
 
+def add_signals(net, n: int, learning_signal: np.ndarray) -> None:
+    """The per-sample learning signal ``L`` (e-prop) and a constant ``dopamine``."""
+    net.modulators.add("L", size=n, per_sample=True)
+    net.modulators.set("L", learning_signal)
+    net.modulators.add("dopamine")
+    net.modulators.set("dopamine", 0.5)
+
+
+def add_learning_projections(net, pre, post, pre_idx, post_idx, weights, delays, split: bool,
+                             new_rule) -> list:
+    """The synapses as one CSR projection with per-synapse delays, or (``split``) one
+    projection per delay (the reference), each learning by a rule from ``new_rule()``;
+    returns (projection, rule) pairs."""
+    groups = [np.unique(delays)] if not split else [[d] for d in np.unique(delays)]
+    out = []
+    for group in groups:
+        keep = np.isin(delays, group)
+        proj = net.projection(pre, post, ns.FromPairs(pre_idx[keep], post_idx[keep]), weight=weights[keep],
+                              delay=delays[keep], receptor="syn", sparse=True)
+        out.append((proj, net.add_rule(proj, new_rule())))
+    return out
+
+
 def build(backend: str, kind: str, split: bool, delays: np.ndarray | None = None):
     """Constant-current inputs onto leaky neurons through the synapses of ``synapses()``:
     one projection with per-synapse delays, or (``split``) one projection per delay."""
@@ -52,20 +75,11 @@ def build(backend: str, kind: str, split: bool, delays: np.ndarray | None = None
     inp.inputs["i_ext"].copy_(torch.as_tensor(drive, dtype=torch.float32))
     out = net.population(N_POST, ns.SnnTorchLeaky(beta=0.9, threshold=1.0), name="out")
     out.inputs["i_ext"].fill_(0.08)
-    net.modulators.add("L", size=N_POST, per_sample=True)
-    net.modulators.set("L", np.random.default_rng(4).normal(size=(BATCH, N_POST)))
-    net.modulators.add("dopamine")
-    net.modulators.set("dopamine", 0.5)
-    groups = [np.unique(delays)] if not split else [[d] for d in np.unique(delays)]
-    projections = []
-    for group in groups:
-        keep = np.isin(delays, group)
-        proj = net.projection(inp, out, ns.FromPairs(pre_idx[keep], post_idx[keep]),
-                              weight=weights[keep], delay=delays[keep], receptor="syn", sparse=True)
-        net.add_rule(proj, make_rule(kind))
-        projections.append(proj)
+    add_signals(net, N_POST, np.random.default_rng(4).normal(size=(BATCH, N_POST)))
+    made = add_learning_projections(net, inp, out, pre_idx, post_idx, weights, delays, split,
+                                    lambda: make_rule(kind))
     counter = net.spike_counter(out)
-    return net, projections, counter
+    return net, [proj for proj, _ in made], counter
 
 
 def weights_of(projections) -> np.ndarray:
@@ -132,7 +146,7 @@ def test_the_compiled_step_runs_the_delayed_rule():
     net, _, _ = build("numba", "stdp", split=False)
     net.run(steps=5)
     source = net.backend._plan.source
-    assert "update_trace_blocks(" in source and "pslot[kb] = (t - bdelay[kb])" in source
+    assert "update_trace(" in source and "pslot[kb] = (t - bdelay[kb])" in source
 
 
 def test_tensor_code_rules_are_refused_on_per_synapse_delays():
@@ -159,24 +173,17 @@ def recurrent(backend: str, split: bool, masked_pass: bool = False, kind: str = 
     net = ns.Network(dt=1.0, batch=2, seed=3, backend=backend)
     pop = net.population(n, ns.SnnTorchLeaky(beta=0.9, threshold=1.0), name="rec")
     pop.inputs["i_ext"].copy_(torch.as_tensor(rng.uniform(0.05, 0.2, size=(2, n)), dtype=torch.float32))
-    net.modulators.add("L", size=n, per_sample=True)
-    net.modulators.set("L", rng.normal(size=(2, n)))
-    net.modulators.add("dopamine")
-    net.modulators.set("dopamine", 0.5)
-    groups = [np.unique(delays)] if not split else [[d] for d in np.unique(delays)]
-    projections = []
-    for group in groups:
-        keep = np.isin(delays, group)
-        proj = net.projection(pop, pop, ns.FromPairs(pairs[keep, 0], pairs[keep, 1]), weight=weights[keep],
-                              delay=delays[keep], receptor="syn", sparse=True)
-        rule = net.add_rule(proj, make_rule(kind) if kind != "eprop" else
-                            EProp(modulator="L", lr=0.02, tau_eligibility=20.0, apply_at=None))
+    add_signals(net, n, rng.normal(size=(2, n)))
+    made = add_learning_projections(
+        net, pop, pop, pairs[:, 0], pairs[:, 1], weights, delays, split,
+        lambda: make_rule(kind) if kind != "eprop" else
+        EProp(modulator="L", lr=0.02, tau_eligibility=20.0, apply_at=None))
+    for _, rule in made:
         if masked_pass:  # the GPU's way: one masked pass over every synapse, no host sync
             rule.torch_form.touched_only = False
-        projections.append(proj)
     counter = net.spike_counter(pop)
     net.run(steps=80)
-    return weights_of(projections), counter.counts
+    return weights_of([proj for proj, _ in made]), counter.counts
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

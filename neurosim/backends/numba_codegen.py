@@ -473,7 +473,7 @@ class KernelWriter:
             "    deliver_csr_block, deliver_dense, emit_events, record_events, record_state, count_spikes,\n"
             "    list_nonzero, rebuild_value_lists, deliver_dense_values, deliver_csr_values,\n"
             "    deliver_csr_block_values)\n"
-            "from neurosim.backends.numba_rules import (update_trace, update_trace_blocks, decay_array, step_modulator,\n"
+            "from neurosim.backends.numba_rules import (update_trace, decay_array, step_modulator,\n"
             "    linear_signal, product_signal, sigmoid_signal, rate_signal, count_error_signal,\n"
             "    softmax_signal, population_error_signal)\n"
             "from neurosim.counter_rng import lowbias32, step_key, UNIT24\n"

@@ -33,24 +33,10 @@ TO_WEIGHT, TO_ELIGIBILITY = 0, 1
 
 
 @njit(cache=True)
-def update_trace(value, before, decay, nearest, cnt, idx, slot):
-    """``before = value * decay``; then ``value = before (+1 | =1 at spikes)``."""
-    for b in range(value.shape[0]):
-        rv = value[b]
-        rb = before[b]
-        for i in range(rv.shape[0]):
-            x = rv[i] * decay
-            rb[i] = x
-            rv[i] = x
-        for k in range(cnt[slot, b]):
-            i = idx[slot, b, k]
-            rv[i] = value.dtype.type(1.0) if nearest else rb[i] + value.dtype.type(1.0)
-
-
-@njit(cache=True)
-def update_trace_blocks(value, before, decay, nearest, cnt, idx, t, slots, delays, n):
-    """``update_trace`` of a trace with one block of ``n`` columns per delay: block ``q``
-    takes the spikes of slot ``(t - delays[q]) % slots``."""
+def update_trace(value, before, decay, nearest, cnt, idx, t, slots, delays, n):
+    """``before = value * decay``; then ``value = before (+1 | =1 at spikes)``. The trace
+    has one block of ``n`` columns per delay (one block: a population's trace); block
+    ``q`` takes the spikes of slot ``(t - delays[q]) % slots``."""
     for b in range(value.shape[0]):
         rv = value[b]
         rb = before[b]
@@ -337,14 +323,11 @@ class RuleEmitter:
             value = self.array(f"tr{q}_value", lambda tr=trace: tr.value)
             before = self.array(f"tr{q}_before", lambda tr=trace: tr.before)
             decay = self.scalar(f"tr{q}_decay", lambda tr=trace: tr.decay)
-            if isinstance(delay, tuple):  # one column block per delay (per-synapse delays)
-                delays = self.arg(f"tr{q}_delays", lambda d=np.array(delay, np.int64): d)
-                lines.append(f"    update_trace_blocks({value}, {before}, {decay}, "
-                             f"{trace.mode == 'nearest'}, p{k}_cnt, p{k}_idx, t, p{k}_hist.shape[0], "
-                             f"{delays}, {pop.n})")
-                continue
+            # one column block per delay (several with per-synapse delays)
+            delays = np.array(delay if isinstance(delay, tuple) else (delay,), np.int64)
+            handle = self.arg(f"tr{q}_delays", lambda d=delays: d)
             lines.append(f"    update_trace({value}, {before}, {decay}, {trace.mode == 'nearest'}, "
-                         f"p{k}_cnt, p{k}_idx, (t - {delay}) % p{k}_hist.shape[0])")
+                         f"p{k}_cnt, p{k}_idx, t, p{k}_hist.shape[0], {handle}, {pop.n})")
         return lines
 
     # -- rules ----------------------------------------------------------------------------
