@@ -2,7 +2,15 @@
 
     python examples/cuba.py --neurons 4000 --duration 1000 --seed 1
 
-The last line printed is one JSON object with the figures of the run.
+Split across processes (each steps its share of the neurons; the same spikes as one
+process; see docs/distributed.md):
+
+    torchrun --standalone --nproc-per-node 2 examples/cuba.py --neurons 64000 --log-file runs/c.h5
+
+(``--log`` is also accepted, but torchrun takes it for its own ``--log-dir`` when the
+flags come after the script; ``--log-file`` avoids that.)
+
+The last line printed is one JSON object with the figures of the run (by process 0).
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
                              "cores; see neurosim/threads.py)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     parser.add_argument("--seed", type=int, default=1, help="run seed (default 1)")
-    parser.add_argument("--log", default=None,
+    parser.add_argument("--log", "--log-file", dest="log", default=None,
                         help="HDF5 log path (default runs/cuba-<time>.h5)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing --log file (by default an existing log is kept "
@@ -47,7 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         if not value > 0:
             print(f"cuba.py: error: {flag} must be positive, got {value:g}", file=sys.stderr)
             return 2
+    partition = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: a partitioned run
+        import torch.distributed as dist
+
+        from neurosim.distributed import Partition
+
+        dist.init_process_group("gloo" if args.device == "cpu" else "nccl")
+        partition = Partition.from_process_group()
+    writer = partition is None or partition.rank == 0
     log = args.log
+    if log is None and partition is not None:
+        print("cuba.py: error: --log-file is required when launched by torchrun (every process "
+              "must name the same file)", file=sys.stderr)
+        return 2
     if log is None:
         os.makedirs("runs", exist_ok=True)
         log = datetime.datetime.now().strftime("runs/cuba-%Y%m%d-%H%M%S-%f.h5")
@@ -57,12 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t0 = time.perf_counter()
         net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device,
-                         log=ns.HDF5Log(log, overwrite=args.overwrite), parallel=args.parallel,
-                         threads=args.threads)
+                         log=ns.HDF5Log(log, overwrite=args.overwrite) if writer else None,
+                         parallel=args.parallel, threads=args.threads, partition=partition)
         cuba = build_cuba(net, args.neurons)
         net.spike_monitor(cuba.exc)
         net.spike_monitor(cuba.inh)
-        net.state_monitor(cuba.exc, ["v", "i_e", "i_i"], neurons=range(5), every=10)
+        if partition is None:  # (a population split across processes takes spike monitors only)
+            net.state_monitor(cuba.exc, ["v", "i_e", "i_i"], neurons=range(5), every=10)
         build_seconds = time.perf_counter() - t0
         compile_seconds = net.compile()  # numba: generate and compile (or load cached) kernels
         t1 = time.perf_counter()
@@ -87,13 +109,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"there and is marked incomplete", file=sys.stderr)
         return 130
 
+    exchange_seconds = net._exchange.seconds if net._exchange is not None else 0.0
+    if partition is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        if not writer:
+            return 0
     with ns.LogReader(log) as reader:
         summary = reader.summary()
     pops = summary["populations"]
     spikes = sum(p.get("spikes", 0) for p in pops.values())
     print(f"CUBA network: {args.neurons} LIF neurons, {args.duration:g} ms at dt {args.dt:g} ms "
           f"({args.backend} on {args.device}, seed {args.seed})")
-    print(f"  build {build_seconds:.2f} s, compile {compile_seconds:.2f} s, run {run_seconds:.2f} s")
+    print(f"  build {build_seconds:.2f} s, compile {compile_seconds:.2f} s, run {run_seconds:.2f} s"
+          + (f" ({partition.size} processes; exchanging spikes {exchange_seconds:.2f} s)"
+             if partition is not None else ""))
     for name, p in pops.items():
         print(f"  {name}: {p['size']} neurons, {p.get('spikes', 0)} spikes, {p.get('rate_hz', 0):.2f} Hz")
     print(f"  log: {log} (completed: {summary['completed']})")
@@ -101,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                       "backend": args.backend, "device": args.device, "seed": args.seed,
                       "build_seconds": round(build_seconds, 4),
                       "compile_seconds": round(compile_seconds, 4), "run_seconds": round(run_seconds, 4),
+                      "processes": 1 if partition is None else partition.size,
+                      "exchange_seconds": round(exchange_seconds, 4),
                       "spikes": spikes, "rate_hz": pops["exc"]["rate_hz"],
                       "rate_inh_hz": pops["inh"]["rate_hz"], "log": log,
                       "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))

@@ -54,6 +54,12 @@ def element_keys(key: int, count: int) -> np.ndarray:
     return lowbias32(np.arange(count, dtype=np.int64) ^ key).astype(np.int64)
 
 
+def element_keys_at(key: int, places: np.ndarray) -> np.ndarray:
+    """:func:`element_keys` of the elements at ``places`` (int64, any shape): element
+    ``i`` has the same key whichever others are computed with it."""
+    return lowbias32(np.asarray(places, dtype=np.int64) ^ key).astype(np.int64)
+
+
 @register_jitable
 def step_key(key: int, step: int) -> int:
     """The per-step hash of a stream, in [0, 2**32), for any step >= 0.

@@ -96,7 +96,8 @@ class SpikeMonitor(Monitor):
                 DatasetSpec(f"{base}/batch", "int32", (), attrs)]
 
     def bytes_per_step(self):
-        return self.population.batch * self.population.n
+        # the whole population's: every process of a partitioned run picks the same chunk
+        return self.population.batch * self.population.n_global
 
     def allocate(self, chunk_steps):
         p = self.population
@@ -139,17 +140,19 @@ class SpikeMonitor(Monitor):
 
     def drain(self):
         base = f"spikes/{self.name}"
+        offset = np.int32(self.population.offset)
         if self._events is not None:
             steps, neurons, rows, fill = self._events
             k = int(fill[0])
             fill[0] = 0
-            return {f"{base}/step": steps[:k].copy(), f"{base}/neuron": neurons[:k].copy(),
+            # (neuron indices of the whole population: a partitioned run's share starts at offset)
+            return {f"{base}/step": steps[:k].copy(), f"{base}/neuron": neurons[:k] + offset,
                     f"{base}/batch": rows[:k].copy()}
         k = len(self._steps)
         idx = self._raster[:k].nonzero().cpu().numpy() if k else np.zeros((0, 3), np.int64)
         steps = np.asarray(self._steps, dtype=np.int64)[idx[:, 0]]
         self._steps = []
-        return {f"{base}/step": steps, f"{base}/neuron": idx[:, 2].astype(np.int32),
+        return {f"{base}/step": steps, f"{base}/neuron": (idx[:, 2] + offset).astype(np.int32),
                 f"{base}/batch": idx[:, 1].astype(np.int32)}
 
     def describe(self):

@@ -18,6 +18,8 @@ from neurosim import network_state, unrolling
 from neurosim.backends import BACKENDS
 from neurosim.backends.torch_rules import TorchRule
 from neurosim.connectors import Connector
+from neurosim.distributed import (Partition, PartitionedLog, SpikeExchange, partitioned_state,
+                                  partitioning)
 from neurosim.gating import Gate
 from neurosim.inputs import StepCurrent
 from neurosim.models.base import NeuronModel
@@ -110,7 +112,8 @@ class Network:
     def __init__(self, dt: float = 0.1, *, batch: int = 1, seed: int = 0,
                  device: str | torch.device = "cpu", backend: str | None = None,
                  dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
-                 parallel: bool = False, threads: int | None = None) -> None:
+                 parallel: bool = False, threads: int | None = None,
+                 partition: Partition | None = None) -> None:
         self.clock = Clock(dt)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
@@ -131,10 +134,19 @@ class Network:
         #: threads while stepping; None chooses (see neurosim.threads)
         self.threads = check_threads(threads)
         self.backend = BACKENDS[backend](self)
+        if partition is not None and not isinstance(partition, Partition):
+            raise TypeError(f"partition must be a neurosim.distributed.Partition (e.g. "
+                            f"Partition.from_process_group()), got {type(partition).__name__}")
+        #: this process's place in a partitioned run (see neurosim.distributed), or None
+        self.partition = partition
+        if partition is not None and partition.rank != 0:
+            log = None if isinstance(log, (str, os.PathLike)) else log  # process 0 writes the file
         if log is None:
             log = MemoryLog()
         elif isinstance(log, (str, os.PathLike)):
             log = HDF5Log(log)
+        if partition is not None:  # one logical log: process 0 writes what every process recorded
+            log = PartitionedLog(log if partition.rank == 0 else None, partition)
         self.log = log
         self.populations: dict[str, Population] = {}
         self.projections: dict[str, Projection] = {}
@@ -152,8 +164,10 @@ class Network:
         self._chunk_steps = 1  # set by _prepare: steps per chunk of monitor buffers
         #: the run loop, and what consecutive runs share (see neurosim.runner)
         self._runner = Runner(self)
-        #: True when populations are split across processes (scale-out, not yet built)
+        #: True when populations are split across processes: spikes are exchanged after
+        #: every slice of :attr:`min_delay` steps (``_exchange``, built by _prepare)
         self._exchanges_spikes = False
+        self._exchange: SpikeExchange | None = None
         #: the torch backend that unrolls a network of another backend (see neurosim.unrolling)
         self._unroll_backend: Any = None
 
@@ -168,7 +182,9 @@ class Network:
         return self.clock.time_ms
 
     def _name(self, given: str | None, kind: str, taken: Mapping[str, Any]) -> str:
-        name = given if given is not None else f"{kind}{len(taken)}"
+        # (a partitioned run's mirrors are not counted: default names do not depend on the split)
+        count = sum(getattr(obj, "mirror_of", None) is None for obj in taken.values())
+        name = given if given is not None else f"{kind}{count}"
         if not isinstance(name, str) or not name or "/" in name:
             raise ValueError(f"name must be a non-empty string without '/', got {name!r}")
         if name in taken:
@@ -178,25 +194,32 @@ class Network:
     def population(self, n: int, model: NeuronModel | SpikeGenerator, *, name: str | None = None,
                    init: Mapping[str, InitSpec] | None = None,
                    surrogate: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
-                   gated: bool = False) -> Population:
+                   gated: bool = False, split: bool | None = None) -> Population:
         """Add ``n`` neurons of ``model``; ``init`` overrides initial values of state variables
         (a number, an array, or a distribution such as ``Uniform(-60, -50)``). ``surrogate``:
         the derivative its spikes have in :meth:`unroll` (default snnTorch's ``atan``; see
         :mod:`neurosim.surrogate`). ``gated``: give it a per-neuron input gain and
         threshold offset, ``pop.gate``, switched between named modes or driven by a
-        neuromodulator (see :mod:`neurosim.gating`)."""
+        neuromodulator (see :mod:`neurosim.gating`). ``split``: in a partitioned run (see
+        :mod:`neurosim.distributed`), whether each process steps only its share of the
+        neurons (``pop.offset`` .. ``pop.offset + pop.n - 1`` of ``pop.n_global``) or all of
+        them; ``None`` splits spiking neuron populations and keeps spike generators and
+        graded populations whole in every process."""
         name = self._name(name, type(model).__name__.lower(), self.populations)
+        share = partitioning.population_share(self, name, n, model, split, gated)
         if surrogate is not None:
             resolve_surrogate(surrogate, f"population '{name}'")
         if gated and isinstance(model, SpikeGenerator):
             raise ValueError(f"population '{name}': a SpikeGenerator replays spikes; it cannot be gated")
         pop = Population(name, n, model, init, self.batch, self.dt, self.device, self.dtype,
-                         numpy_stream(self.seed, f"population/{name}/init"), self.seed)
+                         numpy_stream(self.seed, f"population/{name}/init"), self.seed, share)
         pop.surrogate = surrogate
         if gated:
             pop.gate = Gate(pop)
             pop.gate.on_change = self._mark_dirty
         self.populations[name] = pop
+        if share is not None:
+            partitioning.add_mirror(self, pop)
         self._dirty = True
         return pop
 
@@ -241,9 +264,13 @@ class Network:
             while name in self.projections:
                 name, k = f"{pre.name}_{post.name}_{k}", k + 1
         name = self._name(name, "projection", self.projections)
-        proj = Projection(name, pre, post, connector, weight, receptor, delay, sparse,
-                          numpy_stream(self.seed, f"projection/{name}"), self.device, self.dtype,
-                          trainable, stop_gradient)
+        if self.partition is not None:
+            proj = partitioning.build_projection(
+                self, name, pre, post, connector, weight, receptor, delay, sparse, trainable, stop_gradient)
+        else:
+            proj = Projection(name, pre, post, connector, weight, receptor, delay, sparse,
+                              numpy_stream(self.seed, f"projection/{name}"), self.device, self.dtype,
+                              trainable, stop_gradient)
         self.projections[name] = proj
         self._dirty = True
         return proj
@@ -360,8 +387,11 @@ class Network:
     @property
     def min_delay(self) -> int:
         """Smallest delay (steps) of any projection: no spike takes effect sooner, so the
-        network can advance this many steps between exchanges of spikes."""
-        return min((p.min_delay for p in self.projections.values()), default=1)
+        network can advance this many steps between exchanges of spikes. In a partitioned
+        run, only projections that read another process's spikes count."""
+        projections = [p for p in self.projections.values()
+                       if self.partition is None or getattr(p.pre, "mirror_of", None) is not None]
+        return min((p.min_delay for p in projections), default=1)
 
     def _mark_dirty(self) -> None:
         self._dirty = True
@@ -385,6 +415,8 @@ class Network:
             # spikes before delivery reads step t - delay
             length = max((pr.max_delay for pr in self.projections.values() if pr.pre is pop),
                          default=0) + 1
+            if getattr(pop, "mirror", None) is not None:  # holds a slice's spikes until they are sent
+                length = max(length, self.min_delay)
             pop.set_history_length(length)
         sched = Schedule()
         for inp in self.inputs:
@@ -427,6 +459,8 @@ class Network:
         self._chunk_steps = int(max(1, min(MAX_CHUNK_STEPS, MONITOR_BUFFER_BYTES // max(1, per_step))))
         for mon in self.monitors.values():
             mon.allocate(self._chunk_steps)
+        if self.partition is not None:
+            partitioning.prepare(self)
         self.backend.invalidate()
         if self._unroll_backend is not None:
             self._unroll_backend.invalidate()
@@ -464,7 +498,9 @@ class Network:
         return {
             "dt_ms": self.dt, "batch": self.batch, "seed": self.seed,
             "backend": self.backend_name, "device": str(self.device), "dtype": self.dtype_name,
-            "parallel": self.parallel, "threads": self.threads, "populations": [p.describe() for p in self.populations.values()],
+            "parallel": self.parallel, "threads": self.threads,
+            "populations": [p.describe() for p in self.populations.values()
+                            if getattr(p, "mirror_of", None) is None],
             "projections": [p.describe() for p in self.projections.values()],
             "inputs": [i.describe() for i in self.inputs],
             "rules": [r.describe() for r in self.rules.values()],
@@ -472,6 +508,7 @@ class Network:
             "monitors": [m.describe() for m in self.monitors.values()],
             "schedule": self._schedule.as_list(),
             "min_delay_steps": self.min_delay,
+            **({} if self.partition is None else {"processes": self.partition.size}),
         }
 
     # -- running ------------------------------------------------------------------------
@@ -575,7 +612,14 @@ class Network:
         """A :class:`~neurosim.LogReader` over this network's log (memory or file)."""
         from neurosim.log_reader import LogReader
 
-        return LogReader(self.log if isinstance(self.log, MemoryLog) else self.log.path)
+        log = self.log
+        if isinstance(log, PartitionedLog):
+            if log.inner is None:
+                raise RuntimeError(f"reader: in a partitioned run process 0 writes the log; this is "
+                                   f"process {self.partition.rank} (read it in process 0, or open "
+                                   f"the file after the run)")
+            log = log.inner
+        return LogReader(log if isinstance(log, MemoryLog) else log.path)
 
     def trigger(self, event: str) -> None:
         """Fire ``event`` (e.g. ``"end_of_sample"``): rules with ``apply_at=event`` apply
@@ -611,7 +655,8 @@ class Network:
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Every piece of state, by name: clock, neuron states, spikes in flight,
         injected currents and weights. (Random streams are counter-based: their
-        position is the clock.)"""
+        position is the clock.) In a partitioned run: this process's share, with the
+        mirrors of split populations (``save_state`` writes the whole network)."""
         return network_state.state_dict(self)
 
     def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
@@ -626,7 +671,14 @@ class Network:
 
     def save_state(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         """Write :meth:`state_dict` to an HDF5 state file (format documented in the docs),
-        with the time step and a fingerprint of the structure, which loading checks."""
+        with the time step and a fingerprint of the structure, which loading checks.
+
+        In a partitioned run every process calls it (it gathers the shares) and process 0
+        writes the whole network's state, as one process would: the file loads into any
+        number of processes."""
+        if self.partition is not None:
+            partitioned_state.save_state(self, path, overwrite)
+            return
         network_state.save_state(self, path, overwrite)
 
     def load_state(self, path: str | os.PathLike[str]) -> None:
@@ -634,7 +686,11 @@ class Network:
 
         The file must come from a network with the same time step, populations
         (names, models, sizes) and synapses (the same pairs, not only as many:
-        a network rebuilt with another seed does not fit).
+        a network rebuilt with another seed does not fit). In a partitioned run each
+        process takes its share of a whole state (saved by any number of processes).
         """
-        network_state.load_state(self, path)
+        if self.partition is not None:
+            partitioned_state.load_state(self, path)
+        else:
+            network_state.load_state(self, path)
         unrolling.forget(self)

@@ -113,7 +113,8 @@ def load_state(net: StateHost, path: str | os.PathLike[str]) -> None:
     load_state_dict(net, state)
 
 
-def check_state_file(net: StateHost, path: str, info: Mapping[str, Any]) -> None:
+def check_state_file(net: StateHost, path: str, info: Mapping[str, Any],
+                     own: dict[str, Any] | None = None) -> None:
     """Refuse a state file saved at another time step or from another structure.
 
     Warns (pointing at the caller of ``Network.load_state``) when the file is too old
@@ -131,7 +132,7 @@ def check_state_file(net: StateHost, path: str, info: Mapping[str, Any]) -> None
                       "structure fingerprint: that its weights belong to the same synapses is "
                       "not checked (save it again to upgrade)", stacklevel=4)
         return
-    own = structure(net)
+    own = structure(net) if own is None else own  # (a partitioned run's: the whole network's)
     for name in sorted(set(saved["populations"]) | set(own["populations"])):
         a, b = saved["populations"].get(name), own["populations"].get(name)
         if a is None or b is None or list(a) != list(b):

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from neurosim.counter_rng import element_keys, stream_key
+from neurosim.counter_rng import element_keys_at, stream_key
 from neurosim.distributions import Normal, Uniform
 from neurosim.memory import require
 from neurosim.models.base import NeuronModel
@@ -34,7 +34,7 @@ class Population:
     def __init__(self, name: str, n: int, model: NeuronModel | SpikeGenerator,
                  init: Mapping[str, InitSpec] | None, batch: int, dt: float,
                  device: torch.device, dtype: torch.dtype, rng_build: np.random.Generator,
-                 seed: int) -> None:
+                 seed: int, share: tuple[int, int] | None = None) -> None:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"population '{name}': size must be a positive integer, got {n!r}")
         if not isinstance(model, (NeuronModel, SpikeGenerator)):
@@ -43,7 +43,15 @@ class Population:
         if n > MAX_NEURONS:
             raise ValueError(f"population '{name}': size must be at most {MAX_NEURONS} (neuron "
                              f"indices are int32), got {n}")
-        self.name, self.n, self.model = name, int(n), model
+        #: the whole population's size; in a partitioned run (see neurosim.distributed) this
+        #: process steps neurons ``offset .. offset + n - 1`` of it, else all (``n == n_global``)
+        self.n_global = int(n)
+        lo, hi = (0, int(n)) if share is None else (int(share[0]), int(share[1]))
+        if not 0 <= lo < hi <= n:
+            raise ValueError(f"population '{name}': share [{lo}, {hi}) is not a non-empty range "
+                             f"of its {n} neurons")
+        self.offset = lo
+        self.name, self.n, self.model = name, hi - lo, model
         self.batch, self.dt, self.device, self.dtype = batch, dt, device, dtype
         self._require_memory()
         self.seed = seed
@@ -74,8 +82,8 @@ class Population:
             if init:
                 raise ValueError(f"population '{name}': a SpikeGenerator has no state to initialise")
             return
-        self.params = validate_parameters(f"population '{name}' ({self.model_name})",
-                                          model.parameters, model.params, self.n, batch)
+        self.params = self._local(validate_parameters(f"population '{name}' ({self.model_name})",
+                                                      model.parameters, model.params, self.n_global, batch))
         self._set_constants()
         self._arg_names = type(model).update_arguments()
         expected = (set(model.state_variables) | set(model.inputs) | set(model.random_inputs)
@@ -98,9 +106,11 @@ class Population:
             self.inputs[name_] = torch.zeros((batch, self.n), dtype=dtype, device=device)
         # counter-based streams, one per random input (see neurosim.counter_rng)
         self.random_keys = {r: stream_key(seed, f"population/{name}/{r}") for r in model.random_inputs}
-        self._element_keys = {
-            r: torch.as_tensor(element_keys(k, batch * self.n).reshape(batch, self.n), device=device)
-            for r, k in self.random_keys.items()}
+        # keyed by the global index (row x n_global + neuron): any split draws the same numbers
+        places = (np.arange(batch, dtype=np.int64)[:, None] * self.n_global
+                  + np.arange(self.offset, self.offset + self.n, dtype=np.int64)[None, :])
+        self._element_keys = {r: torch.as_tensor(element_keys_at(k, places), device=device)
+                              for r, k in self.random_keys.items()}
         self.reset()
 
     # -- construction helpers ---------------------------------------------------------
@@ -130,7 +140,9 @@ class Population:
         return isinstance(self.model, SpikeGenerator)
 
     def _to_state(self, var: str, value: Any, rng: np.random.Generator) -> torch.Tensor:
-        shape = (self.batch, self.n)
+        # drawn and checked for the whole population, then this process's share taken:
+        # any split of a partitioned run starts from the same values
+        shape = (self.batch, self.n_global)
         if isinstance(value, (Uniform, Normal)):
             value = value.sample(rng, shape)
         if isinstance(value, torch.Tensor):
@@ -140,10 +152,20 @@ class Population:
             arr = np.broadcast_to(arr, shape)
         except ValueError:
             raise ValueError(f"population '{self.name}': initial value of '{var}' has shape "
-                             f"{arr.shape}; expected a scalar, ({self.n},) or {shape}") from None
+                             f"{arr.shape}; expected a scalar, ({self.n_global},) or {shape}") from None
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"population '{self.name}': initial value of '{var}' has NaN or inf")
+        arr = arr[:, self.offset:self.offset + self.n]
         return torch.as_tensor(np.array(arr), dtype=self.dtype, device=self.device)
+
+    def _local(self, params: dict[str, ParameterValue]) -> dict[str, ParameterValue]:
+        """Per-neuron parameter values (checked against the whole population) cut to this
+        process's share; the same dict when the population is not partitioned."""
+        if self.n == self.n_global:
+            return params
+        lo, hi = self.offset, self.offset + self.n
+        return {k: (v[..., lo:hi] if np.ndim(v) and np.shape(v)[-1] == self.n_global else v)
+                for k, v in params.items()}
 
     def _set_constants(self) -> None:
         consts = self.model.constants(self.params, self.dt)
@@ -165,7 +187,8 @@ class Population:
                              f"{sorted(self.model.parameters)}")
         merged = dict(self.params)
         for k, v in params.items():
-            merged[k] = self.model.parameters[k].check(k, owner, v, self.n, self.batch)
+            merged[k] = self._local({k: self.model.parameters[k].check(k, owner, v, self.n_global,
+                                                                       self.batch)})[k]
         self.model.check_consistency(merged)
         self.params = merged
         self._set_constants()
@@ -196,7 +219,7 @@ class Population:
         return self.history[step % self.history.shape[0]]
 
     def describe(self) -> dict[str, Any]:
-        out = {"name": self.name, "size": self.n, **self.model.describe()}
+        out = {"name": self.name, "size": self.n_global, **self.model.describe()}
         if self.gate is not None:
             out["gate"] = self.gate.describe()
         if self.surrogate is not None:

@@ -105,33 +105,7 @@ class Projection:
                              f"the sign), got max {values.max():g}")
         delays = self._delays(owner, delay, rows, cols)
         pre.require_history(int(delays.max(initial=1)) + 1)  # the ring pre will need: refuse it now
-        uniform_delay = delays.size == 0 or bool(np.all(delays == delays[0]))
-        density = self.nnz / max(1, n_pre * n_post)
-        if sparse is None:
-            sparse = density < SPARSE_DENSITY or not uniform_delay
-        elif not sparse and not uniform_delay:
-            raise ValueError(f"{owner}: per-synapse delays need sparse=True (CSR storage)")
-        self.sparse = bool(sparse)
-        if self.sparse:
-            counts = np.bincount(rows, minlength=n_pre)
-            self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
-            # int32 targets halve the index memory (populations stay below 2**31 neurons)
-            self.indices = torch.as_tensor(cols.astype(np.int32), device=device)
-            self.weight = torch.as_tensor(values, dtype=dtype, device=device)
-            self.mask = None
-        else:
-            dense = np.zeros((n_pre, n_post), dtype=values.dtype)  # no float64 copy in float32
-            dense[rows, cols] = values
-            self.weight = torch.as_tensor(dense, dtype=dtype, device=device)
-            self.indptr = self.indices = None
-            if self.nnz < n_pre * n_post:
-                mask = np.zeros((n_pre, n_post), dtype=bool)
-                mask[rows, cols] = True
-                self.mask = torch.as_tensor(mask, device=device)
-            else:
-                self.mask = None
-        self.blocks = self._delay_blocks(delays, rows, uniform_delay)
-        self.delays = torch.as_tensor(delays, device=device) if not uniform_delay else None
+        self._store(owner, rows, cols, values, delays, sparse)
         if not isinstance(trainable, (bool, np.bool_)):
             raise TypeError(f"{owner}: trainable must be True or False, got {show(trainable)}")
         if not isinstance(stop_gradient, (bool, np.bool_)):
@@ -151,6 +125,61 @@ class Projection:
             if self.mask is not None:  # no gradient, so no weight, where there is no synapse
                 mask = self.mask.to(dtype)
                 self.parameter.register_hook(lambda grad: grad * mask)
+
+    def _store(self, owner: str, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
+               delays: np.ndarray, sparse: bool | None) -> None:
+        """Keep the synapses ``(rows, cols)`` (sorted by pre, then post) with their weights
+        and delays, as CSR or dense storage (``sparse=None``: chosen by density and delays)."""
+        n_pre, n_post = self.pre.n, self.post.n
+        self.nnz = int(rows.size)
+        uniform_delay = delays.size == 0 or bool(np.all(delays == delays[0]))
+        density = self.nnz / max(1, n_pre * n_post)
+        if sparse is None:
+            sparse = density < SPARSE_DENSITY or not uniform_delay
+        elif not sparse and not uniform_delay:
+            raise ValueError(f"{owner}: per-synapse delays need sparse=True (CSR storage)")
+        self.sparse = bool(sparse)
+        device = self.device
+        if self.sparse:
+            counts = np.bincount(rows, minlength=n_pre)
+            self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
+            # int32 targets halve the index memory (populations stay below 2**31 neurons)
+            self.indices = torch.as_tensor(cols.astype(np.int32), device=device)
+            self.weight = torch.as_tensor(values, dtype=self.dtype, device=device)
+            self.mask = None
+        else:
+            dense = np.zeros((n_pre, n_post), dtype=values.dtype)  # no float64 copy in float32
+            dense[rows, cols] = values
+            self.weight = torch.as_tensor(dense, dtype=self.dtype, device=device)
+            self.indptr = self.indices = None
+            if self.nnz < n_pre * n_post:
+                mask = np.zeros((n_pre, n_post), dtype=bool)
+                mask[rows, cols] = True
+                self.mask = torch.as_tensor(mask, device=device)
+            else:
+                self.mask = None
+        self.blocks = self._delay_blocks(delays, rows, uniform_delay)
+        self.delays = torch.as_tensor(delays, device=device) if not uniform_delay else None
+
+    def keep_columns(self, post: "Population") -> None:
+        """Keep only the synapses onto ``post``'s share of the postsynaptic population
+        (its neurons ``post.offset .. post.offset + post.n - 1``, renumbered from 0), in
+        the same order and storage: a partitioned run (see :mod:`neurosim.distributed`)
+        builds each projection whole, as one process would, then keeps its share, so
+        every split delivers the same weights in the same order."""
+        rows, cols = self.synapses()
+        values = (self.weight.detach().cpu().numpy() if self.sparse
+                  else self.weight.detach().cpu().numpy()[rows, cols])
+        delays = (self.delays.cpu().numpy() if self.delays is not None
+                  else np.full(rows.size, self.blocks[0].delay, np.int32))
+        keep = (cols >= post.offset) & (cols < post.offset + post.n)
+        #: the whole projection's fingerprint and synapse count, and each kept synapse's place
+        #: among its synapses (storage order): a partitioned run's state files are whole
+        self.whole = {"digest": self.structure_digest(), "nnz": self.nnz,
+                      "positions": np.flatnonzero(keep), "shape": (self.pre.n, self.post.n)}
+        self.post = post
+        self._store(f"projection '{self.name}'", rows[keep], (cols[keep] - post.offset),
+                    values[keep], delays[keep], self.sparse)
 
     # -- construction helpers -------------------------------------------------------------
     def _require_memory(self, owner: str, connector: Connector, sparse: bool | None,
@@ -331,7 +360,9 @@ class Projection:
         return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "pre": self.pre.name, "post": self.post.name,
+        # (a partitioned run reads a split population's spikes from its mirror: name the population)
+        pre = getattr(self.pre, "mirror_of", None) or self.pre
+        return {"name": self.name, "pre": pre.name, "post": self.post.name,
                 "receptor": self.receptor, "target": self.target, "synapses": self.nnz,
                 "storage": "csr" if self.sparse else "dense",
                 "delays_steps": sorted({b.delay for b in self.blocks}), "trainable": self.trainable,

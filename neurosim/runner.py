@@ -91,27 +91,41 @@ class Runner:
         # boundary, so a compiled backend runs a whole chunk per call, or as much of
         # one as takes RUN_SLICE_SECONDS: Ctrl-C is looked at between calls.
         slice_len = max(1, net.min_delay) if net._exchanges_spikes else net._chunk_steps
+        # a partitioned run: every process advances by the same slices, exchanges their
+        # spikes after each, and writes the log together once per chunk
+        exchange = getattr(net, "_exchange", None)
+        collect = getattr(net.log, "collect", None)
         # grows once the backend's speed is measured; a later run starts at the pace the
         # last one reached (short runs, e.g. one presentation each, then take one call)
         pace_key = (type(backend).__name__, getattr(backend, "unrolling", False), profile)
         paced = min(slice_len, self._paces.get(pace_key, 10)) if hasattr(self, "_paces") else min(slice_len, 10)
+        if exchange is not None:
+            paced = slice_len  # the same slices in every process, whatever each one's speed
+        stopping = False  # (partitioned: set when any process was asked to stop)
         try:
             done, since_flush = 0, 0
-            while done < n_steps and not interrupt.requested:
+            while done < n_steps and not (stopping if exchange is not None else interrupt.requested):
                 k = min(slice_len, paced, n_steps - done, net._chunk_steps - since_flush)
                 t0 = time.perf_counter()
                 backend.advance(k, profile)
+                if exchange is not None:
+                    stopping = exchange.exchange(net.clock.step - k, k, interrupt.requested)
                 seconds = time.perf_counter() - t0
-                paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
-                if not hasattr(self, "_paces"):
-                    self._paces = {}
-                self._paces[pace_key] = paced  # per engine and mode: their speeds differ
+                if exchange is None:
+                    paced = max(1, min(slice_len, int(k * RUN_SLICE_SECONDS / max(seconds, 1e-6))))
+                    if not hasattr(self, "_paces"):
+                        self._paces = {}
+                    self._paces[pace_key] = paced  # per engine and mode: their speeds differ
                 done += k
                 since_flush += k
                 bar.update(k)
                 if since_flush == net._chunk_steps:
                     self.flush()
+                    if collect is not None:
+                        collect()
                     since_flush = 0
+            if stopping:
+                interrupt.requested = True  # another process was asked to stop: so is this one
             self.flush()
             outcome = "interrupted" if interrupt.requested else "completed"
         except BaseException as exc:

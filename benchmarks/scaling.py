@@ -1,0 +1,85 @@
+"""Scaling of partitioned runs: the CUBA network on 1 and N processes (torch.distributed, gloo).
+
+    python benchmarks/scaling.py                          # 64,000 neurons, 1 s, 1 and 2 processes
+    python benchmarks/scaling.py --sizes 16000,64000 --processes 1,2 --backends numba,torch
+    python benchmarks/scaling.py --weak 32000             # 32,000 neurons per process
+
+Each configuration runs ``examples/cuba.py`` in its own invocation (``torchrun
+--standalone`` for more than one process), so every process is fresh and compiled
+kernels come from the disk cache (one warm-up run per backend first). Strong
+scaling: the same network on more processes; weak scaling: the network grows with
+the processes. The table gives the run time (process 0's, without build and
+compilation), the share of it spent exchanging spikes (packing, the all_gather and
+waiting for the slower process), the speed-up over one process, and whether the
+spike count equals the one-process run (it must: the spikes are the same).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+CUBA = os.path.join(ROOT, "examples", "cuba.py")
+
+
+def run(n: int, processes: int, backend: str, duration: float, seed: int, log_dir: str) -> dict:
+    log = os.path.join(log_dir, f"{backend}-{n}-{processes}.h5")
+    flags = [CUBA, "--neurons", str(n), "--duration", str(duration), "--seed", str(seed),
+             "--backend", backend, "--log-file", log, "--overwrite", "--no-progress"]
+    cmd = ([sys.executable, *flags] if processes == 1 else
+           [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={processes}", *flags])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="64000", help="network sizes for strong scaling (comma-separated)")
+    parser.add_argument("--weak", type=int, default=None,
+                        help="also weak scaling with this many neurons per process")
+    parser.add_argument("--processes", default="1,2", help="process counts (comma-separated)")
+    parser.add_argument("--backends", default="numba,torch")
+    parser.add_argument("--duration", type=float, default=1000.0, help="biological time, ms")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    counts = [int(x) for x in args.processes.split(",") if x]
+    backends = [b for b in args.backends.split(",") if b]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            run(2000, 1, backend, 10.0, args.seed, tmp)  # warm the kernel cache
+            cases = [("strong", n, p) for n in sizes for p in counts]
+            if args.weak:
+                cases += [("weak", args.weak * p, p) for p in counts]
+            base: dict[tuple[str, int], dict] = {}
+            for kind, n, p in cases:
+                out = run(n, p, backend, args.duration, args.seed, tmp)
+                key = (kind, n if kind == "strong" else args.weak)
+                ref = base.setdefault(key, out) if p == counts[0] else base[key]
+                same = "-" if kind == "weak" else ("yes" if out["spikes"] == ref["spikes"] else "NO")
+                rows.append((kind, backend, n, p, out["run_seconds"], out["exchange_seconds"],
+                             ref["run_seconds"] / out["run_seconds"], same, out["peak_rss_mb"]))
+                print(f"{kind} {backend} n={n} processes={p}: run {out['run_seconds']:.2f} s, "
+                      f"exchange {out['exchange_seconds']:.2f} s", file=sys.stderr, flush=True)
+    print(f"\nCUBA, {args.duration:g} ms at dt 0.1 ms, gloo on one machine ({os.cpu_count()} cores)\n")
+    print("| scaling | backend | neurons | processes | run s | exchange share | speed-up | same spikes | peak RSS MB (process 0) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for kind, backend, n, p, run_s, ex_s, speedup, same, rss in rows:
+        print(f"| {kind} | {backend} | {n} | {p} | {run_s:.2f} | {100 * ex_s / run_s:.0f}% | "
+              f"{speedup:.2f}x | {same} | {rss:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

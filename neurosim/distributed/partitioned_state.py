@@ -1,0 +1,159 @@
+"""State files of partitioned runs: written whole, as one process writes them.
+
+:func:`save_state` gathers every process's share to process 0, which writes the state
+of the whole network in the one-process layout (populations whole, each projection's
+weights in its whole storage order, its structure fingerprint the whole one's). So a
+file saved by N processes loads into one process, and :func:`load_state` loads a file
+of any origin into a partitioned network, each process taking its share.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from neurosim import network_state
+from neurosim.state_file import load_state_file, save_state_file
+
+if TYPE_CHECKING:
+    from neurosim.network import Network
+
+
+def _is_mirror(pop: Any) -> bool:
+    return getattr(pop, "mirror_of", None) is not None
+
+
+def _is_split(pop: Any) -> bool:
+    return getattr(pop, "mirror", None) is not None
+
+
+def structure(net: "Network") -> dict[str, Any]:
+    """The whole network's structure fingerprint (see ``network_state.structure``)."""
+    return {"populations": {name: [pop.model_name, pop.n_global] for name, pop in net.populations.items()
+                            if not _is_mirror(pop)},
+            "projections": {name: (proj.whole["digest"] if getattr(proj, "whole", None) else
+                                   proj.structure_digest())
+                            for name, proj in net.projections.items()}}
+
+
+def _gather(obj: Any, net: "Network") -> list[Any] | None:
+    part = net.partition
+    if part.size == 1:
+        return [obj]
+    out = [None] * part.size if part.rank == 0 else None
+    dst = 0 if part.group is None else dist.get_global_rank(part.group, 0)
+    dist.gather_object(obj, out, dst=dst, group=part.group)
+    return out
+
+
+def whole_state(net: "Network") -> dict[str, torch.Tensor] | None:
+    """The state of the whole network, as one process would have it, in process 0
+    (None in the others). Collective: every process calls it."""
+    local = network_state.state_dict(net)
+    mine: dict[str, Any] = {}  # what process 0 cannot know: this process's shares
+    for name, pop in net.populations.items():
+        if _is_split(pop):
+            for var, t in pop.state_tensors().items():
+                if var != "spike_history":
+                    mine[f"populations.{name}.{var}"] = t.cpu().numpy()
+    for name, proj in net.projections.items():
+        if getattr(proj, "whole", None) is not None:  # (CSR: with the synapses' whole places)
+            mine[f"projections.{name}.weight"] = (proj.whole["positions"],
+                                                  proj.weight.detach().cpu().numpy())
+    gathered = _gather(mine, net)
+    if gathered is None:
+        return None
+    out: dict[str, torch.Tensor] = {}
+    for key, value in local.items():
+        name = key.split(".")[1] if key.startswith(("populations.", "projections.")) else None
+        if key.startswith("populations."):
+            pop = net.populations[name]
+            if _is_mirror(pop):
+                continue
+            if _is_split(pop):
+                var = key[len(f"populations.{name}."):]
+                value = (pop.mirror.history if var == "spike_history" else
+                         torch.as_tensor(np.concatenate([g[key] for g in gathered], axis=-1)))
+        elif key.startswith("projections."):
+            proj = net.projections[name]
+            whole = getattr(proj, "whole", None)
+            if whole is not None:
+                if proj.sparse:
+                    weights = np.zeros(whole["nnz"], dtype=gathered[0][key][1].dtype)
+                    for positions, values in (g[key] for g in gathered):
+                        weights[positions] = values
+                else:
+                    weights = np.concatenate([g[key][1] for g in gathered], axis=1)
+                value = torch.as_tensor(weights)
+        out[key] = value
+    return out
+
+
+def save_state(net: "Network", path: str | os.PathLike[str], overwrite: bool = False) -> None:
+    """Write the whole network's state (process 0 writes; collective)."""
+    state = whole_state(net)
+    if state is not None:
+        description = net.describe()
+        description.pop("processes", None)
+        save_state_file(path, state, description, overwrite=overwrite, dt_ms=net.dt,
+                        structure=structure(net))
+    if net.partition.size > 1:
+        dist.barrier(group=net.partition.group)  # the file is whole before any process goes on
+
+
+def load_state(net: "Network", path: str | os.PathLike[str]) -> None:
+    """Load a whole state file (saved by any number of processes) into a partitioned
+    network: each process takes its share."""
+    state, info = load_state_file(path)
+    own_structure = structure(net)
+    network_state.check_state_file(net, os.fspath(path), info, own_structure)
+    local = network_state.state_dict(net)
+    mine: dict[str, torch.Tensor] = {}
+    for key, value in local.items():
+        name = key.split(".")[1] if key.startswith(("populations.", "projections.")) else None
+        if key.startswith("populations."):
+            pop = net.populations[name]
+            var = key[len(f"populations.{name}."):]
+            if _is_mirror(pop):
+                mine[key] = _saved(state, f"populations.{pop.mirror_of.name}.spike_history")
+                continue
+            saved = _saved(state, key)
+            if _is_split(pop):
+                if var == "spike_history":
+                    saved = _recent_slots(saved, value.shape[0], int(_saved(state, "clock.step")))
+                saved = saved[..., pop.offset:pop.offset + pop.n]
+            mine[key] = saved
+        elif key.startswith("projections."):
+            proj = net.projections[name]
+            saved = _saved(state, key)
+            whole = getattr(proj, "whole", None)
+            if whole is not None:
+                post = proj.post
+                saved = (saved[torch.as_tensor(whole["positions"])] if proj.sparse else
+                         saved[:, post.offset:post.offset + post.n])
+            mine[key] = saved
+        else:
+            mine[key] = _saved(state, key)
+    network_state.load_state_dict(net, mine)
+
+
+def _saved(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+    if key not in state:
+        raise ValueError(f"state file lacks {key!r}: it comes from another network")
+    return torch.as_tensor(state[key])
+
+
+def _recent_slots(ring: torch.Tensor, length: int, step: int) -> torch.Tensor:
+    """A spike ring of ``length`` slots holding the latest steps of ``ring`` (slot ``t %
+    slots`` holds step ``t``; steps before ``step``)."""
+    slots = ring.shape[0]
+    if length > slots:
+        raise ValueError(f"state file's spike ring has {slots} slots; this network needs {length}")
+    out = torch.zeros((length,) + tuple(ring.shape[1:]), dtype=ring.dtype)
+    for t in range(max(0, step - length), step):
+        out[t % length] = ring[t % slots]
+    return out

@@ -1,0 +1,141 @@
+"""How a network is built and prepared for a partitioned run (``Network(partition=...)``).
+
+Every process builds the whole network description, in the same order, from the same
+seed. A split population (:func:`population_share`) keeps the state of this process's
+share of its neurons and gets a *mirror* (:func:`add_mirror`): a spike ring of the
+whole population, filled by :class:`~neurosim.distributed.SpikeExchange`, that every
+projection leaving it reads. A projection onto a split population is drawn whole, as
+one process draws it, then cut to the synapses onto this process's share
+(:func:`build_projection`), so weights, delays and the order of each sum are those of
+one process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from neurosim.models.base import NeuronModel
+from neurosim.models.spike_generator import SpikeGenerator
+from neurosim.monitors import SpikeCounter, SpikeMonitor
+from neurosim.population import Population
+from neurosim.projection import Projection
+from neurosim.seeding import numpy_stream
+
+if TYPE_CHECKING:
+    from neurosim.network import Network
+
+#: a split population's mirror is named ``<population><MIRROR_SUFFIX>``
+MIRROR_SUFFIX = "~spikes"
+
+
+def population_share(net: "Network", name: str, n: Any, model: Any, split: Any,
+                     gated: bool) -> tuple[int, int] | None:
+    """This process's ``[lo, hi)`` of a new population, or None when it steps all of it."""
+    if split is not None and not isinstance(split, (bool, np.bool_)):
+        raise TypeError(f"population '{name}': split must be True, False or None, got {split!r}")
+    part = net.partition
+    if part is None:
+        if split:
+            raise ValueError(f"population '{name}': split=True needs a partitioned network "
+                             "(Network(partition=Partition.from_process_group()))")
+        return None
+    splittable = isinstance(model, NeuronModel) and getattr(model, "output", "spike") != "graded"
+    if split is None:
+        split = splittable
+    if not split:
+        return None
+    if not splittable:
+        raise ValueError(f"population '{name}': only spiking neuron populations can be split "
+                         f"across processes (a {type(model).__name__} runs whole in each); "
+                         "leave split unset")
+    if gated:
+        raise ValueError(f"population '{name}': a gated population cannot be split across "
+                         "processes yet; give split=False")
+    if isinstance(n, (int, np.integer)) and not isinstance(n, bool) and 0 < n < part.size:
+        raise ValueError(f"population '{name}': {n} neurons cannot be split over {part.size} "
+                         "processes; give split=False")
+    return part.share(int(n)) if isinstance(n, (int, np.integer)) and n > 0 else None
+
+
+def add_mirror(net: "Network", pop: Population) -> None:
+    """Give split population ``pop`` its mirror: the whole population's spike ring."""
+    mirror = Population(pop.name + MIRROR_SUFFIX, pop.n_global, SpikeGenerator([], []), None,
+                        net.batch, net.dt, net.device, net.dtype,
+                        numpy_stream(net.seed, f"population/{pop.name}/mirror"), net.seed)
+    mirror.mirror_of = pop
+    pop.mirror = mirror
+    net.populations[mirror.name] = mirror
+
+
+class _Whole:
+    """A split population seen whole, for drawing a projection onto it."""
+
+    def __init__(self, pop: Population) -> None:
+        self.pop, self.n, self.name, self.model = pop, pop.n_global, pop.name, pop.model
+        self.model_name, self.gate, self.is_generator = pop.model_name, None, False
+
+    def require_history(self, length: int) -> None:
+        self.pop.mirror.require_history(length)
+
+
+def build_projection(net: "Network", name: str, pre: Population, post: Population, connector: Any,
+                     weight: Any, receptor: str, delay: Any, sparse: Any, trainable: Any,
+                     stop_gradient: Any) -> Projection:
+    """A projection of a partitioned network: read from ``pre``'s mirror when ``pre`` is
+    split; drawn whole and cut to this process's share when ``post`` is split."""
+    if trainable:
+        raise ValueError(f"projection '{name}': trainable projections are not supported in a "
+                         "partitioned run yet (for training by gradient use data-parallel DDP)")
+    pre_split = getattr(pre, "mirror", None) is not None
+    post_split = getattr(post, "mirror", None) is not None
+    source = pre.mirror if pre_split else pre
+    rng = numpy_stream(net.seed, f"projection/{name}")
+    if post_split:
+        whole = _Whole(post)
+        proj = Projection(name, whole if pre is post else source, whole, connector, weight, receptor,
+                          delay, sparse, rng, net.device, net.dtype, trainable, stop_gradient)
+        proj.pre = source
+        proj.keep_columns(post)
+    else:
+        proj = Projection(name, source, post, connector, weight, receptor, delay, sparse, rng,
+                          net.device, net.dtype, trainable, stop_gradient)
+    if pre_split and proj.min_delay < 1:
+        raise ValueError(f"projection '{name}': population '{pre.name}' is split across processes, "
+                         "so its spikes reach other processes one exchange later: give its "
+                         "projections a delay of at least 1 step")
+    return proj
+
+
+def prepare(net: "Network") -> None:
+    """Check what a partitioned run supports and set up the spike exchange and the log."""
+    from neurosim.distributed.exchange import SpikeExchange
+
+    # a list in the order populations were added: every process packs its spikes alike
+    split = [pop.name for pop in net.populations.values() if getattr(pop, "mirror", None) is not None]
+    for key, mon in net.monitors.items():
+        pop = getattr(mon, "population", None)
+        proj = getattr(mon, "projection", None)
+        if (pop is not None and pop.name in split and not isinstance(mon, (SpikeMonitor, SpikeCounter))) \
+                or (proj is not None and proj.post.name in split):
+            raise ValueError(f"monitor '{key}' ({type(mon).__name__}) records a population split "
+                             "across processes: only spike monitors and spike counters can, so far")
+    for key, rule in net.rules.items():
+        proj = rule.projection
+        if proj.post.name in split or getattr(proj.pre, "mirror_of", None) is not None:
+            raise ValueError(f"rule '{key}': learning on projections from or onto a population split "
+                             "across processes is not supported yet; for learning, run data-parallel")
+    for mod in net.modulators:
+        source = getattr(mod.derived, "population", None)
+        if source is not None and source.name in split:
+            raise ValueError(f"signal '{mod.name}' is computed from population '{source.name}', which "
+                             "is split across processes: signals read whole populations, so far")
+    pairs = [(net.populations[name], net.populations[name].mirror) for name in split]
+    previous = net._exchange
+    net._exchange = SpikeExchange(net.partition, pairs)
+    if previous is not None:  # the time spent exchanging adds up over the network's runs
+        net._exchange.seconds, net._exchange.calls = previous.seconds, previous.calls
+    net._exchanges_spikes = bool(pairs)
+    net.log.split_bases = {f"spikes/{mon.name}" for mon in net.monitors.values()
+                           if isinstance(mon, SpikeMonitor) and mon.population.name in split}

@@ -1,0 +1,190 @@
+"""Partitioned runs on torch.distributed (neurosim.distributed).
+
+The two-process tests launch ``tests/distributed/cuba_run.py`` under ``torchrun`` (gloo,
+one machine) and compare with the same script run alone: the spikes must be the same,
+bit for bit, on numba and on torch. One process with ``Partition(0, 1)`` runs the same
+machinery (mirrors, exchange, joined log) without torch.distributed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import neurosim as ns
+from neurosim.distributed import Partition
+from neurosim.distributed.exchange import pack_bits, unpack_bits
+from neurosim.networks import build_cuba
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "distributed", "cuba_run.py")
+ROOT = os.path.dirname(HERE)
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def _run_alone(tmp_path, backend: str, name: str, *flags: str) -> dict[str, np.ndarray]:
+    out = tmp_path / f"{name}.npz"
+    subprocess.run([sys.executable, SCRIPT, "--backend", backend, "--out", str(out), *flags],
+                   check=True, env=_env(), timeout=600)
+    return dict(np.load(out))
+
+
+def _run_torchrun(tmp_path, backend: str, name: str, *flags: str, processes: int = 2) -> dict[str, np.ndarray]:
+    out = tmp_path / f"{name}.npz"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc-per-node={processes}", SCRIPT, "--backend", backend,
+                           "--out", str(out), "--h5-log", str(tmp_path / f"{name}.h5"), *flags],
+                          env=_env(), timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(np.load(out))
+
+
+def test_shares_cover_the_population_in_order():
+    for size in (1, 2, 3, 7):
+        for n in (7, 8, 100, 4001):
+            shares = [Partition(r, size).share(n) for r in range(size)]
+            assert shares[0][0] == 0 and shares[-1][1] == n
+            assert all(a[1] == b[0] for a, b in zip(shares, shares[1:]))
+            assert max(hi - lo for lo, hi in shares) - min(hi - lo for lo, hi in shares) <= 1
+
+
+def test_bit_packing_round_trips():
+    gen = torch.Generator().manual_seed(0)
+    for n in (1, 7, 8, 9, 100):
+        bits = torch.rand((3, 4, n), generator=gen) < 0.3
+        packed = pack_bits(bits)
+        assert packed.shape == (3, 4, (n + 7) // 8)
+        assert torch.equal(unpack_bits(packed, n), bits)
+        # the same layout as numpy's packbits, which the CPU path uses
+        assert np.array_equal(packed.numpy(), np.packbits(bits.numpy(), axis=-1))
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_one_process_partition_runs_the_same_spikes(backend):
+    spikes = []
+    for partition in (None, Partition(0, 1)):
+        net = ns.Network(dt=0.1, seed=2, backend=backend, partition=partition)
+        cuba = build_cuba(net, 500)
+        net.spike_monitor(cuba.exc)
+        net.run(60.0, progress=False)
+        spikes.append(net.reader().spikes("exc"))
+    assert len(spikes[0][0]) > 100
+    for a, b in zip(*spikes):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_two_processes_give_the_spikes_of_one(tmp_path, backend):
+    one = _run_alone(tmp_path, backend, "one")
+    two = _run_torchrun(tmp_path, backend, "two")
+    assert len(one["exc_step"]) > 1000 and len(one["inh_step"]) > 200  # the network is active
+    for key in one:
+        if key != "exchange_seconds":
+            assert np.array_equal(one[key], two[key]), key
+    # the joined log reads as one complete run of the whole network
+    reader = ns.LogReader(str(tmp_path / "two.h5"))
+    assert reader.completed and reader.attrs["processes"] == 2
+    steps, neurons, rows = reader.spikes("exc")
+    assert np.array_equal(neurons, one["exc_neuron"])
+
+
+def test_a_state_saved_by_two_processes_continues_in_one_and_back(tmp_path):
+    """200 ms in one go, against 100 ms, a state file, and 100 ms more in another
+    number of processes: the spikes after the switch are the same."""
+    ref = _run_alone(tmp_path, "numba", "ref", "--duration", "200")
+    _run_torchrun(tmp_path, "numba", "first2", "--duration", "100",
+                  "--save-state", str(tmp_path / "two.state.h5"))
+    then1 = _run_alone(tmp_path, "numba", "then1", "--duration", "100",
+                       "--load-state", str(tmp_path / "two.state.h5"))
+    _run_alone(tmp_path, "numba", "first1", "--duration", "100",
+               "--save-state", str(tmp_path / "one.state.h5"))
+    then2 = _run_torchrun(tmp_path, "numba", "then2", "--duration", "100",
+                          "--load-state", str(tmp_path / "one.state.h5"))
+    for got in (then1, then2):
+        for pop in ("exc", "inh"):
+            later = ref[f"{pop}_step"] >= 1000
+            assert later.sum() > 100
+            for field in ("step", "neuron", "batch"):
+                assert np.array_equal(ref[f"{pop}_{field}"][later], got[f"{pop}_{field}"])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_killed_process_stops_the_others_and_the_log_reads_incomplete(tmp_path):
+    env = _env()
+    env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), WORLD_SIZE="2")
+    log = tmp_path / "killed.h5"
+    procs = []
+    for rank in (0, 1):
+        procs.append(subprocess.Popen(
+            [sys.executable, SCRIPT, "--out", str(tmp_path / "x.npz"), "--h5-log", str(log),
+             "--die-at-step", "300", "--duration", "100"],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)}, stderr=subprocess.PIPE, text=True))
+    t0 = time.monotonic()
+    err0 = procs[0].communicate(timeout=240)[1]
+    procs[1].communicate(timeout=60)
+    assert procs[1].returncode == -signal.SIGKILL
+    assert procs[0].returncode != 0
+    assert "lost contact with the others" in err0 and "steps 300..300" in err0, err0[-2000:]
+    assert time.monotonic() - t0 < 120
+    reader = ns.LogReader(str(log))
+    assert not reader.completed
+
+
+def test_what_a_partitioned_run_refuses():
+    with pytest.raises(ValueError, match="split=True needs a partitioned network"):
+        ns.Network().population(10, ns.LIF(), split=True)
+    net = ns.Network(partition=Partition(1, 2))
+    with pytest.raises(ValueError, match="cannot be split over 2 processes"):
+        net.population(1, ns.LIF())
+    with pytest.raises(ValueError, match="only spiking neuron populations"):
+        net.population(4, ns.SpikeGenerator([1.0], [0]), split=True)
+    a = net.population(10, ns.LIF(), name="a")
+    assert (a.offset, a.n, a.n_global) == (5, 5, 10)
+    with pytest.raises(ValueError, match="delay of at least 1 step"):
+        net.projection(a, a, ns.AllToAll(), weight=1.0, delay=0)
+    with pytest.raises(ValueError, match="trainable projections"):
+        net.projection(a, a, ns.AllToAll(), weight=1.0, trainable=True)
+    with pytest.raises(TypeError, match="Partition"):
+        ns.Network(partition=(0, 2))
+    with pytest.raises(RuntimeError, match="process 0 writes the log"):
+        net.reader()
+
+
+def test_a_projection_keeps_the_synapses_onto_its_share():
+    whole = ns.Network(seed=4)
+    pre, post = whole.population(30, ns.LIF()), whole.population(20, ns.LIF())
+    ref = whole.projection(pre, post, ns.FixedProbability(0.3), weight=ns.Uniform(0, 2),
+                           delay=np.arange(30 * 20).reshape(30, 20) % 3 + 1)
+    dense = ref.weight_matrix()
+    for rank in (0, 1, 2):
+        net = ns.Network(seed=4, partition=Partition(rank, 3))
+        pre, post = net.population(30, ns.LIF()), net.population(20, ns.LIF())
+        proj = net.projection(pre, post, ns.FixedProbability(0.3), weight=ns.Uniform(0, 2),
+                              delay=np.arange(30 * 20).reshape(30, 20) % 3 + 1)
+        lo, hi = post.offset, post.offset + post.n
+        assert proj.pre is pre.mirror and proj.post is post
+        assert np.array_equal(proj.weight_matrix(), dense[:, lo:hi])
+        rows, cols = proj.synapses()
+        ref_rows, ref_cols = ref.synapses()
+        mine = (ref_cols >= lo) & (ref_cols < hi)
+        assert np.array_equal(proj.delays.numpy(), ref.delays.numpy()[mine])
+        assert np.array_equal(rows, ref_rows[mine]) and np.array_equal(cols, ref_cols[mine] - lo)
