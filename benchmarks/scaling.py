@@ -28,9 +28,11 @@ ROOT = os.path.dirname(HERE)
 CUBA = os.path.join(ROOT, "examples", "cuba.py")
 
 
-def run(n: int, processes: int, backend: str, duration: float, seed: int, log_dir: str) -> dict:
+def run(n: int, processes: int, backend: str, duration: float, seed: int, log_dir: str,
+        delay: float | None = None) -> dict:
     log = os.path.join(log_dir, f"{backend}-{n}-{processes}.h5")
     flags = [CUBA, "--neurons", str(n), "--duration", str(duration), "--seed", str(seed),
+             *([] if delay is None else ["--delay", str(delay)]),
              "--backend", backend, "--log-file", log, "--overwrite", "--no-progress"]
     cmd = ([sys.executable, *flags] if processes == 1 else
            [sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -51,32 +53,35 @@ def main() -> int:
     parser.add_argument("--backends", default="numba,torch")
     parser.add_argument("--duration", type=float, default=1000.0, help="biological time, ms")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--delays", default="0.1",
+                        help="synaptic delays in ms (comma-separated; 0.1 = the benchmark's one step)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",") if x]
     counts = [int(x) for x in args.processes.split(",") if x]
     backends = [b for b in args.backends.split(",") if b]
+    delays = [float(x) for x in args.delays.split(",") if x]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
             run(2000, 1, backend, 10.0, args.seed, tmp)  # warm the kernel cache
-            cases = [("strong", n, p) for n in sizes for p in counts]
+            cases = [("strong", n, p, d) for d in delays for n in sizes for p in counts]
             if args.weak:
-                cases += [("weak", args.weak * p, p) for p in counts]
-            base: dict[tuple[str, int], dict] = {}
-            for kind, n, p in cases:
-                out = run(n, p, backend, args.duration, args.seed, tmp)
-                key = (kind, n if kind == "strong" else args.weak)
+                cases += [("weak", args.weak * p, p, d) for d in delays for p in counts]
+            base: dict[tuple[str, int, float], dict] = {}
+            for kind, n, p, d in cases:
+                out = run(n, p, backend, args.duration, args.seed, tmp, d)
+                key = (kind, n if kind == "strong" else args.weak, d)
                 ref = base.setdefault(key, out) if p == counts[0] else base[key]
                 same = "-" if kind == "weak" else ("yes" if out["spikes"] == ref["spikes"] else "NO")
-                rows.append((kind, backend, n, p, out["run_seconds"], out["exchange_seconds"],
+                rows.append((kind, backend, d, n, p, out["run_seconds"], out["exchange_seconds"],
                              ref["run_seconds"] / out["run_seconds"], same, out["peak_rss_mb"]))
-                print(f"{kind} {backend} n={n} processes={p}: run {out['run_seconds']:.2f} s, "
+                print(f"{kind} {backend} delay {d:g} ms n={n} processes={p}: run {out['run_seconds']:.2f} s, "
                       f"exchange {out['exchange_seconds']:.2f} s", file=sys.stderr, flush=True)
     print(f"\nCUBA, {args.duration:g} ms at dt 0.1 ms, gloo on one machine ({os.cpu_count()} cores)\n")
-    print("| scaling | backend | neurons | processes | run s | exchange share | speed-up | same spikes | peak RSS MB (process 0) |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for kind, backend, n, p, run_s, ex_s, speedup, same, rss in rows:
-        print(f"| {kind} | {backend} | {n} | {p} | {run_s:.2f} | {100 * ex_s / run_s:.0f}% | "
+    print("| scaling | backend | delay ms | neurons | processes | run s | exchange share | vs 1 process | same spikes | peak RSS MB (process 0) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for kind, backend, d, n, p, run_s, ex_s, speedup, same, rss in rows:
+        print(f"| {kind} | {backend} | {d:g} | {n} | {p} | {run_s:.2f} | {100 * ex_s / run_s:.0f}% | "
               f"{speedup:.2f}x | {same} | {rss:.0f} |")
     return 0
 

@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--neurons", type=int, default=4000, help="network size (default 4000)")
     parser.add_argument("--duration", type=float, default=1000.0, help="biological time, ms (default 1000)")
     parser.add_argument("--dt", type=float, default=0.1, help="time step, ms (default 0.1)")
+    parser.add_argument("--delay", type=float, default=None,
+                        help="synaptic delay, ms (default one step); a partitioned run exchanges "
+                             "spikes once per delay")
     parser.add_argument("--backend", default="numba", choices=["numba", "torch"],
                         help="simulation backend (default numba)")
     parser.add_argument("--parallel", action="store_true",
@@ -80,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         net = ns.Network(dt=args.dt, seed=args.seed, backend=args.backend, device=args.device,
                          log=ns.HDF5Log(log, overwrite=args.overwrite) if writer else None,
                          parallel=args.parallel, threads=args.threads, partition=partition)
-        cuba = build_cuba(net, args.neurons)
+        delay_steps = 1 if args.delay is None else int(round(args.delay / args.dt))
+        if delay_steps < 1:
+            print(f"cuba.py: error: --delay must be at least one step ({args.dt:g} ms), got "
+                  f"{args.delay:g}", file=sys.stderr)
+            return 2
+        cuba = build_cuba(net, args.neurons, delay_steps=delay_steps)
         net.spike_monitor(cuba.exc)
         net.spike_monitor(cuba.inh)
         if partition is None:  # (a population split across processes takes spike monitors only)
@@ -129,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}: {p['size']} neurons, {p.get('spikes', 0)} spikes, {p.get('rate_hz', 0):.2f} Hz")
     print(f"  log: {log} (completed: {summary['completed']})")
     print(json.dumps({"neurons": args.neurons, "duration_ms": args.duration, "dt_ms": args.dt,
+                      "delay_steps": delay_steps,
                       "backend": args.backend, "device": args.device, "seed": args.seed,
                       "build_seconds": round(build_seconds, 4),
                       "compile_seconds": round(compile_seconds, 4), "run_seconds": round(run_seconds, 4),

@@ -597,6 +597,9 @@ class Network:
         rule changed them, so their gradients use those weights; one whose matrices
         would exceed ``unrolling.MAX_DENSE_BLOCKS`` elements is refused.
         """
+        if self.partition is not None:
+            raise ValueError("unroll: a partitioned network cannot be run differentiably (yet); "
+                             "train by gradient data-parallel with DDP instead")
         return unrolling.unroll(self, steps, spikes, record, on_step, progress)
 
     def detach_state(self) -> None:

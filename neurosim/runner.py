@@ -136,6 +136,8 @@ class Runner:
             raise
         finally:
             bar.close()
+            if hasattr(backend, "lists_current"):  # what happens before the next run is unknown
+                backend.lists_current = False
             if outcome == "failed":
                 try:
                     self.flush()

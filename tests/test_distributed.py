@@ -167,6 +167,27 @@ def test_what_a_partitioned_run_refuses():
         ns.Network(partition=(0, 2))
     with pytest.raises(RuntimeError, match="process 0 writes the log"):
         net.reader()
+    with pytest.raises(ValueError, match="cannot be run differentiably"):
+        net.unroll(1)
+    b = net.population(10, ns.LIF(), name="b")
+    net.projection(a, b, ns.AllToAll(), weight=1.0)
+    net.state_monitor(a, "v")
+    with pytest.raises(ValueError, match="only spike monitors and spike counters"):
+        net.run(1.0, progress=False)
+
+
+def test_learning_and_signals_on_split_populations_are_refused():
+    net = ns.Network(partition=Partition(0, 1))
+    a, b = net.population(10, ns.LIF(), name="a"), net.population(10, ns.LIF(), name="b")
+    proj = net.projection(a, b, ns.AllToAll(), weight=1.0)
+    net.add_rule(proj, ns.rules.STDP())
+    with pytest.raises(ValueError, match="rule .* not supported yet"):
+        net.run(1.0, progress=False)
+    net = ns.Network(partition=Partition(0, 1))
+    a = net.population(10, ns.LIF(), name="a")
+    net.modulators.add_population_error("err", a, classes=2)
+    with pytest.raises(ValueError, match="computed from population 'a'"):
+        net.run(1.0, progress=False)
 
 
 def test_a_projection_keeps_the_synapses_onto_its_share():

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from neurosim.backends.numba_codegen import KernelPlan, generate
+from neurosim.backends.numba_kernels import list_spikes
 from neurosim.backends.numba_rules import NumpyViews, split_rules
 from neurosim.monitors import SpikeMonitor
 from neurosim.threads import stepping_threads
@@ -99,9 +100,24 @@ class NumbaBackend:
         self._warned_python = False
         self._views = NumpyViews()
         self._declared: dict[int, tuple[Any, dict[str, torch.Tensor]]] = {}
+        #: the spike lists match the rings (see spikes_written); the next call skips rebuilding
+        self.lists_current = False
 
     def invalidate(self) -> None:
         self._key = None
+
+    def spikes_written(self, pop: Any, slots: list[int]) -> None:
+        """Python wrote ``slots`` of ``pop``'s spike ring right after this backend's last
+        compiled call (a partitioned run's exchange fills a mirror): update their spike
+        lists here, so that the next call need not rebuild every list from the rings.
+        :attr:`lists_current` says so until the next call; the run loop clears it when a
+        run ends."""
+        ring = self._views(pop.history)
+        cnt, idx = self._arrays(pop, "cnt"), self._arrays(pop, "idx")
+        for slot in slots:
+            for b in range(ring.shape[1]):
+                cnt[slot, b] = list_spikes(ring[slot, b], idx[slot, b])
+        self.lists_current = True
 
     # -- arrays the kernels work on ---------------------------------------------------
     def _arrays(self, obj: Any, name: str) -> Any:
@@ -166,7 +182,7 @@ class NumbaBackend:
         self._plan = generate(self.net, ft, self._arrays, profile=profile,
                               compiled_rules=None if self._rules is None else self._rules[0])
         self._module = load_plan(self._plan)
-        self._module.run(self.net.clock.step, 0, *self._values())  # compiles (or loads) all
+        self._module.run(self.net.clock.step, 0, True, *self._values())  # compiles (or loads) all
         self._key = key
         seconds = time.perf_counter() - t0
         self.compile_seconds = (self.compile_seconds or 0.0) + seconds
@@ -232,16 +248,21 @@ class NumbaBackend:
         step, end = net.clock.step, net.clock.step + n_steps
         mod = self._module
         actions_due = True
+        # the spike lists match the rings only right after a compiled call, and then only
+        # if Python wrote no ring since, or told the backend what it wrote (spikes_written)
+        lists_current, self.lists_current = self.lists_current, False
         while step < end:
             if actions_due and self._python_actions_before(step):
                 # a callback may change what the kernels bake in (set_parameters turning a
                 # scalar into an array): then compile again, as the next run would
                 self.compile(profile)
                 mod = self._module
+                lists_current = False  # (and may have changed any state)
+            rebuild, lists_current = not lists_current, False
             stop = self._next_boundary(step, end)
             values = self._values()
             if profile:
-                mod.run(step, 0, *values)  # rebuild the spike lists
+                mod.run(step, 0, True, *values)  # rebuild the spike lists
                 timings = net.timings
                 for t in range(step, stop):
                     if self._events_full():
@@ -252,7 +273,7 @@ class NumbaBackend:
                         getattr(mod, f"phase_{phase}")(t, step, *values)
                         timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
             else:
-                stop = step + mod.run(step, stop - step, *values)
+                stop = step + mod.run(step, stop - step, rebuild, *values)
             for rule in net.rules.values():  # a feed the stretch filled is folded now, as torch does
                 if getattr(rule, "feed", None) is not None and rule.feed.full:
                     rule.feed.fold()

@@ -458,8 +458,10 @@ class KernelWriter:
         else:  # phases written into the step loop: fewer functions to compile
             step_body = "".join(textwrap.indent(line, "    ") + "\n"
                                 for body in calls.values() for line in body)
-        run = (f"@njit(cache=True, nogil=True)\ndef run(t0, n_steps, {all_args}):\n"
-               + "\n".join(self.rebuild) + "\n"
+        # the spike lists are rebuilt from the rings unless the caller knows they are current
+        rebuild = "\n".join("    " + line for line in self.rebuild) if self.rebuild else "        pass"
+        run = (f"@njit(cache=True, nogil=True)\ndef run(t0, n_steps, rebuild, {all_args}):\n"
+               + "    if rebuild:\n" + rebuild + "\n"
                "    for t in range(t0, t0 + n_steps):\n" + "".join(g + "\n" for g in self.guards)
                + step_body + "        pass\n"  # a network without populations still counts steps
                + "    return n_steps\n")

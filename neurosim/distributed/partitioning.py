@@ -133,7 +133,7 @@ def prepare(net: "Network") -> None:
                              "is split across processes: signals read whole populations, so far")
     pairs = [(net.populations[name], net.populations[name].mirror) for name in split]
     previous = net._exchange
-    net._exchange = SpikeExchange(net.partition, pairs)
+    net._exchange = SpikeExchange(net.partition, pairs, net.backend)
     if previous is not None:  # the time spent exchanging adds up over the network's runs
         net._exchange.seconds, net._exchange.calls = previous.seconds, previous.calls
     net._exchanges_spikes = bool(pairs)

@@ -29,7 +29,7 @@ class CUBA:
 
 
 def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None = None,
-               sparse: bool | None = None, gated: bool = False) -> CUBA:
+               sparse: bool | None = None, gated: bool = False, delay_steps: int = 1) -> CUBA:
     """Add the CUBA network to ``net``.
 
     ``n_neurons`` LIF neurons, 80% excitatory and 20% inhibitory, randomly
@@ -40,6 +40,9 @@ def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None =
     uniformly between reset and threshold. The network settles in an
     asynchronous irregular state. ``gated``: both populations gated (see
     :mod:`neurosim.gating`; in the neutral mode the dynamics are the same).
+    ``delay_steps``: the synaptic delay of every projection (the benchmark's is one step;
+    a longer one, as in NEST's HPC benchmark's 1.5 ms, lets a partitioned run exchange
+    spikes less often, see :mod:`neurosim.distributed`).
 
     Reference: T. P. Vogels and L. F. Abbott, Signal propagation and logic
     gating in networks of integrate-and-fire neurons, J. Neurosci. 25(46), 2005;
@@ -57,5 +60,5 @@ def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None =
     for pre, w, receptor in ((exc, W_EXC, "exc"), (inh, W_INH, "inh")):
         for post in (exc, inh):
             projections.append(net.projection(pre, post, FixedProbability(min(1.0, p)), weight=w,
-                                              receptor=receptor, sparse=sparse))
+                                              receptor=receptor, sparse=sparse, delay=delay_steps))
     return CUBA(exc, inh, projections)
