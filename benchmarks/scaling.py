@@ -3,6 +3,7 @@
     python benchmarks/scaling.py                          # 64,000 neurons, 1 s, 1 and 2 processes
     python benchmarks/scaling.py --sizes 16000,64000 --processes 1,2 --backends numba,torch
     python benchmarks/scaling.py --weak 32000             # 32,000 neurons per process
+    python benchmarks/scaling.py --mnist 16,64 --sizes "" # data-parallel Diehl & Cook training
 
 Each configuration runs ``examples/cuba.py`` in its own invocation (``torchrun
 --standalone`` for more than one process), so every process is fresh and compiled
@@ -12,6 +13,12 @@ the processes. The table gives the run time (process 0's, without build and
 compilation), the share of it spent exchanging spikes (packing, the all_gather and
 waiting for the slower process), the speed-up over one process, and whether the
 spike count equals the one-process run (it must: the spikes are the same).
+
+``--mnist B1,B2``: data-parallel training of the Diehl & Cook (2015) network
+(``benchmarks/scaling_mnist_worker.py``, 480 images after a warm-up batch) with whole
+batches B on 1 and N processes: samples per second, the share of the time spent
+summing the weight changes (one all_reduce per step), and the largest difference of
+the final weights from the one-process run.
 """
 
 from __future__ import annotations
@@ -44,6 +51,44 @@ def run(n: int, processes: int, backend: str, duration: float, seed: int, log_di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def run_mnist(batch: int, processes: int, weights: str, backend: str) -> dict:
+    worker = os.path.join(HERE, "scaling_mnist_worker.py")
+    flags = [worker, "--batch", str(batch), "--backend", backend, "--weights", weights]
+    cmd = ([sys.executable, *flags] if processes == 1 else
+           [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={processes}", *flags])
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def mnist_table(batches: list[int], counts: list[int], backend: str) -> None:
+    import numpy as np
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in batches:
+            ref = None
+            for p in counts:
+                path = os.path.join(tmp, f"w-{batch}-{p}.npy")
+                out = run_mnist(batch, p, path, backend)
+                w = np.load(path)
+                if ref is None:
+                    ref = (out, w)
+                rows.append((batch, p, out["samples_per_second"],
+                             out["samples_per_second"] / ref[0]["samples_per_second"],
+                             out["reduce_seconds"] / out["seconds"], float(np.abs(w - ref[1]).max())))
+                print(f"mnist batch {batch} processes {p}: {out['samples_per_second']} samples/s",
+                      file=sys.stderr, flush=True)
+    print(f"\nDiehl & Cook (2015), 100 neurons, 480 MNIST images, {backend}, data-parallel "
+          f"(gloo, one machine, {os.cpu_count()} cores)\n")
+    print("| whole batch | processes | samples/s | vs 1 process | summing share | max weight difference |")
+    print("|---|---|---|---|---|---|")
+    for batch, p, sps, speedup, share, diff in rows:
+        print(f"| {batch} | {p} | {sps:.1f} | {speedup:.2f}x | {100 * share:.0f}% | {diff:.2g} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="64000", help="network sizes for strong scaling (comma-separated)")
@@ -55,12 +100,18 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--delays", default="0.1",
                         help="synaptic delays in ms (comma-separated; 0.1 = the benchmark's one step)")
+    parser.add_argument("--mnist", default="",
+                        help="whole batches for data-parallel Diehl & Cook training (comma-separated)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",") if x]
     counts = [int(x) for x in args.processes.split(",") if x]
     backends = [b for b in args.backends.split(",") if b]
     delays = [float(x) for x in args.delays.split(",") if x]
     rows = []
+    if args.mnist:
+        mnist_table([int(b) for b in args.mnist.split(",") if b], counts, backends[0])
+    if not sizes and not args.weak:
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
             run(2000, 1, backend, 10.0, args.seed, tmp)  # warm the kernel cache

@@ -140,20 +140,22 @@ class SpikeMonitor(Monitor):
 
     def drain(self):
         base = f"spikes/{self.name}"
+        # neuron indices of the whole population, batch rows of the whole batch: a
+        # partitioned run's share starts at offset, a data-parallel run's rows at row_offset
         offset = np.int32(self.population.offset)
+        row_offset = np.int32(self.population.row_offset)
         if self._events is not None:
             steps, neurons, rows, fill = self._events
             k = int(fill[0])
             fill[0] = 0
-            # (neuron indices of the whole population: a partitioned run's share starts at offset)
             return {f"{base}/step": steps[:k].copy(), f"{base}/neuron": neurons[:k] + offset,
-                    f"{base}/batch": rows[:k].copy()}
+                    f"{base}/batch": rows[:k] + row_offset}
         k = len(self._steps)
         idx = self._raster[:k].nonzero().cpu().numpy() if k else np.zeros((0, 3), np.int64)
         steps = np.asarray(self._steps, dtype=np.int64)[idx[:, 0]]
         self._steps = []
         return {f"{base}/step": steps, f"{base}/neuron": (idx[:, 2] + offset).astype(np.int32),
-                f"{base}/batch": idx[:, 1].astype(np.int32)}
+                f"{base}/batch": (idx[:, 1] + row_offset).astype(np.int32)}
 
     def describe(self):
         return {"type": "SpikeMonitor", "name": self.name, "population": self.population.name}

@@ -18,8 +18,9 @@ from neurosim import network_state, unrolling
 from neurosim.backends import BACKENDS
 from neurosim.backends.torch_rules import TorchRule
 from neurosim.connectors import Connector
-from neurosim.distributed import (Partition, PartitionedLog, SpikeExchange, partitioned_state,
-                                  partitioning)
+from neurosim.distributed import (Partition, PartitionedLog, SpikeExchange, data_parallel,
+                                  partitioned_state, partitioning)
+from neurosim.distributed.data_parallel import WeightReduction
 from neurosim.gating import Gate
 from neurosim.inputs import StepCurrent
 from neurosim.models.base import NeuronModel
@@ -113,7 +114,8 @@ class Network:
                  device: str | torch.device = "cpu", backend: str | None = None,
                  dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
                  parallel: bool = False, threads: int | None = None,
-                 partition: Partition | None = None) -> None:
+                 partition: Partition | None = None,
+                 data_parallel: Partition | None = None) -> None:
         self.clock = Clock(dt)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
@@ -134,19 +136,27 @@ class Network:
         #: threads while stepping; None chooses (see neurosim.threads)
         self.threads = check_threads(threads)
         self.backend = BACKENDS[backend](self)
-        if partition is not None and not isinstance(partition, Partition):
-            raise TypeError(f"partition must be a neurosim.distributed.Partition (e.g. "
-                            f"Partition.from_process_group()), got {type(partition).__name__}")
+        for flag, value in (("partition", partition), ("data_parallel", data_parallel)):
+            if value is not None and not isinstance(value, Partition):
+                raise TypeError(f"{flag} must be a neurosim.distributed.Partition (e.g. "
+                                f"Partition.from_process_group()), got {type(value).__name__}")
+        if partition is not None and data_parallel is not None:
+            raise ValueError("give partition (neurons split across processes) or data_parallel "
+                             "(samples split across processes), not both (yet)")
         #: this process's place in a partitioned run (see neurosim.distributed), or None
         self.partition = partition
-        if partition is not None and partition.rank != 0:
+        #: this process's place in a data-parallel run (see neurosim.distributed.data_parallel):
+        #: its ``batch`` rows are rows ``rank * batch ..`` of ``size * batch``
+        self.data_parallel = data_parallel
+        processes = partition or data_parallel
+        if processes is not None and processes.rank != 0:
             log = None if isinstance(log, (str, os.PathLike)) else log  # process 0 writes the file
         if log is None:
             log = MemoryLog()
         elif isinstance(log, (str, os.PathLike)):
             log = HDF5Log(log)
-        if partition is not None:  # one logical log: process 0 writes what every process recorded
-            log = PartitionedLog(log if partition.rank == 0 else None, partition)
+        if processes is not None:  # one logical log: process 0 writes what every process recorded
+            log = PartitionedLog(log if processes.rank == 0 else None, processes)
         self.log = log
         self.populations: dict[str, Population] = {}
         self.projections: dict[str, Projection] = {}
@@ -167,7 +177,7 @@ class Network:
         #: True when populations are split across processes: spikes are exchanged after
         #: every slice of :attr:`min_delay` steps (``_exchange``, built by _prepare)
         self._exchanges_spikes = False
-        self._exchange: SpikeExchange | None = None
+        self._exchange: SpikeExchange | WeightReduction | None = None
         #: the torch backend that unrolls a network of another backend (see neurosim.unrolling)
         self._unroll_backend: Any = None
 
@@ -175,6 +185,11 @@ class Network:
     @property
     def dt(self) -> float:
         return self.clock.dt
+
+    @property
+    def batch_global(self) -> int:
+        """The batch of the whole run: ``batch`` times the processes of a data-parallel run."""
+        return self.batch * (self.data_parallel.size if self.data_parallel is not None else 1)
 
     @property
     def time_ms(self) -> float:
@@ -211,8 +226,10 @@ class Network:
             resolve_surrogate(surrogate, f"population '{name}'")
         if gated and isinstance(model, SpikeGenerator):
             raise ValueError(f"population '{name}': a SpikeGenerator replays spikes; it cannot be gated")
+        dp = self.data_parallel
+        rows = None if dp is None else (dp.rank * self.batch, dp.size * self.batch)
         pop = Population(name, n, model, init, self.batch, self.dt, self.device, self.dtype,
-                         numpy_stream(self.seed, f"population/{name}/init"), self.seed, share)
+                         numpy_stream(self.seed, f"population/{name}/init"), self.seed, share, rows)
         pop.surrogate = surrogate
         if gated:
             pop.gate = Gate(pop)
@@ -461,6 +478,8 @@ class Network:
             mon.allocate(self._chunk_steps)
         if self.partition is not None:
             partitioning.prepare(self)
+        if self.data_parallel is not None:
+            data_parallel.prepare(self)
         self.backend.invalidate()
         if self._unroll_backend is not None:
             self._unroll_backend.invalidate()
@@ -496,7 +515,7 @@ class Network:
         """The network as a JSON-able dict (written into every log)."""
         self._prepare()
         return {
-            "dt_ms": self.dt, "batch": self.batch, "seed": self.seed,
+            "dt_ms": self.dt, "batch": self.batch_global, "seed": self.seed,
             "backend": self.backend_name, "device": str(self.device), "dtype": self.dtype_name,
             "parallel": self.parallel, "threads": self.threads,
             "populations": [p.describe() for p in self.populations.values()
@@ -597,9 +616,9 @@ class Network:
         rule changed them, so their gradients use those weights; one whose matrices
         would exceed ``unrolling.MAX_DENSE_BLOCKS`` elements is refused.
         """
-        if self.partition is not None:
-            raise ValueError("unroll: a partitioned network cannot be run differentiably (yet); "
-                             "train by gradient data-parallel with DDP instead")
+        if self.partition is not None or self.data_parallel is not None:
+            raise ValueError("unroll: a network split across processes cannot be run differentiably "
+                             "(yet); train by gradient with torch's DistributedDataParallel instead")
         return unrolling.unroll(self, steps, spikes, record, on_step, progress)
 
     def detach_state(self) -> None:
@@ -633,9 +652,14 @@ class Network:
         if event not in EVENTS:
             raise ValueError(f"trigger: unknown event {event!r}; known: {list(EVENTS)}")
         self._prepare()
+        reduction = self._exchange if self.data_parallel is not None else None
+        if reduction is not None:  # (every process triggers it: the changes are summed)
+            reduction.before_slice()
         for rule in self.rules.values():
             if rule.apply_at == event:
                 rule.apply(self.clock.step - 1, event=True)
+        if reduction is not None:
+            reduction.exchange(self.clock.step - 1, 1, event=True)
 
     def reset_state(self) -> None:
         """Put every population back to its initial state and clear spikes in flight.
@@ -679,6 +703,10 @@ class Network:
         In a partitioned run every process calls it (it gathers the shares) and process 0
         writes the whole network's state, as one process would: the file loads into any
         number of processes."""
+        if self.data_parallel is not None:
+            raise ValueError("save_state: a data-parallel run keeps its state per process (its rows); "
+                             "saving it is not supported yet (the weights are the same in every "
+                             "process: save them from process 0 with proj.weight_matrix())")
         if self.partition is not None:
             partitioned_state.save_state(self, path, overwrite)
             return

@@ -34,7 +34,8 @@ class Population:
     def __init__(self, name: str, n: int, model: NeuronModel | SpikeGenerator,
                  init: Mapping[str, InitSpec] | None, batch: int, dt: float,
                  device: torch.device, dtype: torch.dtype, rng_build: np.random.Generator,
-                 seed: int, share: tuple[int, int] | None = None) -> None:
+                 seed: int, share: tuple[int, int] | None = None,
+                 rows: tuple[int, int] | None = None) -> None:
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
             raise ValueError(f"population '{name}': size must be a positive integer, got {n!r}")
         if not isinstance(model, (NeuronModel, SpikeGenerator)):
@@ -51,6 +52,10 @@ class Population:
             raise ValueError(f"population '{name}': share [{lo}, {hi}) is not a non-empty range "
                              f"of its {n} neurons")
         self.offset = lo
+        #: in a data-parallel run (see neurosim.distributed.data_parallel) this process's
+        #: batch rows are rows ``row_offset ..`` of ``batch_global``; random numbers and
+        #: drawn initial values are those of the global rows
+        self.row_offset, self.batch_global = (0, batch) if rows is None else (int(rows[0]), int(rows[1]))
         self.name, self.n, self.model = name, hi - lo, model
         self.batch, self.dt, self.device, self.dtype = batch, dt, device, dtype
         self._require_memory()
@@ -107,7 +112,7 @@ class Population:
         # counter-based streams, one per random input (see neurosim.counter_rng)
         self.random_keys = {r: stream_key(seed, f"population/{name}/{r}") for r in model.random_inputs}
         # keyed by the global index (row x n_global + neuron): any split draws the same numbers
-        places = (np.arange(batch, dtype=np.int64)[:, None] * self.n_global
+        places = (np.arange(self.row_offset, self.row_offset + batch, dtype=np.int64)[:, None] * self.n_global
                   + np.arange(self.offset, self.offset + self.n, dtype=np.int64)[None, :])
         self._element_keys = {r: torch.as_tensor(element_keys_at(k, places), device=device)
                               for r, k in self.random_keys.items()}
@@ -143,8 +148,9 @@ class Population:
         # drawn and checked for the whole population, then this process's share taken:
         # any split of a partitioned run starts from the same values
         shape = (self.batch, self.n_global)
-        if isinstance(value, (Uniform, Normal)):
-            value = value.sample(rng, shape)
+        if isinstance(value, (Uniform, Normal)):  # (drawn for every process's rows)
+            value = value.sample(rng, (self.batch_global, self.n_global))
+            value = value[self.row_offset:self.row_offset + self.batch]
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu().numpy()
         arr = np.asarray(value, dtype=np.float64)

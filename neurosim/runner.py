@@ -90,10 +90,11 @@ class Runner:
         # there is nothing to exchange and the slices merge up to the next chunk
         # boundary, so a compiled backend runs a whole chunk per call, or as much of
         # one as takes RUN_SLICE_SECONDS: Ctrl-C is looked at between calls.
-        slice_len = max(1, net.min_delay) if net._exchanges_spikes else net._chunk_steps
-        # a partitioned run: every process advances by the same slices, exchanges their
-        # spikes after each, and writes the log together once per chunk
+        # a run on several processes (neurosim.distributed): every process advances by the
+        # same slices and exchanges after each (the spikes of a partitioned run, the weight
+        # changes of a data-parallel one), and they write the log together once per chunk
         exchange = getattr(net, "_exchange", None)
+        slice_len = exchange.slice_steps(net) if exchange is not None else net._chunk_steps
         collect = getattr(net.log, "collect", None)
         # grows once the backend's speed is measured; a later run starts at the pace the
         # last one reached (short runs, e.g. one presentation each, then take one call)
@@ -107,6 +108,8 @@ class Runner:
             while done < n_steps and not (stopping if exchange is not None else interrupt.requested):
                 k = min(slice_len, paced, n_steps - done, net._chunk_steps - since_flush)
                 t0 = time.perf_counter()
+                if exchange is not None:
+                    exchange.before_slice()
                 backend.advance(k, profile)
                 if exchange is not None:
                     stopping = exchange.exchange(net.clock.step - k, k, interrupt.requested)
@@ -213,7 +216,7 @@ class Runner:
 
         net = self.net
         return {"neurosim_version": __version__, "dt_ms": net.dt, "seed": net.seed,
-                "backend": net.backend_name, "device": str(net.device), "batch": net.batch,
+                "backend": net.backend_name, "device": str(net.device), "batch": net.batch_global,
                 "dtype": net.dtype_name, "network_json": self.network_json(),
                 "started_at": self.started_at, "steps_sorted": self.steps_sorted,
                 "torch_version": torch.__version__}

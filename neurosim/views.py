@@ -118,6 +118,11 @@ class RunHost(Protocol):
     _chunk_steps: int
     #: True when populations are split across processes (spikes exchanged every min_delay steps)
     _exchanges_spikes: bool
+    #: what processes of a run on several exchange after each slice of steps (see
+    #: neurosim.distributed): ``slice_steps(net)``, ``before_slice()``, ``exchange(t0, k, stop)``
+    _exchange: Any
+    #: the batch of the whole run (a data-parallel run's processes each hold ``batch`` rows)
+    batch_global: int
 
     @property
     def dt(self) -> float: ...

@@ -209,3 +209,70 @@ def test_a_projection_keeps_the_synapses_onto_its_share():
         mine = (ref_cols >= lo) & (ref_cols < hi)
         assert np.array_equal(proj.delays.numpy(), ref.delays.numpy()[mine])
         assert np.array_equal(rows, ref_rows[mine]) and np.array_equal(cols, ref_cols[mine] - lo)
+
+
+STDP_SCRIPT = os.path.join(HERE, "distributed", "stdp_run.py")
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_data_parallel_stdp_on_two_processes_gives_the_weights_of_one(tmp_path, backend):
+    """Batch 4 in one process against 2 processes of 2 rows: STDP's change summed over
+    all rows every step, a normalisation applied to the summed weights, bounds clipped
+    after the sum. Tolerance: float32 rounding of the summed changes (a few ulps)."""
+    subprocess.run([sys.executable, STDP_SCRIPT, "--backend", backend, "--out", str(tmp_path / "one.npz")],
+                   check=True, env=_env(), timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node=2", STDP_SCRIPT, "--backend", backend,
+                           "--out", str(tmp_path / "two.npz")],
+                          env=_env(), timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    w = one["weight"]
+    assert (w >= 4.0).sum() > 0 and np.ptp(w) > 3.0  # learning moved weights to the bound
+    assert np.abs(two["weight"] - w).max() <= 1e-5
+    assert len(one["step"]) > 500 and int(two["reductions"]) == 600  # one sum per step
+    for key in ("step", "neuron", "batch"):  # the joined log: every row's spikes
+        assert np.array_equal(one[key], two[key])
+
+
+def test_what_a_data_parallel_run_refuses():
+    with pytest.raises(ValueError, match="not both"):
+        ns.Network(partition=Partition(0, 1), data_parallel=Partition(0, 1))
+    net = ns.Network(batch=2, data_parallel=Partition(0, 1))
+    a, b = net.population(5, ns.PoissonSource(rate=10.0)), net.population(5, ns.LIF())
+    proj = net.projection(a, b, ns.AllToAll(), weight=1.0)
+    net.add_rule(proj, ns.rules.STDP())
+    net.add_rule(proj, ns.rules.STDP())
+    with pytest.raises(ValueError, match="both change projection"):
+        net.run(1.0, progress=False)
+    net = ns.Network(batch=2, data_parallel=Partition(0, 1))
+    b = net.population(5, ns.LIF())
+    net.state_monitor(b, "v")
+    with pytest.raises(ValueError, match="data-parallel run logs spike monitors"):
+        net.run(1.0, progress=False)
+    with pytest.raises(ValueError, match="save_state"):
+        net.save_state("never.h5")
+
+
+def test_data_parallel_rows_draw_the_numbers_of_the_whole_batch(monkeypatch):
+    """Process r of N with batch b draws rows r*b .. of a batch of N*b: random inputs and
+    drawn initial values. (Each process is built here alone; its collectives do nothing.)"""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "all_reduce", lambda tensor, group=None: None)
+    monkeypatch.setattr(dist, "gather_object", lambda obj, out, dst=0, group=None:
+                        out and out.__setitem__(slice(None), [obj] * len(out)))
+
+    def build(batch, dp):
+        net = ns.Network(batch=batch, seed=3, data_parallel=dp)
+        src = net.population(20, ns.PoissonSource(rate=200.0), name="src")
+        lif = net.population(7, ns.LIF(), name="lif", init={"v": ns.Uniform(-70.0, -50.0)})
+        counter = net.spike_counter(src)
+        net.run(20.0, progress=False)
+        return lif.state["v"].clone(), counter.counts.clone()
+    v, counts = build(4, None)
+    assert counts.sum() > 100
+    for rank in (0, 1):
+        v_r, counts_r = build(2, Partition(rank, 2))
+        assert torch.equal(v_r, v[2 * rank:2 * rank + 2])
+        assert torch.equal(counts_r, counts[2 * rank:2 * rank + 2])

@@ -394,9 +394,9 @@ class RuleEmitter:
         for attr in sorted(code.params):
             bound.append((f"pa_{attr}", self.scalar(f"r{r}_pa_{attr}",
                                                     lambda ru=rule, a=attr: getattr(ru, a))))
-        bound.append(("w_min", self.scalar(f"r{r}_wmin", lambda ru=rule: ru.w_min)))
-        bound.append(("w_max", self.scalar(f"r{r}_wmax", lambda ru=rule: ru.w_max)))
-        learning = self.arg(f"r{r}_learning", lambda ru=rule: bool(ru.learning))
+        bound.append(("w_min", self.scalar(f"r{r}_wmin", lambda ru=rule: ru.clip_bounds[0])))
+        bound.append(("w_max", self.scalar(f"r{r}_wmax", lambda ru=rule: ru.clip_bounds[1])))
+        learning = self.arg(f"r{r}_learning", lambda ru=rule: bool(ru.learning and not ru.held))
         self.hooks.update(code.hook_names)
         params = ", ".join(local for local, _ in bound)
         values = ", ".join(value for _, value in bound)

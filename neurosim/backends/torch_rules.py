@@ -258,10 +258,11 @@ class TorchRule:
         values = [one if a.kind == "e" else self._value(a, 0, t, {}, params, layout=False) for a in args]
         return torch.as_tensor(fn(*values)).expand(n_post)
 
-    def apply(self, t: int, force: bool = False) -> None:
-        """Rules phase: the new weights (on the rule's steps or ``force``, when learning)."""
+    def apply(self, t: int, force: bool = False, held: bool = False) -> None:
+        """Rules phase: the new weights (on the rule's steps or ``force``, when learning;
+        a rule a data-parallel run holds back only when it applies it, ``held``)."""
         rule, recipe, proj = self.rule, self.recipe, self.proj
-        if (t % rule.every and not force) or not rule.learning:
+        if (t % rule.every and not force) or not rule.learning or (rule.held and not held):
             return
         params = self._params()
         w = proj.weight
@@ -289,7 +290,7 @@ class TorchRule:
         if rule.as_gradient:
             proj.add_to_grad(w.detach() - new)
             return
-        new = torch.where(new != w, new.clamp(rule.w_min, rule.w_max), new)
+        new = torch.where(new != w, new.clamp(*rule.clip_bounds), new)
         if proj.mask is not None:
             new = new * proj.mask
         with torch.no_grad():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -58,11 +58,17 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
     if progress is None:
         progress = sys.stderr.isatty() and not os.environ.get("CI")
     batch = net.batch
+    # a data-parallel run (neurosim.distributed.data_parallel): each process shows its
+    # rows of every batch of net.batch_global samples, and all repeat a presentation
+    # when any needs to, as one process with the whole batch does
+    dp = getattr(net, "data_parallel", None)
+    first_row = 0 if dp is None else dp.rank * batch
     silent = np.zeros((batch, source.n))
     bar = tqdm(total=len(x), unit="sample", disable=not progress, desc=desc)
     try:
-        for start in range(0, len(x), batch):
-            idx = np.arange(start, min(start + batch, len(x)))
+        for start in range(0, len(x), net.batch_global):
+            lo = min(start + first_row, len(x))
+            idx = np.arange(lo, min(lo + batch, start + net.batch_global, len(x)))
             unit = rate_code(x[idx], 1.0)  # brightest pixel at 1 Hz; scaled per attempt
             counts = {c.name: torch.zeros((len(idx), c.counts.shape[1]), dtype=c.counts.dtype)
                       for c in counters}
@@ -86,9 +92,20 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
                     net.run(rest_ms, progress=False)
                 if min_spikes:
                     todo &= (counts[counters[0].name].sum(1) < min_spikes).cpu().numpy()
-                    if not todo.any():
+                    if not _any_process(dp, bool(todo.any())):
                         break
             yield idx, counts
-            bar.update(len(idx))
+            bar.update(min(net.batch_global, len(x) - start))
     finally:
         bar.close()
+
+
+def _any_process(dp: Any, flag: bool) -> bool:
+    """``flag`` or'ed over the processes of a data-parallel run (collective), else ``flag``."""
+    if dp is None or dp.size == 1:
+        return flag
+    import torch.distributed as dist
+
+    value = torch.tensor([1 if flag else 0], dtype=torch.int64)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=dp.group)
+    return bool(value[0])

@@ -60,6 +60,13 @@ class SpikeExchange:
         self.calls = 0
         self._cache: dict[int, tuple[torch.Tensor, list[torch.Tensor]]] = {}
 
+    def slice_steps(self, net: Any) -> int:
+        """Steps between exchanges: the smallest delay of a projection reading a mirror."""
+        return max(1, net.min_delay) if self.pairs else net._chunk_steps
+
+    def before_slice(self) -> None:
+        pass
+
     def _bits(self, k: int, local: "Population", mirror: "Population", rank: int) -> tuple[int, int, int]:
         """(lo, hi, bytes of packed bits) of ``rank``'s share of a split population."""
         lo, hi = self.partition.share(mirror.n, rank)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -31,14 +33,18 @@ class DiehlCook2015:
     code's (see ``algorithms.md`` 7a): a sample that makes fewer than
     ``min_spikes`` excitatory spikes is shown again, 32 Hz brighter, as there.
     Differences: input delays are one step (the code draws 0-10 ms), and samples
-    are simulated ``batch`` at a time with shared weights.
+    are simulated ``batch`` at a time with shared weights. ``data_parallel``: a
+    :class:`~neurosim.distributed.Partition` of a data-parallel run (each of N processes
+    simulates ``batch`` rows of a batch of N x ``batch``; see
+    :mod:`neurosim.distributed.data_parallel`); every process gets every sample's counts.
     """
 
     def __init__(self, n_neurons: int = 100, *, batch: int = 1, dt: float = 0.5, seed: int = 0,
                  backend: str | None = None, device: str = "cpu", log=None,
                  duration_ms: float = 350.0, rest_ms: float = 150.0, nu_scale: float = 1.0,
-                 min_spikes: int = 5) -> None:
-        self.net = net = Network(dt=dt, batch=batch, seed=seed, backend=backend, device=device, log=log)
+                 min_spikes: int = 5, data_parallel: Any = None) -> None:
+        self.net = net = Network(dt=dt, batch=batch, seed=seed, backend=backend, device=device, log=log,
+                                 data_parallel=data_parallel)
         self.duration_ms, self.rest_ms, self.min_spikes = duration_ms, rest_ms, min_spikes
         self.input = net.population(784, PoissonSource(rate=0.0), name="input")
         # one rate per sample and pixel from the start, as present() sets them: a
@@ -63,21 +69,33 @@ class DiehlCook2015:
         self._theta = torch.zeros(n_neurons, dtype=self.exc.dtype, device=self.exc.device)
 
     def _counts(self, images: np.ndarray, progress: bool | None, desc: str) -> np.ndarray:
-        out = []
+        dp = self.net.data_parallel  # (each process shows its rows of every batch; see present)
+        out, shown = [], []
         for idx, counts in present(self.net, self.input, images, duration_ms=self.duration_ms,
                                    rest_ms=self.rest_ms, counters=[self.counter],
                                    min_spikes=self.min_spikes, progress=progress,
                                    desc=desc):
             out.append(counts["exc"].cpu().numpy())
+            shown.append(idx)
             # the threshold is one learned value per neuron, like the weights: add up the
             # increments of the samples of this batch (real rows only), as if shown in turn
             # read the state now (backends update the state tensors in place as they step)
             theta = self.exc.state["theta"]
             base = self._theta
             increments = (theta[:len(idx)] - base).sum(0)
+            if dp is not None and dp.size > 1:  # every process's rows of the batch
+                torch.distributed.all_reduce(increments, group=dp.group)
             self._theta = base + increments
             theta.copy_(self._theta.expand_as(theta))
-        return np.concatenate(out)
+        counts = np.concatenate(out)
+        if dp is not None and dp.size > 1:  # every process gets every sample's counts, in order
+            parts: list = [None] * dp.size
+            torch.distributed.all_gather_object(parts, (np.concatenate(shown), counts), group=dp.group)
+            whole = np.zeros((len(images), counts.shape[1]), dtype=counts.dtype)
+            for where, values in parts:
+                whole[where] = values
+            counts = whole
+        return counts
 
     def learning(self, on: bool) -> None:
         """Switch plasticity (STDP, normalisation, threshold adaptation) on or off.

@@ -124,6 +124,12 @@ class Rule:
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"{name}: 'every' must be a positive integer of steps, got {every!r}")
         self.lr, self.w_min, self.w_max, self.every = float(lr), float(w_min), float(w_max), every
+        #: a data-parallel run clips after summing every process's change (see
+        #: neurosim.distributed.data_parallel): the backends then apply no bounds themselves
+        self.bounds_deferred = False
+        #: a data-parallel run applies this (weights-only) rule itself, after summing the
+        #: other rules' changes of the step: the backends skip it meanwhile
+        self.held = False
         self.learning, self.as_gradient = bool(learning), bool(as_gradient)
         if apply_at not in (None, *EVENTS):
             raise ValueError(f"{name}: apply_at must be None (every 'every' steps) or one of "
@@ -514,13 +520,19 @@ class Rule:
             return
         w = self.projection.weight
         w.add_(dw)
-        if self.w_min > -math.inf or self.w_max < math.inf:
+        if (self.w_min > -math.inf or self.w_max < math.inf) and not self.bounds_deferred:
             # the bounds hold for the weights this change moved (as in event-driven
             # simulators): a weight another rule (e.g. a normalisation) set beyond them
             # stays until this rule changes it
             torch.where(dw != 0, w.clamp(self.w_min, self.w_max), w, out=w)
         if self.projection.mask is not None:
             w.mul_(self.projection.mask)
+
+    @property
+    def clip_bounds(self) -> tuple[float, float]:
+        """The bounds the backends clip a changed weight to: (w_min, w_max), or no bounds
+        while a data-parallel run defers them (:attr:`bounds_deferred`)."""
+        return (-math.inf, math.inf) if self.bounds_deferred else (self.w_min, self.w_max)
 
     def describe(self) -> dict[str, Any]:
         return {"rule": type(self).__name__, "name": self.name, "projection": self.projection.name,

@@ -1,0 +1,147 @@
+"""Data-parallel runs: each process simulates its own rows of the batch, and the weight
+changes of local rules are summed across processes where one process applies them.
+
+``Network(batch=b, data_parallel=Partition.from_process_group())`` in each of ``N``
+processes is one network of batch ``N x b``: process ``r`` runs rows ``r*b .. r*b + b - 1``
+(random numbers and drawn initial values are those rows'; the script gives each process
+its own samples). A rule that reads activity changes the shared weights by the sum over
+all rows, so :class:`WeightReduction` snapshots the weights before each step (or each
+event) on which such a rule applies, lets every process apply its rows' change with the
+rule's bounds deferred, sums the changes with one ``all_reduce``, and clips the sum where
+it is nonzero, as the rule would have: the weights are those of one process up to the
+order in which the rows' changes are added (and the rounding of ``(w + d) - w``).
+Rules that read only the weights (a normalisation) run unchanged in every process: they
+see the same weights and do the same.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from neurosim.distributed.partition import Partition
+    from neurosim.network import Network
+
+#: argument kinds of a declared rule's hooks that read only the weights
+_WEIGHT_ONLY = {"w", "param", "post_sum", "d"}
+
+
+def reads_activity(rule: Any) -> bool:
+    """Whether ``rule``'s change depends on activity (spikes, traces, state, signals), so
+    that its change differs between processes and must be summed."""
+    recipe = rule.declared
+    if recipe is None:
+        return True  # tensor code: assume it does
+    if recipe.traces or recipe.neuron_state or recipe.eligibility is not None or recipe.signals:
+        return True
+    return any(a.kind not in _WEIGHT_ONLY for name, fn in recipe.hooks().items()
+               for a in rule.hook_arguments(name, fn))
+
+
+class WeightReduction:
+    """Sums, across the processes of a data-parallel run, the weight changes of the rules
+    that read activity (see the module's docstring)."""
+
+    def __init__(self, net: "Network", partition: "Partition") -> None:
+        self.net, self.partition = net, partition
+        reduced = [rule for rule in net.rules.values() if reads_activity(rule)]
+        by_projection: dict[str, Any] = {}
+        for rule in reduced:
+            if rule.as_gradient:
+                raise ValueError(f"rule '{rule.name}': a rule with as_gradient=True writes .grad; in a "
+                                 "data-parallel run reduce the gradients as DDP does")
+            other = by_projection.setdefault(rule.projection.name, rule)
+            if other is not rule:
+                raise ValueError(f"rules '{other.name}' and '{rule.name}' both change projection "
+                                 f"'{rule.projection.name}' from activity: a data-parallel run sums "
+                                 "one such rule's change per projection, so far")
+            rule.bounds_deferred = True
+        self.rules = list(by_projection.values())
+        #: a reduced rule applies in the rules phase of every step (else only at events)
+        self.per_step = any(rule.apply_at is None for rule in self.rules)
+        # rules of the weights alone (a normalisation) must see the summed weights: when
+        # the others apply every step, they are applied here after each sum, in rule order
+        self.held = [rule for rule in net.rules.values() if rule not in reduced
+                     and rule.apply_at is None] if self.per_step else []
+        for rule in self.held:
+            if rule.declared is None:
+                raise ValueError(f"rule '{rule.name}': a data-parallel run applies rules that read "
+                                 "only the weights after summing the others, from their recipe")
+            rule.held = True
+        self._before: list[torch.Tensor] = []
+        self.seconds = 0.0
+        self.calls = 0
+
+    def release(self) -> None:
+        """Give the rules their own bounds back (the network is prepared again)."""
+        for rule in self.rules:
+            rule.bounds_deferred = False
+        for rule in self.held:
+            rule.held = False
+
+    def slice_steps(self, net: "Network") -> int:
+        return 1 if self.per_step else net._chunk_steps
+
+    def before_slice(self) -> None:
+        self._before = [rule.projection.weight.detach().clone() for rule in self.rules]
+
+    def exchange(self, t0: int, k: int, stop: bool = False, event: bool = False) -> bool:
+        """After a slice (one step when rules apply every step) or an event (``event``,
+        see ``Network.trigger``): sum the changes; True if any process was asked to stop."""
+        t_start = time.perf_counter()
+        part = self.partition
+        flat = [(rule.projection.weight.detach() - w0).reshape(-1)
+                for rule, w0 in zip(self.rules, self._before)]
+        dtype = self.rules[0].projection.weight.dtype if self.rules else torch.float32
+        device = self.rules[0].projection.weight.device if self.rules else torch.device("cpu")
+        buffer = torch.cat(flat + [torch.tensor([1.0 if stop else 0.0], dtype=dtype, device=device)])
+        if part.size > 1:
+            try:
+                dist.all_reduce(buffer, group=part.group)
+            except Exception as exc:  # noqa: BLE001 - gloo and NCCL raise several kinds
+                raise RuntimeError(
+                    f"data-parallel run: process {part.rank} of {part.size} lost contact with the "
+                    f"others while summing the weight changes of steps {t0}..{t0 + k - 1} (another "
+                    f"process died, was killed or stopped with an error): {type(exc).__name__}: "
+                    f"{exc}") from exc
+        at = 0
+        for rule, w0 in zip(self.rules, self._before):
+            w = rule.projection.weight
+            d = buffer[at:at + w.numel()].reshape(w.shape)
+            at += w.numel()
+            new = w0 + d
+            # the bounds hold where the summed change moved a weight, as the rule clips
+            new = torch.where(d != 0, new.clamp(rule.w_min, rule.w_max), new)
+            if rule.projection.mask is not None:
+                new = new * rule.projection.mask
+            with torch.no_grad():
+                w.copy_(new)
+        for t in range(t0, t0 + k) if not event else ():
+            for rule in self.held:
+                rule.torch_form.apply(t, held=True)
+        self.seconds += time.perf_counter() - t_start
+        self.calls += 1
+        return bool(buffer[-1] > 0)
+
+
+def prepare(net: "Network") -> None:
+    """Check what a data-parallel run supports; set up the weight reduction and the log."""
+    from neurosim.monitors import SpikeCounter, SpikeMonitor, WeightMonitor
+
+    for key, mon in net.monitors.items():
+        if not isinstance(mon, (SpikeMonitor, SpikeCounter, WeightMonitor)):
+            raise ValueError(f"monitor '{key}' ({type(mon).__name__}): a data-parallel run logs spike "
+                             "monitors, spike counters and weight monitors, so far")
+    if isinstance(net._exchange, WeightReduction):
+        net._exchange.release()
+    reduction = WeightReduction(net, net.data_parallel)
+    if isinstance(net._exchange, WeightReduction):
+        reduction.seconds, reduction.calls = net._exchange.seconds, net._exchange.calls
+    net._exchange = reduction
+    # every process records other rows: spike events are joined (their batch rows global)
+    net.log.split_bases = {f"spikes/{mon.name}" for mon in net.monitors.values()
+                           if isinstance(mon, SpikeMonitor)}
