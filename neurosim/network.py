@@ -652,14 +652,12 @@ class Network:
         if event not in EVENTS:
             raise ValueError(f"trigger: unknown event {event!r}; known: {list(EVENTS)}")
         self._prepare()
-        reduction = self._exchange if self.data_parallel is not None else None
-        if reduction is not None:  # (every process triggers it: the changes are summed)
-            reduction.before_slice()
+        if self.data_parallel is not None:  # (every process triggers it: changes are summed)
+            self._exchange.apply_event(event, self.clock.step - 1)
+            return
         for rule in self.rules.values():
             if rule.apply_at == event:
                 rule.apply(self.clock.step - 1, event=True)
-        if reduction is not None:
-            reduction.exchange(self.clock.step - 1, 1, event=True)
 
     def reset_state(self) -> None:
         """Put every population back to its initial state and clear spikes in flight.

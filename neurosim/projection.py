@@ -167,6 +167,7 @@ class Projection:
         the same order and storage: a partitioned run (see :mod:`neurosim.distributed`)
         builds each projection whole, as one process would, then keeps its share, so
         every split delivers the same weights in the same order."""
+        self.whole = None  # (the delays below are this whole projection's own)
         rows, cols = self.synapses()
         values = (self.weight.detach().cpu().numpy() if self.sparse
                   else self.weight.detach().cpu().numpy()[rows, cols])
@@ -175,8 +176,10 @@ class Projection:
         keep = (cols >= post.offset) & (cols < post.offset + post.n)
         #: the whole projection's fingerprint and synapse count, and each kept synapse's place
         #: among its synapses (storage order): a partitioned run's state files are whole
-        self.whole = {"digest": self.structure_digest(), "nnz": self.nnz,
-                      "positions": np.flatnonzero(keep), "shape": (self.pre.n, self.post.n)}
+        self.whole = {"digest": self.structure_digest(), "nnz": self.nnz,  # type: ignore[assignment]
+                      "positions": np.flatnonzero(keep), "shape": (self.pre.n, self.post.n),
+                      "min_delay": self.min_delay, "max_delay": self.max_delay,
+                      "delays": sorted({b.delay for b in self.blocks})}
         self.post = post
         self._store(f"projection '{self.name}'", rows[keep], (cols[keep] - post.offset),
                     values[keep], delays[keep], self.sparse)
@@ -276,13 +279,17 @@ class Projection:
         return blocks
 
     # -- queries -------------------------------------------------------------------------
+    # (a partitioned run's share of a projection answers for the whole projection, so that
+    # every process slices its steps alike and keeps rings of the same length)
     @property
     def max_delay(self) -> int:
-        return max(b.delay for b in self.blocks)
+        whole = getattr(self, "whole", None)
+        return whole["max_delay"] if whole else max(b.delay for b in self.blocks)
 
     @property
     def min_delay(self) -> int:
-        return min(b.delay for b in self.blocks)
+        whole = getattr(self, "whole", None)
+        return whole["min_delay"] if whole else min(b.delay for b in self.blocks)
 
     @property
     def trainable(self) -> bool:
@@ -362,10 +369,13 @@ class Projection:
     def describe(self) -> dict[str, Any]:
         # (a partitioned run reads a split population's spikes from its mirror: name the population)
         pre = getattr(self.pre, "mirror_of", None) or self.pre
+        whole = getattr(self, "whole", None)
         return {"name": self.name, "pre": pre.name, "post": self.post.name,
-                "receptor": self.receptor, "target": self.target, "synapses": self.nnz,
+                "receptor": self.receptor, "target": self.target,
+                "synapses": whole["nnz"] if whole else self.nnz,
                 "storage": "csr" if self.sparse else "dense",
-                "delays_steps": sorted({b.delay for b in self.blocks}), "trainable": self.trainable,
+                "delays_steps": whole["delays"] if whole else sorted({b.delay for b in self.blocks}),
+                "trainable": self.trainable,
                 "stop_gradient": self.stop_gradient,
                 **self.connector.describe()}
 

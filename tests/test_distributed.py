@@ -276,3 +276,90 @@ def test_data_parallel_rows_draw_the_numbers_of_the_whole_batch(monkeypatch):
         v_r, counts_r = build(2, Partition(rank, 2))
         assert torch.equal(v_r, v[2 * rank:2 * rank + 2])
         assert torch.equal(counts_r, counts[2 * rank:2 * rank + 2])
+
+
+def test_every_process_slices_by_the_whole_projections_delays():
+    """Per-synapse delays that differ by target neuron, and a share with no synapses: each
+    process's cut must answer with the whole projection's delays (else the processes
+    would exchange after slices of different lengths)."""
+    delays = np.where(np.arange(10) < 5, 1, 3)[None, :].repeat(6, 0)
+    seen = []
+    for rank in (0, 1):
+        net = ns.Network(seed=1, partition=Partition(rank, 2))
+        a, b = net.population(6, ns.LIF(), name="a"), net.population(10, ns.LIF(), name="b")
+        net.projection(a, b, ns.AllToAll(), weight=1.0, delay=delays, name="ab")
+        # only post neurons 0..3 (process 0's share) receive from c: process 1 keeps none
+        net.projection(b, a, ns.FromPairs([0, 1], [0, 1]), weight=1.0, delay=4, name="ba")
+        net._prepare()
+        seen.append((net.min_delay, a.mirror.history.shape[0], b.mirror.history.shape[0],
+                     net.describe()["projections"]))
+    assert seen[0] == seen[1]
+    assert seen[0][:3] == (1, 4, 5)
+    assert [p["synapses"] for p in seen[0][3]] == [60, 2]
+
+
+def test_a_one_process_state_loads_where_rings_are_longer(tmp_path):
+    """A split population keeps at least a slice of its spikes; in one process a population
+    that no projection leaves has a one-slot ring: loading pads it."""
+    def build(partition):
+        net = ns.Network(seed=2, partition=partition)
+        src = net.population(30, ns.PoissonSource(rate=100.0), name="src")
+        dst = net.population(20, ns.LIF(), name="dst", init={"v": ns.Uniform(-70, -50)})
+        net.projection(src, dst, ns.FixedProbability(0.3), weight=8.0, delay=3)
+        net.spike_monitor(dst)
+        net.spike_monitor(src)
+        return net
+    one = build(None)
+    one.run(30.0, progress=False)
+    one.save_state(tmp_path / "one.h5")
+    one.run(30.0, progress=False)
+    two = build(Partition(0, 1))
+    two.load_state(tmp_path / "one.h5")
+    two.run(30.0, progress=False)
+    for name in ("src", "dst"):
+        steps, neurons, _ = one.reader().spikes(name)
+        late = steps >= 300
+        s2, n2, _ = two.reader().spikes(name)
+        assert late.sum() > 10
+        assert np.array_equal(steps[late], s2) and np.array_equal(neurons[late], n2)
+
+
+def test_data_parallel_event_rules_see_the_summed_weights(monkeypatch):
+    """STDP summed over the processes every step, a normalisation at the end of each
+    sample: the normalisation runs once on the summed weights (not once per process).
+    Two processes with the same rows are imitated by an all_reduce that doubles."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "all_reduce", lambda tensor, group=None, op=None: tensor.mul_(2))
+    monkeypatch.setattr(dist, "gather_object", lambda obj, out, dst=0, group=None:
+                        out and out.__setitem__(slice(None), [obj] * len(out)))
+    net = ns.Network(batch=2, seed=4, dt=0.5, data_parallel=Partition(0, 2))
+    src = net.population(40, ns.PoissonSource(rate=50.0))
+    out = net.population(8, ns.LIF(tau_m=10.0), init={"v": ns.Uniform(-65.0, -55.0)})
+    proj = net.projection(src, out, ns.AllToAll(), weight=ns.Uniform(1.0, 4.0), sparse=False)
+    net.add_rule(proj, ns.rules.STDP(a_plus=0.08, a_minus=0.085, w_max=4.0))
+    net.add_rule(proj, ns.rules.WeightNormalization(100.0, apply_at="end_of_sample"))
+    before = proj.weight.clone()
+    net.run(100.0, progress=False)
+    assert not torch.equal(proj.weight, before)
+    net.trigger("end_of_sample")
+    assert np.allclose(proj.weight_matrix().sum(0), 100.0, rtol=1e-5)
+
+
+def test_signals_over_the_whole_batch_or_a_split_population_are_refused():
+    net = ns.Network(partition=Partition(0, 1))
+    a = net.population(10, ns.LIF(), name="a")
+    net.modulators.add("dopamine", tau_ms=100.0)
+    net.modulators.drive("dopamine", a)
+    with pytest.raises(ValueError, match="computed from population 'a'"):
+        net.run(1.0, progress=False)
+    net = ns.Network(batch=2, data_parallel=Partition(0, 1))
+    a = net.population(10, ns.LIF(), name="a")
+    net.modulators.add_rate("rate", a)
+    with pytest.raises(ValueError, match="averages over the whole batch"):
+        net.run(1.0, progress=False)
+    net = ns.Network(partition=Partition(0, 1))
+    a = net.population(10, ns.LIF(), name="a")
+    net.step_current(a, 1.0, neurons=[0, 1])
+    with pytest.raises(ValueError, match="one amplitude for all its neurons"):
+        net.run(1.0, progress=False)

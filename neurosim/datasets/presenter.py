@@ -91,7 +91,8 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
                     source.set_parameters(rate=silent)
                     net.run(rest_ms, progress=False)
                 if min_spikes:
-                    todo &= (counts[counters[0].name].sum(1) < min_spikes).cpu().numpy()
+                    totals = _whole_population(net, counts[counters[0].name].sum(1))
+                    todo &= (totals < min_spikes).cpu().numpy()
                     if not _any_process(dp, bool(todo.any())):
                         break
             yield idx, counts
@@ -109,3 +110,16 @@ def _any_process(dp: Any, flag: bool) -> bool:
     value = torch.tensor([1 if flag else 0], dtype=torch.int64)
     dist.all_reduce(value, op=dist.ReduceOp.MAX, group=dp.group)
     return bool(value[0])
+
+
+def _whole_population(net: "Network", totals: torch.Tensor) -> torch.Tensor:
+    """Per-row spike totals of a counter, summed over the processes of a partitioned run
+    (each counts its share of a split population; collective), else as they are."""
+    part = getattr(net, "partition", None)
+    if part is None or part.size == 1:
+        return totals
+    import torch.distributed as dist
+
+    totals = totals.clone()
+    dist.all_reduce(totals, group=part.group)
+    return totals

@@ -63,15 +63,25 @@ class WeightReduction:
         self.rules = list(by_projection.values())
         #: a reduced rule applies in the rules phase of every step (else only at events)
         self.per_step = any(rule.apply_at is None for rule in self.rules)
-        # rules of the weights alone (a normalisation) must see the summed weights: when
-        # the others apply every step, they are applied here after each sum, in rule order
+        # A rule of the weights alone (a normalisation) does the same in every process, so
+        # it must not be summed; on a step when summed rules apply too, it must see their
+        # sum. So with summed rules every step, it is held back and applied here after each
+        # sum (it must come after them in rule order, as here); at events, Network.trigger
+        # applies rules in order, summing each summed one (see apply_event).
         self.held = [rule for rule in net.rules.values() if rule not in reduced
                      and rule.apply_at is None] if self.per_step else []
         for rule in self.held:
             if rule.declared is None:
                 raise ValueError(f"rule '{rule.name}': a data-parallel run applies rules that read "
                                  "only the weights after summing the others, from their recipe")
+            later = [r.name for r in self.rules if r.apply_at is None
+                     and list(net.rules.values()).index(r) > list(net.rules.values()).index(rule)]
+            if later:
+                raise ValueError(f"rule '{rule.name}' changes the weights before rule(s) {later} in "
+                                 "each step; a data-parallel run applies it after their summed change: "
+                                 "add it after them")
             rule.held = True
+        self.reduced = reduced
         self._before: list[torch.Tensor] = []
         self.seconds = 0.0
         self.calls = 0
@@ -86,18 +96,37 @@ class WeightReduction:
     def slice_steps(self, net: "Network") -> int:
         return 1 if self.per_step else net._chunk_steps
 
-    def before_slice(self) -> None:
-        self._before = [rule.projection.weight.detach().clone() for rule in self.rules]
+    def before_slice(self, rules: list[Any] | None = None) -> None:
+        if rules is None:
+            rules = self.rules if self.per_step else []
+        self._before = [rule.projection.weight.detach().clone() for rule in rules]
 
-    def exchange(self, t0: int, k: int, stop: bool = False, event: bool = False) -> bool:
-        """After a slice (one step when rules apply every step) or an event (``event``,
-        see ``Network.trigger``): sum the changes; True if any process was asked to stop."""
+    def apply_event(self, event: str, t: int) -> None:
+        """Apply the rules waiting for ``event`` in rule order, summing each one's change
+        across the processes (collective; ``Network.trigger`` calls it)."""
+        for rule in self.net.rules.values():
+            if rule.apply_at != event:
+                continue
+            if rule in self.reduced:
+                self.before_slice([rule])
+                rule.apply(t, event=True)
+                self.exchange(t, 1, event=True, rules=[rule])
+            else:  # (the same change in every process)
+                rule.apply(t, event=True)
+
+    def exchange(self, t0: int, k: int, stop: bool = False, event: bool = False,
+                 rules: list[Any] | None = None) -> bool:
+        """After a slice of steps (one step when summed rules apply every step; else only
+        the stop flag is summed) or an event's rule (``event``, ``rules``): sum the changes;
+        True if any process was asked to stop."""
         t_start = time.perf_counter()
         part = self.partition
+        if rules is None:
+            rules = self.rules if self.per_step else []
         flat = [(rule.projection.weight.detach() - w0).reshape(-1)
-                for rule, w0 in zip(self.rules, self._before)]
-        dtype = self.rules[0].projection.weight.dtype if self.rules else torch.float32
-        device = self.rules[0].projection.weight.device if self.rules else torch.device("cpu")
+                for rule, w0 in zip(rules, self._before)]
+        dtype = rules[0].projection.weight.dtype if rules else torch.float32
+        device = rules[0].projection.weight.device if rules else torch.device("cpu")
         buffer = torch.cat(flat + [torch.tensor([1.0 if stop else 0.0], dtype=dtype, device=device)])
         if part.size > 1:
             try:
@@ -109,7 +138,7 @@ class WeightReduction:
                     f"process died, was killed or stopped with an error): {type(exc).__name__}: "
                     f"{exc}") from exc
         at = 0
-        for rule, w0 in zip(self.rules, self._before):
+        for rule, w0 in zip(rules, self._before):
             w = rule.projection.weight
             d = buffer[at:at + w.numel()].reshape(w.shape)
             at += w.numel()
@@ -136,6 +165,13 @@ def prepare(net: "Network") -> None:
         if not isinstance(mon, (SpikeMonitor, SpikeCounter, WeightMonitor)):
             raise ValueError(f"monitor '{key}' ({type(mon).__name__}): a data-parallel run logs spike "
                              "monitors, spike counters and weight monitors, so far")
+    for mod in net.modulators:
+        whole_batch = mod.driver is not None or (
+            mod.derived is not None and getattr(mod.derived, "per_neuron", True) is False)
+        if whole_batch:
+            raise ValueError(f"signal '{mod.name}' averages over the whole batch (a drive or a "
+                             "population rate of all samples): in a data-parallel run each process "
+                             "holds only its rows, so such signals are not supported yet")
     if isinstance(net._exchange, WeightReduction):
         net._exchange.release()
     reduction = WeightReduction(net, net.data_parallel)

@@ -119,7 +119,8 @@ def load_state(net: "Network", path: str | os.PathLike[str]) -> None:
             pop = net.populations[name]
             var = key[len(f"populations.{name}."):]
             if _is_mirror(pop):
-                mine[key] = _saved(state, f"populations.{pop.mirror_of.name}.spike_history")
+                mine[key] = _recent_slots(_saved(state, f"populations.{pop.mirror_of.name}.spike_history"),
+                                          value.shape[0], int(_saved(state, "clock.step")))
                 continue
             saved = _saved(state, key)
             if _is_split(pop):
@@ -149,11 +150,11 @@ def _saved(state: dict[str, torch.Tensor], key: str) -> torch.Tensor:
 
 def _recent_slots(ring: torch.Tensor, length: int, step: int) -> torch.Tensor:
     """A spike ring of ``length`` slots holding the latest steps of ``ring`` (slot ``t %
-    slots`` holds step ``t``; steps before ``step``)."""
+    slots`` holds step ``t``; steps before ``step``). Steps the saved ring no longer held
+    stay empty: no projection reads them (a ring is as long as its longest reader needs;
+    a split population's own ring only holds a slice until it is sent)."""
     slots = ring.shape[0]
-    if length > slots:
-        raise ValueError(f"state file's spike ring has {slots} slots; this network needs {length}")
     out = torch.zeros((length,) + tuple(ring.shape[1:]), dtype=ring.dtype)
-    for t in range(max(0, step - length), step):
+    for t in range(max(0, step - min(length, slots)), step):
         out[t % length] = ring[t % slots]
     return out

@@ -126,8 +126,15 @@ def prepare(net: "Network") -> None:
         if proj.post.name in split or getattr(proj.pre, "mirror_of", None) is not None:
             raise ValueError(f"rule '{key}': learning on projections from or onto a population split "
                              "across processes is not supported yet; for learning, run data-parallel")
+    for inp in net.inputs:
+        if inp.population.name in split and (not isinstance(inp._index, slice) or inp._amp.dim()):
+            raise ValueError(f"step_current into population '{inp.population.name}', which is split "
+                             "across processes: give one amplitude for all its neurons (per-neuron "
+                             "amplitudes and neuron lists are not supported there yet)")
     for mod in net.modulators:
         source = getattr(mod.derived, "population", None)
+        if source is None and mod.driver is not None:
+            source = mod.driver[0]
         if source is not None and source.name in split:
             raise ValueError(f"signal '{mod.name}' is computed from population '{source.name}', which "
                              "is split across processes: signals read whole populations, so far")
