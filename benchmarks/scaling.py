@@ -16,9 +16,10 @@ spike count equals the one-process run (it must: the spikes are the same).
 
 ``--mnist B1,B2``: data-parallel training of the Diehl & Cook (2015) network
 (``benchmarks/scaling_mnist_worker.py``, 480 images after a warm-up batch) with whole
-batches B on 1 and N processes: samples per second, the share of the time spent
-summing the weight changes (one all_reduce per step), and the largest difference of
-the final weights from the one-process run.
+batches B on 1 and N processes, summing the weight changes every step (exact) or once
+per presentation (``sample``, approximate): samples per second, the share of the time
+spent summing, and the largest difference of the final weights from the one-process
+run.
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ def run(n: int, processes: int, backend: str, duration: float, seed: int, log_di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_mnist(batch: int, processes: int, weights: str, backend: str) -> dict:
+def run_mnist(batch: int, processes: int, weights: str, backend: str, sync: str = "step") -> dict:
     worker = os.path.join(HERE, "scaling_mnist_worker.py")
-    flags = [worker, "--batch", str(batch), "--backend", backend, "--weights", weights]
+    flags = [worker, "--batch", str(batch), "--backend", backend, "--weights", weights, "--sync", sync]
     cmd = ([sys.executable, *flags] if processes == 1 else
            [sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={processes}", *flags])
@@ -70,23 +71,23 @@ def mnist_table(batches: list[int], counts: list[int], backend: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for batch in batches:
             ref = None
-            for p in counts:
-                path = os.path.join(tmp, f"w-{batch}-{p}.npy")
-                out = run_mnist(batch, p, path, backend)
+            for p, sync in [(p, s) for p in counts for s in (("step",) if p == 1 else ("step", "sample"))]:
+                path = os.path.join(tmp, f"w-{batch}-{p}-{sync}.npy")
+                out = run_mnist(batch, p, path, backend, sync)
                 w = np.load(path)
                 if ref is None:
                     ref = (out, w)
-                rows.append((batch, p, out["samples_per_second"],
+                rows.append((batch, p, "-" if p == 1 else sync, out["samples_per_second"],
                              out["samples_per_second"] / ref[0]["samples_per_second"],
                              out["reduce_seconds"] / out["seconds"], float(np.abs(w - ref[1]).max())))
                 print(f"mnist batch {batch} processes {p}: {out['samples_per_second']} samples/s",
                       file=sys.stderr, flush=True)
     print(f"\nDiehl & Cook (2015), 100 neurons, 480 MNIST images, {backend}, data-parallel "
           f"(gloo, one machine, {os.cpu_count()} cores)\n")
-    print("| whole batch | processes | samples/s | vs 1 process | summing share | max weight difference |")
-    print("|---|---|---|---|---|---|")
-    for batch, p, sps, speedup, share, diff in rows:
-        print(f"| {batch} | {p} | {sps:.1f} | {speedup:.2f}x | {100 * share:.0f}% | {diff:.2g} |")
+    print("| whole batch | processes | sums | samples/s | vs 1 process | summing share | max weight difference |")
+    print("|---|---|---|---|---|---|---|")
+    for batch, p, sync, sps, speedup, share, diff in rows:
+        print(f"| {batch} | {p} | {sync} | {sps:.1f} | {speedup:.2f}x | {100 * share:.0f}% | {diff:.2g} |")
 
 
 def main() -> int:

@@ -2,6 +2,11 @@
 
     python examples/mnist_stdp.py                      # 100 neurons, 5000 images, 2 minutes idle
     python examples/mnist_stdp.py --neurons 100 --train 60000 --test 10000 --batch 16
+    torchrun --standalone --nproc-per-node 2 examples/mnist_stdp.py --batch 16 --log-file runs/m.h5
+
+Under torchrun the batch is split across the processes (data-parallel: each simulates
+--batch / N rows; the weight changes are summed every step, so the weights are one
+process's up to float rounding; see docs/distributed.md). Process 0 prints and writes.
 
 Trains on the first --train training images, assigns each neuron the digit it
 responds to most (from the responses to the last --assign of those images, with
@@ -36,9 +41,11 @@ class Phases:
 
     def __init__(self) -> None:
         self.t0 = time.perf_counter()
+        self.quiet = False  # (the other processes of a data-parallel run)
 
     def say(self, text: str) -> None:
-        print(f"[{time.perf_counter() - self.t0:6.1f} s] {text}", file=sys.stderr, flush=True)
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.t0:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
                              "~/.cache/neurosim/datasets/mnist, /usr/share/datasets/mnist)")
     parser.add_argument("--download", action="store_true",
                         help="fetch MNIST from the usual mirrors if it is not found (checked by MD5)")
-    parser.add_argument("--log", default=None, help="HDF5 log (default runs/mnist-<time>.h5)")
+    parser.add_argument("--log", "--log-file", dest="log", default=None,
+                        help="HDF5 log (default runs/mnist-<time>.h5; under torchrun say --log-file, "
+                             "which torchrun does not take for its own --log-dir)")
+    parser.add_argument("--sync", default="step", choices=["step", "sample"],
+                        help="under torchrun: sum the weight changes every step (exact: one "
+                             "process's weights; slow) or once per presentation (approximate: "
+                             "each process learns from its own rows in between; fast)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     progress = False if args.no_progress else None
@@ -72,6 +85,25 @@ def main(argv: list[str] | None = None) -> int:
 
     from neurosim.datasets import DatasetError, DatasetNotFoundError, DownloadError, load_mnist
     from neurosim.networks.diehl_cook import DiehlCook2015
+    dp = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: data-parallel
+        import torch.distributed as dist
+
+        from neurosim.distributed import Partition
+
+        dist.init_process_group("gloo" if args.device == "cpu" else "nccl")
+        dp = Partition.from_process_group()
+        phases.quiet = dp.rank != 0
+        if dp.rank != 0:
+            progress = False
+        if args.batch % dp.size:
+            print(f"mnist_stdp.py: error: --batch {args.batch} must be a multiple of the {dp.size} "
+                  "processes (each simulates --batch / processes rows)", file=sys.stderr)
+            return 2
+        if args.log is None:
+            print("mnist_stdp.py: error: --log-file is required under torchrun (every process must "
+                  "name the same file)", file=sys.stderr)
+            return 2
     beside_clone = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
                                 "datasets")
     log = args.log
@@ -96,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.train > len(x_train) or args.test > len(x_test):
             raise ValueError(f"--train must be at most {len(x_train)} and --test at most {len(x_test)}")
         phases.say(f"building the network ({args.neurons} neurons, batch {args.batch})")
-        dc = DiehlCook2015(args.neurons, batch=args.batch, seed=args.seed, backend=args.backend,
-                           device=args.device, log=log)
+        per_sample = int(round((350.0 + 150.0) / 0.5))  # steps of one presentation and its rest
+        dc = DiehlCook2015(args.neurons, batch=args.batch // (dp.size if dp else 1), seed=args.seed,
+                           backend=args.backend, device=args.device, log=log, data_parallel=dp,
+                           sync_every=per_sample if dp and args.sync == "sample" else None)
         phases.say("compiling kernels (the first run of a network structure; cached afterwards)")
         compile_seconds = dc.net.compile()  # before the clock starts
         phases.say(f"compiled in {compile_seconds:.1f} s; train: {args.train} images, learning on")
@@ -132,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     accuracy = {s: float((dc.predict(counts, s) == y_test[:args.test]).mean())
                 for s in ("all", "proportion")}
+    if dp is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        if dp.rank != 0:
+            return 0
     with h5py.File(log, "r+") as f:
         g = f.create_group("results")
         g["weights"] = dc.input_exc.weight_matrix().astype(np.float32)
@@ -149,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"accuracy": accuracy["proportion"], "accuracy_all": accuracy["all"],
                       "train_samples": args.train, "test_samples": args.test,
                       "neurons": args.neurons, "batch": args.batch,
+                      "processes": dp.size if dp else 1, "sync": args.sync if dp else None,
                       "train_seconds": round(train_seconds, 2),
                       "samples_per_second": round(args.train / train_seconds, 2),
                       "compile_seconds": round(compile_seconds, 2),

@@ -115,7 +115,7 @@ class Network:
                  dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
                  parallel: bool = False, threads: int | None = None,
                  partition: Partition | None = None,
-                 data_parallel: Partition | None = None) -> None:
+                 data_parallel: Partition | None = None, sync_every: int | None = None) -> None:
         self.clock = Clock(dt)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
@@ -148,6 +148,14 @@ class Network:
         #: this process's place in a data-parallel run (see neurosim.distributed.data_parallel):
         #: its ``batch`` rows are rows ``rank * batch ..`` of ``size * batch``
         self.data_parallel = data_parallel
+        if sync_every is not None and (data_parallel is None or isinstance(sync_every, bool)
+                                       or not isinstance(sync_every, (int, np.integer)) or sync_every < 1):
+            raise ValueError(f"sync_every must be a positive number of steps, and needs data_parallel; "
+                             f"got {sync_every!r}")
+        #: data-parallel: sum the rules' changes every this many steps (and before events)
+        #: instead of at every step they apply: faster, and no longer one process's weights
+        #: (each process learns from its own rows in between); None: exact
+        self.sync_every = None if sync_every is None else int(sync_every)
         processes = partition or data_parallel
         if processes is not None and processes.rank != 0:
             log = None if isinstance(log, (str, os.PathLike)) else log  # process 0 writes the file

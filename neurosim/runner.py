@@ -106,6 +106,8 @@ class Runner:
         try:
             done, since_flush = 0, 0
             while done < n_steps and not (stopping if exchange is not None else interrupt.requested):
+                if exchange is not None:  # (a data-parallel window ends at a fixed step)
+                    slice_len = paced = exchange.slice_steps(net)
                 k = min(slice_len, paced, n_steps - done, net._chunk_steps - since_flush)
                 t0 = time.perf_counter()
                 if exchange is not None:

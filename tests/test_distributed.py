@@ -235,6 +235,25 @@ def test_data_parallel_stdp_on_two_processes_gives_the_weights_of_one(tmp_path, 
         assert np.array_equal(one[key], two[key])
 
 
+def test_data_parallel_sums_every_k_steps_with_sync_every(tmp_path):
+    """sync_every=100: one sum per 100 steps (600 steps: 6), each process learning from
+    its own rows in between (so the spikes, and then the weights, drift from the exact
+    run's); the normalisation still sees the summed weights."""
+    subprocess.run([sys.executable, STDP_SCRIPT, "--out", str(tmp_path / "one.npz")],
+                   check=True, env=_env(), timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node=2", STDP_SCRIPT, "--sync-every", "100",
+                           "--out", str(tmp_path / "two.npz")],
+                          env=_env(), timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert int(two["reductions"]) == 6
+    w1, w2 = one["weight"], two["weight"]
+    assert w2.min() >= 0.0
+    assert np.allclose(w2.sum(0), 150.0, rtol=1e-4)  # the normalisation ran on the summed weights
+    assert np.corrcoef(w1.ravel(), w2.ravel())[0, 1] > 0.3  # (the same inputs shape both)
+
+
 def test_what_a_data_parallel_run_refuses():
     with pytest.raises(ValueError, match="not both"):
         ns.Network(partition=Partition(0, 1), data_parallel=Partition(0, 1))
@@ -363,3 +382,31 @@ def test_signals_over_the_whole_batch_or_a_split_population_are_refused():
     net.step_current(a, 1.0, neurons=[0, 1])
     with pytest.raises(ValueError, match="one amplitude for all its neurons"):
         net.run(1.0, progress=False)
+
+
+@pytest.mark.slow
+def test_mnist_stdp_example_under_torchrun_matches_one_process(tmp_path):
+    """examples/mnist_stdp.py on 2 processes (batch 8 split 4 + 4, weight changes summed
+    every step) against one process with batch 8: the same test accuracy and final
+    weights up to float rounding. About a minute: the per-step sums are slow here."""
+    import json
+
+    from data_paths import MNIST as SHARED, requires_datasets  # noqa: F401
+
+    if not os.path.isdir(SHARED):
+        pytest.skip(f"MNIST not found at {SHARED}")
+    example = os.path.join(ROOT, "examples", "mnist_stdp.py")
+    flags = ["--train", "64", "--test", "32", "--assign", "32", "--batch", "8", "--data", SHARED,
+             "--no-progress"]
+    one = subprocess.run([sys.executable, example, *flags, "--log", str(tmp_path / "one.h5")],
+                         env=_env(), capture_output=True, text=True, timeout=900)
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc-per-node=2", example, *flags, "--log-file", str(tmp_path / "two.h5")],
+                         env=_env(), capture_output=True, text=True, timeout=900)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    a, b = (json.loads(p.stdout.strip().splitlines()[-1]) for p in (one, two))
+    assert b["processes"] == 2 and a["accuracy"] == b["accuracy"]
+    import h5py
+
+    with h5py.File(tmp_path / "one.h5") as f1, h5py.File(tmp_path / "two.h5") as f2:
+        assert np.abs(f1["results/weights"][()] - f2["results/weights"][()]).max() < 1e-4

@@ -46,8 +46,13 @@ class WeightReduction:
     """Sums, across the processes of a data-parallel run, the weight changes of the rules
     that read activity (see the module's docstring)."""
 
-    def __init__(self, net: "Network", partition: "Partition") -> None:
+    def __init__(self, net: "Network", partition: "Partition", sync_every: int | None = None) -> None:
         self.net, self.partition = net, partition
+        #: None: sum at every step a summed rule applies (exact); K: sum every K steps of
+        #: the global clock (and before events), each process meanwhile learning from its
+        #: own rows only (approximate, with K times fewer collectives)
+        self.window = sync_every
+        self._open = False  # (window mode: the weights at the window's start are in _before)
         reduced = [rule for rule in net.rules.values() if reads_activity(rule)]
         by_projection: dict[str, Any] = {}
         for rule in reduced:
@@ -59,7 +64,9 @@ class WeightReduction:
                 raise ValueError(f"rules '{other.name}' and '{rule.name}' both change projection "
                                  f"'{rule.projection.name}' from activity: a data-parallel run sums "
                                  "one such rule's change per projection, so far")
-            rule.bounds_deferred = True
+            # exact: clip the summed change, as one process clips; window: each process
+            # clips its own weights as it learns, and the sum is clipped again
+            rule.bounds_deferred = sync_every is None
         self.rules = list(by_projection.values())
         #: a reduced rule applies in the rules phase of every step (else only at events)
         self.per_step = any(rule.apply_at is None for rule in self.rules)
@@ -80,6 +87,10 @@ class WeightReduction:
                 raise ValueError(f"rule '{rule.name}' changes the weights before rule(s) {later} in "
                                  "each step; a data-parallel run applies it after their summed change: "
                                  "add it after them")
+            if sync_every is not None and rule.every % sync_every:
+                raise ValueError(f"rule '{rule.name}' applies every {rule.every} steps; with "
+                                 f"sync_every={sync_every} it must apply at the sums (a multiple of "
+                                 f"{sync_every} steps) to see the summed weights")
             rule.held = True
         self.reduced = reduced
         self._before: list[torch.Tensor] = []
@@ -94,16 +105,32 @@ class WeightReduction:
             rule.held = False
 
     def slice_steps(self, net: "Network") -> int:
-        return 1 if self.per_step else net._chunk_steps
+        if not self.per_step:
+            return net._chunk_steps
+        if self.window is None:
+            return 1
+        return self.window - net.clock.step % self.window  # up to the next sum
 
     def before_slice(self, rules: list[Any] | None = None) -> None:
         if rules is None:
+            if self.window is not None and self.per_step:
+                if not self._open:  # a window opens: its changes are summed when it closes
+                    self._before = [rule.projection.weight.detach().clone() for rule in self.rules]
+                    self._open = True
+                return
             rules = self.rules if self.per_step else []
         self._before = [rule.projection.weight.detach().clone() for rule in rules]
+
+    def close_window(self, t: int) -> None:
+        """Window mode: sum the changes since the window opened (collective)."""
+        if self._open:
+            self._sum(t, 0, False, self.rules)
+            self._open = False
 
     def apply_event(self, event: str, t: int) -> None:
         """Apply the rules waiting for ``event`` in rule order, summing each one's change
         across the processes (collective; ``Network.trigger`` calls it)."""
+        self.close_window(t)
         for rule in self.net.rules.values():
             if rule.apply_at != event:
                 continue
@@ -119,10 +146,27 @@ class WeightReduction:
         """After a slice of steps (one step when summed rules apply every step; else only
         the stop flag is summed) or an event's rule (``event``, ``rules``): sum the changes;
         True if any process was asked to stop."""
-        t_start = time.perf_counter()
-        part = self.partition
         if rules is None:
             rules = self.rules if self.per_step else []
+            if self.window is not None and self.per_step:
+                if (t0 + k) % self.window:  # the window goes on: only the stop flag
+                    return self._sum(t0, k, stop, [])
+                self._open = False
+                any_stop = self._sum(t0, k, stop, rules)
+                for rule in self.held:  # (they apply at the sums: before step t0 + k)
+                    if (t0 + k) % rule.every == 0:
+                        rule.torch_form.apply(t0 + k, held=True)
+                return any_stop
+        any_stop = self._sum(t0, k, stop, rules)
+        for t in range(t0, t0 + k) if not event else ():
+            for rule in self.held:
+                rule.torch_form.apply(t, held=True)
+        return any_stop
+
+    def _sum(self, t0: int, k: int, stop: bool, rules: list[Any]) -> bool:
+        """Sum ``rules``' changes since ``_before`` (and the stop flags) across the processes."""
+        t_start = time.perf_counter()
+        part = self.partition
         flat = [(rule.projection.weight.detach() - w0).reshape(-1)
                 for rule, w0 in zip(rules, self._before)]
         dtype = rules[0].projection.weight.dtype if rules else torch.float32
@@ -149,9 +193,6 @@ class WeightReduction:
                 new = new * rule.projection.mask
             with torch.no_grad():
                 w.copy_(new)
-        for t in range(t0, t0 + k) if not event else ():
-            for rule in self.held:
-                rule.torch_form.apply(t, held=True)
         self.seconds += time.perf_counter() - t_start
         self.calls += 1
         return bool(buffer[-1] > 0)
@@ -172,11 +213,17 @@ def prepare(net: "Network") -> None:
             raise ValueError(f"signal '{mod.name}' averages over the whole batch (a drive or a "
                              "population rate of all samples): in a data-parallel run each process "
                              "holds only its rows, so such signals are not supported yet")
-    if isinstance(net._exchange, WeightReduction):
-        net._exchange.release()
-    reduction = WeightReduction(net, net.data_parallel)
-    if isinstance(net._exchange, WeightReduction):
-        reduction.seconds, reduction.calls = net._exchange.seconds, net._exchange.calls
+    previous = net._exchange if isinstance(net._exchange, WeightReduction) else None
+    if previous is not None:
+        previous.release()
+    reduction = WeightReduction(net, net.data_parallel, net.sync_every)
+    if previous is not None:
+        reduction.seconds, reduction.calls = previous.seconds, previous.calls
+        if previous._open:  # a window still open goes on (the same rules' weights)
+            if [r.name for r in previous.rules] != [r.name for r in reduction.rules]:
+                raise ValueError("data-parallel run: the learning rules changed while a sync_every "
+                                 "window was open; trigger an event (which sums it) first")
+            reduction._before, reduction._open = previous._before, True
     net._exchange = reduction
     # every process records other rows: spike events are joined (their batch rows global)
     net.log.split_bases = {f"spikes/{mon.name}" for mon in net.monitors.values()

@@ -37,14 +37,16 @@ class DiehlCook2015:
     :class:`~neurosim.distributed.Partition` of a data-parallel run (each of N processes
     simulates ``batch`` rows of a batch of N x ``batch``; see
     :mod:`neurosim.distributed.data_parallel`); every process gets every sample's counts.
+    ``sync_every``: sum the weight changes every this many steps instead of every step
+    (approximate; one presentation and rest is ``(duration_ms + rest_ms) / dt`` steps).
     """
 
     def __init__(self, n_neurons: int = 100, *, batch: int = 1, dt: float = 0.5, seed: int = 0,
                  backend: str | None = None, device: str = "cpu", log=None,
                  duration_ms: float = 350.0, rest_ms: float = 150.0, nu_scale: float = 1.0,
-                 min_spikes: int = 5, data_parallel: Any = None) -> None:
+                 min_spikes: int = 5, data_parallel: Any = None, sync_every: int | None = None) -> None:
         self.net = net = Network(dt=dt, batch=batch, seed=seed, backend=backend, device=device, log=log,
-                                 data_parallel=data_parallel)
+                                 data_parallel=data_parallel, sync_every=sync_every)
         self.duration_ms, self.rest_ms, self.min_spikes = duration_ms, rest_ms, min_spikes
         self.input = net.population(784, PoissonSource(rate=0.0), name="input")
         # one rate per sample and pixel from the start, as present() sets them: a

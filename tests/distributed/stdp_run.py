@@ -23,13 +23,15 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--duration", type=float, default=300.0)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--sync-every", type=int, default=None)
     args = parser.parse_args()
     dp, batch = None, args.batch
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         dist.init_process_group("gloo")
         dp = Partition.from_process_group()
         batch = args.batch // dp.size
-    net = ns.Network(dt=0.5, seed=11, batch=batch, backend=args.backend, data_parallel=dp)
+    net = ns.Network(dt=0.5, seed=11, batch=batch, backend=args.backend, data_parallel=dp,
+                     sync_every=args.sync_every if dp else None)
     inp = net.population(60, ns.PoissonSource(rate=40.0), name="input")
     out = net.population(12, ns.LIF(tau_m=10.0), name="out", init={"v": ns.Uniform(-65.0, -55.0)})
     proj = net.projection(inp, out, ns.AllToAll(), weight=ns.Uniform(1.0, 4.0), sparse=False)
