@@ -410,3 +410,26 @@ def test_mnist_stdp_example_under_torchrun_matches_one_process(tmp_path):
 
     with h5py.File(tmp_path / "one.h5") as f1, h5py.File(tmp_path / "two.h5") as f2:
         assert np.abs(f1["results/weights"][()] - f2["results/weights"][()]).max() < 1e-4
+
+
+def test_a_data_parallel_process_without_rows_of_the_last_batch_runs_along(monkeypatch):
+    """Two images, a whole batch of 4 split 2 + 2: process 1 has no rows, and still runs
+    the presentation (silent), and repeats it when process 0 needs to (imitated: the
+    all_reduce that asks "any process?" answers yes), as the others' collectives need."""
+    import torch.distributed as dist
+
+    from neurosim.datasets import present
+
+    # (the presenter's question is an int64 flag; the weight sums' buffer, a float, stays)
+    monkeypatch.setattr(dist, "all_reduce", lambda tensor, group=None, op=None:
+                        tensor.fill_(1) if tensor.dtype == torch.int64 else None)
+    monkeypatch.setattr(dist, "gather_object", lambda obj, out, dst=0, group=None:
+                        out and out.__setitem__(slice(None), [obj] * len(out)))
+    net = ns.Network(batch=2, dt=0.5, data_parallel=Partition(1, 2))
+    src = net.population(16, ns.PoissonSource(rate=0.0), name="src")
+    src.set_parameters(rate=np.zeros((2, 16)))
+    counter = net.spike_counter(src)
+    shown = list(present(net, src, np.ones((2, 16)), duration_ms=5.0, rest_ms=5.0,
+                         counters=[counter], min_spikes=1, max_repeats=1))
+    assert [len(idx) for idx, _ in shown] == [0]
+    assert net.clock.step == 2 * 20  # one presentation and one repeat, like process 0's

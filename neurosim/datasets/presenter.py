@@ -69,7 +69,9 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
         for start in range(0, len(x), net.batch_global):
             lo = min(start + first_row, len(x))
             idx = np.arange(lo, min(lo + batch, start + net.batch_global, len(x)))
-            unit = rate_code(x[idx], 1.0)  # brightest pixel at 1 Hz; scaled per attempt
+            # brightest pixel at 1 Hz; scaled per attempt (a data-parallel process may have
+            # no rows of a last, partial batch: it still runs, silent, with the others)
+            unit = rate_code(x[idx], 1.0) if len(idx) else np.zeros((0, source.n))
             counts = {c.name: torch.zeros((len(idx), c.counts.shape[1]), dtype=c.counts.dtype)
                       for c in counters}
             todo = np.ones(len(idx), dtype=bool)

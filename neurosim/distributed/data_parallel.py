@@ -10,8 +10,10 @@ event) on which such a rule applies, lets every process apply its rows' change w
 rule's bounds deferred, sums the changes with one ``all_reduce``, and clips the sum where
 it is nonzero, as the rule would have: the weights are those of one process up to the
 order in which the rows' changes are added (and the rounding of ``(w + d) - w``).
-Rules that read only the weights (a normalisation) run unchanged in every process: they
-see the same weights and do the same.
+Rules that read only the weights (a normalisation) do the same in every process and are
+not summed; when summed rules apply every step they are applied after each sum.
+``Network(sync_every=K)`` sums only every K steps (and before events): faster, and
+approximate (each process learns from its own rows between sums).
 """
 
 from __future__ import annotations
