@@ -16,8 +16,8 @@ spike count equals the one-process run (it must: the spikes are the same).
 
 ``--mnist B1,B2``: data-parallel training of the Diehl & Cook (2015) network
 (``benchmarks/scaling_mnist_worker.py``, 480 images after a warm-up batch) with whole
-batches B on 1 and N processes, summing the weight changes every step (exact) or once
-per presentation (``sample``, approximate): samples per second, the share of the time
+batches B on 1 and N processes, summing the weight changes every step (exact) or at the
+end of each presentation and of its rest (``sample``, approximate): samples per second, the share of the time
 spent summing, and the largest difference of the final weights from the one-process
 run.
 """

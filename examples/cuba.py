@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
         from neurosim.distributed import Partition
 
+        if args.device != "cpu":  # one GPU per process (NCCL sums on the GPU)
+            import torch
+
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(args.device)
         dist.init_process_group("gloo" if args.device == "cpu" else "nccl")
         partition = Partition.from_process_group()
     writer = partition is None or partition.rank == 0

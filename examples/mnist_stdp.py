@@ -72,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                              "which torchrun does not take for its own --log-dir)")
     parser.add_argument("--sync", default="step", choices=["step", "sample"],
                         help="under torchrun: sum the weight changes every step (exact: one "
-                             "process's weights; slow) or once per presentation (approximate: "
-                             "each process learns from its own rows in between; fast)")
+                             "process's weights; slow) or twice per presentation, at its end "
+                             "and at the end of its rest (approximate: each process learns "
+                             "from its own rows in between; fast)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     progress = False if args.no_progress else None
@@ -91,6 +92,11 @@ def main(argv: list[str] | None = None) -> int:
 
         from neurosim.distributed import Partition
 
+        if args.device != "cpu":  # one GPU per process (NCCL sums on the GPU)
+            import torch
+
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(args.device)
         dist.init_process_group("gloo" if args.device == "cpu" else "nccl")
         dp = Partition.from_process_group()
         phases.quiet = dp.rank != 0

@@ -131,6 +131,9 @@ class Runner:
                     since_flush = 0
             if stopping:
                 interrupt.requested = True  # another process was asked to stop: so is this one
+            end_run = getattr(exchange, "end_run", None)
+            if end_run is not None:  # (every process, at the same step)
+                end_run(net.clock.step - 1)
             self.flush()
             outcome = "interrupted" if interrupt.requested else "completed"
         except BaseException as exc:

@@ -93,9 +93,9 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
                     source.set_parameters(rate=silent)
                     net.run(rest_ms, progress=False)
                 if min_spikes:
-                    totals = _whole_population(net, counts[counters[0].name].sum(1))
+                    totals = _whole_population(net, counters[0], counts[counters[0].name].sum(1))
                     todo &= (totals < min_spikes).cpu().numpy()
-                    if not _any_process(dp, bool(todo.any())):
+                    if not _any_process(dp, bool(todo.any()), net.device):
                         break
             yield idx, counts
             bar.update(min(net.batch_global, len(x) - start))
@@ -103,22 +103,22 @@ def present(net: "Network", source: "Population", images: np.ndarray | torch.Ten
         bar.close()
 
 
-def _any_process(dp: Any, flag: bool) -> bool:
+def _any_process(dp: Any, flag: bool, device: Any = "cpu") -> bool:
     """``flag`` or'ed over the processes of a data-parallel run (collective), else ``flag``."""
     if dp is None or dp.size == 1:
         return flag
     import torch.distributed as dist
 
-    value = torch.tensor([1 if flag else 0], dtype=torch.int64)
+    value = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX, group=dp.group)
     return bool(value[0])
 
 
-def _whole_population(net: "Network", totals: torch.Tensor) -> torch.Tensor:
+def _whole_population(net: "Network", counter: Any, totals: torch.Tensor) -> torch.Tensor:
     """Per-row spike totals of a counter, summed over the processes of a partitioned run
-    (each counts its share of a split population; collective), else as they are."""
+    when its population is split (each counts its share; collective), else as they are."""
     part = getattr(net, "partition", None)
-    if part is None or part.size == 1:
+    if part is None or part.size == 1 or getattr(counter.population, "mirror", None) is None:
         return totals
     import torch.distributed as dist
 

@@ -11,9 +11,12 @@ rule's bounds deferred, sums the changes with one ``all_reduce``, and clips the 
 it is nonzero, as the rule would have: the weights are those of one process up to the
 order in which the rows' changes are added (and the rounding of ``(w + d) - w``).
 Rules that read only the weights (a normalisation) do the same in every process and are
-not summed; when summed rules apply every step they are applied after each sum.
-``Network(sync_every=K)`` sums only every K steps (and before events): faster, and
-approximate (each process learns from its own rows between sums).
+not summed; when summed rules apply every step they are applied after each sum. (A
+summed rule applying every step means a sum every step, whatever its ``every``.)
+``Network(sync_every=K)`` sums only every K steps of the global clock, before events and
+at the end of each run: faster, and approximate (each process learns from its own rows
+between sums; a rule of the weights alone applies on its steps, multiples of K, before
+the step's change rather than after it).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class WeightReduction:
 
     def __init__(self, net: "Network", partition: "Partition", sync_every: int | None = None) -> None:
         self.net, self.partition = net, partition
+        self.device = net.device  # (NCCL sums tensors on the GPU only)
         #: None: sum at every step a summed rule applies (exact); K: sum every K steps of
         #: the global clock (and before events), each process meanwhile learning from its
         #: own rows only (approximate, with K times fewer collectives)
@@ -68,7 +72,7 @@ class WeightReduction:
                                  "one such rule's change per projection, so far")
             # exact: clip the summed change, as one process clips; window: each process
             # clips its own weights as it learns, and the sum is clipped again
-            rule.bounds_deferred = sync_every is None
+            rule.bounds_deferred = sync_every is None or rule.apply_at is not None
         self.rules = list(by_projection.values())
         #: a reduced rule applies in the rules phase of every step (else only at events)
         self.per_step = any(rule.apply_at is None for rule in self.rules)
@@ -116,6 +120,13 @@ class WeightReduction:
     def before_slice(self, rules: list[Any] | None = None) -> None:
         if rules is None:
             if self.window is not None and self.per_step:
+                t0 = self.net.clock.step
+                # the held rules' steps are multiples of the window, so each such step
+                # begins a slice, right after a sum: they apply to the summed weights
+                # before the step (one process applies them after the step's change)
+                for rule in self.held:
+                    if t0 % rule.every == 0:
+                        rule.torch_form.apply(t0, held=True)
                 if not self._open:  # a window opens: its changes are summed when it closes
                     self._before = [rule.projection.weight.detach().clone() for rule in self.rules]
                     self._open = True
@@ -123,10 +134,15 @@ class WeightReduction:
             rules = self.rules if self.per_step else []
         self._before = [rule.projection.weight.detach().clone() for rule in rules]
 
+    def end_run(self, t: int) -> None:
+        """A run ends (every process, at the same step): close an open window, so that
+        nothing done between runs (set_weights, load_state, new rules) falls into one."""
+        self.close_window(t)
+
     def close_window(self, t: int) -> None:
         """Window mode: sum the changes since the window opened (collective)."""
         if self._open:
-            self._sum(t, 0, False, self.rules)
+            self._sum(t, 1, False, self.rules)
             self._open = False
 
     def apply_event(self, event: str, t: int) -> None:
@@ -154,11 +170,7 @@ class WeightReduction:
                 if (t0 + k) % self.window:  # the window goes on: only the stop flag
                     return self._sum(t0, k, stop, [])
                 self._open = False
-                any_stop = self._sum(t0, k, stop, rules)
-                for rule in self.held:  # (they apply at the sums: before step t0 + k)
-                    if (t0 + k) % rule.every == 0:
-                        rule.torch_form.apply(t0 + k, held=True)
-                return any_stop
+                return self._sum(t0, k, stop, rules)
         any_stop = self._sum(t0, k, stop, rules)
         for t in range(t0, t0 + k) if not event else ():
             for rule in self.held:
@@ -172,7 +184,7 @@ class WeightReduction:
         flat = [(rule.projection.weight.detach() - w0).reshape(-1)
                 for rule, w0 in zip(rules, self._before)]
         dtype = rules[0].projection.weight.dtype if rules else torch.float32
-        device = rules[0].projection.weight.device if rules else torch.device("cpu")
+        device = rules[0].projection.weight.device if rules else self.device
         buffer = torch.cat(flat + [torch.tensor([1.0 if stop else 0.0], dtype=dtype, device=device)])
         if part.size > 1:
             try:
@@ -216,16 +228,11 @@ def prepare(net: "Network") -> None:
                              "population rate of all samples): in a data-parallel run each process "
                              "holds only its rows, so such signals are not supported yet")
     previous = net._exchange if isinstance(net._exchange, WeightReduction) else None
-    if previous is not None:
+    if previous is not None:  # (its window was closed when its last run or event ended)
         previous.release()
     reduction = WeightReduction(net, net.data_parallel, net.sync_every)
     if previous is not None:
         reduction.seconds, reduction.calls = previous.seconds, previous.calls
-        if previous._open:  # a window still open goes on (the same rules' weights)
-            if [r.name for r in previous.rules] != [r.name for r in reduction.rules]:
-                raise ValueError("data-parallel run: the learning rules changed while a sync_every "
-                                 "window was open; trigger an event (which sums it) first")
-            reduction._before, reduction._open = previous._before, True
     net._exchange = reduction
     # every process records other rows: spike events are joined (their batch rows global)
     net.log.split_bases = {f"spikes/{mon.name}" for mon in net.monitors.values()
