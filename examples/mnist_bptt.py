@@ -20,6 +20,11 @@ epoch and the final weights. The last line printed is one JSON object.
 
 Where MNIST is looked for: --data DIR, $NEUROSIM_DATA, ../shared/datasets beside this
 clone, ~/.cache/neurosim/datasets/mnist, /usr/share/datasets/mnist.
+
+On several processes (data-parallel; each runs --batch / N rows of every batch and the
+gradients are summed before each Adam step, as DistributedDataParallel does):
+
+    torchrun --standalone --nproc-per-node 2 examples/mnist_bptt.py --log-file runs/b.h5
 """
 
 from __future__ import annotations
@@ -53,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default=None, metavar="DIR",
                         help="folder with the four MNIST IDX files, or its parent")
-    parser.add_argument("--log", default=None, help="HDF5 log (default runs/mnist-bptt-<time>.h5)")
+    parser.add_argument("--log", "--log-file", dest="log", default=None,
+                        help="HDF5 log (default runs/mnist-bptt-<time>.h5; under torchrun say "
+                             "--log-file, which torchrun does not take for its --log-dir)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     progress = False if args.no_progress else None
@@ -65,6 +72,29 @@ def main(argv: list[str] | None = None) -> int:
 
     from neurosim.datasets import DatasetError, DatasetNotFoundError, load_mnist
     from neurosim.networks.rate_classifier import RateClassifier
+
+    dp = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: data-parallel
+        import torch.distributed as dist
+
+        from neurosim.distributed import Partition
+
+        if args.device != "cpu":  # one GPU per process (NCCL sums on the GPU)
+            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+            torch.cuda.set_device(args.device)
+        dist.init_process_group("gloo" if args.device == "cpu" else "nccl")
+        dp = Partition.from_process_group()
+        if dp.rank != 0:
+            progress = False
+        if args.log is None:
+            print("mnist_bptt.py: error: --log-file is required under torchrun (every process must "
+                  "name the same file)", file=sys.stderr)
+            return 2
+        if args.batch % dp.size:
+            print(f"mnist_bptt.py: error: --batch {args.batch} must be a multiple of the {dp.size} "
+                  "processes (each runs --batch / processes rows)", file=sys.stderr)
+            return 2
+    say = (lambda *a, **k: None) if dp is not None and dp.rank != 0 else print
 
     beside_clone = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                  "..", "shared", "datasets"))
@@ -82,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         if len(x_train) < args.batch:
             raise ValueError(f"--train ({len(x_train)}) must be at least --batch ({args.batch})")
         clf = RateClassifier(hidden=args.hidden, steps=args.steps, batch=args.batch, seed=args.seed,
-                             device=args.device, log=log)
+                             device=args.device, log=log, data_parallel=dp)
         optimizer = torch.optim.Adam(clf.parameters(), lr=args.lr, betas=(0.9, 0.999))
         history = []
         train_seconds = 0.0
@@ -97,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             accuracy = clf.evaluate(x_test, y_test, progress, desc=f"epoch {epoch}/{args.epochs}: test")
             history.append({"epoch": epoch, "loss": loss, "test_accuracy": accuracy,
                             "train_seconds": seconds})
-            print(f"epoch {epoch}: loss {loss:.3f}, test accuracy {100 * accuracy:.2f}% on "
+            say(f"epoch {epoch}: loss {loss:.3f}, test accuracy {100 * accuracy:.2f}% on "
                   f"{len(x_test)} images, trained in {seconds:.1f} s "
                   f"({len(x_train) // args.batch * args.batch / seconds:.0f} samples/s)", flush=True)
     except DatasetNotFoundError as exc:
@@ -113,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         flag = " (--log)" if isinstance(exc, OSError) and getattr(exc, "filename", None) else ""
         print(f"mnist_bptt.py: error: {exc}{flag}", file=sys.stderr)
         return 2
+    if dp is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        if dp.rank != 0:
+            return 0
     clf.net.log.close()
     with h5py.File(log, "r+") as f:
         g = f.create_group("results")
@@ -127,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"test_accuracy": history[-1]["test_accuracy"], "epochs": args.epochs,
                       "method": args.method, "steps": args.steps, "hidden": args.hidden,
-                      "batch": args.batch, "seconds": round(train_seconds, 2),
+                      "batch": args.batch, "processes": dp.size if dp else 1,
+                      "seconds": round(train_seconds, 2),
                       "samples_per_second": round(trained / train_seconds, 1),
                       "accuracy_per_epoch": [round(h["test_accuracy"], 4) for h in history],
                       "total_seconds": round(time.perf_counter() - t_start, 1),

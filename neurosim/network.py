@@ -624,9 +624,10 @@ class Network:
         rule changed them, so their gradients use those weights; one whose matrices
         would exceed ``unrolling.MAX_DENSE_BLOCKS`` elements is refused.
         """
-        if self.partition is not None or self.data_parallel is not None:
-            raise ValueError("unroll: a network split across processes cannot be run differentiably "
-                             "(yet); train by gradient with torch's DistributedDataParallel instead")
+        if self.partition is not None:
+            raise ValueError("unroll: a network split by neurons across processes cannot be run "
+                             "differentiably (yet); train by gradient data-parallel (data_parallel=, "
+                             "then neurosim.distributed.sum_gradients) instead")
         return unrolling.unroll(self, steps, spikes, record, on_step, progress)
 
     def detach_state(self) -> None:

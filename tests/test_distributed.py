@@ -454,3 +454,26 @@ def test_a_sync_every_window_closes_when_a_run_ends(monkeypatch):
     proj.set_weights(np.full((20, 5), 2.0))
     net.run(60.0, progress=False)
     assert np.array_equal(proj.weight_matrix(), np.full((20, 5), 2.0))
+
+
+BPTT_SCRIPT = os.path.join(HERE, "distributed", "bptt_run.py")
+
+
+@pytest.mark.parametrize("method", ["bptt", "online"])
+def test_data_parallel_gradient_training_gives_the_weights_of_one_process(tmp_path, method):
+    """RateClassifier trained by surrogate gradients, batch 8 in one process against 4 + 4
+    rows on 2 processes with the gradients summed before each Adam step (as DDP does):
+    the same weights up to float rounding, the same predictions."""
+    subprocess.run([sys.executable, BPTT_SCRIPT, "--method", method, "--out", str(tmp_path / "one.npz")],
+                   check=True, env=_env(), timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node=2", BPTT_SCRIPT, "--method", method,
+                           "--out", str(tmp_path / "two.npz")],
+                          env=_env(), timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    assert np.array_equal(one["predictions"], two["predictions"])
+    assert abs(float(one["loss"]) - float(two["loss"])) < 1e-5
+    for key in ("input_hidden", "bias_hidden", "hidden_output", "bias_output"):
+        assert np.abs(one[key] - two[key]).max() < 1e-6, key
+    assert np.abs(one["input_hidden"]).max() > 0.05  # trained weights, not zeros

@@ -3,7 +3,8 @@
 Data-parallel runs (``Network(batch=b, data_parallel=Partition.from_process_group())``,
 :mod:`neurosim.distributed.data_parallel`): each process simulates its rows of the batch
 and the rules' weight changes are summed across processes where one process applies
-them.
+them; for gradient training, :func:`sum_gradients` sums the parameters' gradients as
+DistributedDataParallel does.
 
 A partitioned run (``Network(partition=Partition.from_process_group())``, launched with
 ``torchrun``) builds the same network in every process; each process then steps its
@@ -17,7 +18,8 @@ bit for bit. The log is written by process 0 from what every process recorded
 """
 
 from neurosim.distributed.exchange import SpikeExchange
+from neurosim.distributed.gradients import sum_gradients
 from neurosim.distributed.partition import Partition
 from neurosim.distributed.partitioned_log import PartitionedLog
 
-__all__ = ["Partition", "PartitionedLog", "SpikeExchange"]
+__all__ = ["Partition", "PartitionedLog", "SpikeExchange", "sum_gradients"]

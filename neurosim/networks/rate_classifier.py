@@ -47,19 +47,35 @@ class RateClassifier:
             spikes and sample order.
         device, dtype, log, threads: as for :class:`~neurosim.Network`.
         surrogate: of both layers (default atan, see :mod:`neurosim.surrogate`).
+        data_parallel: a :class:`~neurosim.distributed.Partition` to train on several
+            processes: ``batch`` is then the whole batch, each process runs its
+            ``batch / N`` rows of it (input spikes drawn for the whole batch, losses
+            normalised by it) and :meth:`train_epoch` sums the gradients across the
+            processes before each step of the optimiser (as DistributedDataParallel
+            does), so every process keeps the weights one process would have, up to
+            float rounding; :meth:`predict` gathers every process's predictions.
     """
 
     def __init__(self, *, n_in: int = 784, hidden: int = 1000, classes: int = 10, steps: int = 25,
                  batch: int = 128, beta: float = 0.95, seed: int = 0, device: str = "cpu",
                  dtype: str = "float32", log: Any = None, threads: int | None = None,
-                 surrogate: Any = None) -> None:
+                 surrogate: Any = None, data_parallel: Any = None) -> None:
         for name, value in (("n_in", n_in), ("hidden", hidden), ("classes", classes),
                             ("steps", steps), ("batch", batch)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"RateClassifier: {name} must be a positive integer, got {value!r}")
         self.steps, self.batch, self.classes, self.seed = int(steps), int(batch), int(classes), seed
-        net = self.net = Network(dt=1.0, batch=batch, seed=seed, device=device, backend="torch",
-                                 dtype=dtype, log=log, threads=threads)
+        self.dp = data_parallel
+        processes = 1 if data_parallel is None else data_parallel.size
+        if batch % processes:
+            raise ValueError(f"RateClassifier: batch {batch} must be a multiple of the {processes} "
+                             "processes (each runs batch / processes rows)")
+        #: this process's rows of every batch
+        self.rows = slice(0, batch) if data_parallel is None else \
+            slice(data_parallel.rank * (batch // processes), (data_parallel.rank + 1) * (batch // processes))
+        net = self.net = Network(dt=1.0, batch=batch // processes, seed=seed, device=device,
+                                 backend="torch", dtype=dtype, log=log, threads=threads,
+                                 data_parallel=data_parallel)
         self.input = net.population(n_in, PoissonSource(rate=0.0), name="input")
         self.bias = net.population(1, PoissonSource(rate=1000.0), name="bias")  # fires every step
         leaky = dict(beta=beta, threshold=1.0, subtract=1.0)
@@ -82,7 +98,7 @@ class RateClassifier:
         self._spike_gen = torch.Generator(device=net.device).manual_seed(seed)
         # the bias unit fires every step (given, so that its input is computed with the
         # inputs', once for all steps)
-        self._bias_spikes = torch.ones(self.steps, batch, 1, device=net.device)
+        self._bias_spikes = torch.ones(self.steps, net.batch, 1, device=net.device)
 
     def parameters(self) -> list[torch.nn.Parameter]:
         return self.net.parameters()
@@ -96,16 +112,17 @@ class RateClassifier:
         return x.clamp(0, 1).to(self.net.device)
 
     def _present(self, images: np.ndarray) -> None:
-        """Set the input rates of one batch (intensity in [0, 1] -> that spike probability)."""
-        rates = self._intensities(images) * (1000.0 / self.net.dt)
+        """Set the input rates of one batch (intensity in [0, 1] -> that spike probability;
+        this process's rows)."""
+        rates = self._intensities(images)[self.rows] * (1000.0 / self.net.dt)
         self.input.set_parameters(rate=rates.cpu().numpy())
         self.net.reset_state()
 
     def encode(self, images: np.ndarray) -> torch.Tensor:
         """``(steps, batch, n_in)`` Bernoulli spikes, probability = intensity, drawn from
-        the classifier's seeded generator."""
+        the classifier's seeded generator (for the whole batch; this process's rows)."""
         x = self._intensities(images)
-        return torch.bernoulli(x.expand(self.steps, *x.shape), generator=self._spike_gen)
+        return torch.bernoulli(x.expand(self.steps, *x.shape), generator=self._spike_gen)[:, self.rows]
 
     def loss_and_backward(self, images: np.ndarray, labels: np.ndarray, method: str = "bptt") -> float:
         """Present one batch, run ``steps`` steps differentiably and accumulate the gradient
@@ -114,7 +131,7 @@ class RateClassifier:
             raise ValueError(f"RateClassifier: method must be one of {METHODS}, got {method!r}")
         spikes = {"input": self.encode(images), "bias": self._bias_spikes}
         self.net.reset_state()
-        y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.net.device)
+        y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.net.device)[self.rows]
         if method == "bptt":
             mem = self.net.unroll(self.steps, spikes=spikes,
                                   record={"output": "mem"})["output"]["mem"]
@@ -150,8 +167,21 @@ class RateClassifier:
                         disable=progress is False, leave=False):
             optimizer.zero_grad(set_to_none=True)
             losses.append(self.loss_and_backward(images[idx] / scale, labels[idx], method))
+            if self.dp is not None:  # every process's rows: the whole batch's gradient
+                from neurosim.distributed import sum_gradients
+
+                sum_gradients(self.parameters(), self.dp)
+                losses[-1] = self._sum([losses[-1]])[0]
             optimizer.step()
         return float(np.mean(losses)) if losses else math.nan
+
+    def _sum(self, values: list[float]) -> list[float]:
+        """``values`` summed over the processes of a data-parallel run (collective)."""
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=self.net.device)
+        dist.all_reduce(t, group=self.dp.group)
+        return t.tolist()
 
     def predict(self, images: np.ndarray, progress: bool | None = None, desc: str = "test") -> np.ndarray:
         """The class with the most output spikes in a normal (graph-free) run of each image."""
@@ -162,8 +192,19 @@ class RateClassifier:
             self._present(images[idx] / scale)
             self.counter.reset()
             self.net.run(steps=self.steps, progress=False)
-            out.append(self.counter.counts[:len(idx)].argmax(1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+            mine = np.arange(self.batch)[self.rows]  # this process's rows of the batch
+            real = mine[mine < len(idx)]
+            out.append((idx[real], self.counter.counts[:len(real)].argmax(1).cpu().numpy()))
+        if self.dp is not None and self.dp.size > 1:  # every process's predictions, in order
+            import torch.distributed as dist
+
+            parts: list[Any] = [None] * self.dp.size
+            dist.all_gather_object(parts, out, group=self.dp.group)
+            out = [pair for part in parts for pair in part]
+        predictions = np.zeros(len(images), np.int64)
+        for where, classes in out:
+            predictions[where] = classes
+        return predictions
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, progress: bool | None = None,
                  desc: str = "test") -> float:
