@@ -58,19 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         if not value > 0:
             print(f"cuba.py: error: {flag} must be positive, got {value:g}", file=sys.stderr)
             return 2
-    partition = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: a partitioned run
-        import torch.distributed as dist
+    from neurosim.distributed.launch import join_torchrun
 
-        from neurosim.distributed import Partition
-
-        if args.device != "cpu":  # one GPU per process (NCCL sums on the GPU)
-            import torch
-
-            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-            torch.cuda.set_device(args.device)
-        dist.init_process_group("gloo" if args.device == "cpu" else "nccl")
-        partition = Partition.from_process_group()
+    partition, args.device = join_torchrun(args.device)  # under torchrun: a partitioned run
     writer = partition is None or partition.rank == 0
     log = args.log
     if log is None and partition is not None:

@@ -86,19 +86,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from neurosim.datasets import DatasetError, DatasetNotFoundError, DownloadError, load_mnist
     from neurosim.networks.diehl_cook import DiehlCook2015
-    dp = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun: data-parallel
-        import torch.distributed as dist
+    from neurosim.distributed.launch import join_torchrun
 
-        from neurosim.distributed import Partition
-
-        if args.device != "cpu":  # one GPU per process (NCCL sums on the GPU)
-            import torch
-
-            args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
-            torch.cuda.set_device(args.device)
-        dist.init_process_group("gloo" if args.device == "cpu" else "nccl")
-        dp = Partition.from_process_group()
+    dp, args.device = join_torchrun(args.device)  # under torchrun: data-parallel
+    if dp is not None:
         phases.quiet = dp.rank != 0
         if dp.rank != 0:
             progress = False

@@ -53,6 +53,18 @@ def _run_torchrun(tmp_path, backend: str, name: str, *flags: str, processes: int
     return dict(np.load(out))
 
 
+def _alone_and_on_two(tmp_path, script: str, *flags: str, two_flags: tuple[str, ...] = ()):
+    """``script`` run alone and under torchrun on 2 processes; the npz each wrote."""
+    subprocess.run([sys.executable, script, *flags, "--out", str(tmp_path / "one.npz")],
+                   check=True, env=_env(), timeout=600)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node=2", script, *flags, *two_flags,
+                           "--out", str(tmp_path / "two.npz")],
+                          env=_env(), timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+
+
 def test_shares_cover_the_population_in_order():
     for size in (1, 2, 3, 7):
         for n in (7, 8, 100, 4001):
@@ -219,14 +231,7 @@ def test_data_parallel_stdp_on_two_processes_gives_the_weights_of_one(tmp_path, 
     """Batch 4 in one process against 2 processes of 2 rows: STDP's change summed over
     all rows every step, a normalisation applied to the summed weights, bounds clipped
     after the sum. Tolerance: float32 rounding of the summed changes (a few ulps)."""
-    subprocess.run([sys.executable, STDP_SCRIPT, "--backend", backend, "--out", str(tmp_path / "one.npz")],
-                   check=True, env=_env(), timeout=600)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node=2", STDP_SCRIPT, "--backend", backend,
-                           "--out", str(tmp_path / "two.npz")],
-                          env=_env(), timeout=600, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    one, two = _alone_and_on_two(tmp_path, STDP_SCRIPT, "--backend", backend)
     w = one["weight"]
     assert (w >= 4.0).sum() > 0 and np.ptp(w) > 3.0  # learning moved weights to the bound
     assert np.abs(two["weight"] - w).max() <= 1e-5
@@ -239,14 +244,7 @@ def test_data_parallel_sums_every_k_steps_with_sync_every(tmp_path):
     """sync_every=100: one sum per 100 steps (600 steps: 6), each process learning from
     its own rows in between (so the spikes, and then the weights, drift from the exact
     run's, but the same inputs still shape both)."""
-    subprocess.run([sys.executable, STDP_SCRIPT, "--out", str(tmp_path / "one.npz")],
-                   check=True, env=_env(), timeout=600)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node=2", STDP_SCRIPT, "--sync-every", "100",
-                           "--out", str(tmp_path / "two.npz")],
-                          env=_env(), timeout=600, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    one, two = _alone_and_on_two(tmp_path, STDP_SCRIPT, two_flags=("--sync-every", "100"))
     assert int(two["reductions"]) == 6
     w1, w2 = one["weight"], two["weight"]
     assert w2.min() >= 0.0
@@ -464,14 +462,7 @@ def test_data_parallel_gradient_training_gives_the_weights_of_one_process(tmp_pa
     """RateClassifier trained by surrogate gradients, batch 8 in one process against 4 + 4
     rows on 2 processes with the gradients summed before each Adam step (as DDP does):
     the same weights up to float rounding, the same predictions."""
-    subprocess.run([sys.executable, BPTT_SCRIPT, "--method", method, "--out", str(tmp_path / "one.npz")],
-                   check=True, env=_env(), timeout=600)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc-per-node=2", BPTT_SCRIPT, "--method", method,
-                           "--out", str(tmp_path / "two.npz")],
-                          env=_env(), timeout=600, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    one, two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
+    one, two = _alone_and_on_two(tmp_path, BPTT_SCRIPT, "--method", method)
     assert np.array_equal(one["predictions"], two["predictions"])
     assert abs(float(one["loss"]) - float(two["loss"])) < 1e-5
     for key in ("input_hidden", "bias_hidden", "hidden_output", "bias_output"):

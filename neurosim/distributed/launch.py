@@ -1,0 +1,24 @@
+"""Joining the processes ``torchrun`` started (what each example does first)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+from neurosim.distributed.partition import Partition
+
+
+def join_torchrun(device: str = "cpu") -> tuple[Partition | None, str]:
+    """When this process was launched by ``torchrun`` with more than one process
+    (``WORLD_SIZE`` > 1): take this process's GPU (``cuda:LOCAL_RANK``) for a CUDA
+    ``device``, join the default process group (gloo on the CPU, NCCL on GPUs) and return
+    this process's :class:`Partition` and its device; otherwise ``(None, device)``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None, device
+    if device != "cpu":  # one GPU per process: NCCL sums on the GPU
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("gloo" if device == "cpu" else "nccl")
+    return Partition.from_process_group(), device
