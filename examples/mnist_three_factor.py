@@ -92,7 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from neurosim.datasets import DatasetError, load_mnist
+    from neurosim.distributed.launch import join_torchrun
     from neurosim.networks.structured_snn import StructuredRecurrentSNN
+
+    dp, args.device = join_torchrun(args.device)  # under torchrun: data-parallel
+    say = print
+    if dp is not None:
+        if args.batch % dp.size:
+            print(f"mnist_three_factor.py: error: --batch {args.batch} must be a multiple of the "
+                  f"{dp.size} processes (each runs --batch / processes rows)", file=sys.stderr)
+            return 2
+        if args.log is None:
+            print("mnist_three_factor.py: error: --log-file is required under torchrun (every "
+                  "process must name the same file)", file=sys.stderr)
+            return 2
+        if dp.rank != 0:
+            progress, say = False, (lambda *a, **k: None)
 
     progress = False if args.no_progress else None
     beside_clone = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -117,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                                        lr_hidden=args.lr_hidden, lr_readout=args.lr_readout, lr=args.lr,
                                        k_readout=args.k_readout, recurrent_delays=args.recurrent_delays,
                                        seed=args.seed, device=args.device,
-                                       log=log, threads=args.threads)
+                                       log=log, threads=args.threads, data_parallel=dp)
         net = model.net
         # what the log keeps of the sampled presentations (paused while training)
         monitors = [net.spike_monitor(p) for p in (model.input, *model.hidden, model.readout)]
@@ -167,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.lr_decay != 1.0:
                 model.decay_learning_rates(args.lr_decay)
             done = len(x_train) // args.batch * args.batch
-            print(f"epoch {epoch}: train accuracy {100 * train_acc:.2f}%, test accuracy {100 * accuracy:.2f}% "
+            say(f"epoch {epoch}: train accuracy {100 * train_acc:.2f}%, test accuracy {100 * accuracy:.2f}% "
                   f"on {len(x_test)} images, trained in {seconds:.1f} s ({done / seconds:.0f} samples/s)",
                   flush=True)
     except KeyboardInterrupt:
@@ -182,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist_three_factor.py: error: {training_run_error(exc, log)}", file=sys.stderr)
         return 2
     net.log.close()
+    if dp is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        if dp.rank != 0:
+            return 0
     trained_samples = len(x_train) // args.batch * args.batch * args.epochs
     with h5py.File(log, "r+") as f:
         g = f.create_group("results")
@@ -204,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                       "samples_per_second": round(trained_samples / train_seconds, 1),
                       "method": args.method, "epochs": args.epochs, "hidden": args.hidden,
                       "steps": args.steps, "batch": args.batch, "modulators": args.modulators,
+                      "processes": dp.size if dp else 1,
                       "recurrent_delays": args.recurrent_delays,
                       "wta": args.wta, "teaching": args.teaching, "backend": "torch" if args.method == "bptt"
                       else args.backend, "accuracy_per_epoch": [round(h["test_accuracy"], 4) for h in history],

@@ -45,11 +45,13 @@ def positive_float(text: str) -> float:
 
 def add_training_run_flags(parser: argparse.ArgumentParser, log_name: str) -> None:
     """The flags a training example shares: ``--data``, ``--device``, ``--threads``,
-    ``--log`` (default ``runs/<log_name>-<time>.h5``) and ``--no-progress``."""
+    ``--log`` or ``--log-file`` (default ``runs/<log_name>-<time>.h5``) and ``--no-progress``."""
     parser.add_argument("--data", default=None, help="folder with mnist/ (default $NEUROSIM_DATA, ...)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads")
-    parser.add_argument("--log", default=None, help=f"HDF5 log to write (default runs/{log_name}-<time>.h5)")
+    parser.add_argument("--log", "--log-file", dest="log", default=None,
+                        help=f"HDF5 log to write (default runs/{log_name}-<time>.h5; under torchrun "
+                             "say --log-file, which torchrun does not take for its --log-dir)")
     parser.add_argument("--no-progress", action="store_true")
 
 

@@ -214,12 +214,15 @@ class WeightReduction:
 
 def prepare(net: "Network") -> None:
     """Check what a data-parallel run supports; set up the weight reduction and the log."""
-    from neurosim.monitors import SpikeCounter, SpikeMonitor, WeightMonitor
+    from neurosim.monitors import ModulatorMonitor, SpikeCounter, SpikeMonitor, WeightMonitor
 
     for key, mon in net.monitors.items():
-        if not isinstance(mon, (SpikeMonitor, SpikeCounter, WeightMonitor)):
+        if not isinstance(mon, (SpikeMonitor, SpikeCounter, WeightMonitor, ModulatorMonitor)):
             raise ValueError(f"monitor '{key}' ({type(mon).__name__}): a data-parallel run logs spike "
-                             "monitors, spike counters and weight monitors, so far")
+                             "monitors, spike counters, weight and signal monitors, so far")
+    # a per-sample signal's snapshots hold this process's rows: joined along the batch
+    net.log.batch_axis_keys = {f"modulators/{mon.name}/value" for mon in net.monitors.values()
+                               if isinstance(mon, ModulatorMonitor) and mon.modulator.per_sample}
     for mod in net.modulators:
         whole_batch = mod.driver is not None or (
             mod.derived is not None and getattr(mod.derived, "per_neuron", True) is False)

@@ -33,6 +33,9 @@ class PartitionedLog:
         self.inner = inner
         self.partition = partition
         self.split_bases: set[str] = set()
+        #: datasets whose second axis is the batch (a data-parallel run's per-sample
+        #: signals): joined along it, in process order
+        self.batch_axis_keys: set[str] = set()
         self._pending: list[dict[str, np.ndarray]] = []
         self._steps_done = 0
 
@@ -47,7 +50,10 @@ class PartitionedLog:
                   start_step: int = 0) -> None:
         self._pending = []
         if self.inner is not None:
-            self.inner.begin_run({**attrs, "processes": self.partition.size}, specs, static, start_step)
+            size = self.partition.size
+            specs = [type(spec)(spec.key, spec.dtype, (spec.tail[0] * size, *spec.tail[1:]), spec.attrs)
+                     if spec.key in self.batch_axis_keys and spec.tail else spec for spec in specs]
+            self.inner.begin_run({**attrs, "processes": size}, specs, static, start_step)
 
     def append(self, chunk: dict[str, np.ndarray], steps_done: int) -> None:
         self._pending.append(chunk)
@@ -76,7 +82,9 @@ class PartitionedLog:
         out = {}
         for key in keys:
             base = key.rsplit("/", 1)[0]
-            if base not in self.split_bases:
+            if key in self.batch_axis_keys:  # every process's rows, side by side
+                out[key] = np.concatenate([cat(chunks, key) for chunks in gathered], axis=1)
+            elif base not in self.split_bases:
                 out[key] = cat(gathered[0], key)
         for base in self.split_bases:
             if f"{base}/step" not in keys:

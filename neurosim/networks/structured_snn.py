@@ -110,6 +110,11 @@ class StructuredRecurrentSNN:
             has delay 1; more: per-synapse delays by ring distance, stored as CSR).
         lr: Adam's learning rate for ``"bptt"``.
         seed, device, log, threads: as :class:`~neurosim.Network`.
+        data_parallel: a :class:`~neurosim.distributed.Partition` to train on several
+            processes: ``batch`` is the whole batch, each process runs its ``batch / N``
+            rows; the local rules' changes are summed at the end of each sample (see
+            :mod:`neurosim.distributed.data_parallel`), BPTT's gradients before each
+            Adam step; accuracies and predictions are every process's.
     """
 
     def __init__(self, *, n_in: int = 784, hidden: Sequence[int] = (500,), classes: int = 10,
@@ -121,7 +126,8 @@ class StructuredRecurrentSNN:
                  tau_pre: float = 10.0, tau_eligibility: float = math.inf,
                  ff_scale: float = 1.5, recurrent_scale: float = 0.5, readout_scale: float = 1.0,
                  recurrent_delays: int = 1, lr: float = 1e-3, seed: int = 0,
-                 device: str = "cpu", log: Any = None, threads: int | None = None) -> None:
+                 device: str = "cpu", log: Any = None, threads: int | None = None,
+                 data_parallel: Any = None) -> None:
         hidden = tuple(hidden)
         owner = "StructuredRecurrentSNN"
         _positive_int(owner, n_in=n_in, classes=classes, per_class=per_class, steps=steps, batch=batch,
@@ -154,8 +160,17 @@ class StructuredRecurrentSNN:
         self.teaching, self.clamp_current, self.target_rate = teaching, float(clamp_current), float(target_rate)
         self.seed = seed
         trainable = method == "bptt"
-        net = self.net = Network(dt=1.0, batch=batch, seed=seed, device=device, backend=backend,
-                                 log=log, threads=threads)
+        self.dp = data_parallel
+        processes = 1 if data_parallel is None else data_parallel.size
+        if batch % processes:
+            raise ValueError(f"{owner}: batch {batch} must be a multiple of the {processes} processes "
+                             "(each runs batch / processes rows)")
+        share = batch // processes
+        #: this process's rows of every batch (all of them in one process)
+        self.rows = slice(0, batch) if data_parallel is None else \
+            slice(data_parallel.rank * share, (data_parallel.rank + 1) * share)
+        net = self.net = Network(dt=1.0, batch=share, seed=seed, device=device, backend=backend,
+                                 log=log, threads=threads, data_parallel=data_parallel)
         if encoding == "current":
             self.input = net.population(n_in, SnnTorchLeaky(beta=1.0, threshold=1.0), name="input")
         else:
@@ -254,10 +269,26 @@ class StructuredRecurrentSNN:
 
     # -- presenting samples -----------------------------------------------------------
     def _rows(self, images: np.ndarray) -> torch.Tensor:
+        """This process's rows of one batch (in one process: all)."""
         x = torch.as_tensor(np.asarray(images, dtype=np.float32).reshape(len(images), -1))
         if len(x) < self.batch:  # a last partial batch: empty rows, ignored by the caller
             x = torch.cat([x, x.new_zeros(self.batch - len(x), x.shape[1])])
-        return x.clamp(0, 1).to(self.net.device)
+        return x.clamp(0, 1)[self.rows].to(self.net.device)
+
+    def _mine(self, n: int) -> np.ndarray:
+        """Positions in a batch of ``n`` real samples of this process's real rows."""
+        at = np.arange(self.batch)[self.rows]
+        return at[at < n]
+
+    def _sum(self, values: list[float]) -> list[float]:
+        """``values`` summed over the processes of a data-parallel run (collective)."""
+        if self.dp is None or self.dp.size == 1:
+            return values
+        import torch.distributed as dist
+
+        t = torch.tensor(values, dtype=torch.float64, device=self.net.device)
+        dist.all_reduce(t, group=self.dp.group)
+        return t.tolist()
 
     def present(self, images: np.ndarray, labels: np.ndarray | None = None, train: bool = False) -> None:
         """Set one batch's input (intensities in [0, 1]), its target and, when training with
@@ -271,6 +302,7 @@ class StructuredRecurrentSNN:
             onehot = torch.zeros(self.batch, self.classes, dtype=self.net.dtype, device=self.net.device)
             if labels is not None:
                 onehot[torch.arange(len(labels)), torch.as_tensor(np.asarray(labels), dtype=torch.long)] = 1.0
+            onehot = onehot[self.rows]
             self.net.modulators.set_target("error", onehot * (self.label_target if train else 1.0))
             if self._teacher is not None:  # the teacher drives the label's neurons only in training
                 self.readout.inputs["i_ext"].copy_(onehot @ self._teacher * float(train))
@@ -278,8 +310,8 @@ class StructuredRecurrentSNN:
         self.counter.reset()
 
     def class_counts(self) -> torch.Tensor:
-        """Spikes per class over the sample, ``(batch, classes)``."""
-        return self.counter.counts.view(self.batch, self.classes, self.per_class).sum(-1)
+        """Spikes per class over the sample, ``(batch, classes)`` (this process's rows)."""
+        return self.counter.counts.view(self.net.batch, self.classes, self.per_class).sum(-1)
 
     # -- training -----------------------------------------------------------------------
     def train_batch(self, images: np.ndarray, labels: np.ndarray) -> float:
@@ -294,25 +326,34 @@ class StructuredRecurrentSNN:
             self.present(images, labels, train=True)
             self.net.run(steps=self.steps, progress=False)
             self.net.trigger("end_of_sample")
-            counts = self.class_counts()[:len(labels)]
+            mine = labels[self._mine(len(labels))]
+            counts = self.class_counts()[:len(mine)]
             if self._teacher is not None:  # what the network itself fired, roughly: less the teacher's
                 counts = counts.clone()
-                counts[torch.arange(len(labels)), torch.as_tensor(labels, dtype=torch.long)] -= (
+                counts[torch.arange(len(mine)), torch.as_tensor(mine, dtype=torch.long)] -= (
                     self.per_class * self._teacher_count)
             predicted = counts.argmax(1).cpu().numpy()
-        return float((predicted == labels).mean())
+        right, = self._sum([float((predicted == mine).sum())])
+        return right / len(labels)
 
     def _bptt_batch(self, images: np.ndarray, labels: np.ndarray) -> float:
         self.present(images)
         self.optimizer.zero_grad(set_to_none=True)
         spikes = self.net.unroll(self.steps, record={"readout": "spikes"})["readout"]["spikes"]
-        counts = spikes.sum(0).view(self.batch, self.classes, self.per_class).mean(-1)
-        logits = counts[:len(labels)] / (self.target_rate * self.steps) * 5.0
-        y = torch.as_tensor(labels, dtype=torch.long, device=logits.device)
-        loss = F.cross_entropy(logits, y)
+        counts = spikes.sum(0).view(self.net.batch, self.classes, self.per_class).mean(-1)
+        mine = labels[self._mine(len(labels))]
+        logits = counts[:len(mine)] / (self.target_rate * self.steps) * 5.0
+        y = torch.as_tensor(mine, dtype=torch.long, device=logits.device)
+        # the mean over the whole batch's samples: each process adds its rows' part
+        loss = F.cross_entropy(logits, y, reduction="sum") / len(labels)
         loss.backward()
+        if self.dp is not None:  # every process's rows: the whole batch's gradient
+            from neurosim.distributed import sum_gradients
+
+            sum_gradients(self.net.parameters(), self.dp)
         self.optimizer.step()
-        return float((logits.argmax(1) == y).float().mean())
+        right, = self._sum([float((logits.argmax(1) == y).sum())])
+        return right / len(labels)
 
     def batches(self, n: int, shuffle: bool) -> Iterator[np.ndarray]:
         order = self._order.permutation(n) if shuffle else np.arange(n)
@@ -350,11 +391,21 @@ class StructuredRecurrentSNN:
                                 disable=progress is False, leave=False):
                     self.present(images[idx] / scale, None if labels is None else np.asarray(labels)[idx])
                     self.net.run(steps=self.steps, progress=False)
-                    out.append(self.class_counts()[:len(idx)].argmax(1).cpu().numpy())
+                    real = self._mine(len(idx))
+                    out.append((idx[real], self.class_counts()[:len(real)].argmax(1).cpu().numpy()))
         finally:
             for r, was in learning:
                 r.learning = was
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
+        if self.dp is not None and self.dp.size > 1:  # every process's predictions
+            import torch.distributed as dist
+
+            parts: list[Any] = [None] * self.dp.size
+            dist.all_gather_object(parts, out, group=self.dp.group)
+            out = [pair for part in parts for pair in part]
+        predictions = np.zeros(len(images), np.int64)
+        for where, classes in out:
+            predictions[where] = classes
+        return predictions
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, progress: bool | None = None,
                  desc: str = "test") -> float:
