@@ -93,7 +93,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default=None, metavar="DIR",
                         help="folder with the four IDX files, or its parent")
-    parser.add_argument("--log", default=None, help="HDF5 log (default runs/ccl-<dataset>-<time>.h5)")
+    parser.add_argument("--log", "--log-file", dest="log", default=None,
+                        help="HDF5 log (default runs/ccl-<dataset>-<time>.h5; under torchrun say "
+                             "--log-file, which torchrun does not take for its --log-dir)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.arch != "mlp" and args.method != "ccl":
@@ -207,8 +209,23 @@ def main(argv: list[str] | None = None) -> int:
     from neurosim.datasets.cifar import (CHANNEL_STATISTICS, load_cifar10, load_cifar100,
                                          standardized_channels)
     from neurosim.datasets.standardize import PIXEL_STATISTICS, standardized
+    from neurosim.distributed.launch import join_torchrun
     from neurosim.networks.ccl_training import Split, Trainer, evaluate, fit, train_validation_split
     from neurosim.recording.training_log import TrainingLog
+
+    dp, args.device = join_torchrun(args.device)  # under torchrun: data-parallel (gradients summed)
+    writer = dp is None or dp.rank == 0
+    if dp is not None:
+        if args.engine != "autograd":
+            print("mnist_ccl.py: error: under torchrun, --engine autograd (the rule form runs in "
+                  "one process, so far)", file=sys.stderr)
+            return 2
+        if args.log is None:
+            print("mnist_ccl.py: error: --log-file is required under torchrun (every process must "
+                  "name the same file)", file=sys.stderr)
+            return 2
+        if not writer:
+            progress = False
 
     name = {"mnist": "mnist", "fashion": "fashion-mnist"}.get(args.dataset, args.dataset)
     beside_clone = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
@@ -250,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             model = build(args).to(device)
             trainer = Trainer(model, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"],
                               clip=cfg["clip"], gradient_centralization=cfg["gradient_centralization"],
-                              warmup=cfg["warmup"], cosine_epochs=cfg["cosine_epochs"])
+                              warmup=cfg["warmup"], cosine_epochs=cfg["cosine_epochs"], data_parallel=dp)
         else:
             from neurosim.networks.ccl_rule_net import CCLRuleNet
 
@@ -264,9 +281,10 @@ def main(argv: list[str] | None = None) -> int:
                  "seed": args.seed, "train_samples": len(train), "validation_samples": len(validation),
                  "created_at": datetime.datetime.now().isoformat(), "configuration": cfg,
                  "command": " ".join([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:]))}
-        training_log = TrainingLog(log, attrs, metrics,
-                                   {k: (tuple(v.shape), "f4") for k, v in state.items()},
-                                   ["test_loss", "test_accuracy", "best_epoch", "seconds"])
+        if writer:  # (process 0 writes the log)
+            training_log = TrainingLog(log, attrs, metrics,
+                                       {k: (tuple(v.shape), "f4") for k, v in state.items()},
+                                       ["test_loss", "test_accuracy", "best_epoch", "seconds"])
         epoch_bar = tqdm(total=args.epochs, desc=f"{args.method} {args.arch} on {args.dataset}: epochs",
                          unit="epoch", disable=progress is False)
         clock = {"last": time.perf_counter()}
@@ -277,21 +295,24 @@ def main(argv: list[str] | None = None) -> int:
             record["seconds"] = now - clock["last"]
             train_seconds[0] += record["seconds"]
             clock["last"] = now
+            if training_log is None:
+                return
             training_log.add_epoch(record)
             epoch_bar.update(1)
             shown = {k: round(v, 4) for k, v in record.items() if k != "epoch"}
             epoch_bar.write(f"epoch {epoch}: {shown}")
 
         result = fit(model, trainer, train, validation, epochs=args.epochs, batch=cfg["batch"],
-                     seed=args.seed, progress=progress, on_epoch=on_epoch)
+                     seed=args.seed, progress=progress, on_epoch=on_epoch, data_parallel=dp)
         epoch_bar.close()
         test = evaluate(model, Split(*tensors(test_images, test_labels)))
         seconds = train_seconds[0]
         results = {"test_loss": test["loss"], "test_accuracy": test.get("accuracy", float("nan")),
                    "best_epoch": result.best_epoch, "seconds": seconds}
         best = result.history[result.best_epoch - 1]  # the checkpoint tested: for model selection
-        training_log.finish({k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()},
-                            results)
+        if training_log is not None:
+            training_log.finish({k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()},
+                                results)
     except KeyboardInterrupt:
         if training_log is not None:
             training_log.close()  # incomplete: the epochs done stay readable
@@ -303,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
             training_log.close()
         print(f"mnist_ccl.py: error: {error_message(exc, name, log)}", file=sys.stderr)
         return 2
+    if dp is not None:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+        if not writer:
+            return 0
     out = {"test_accuracy": round(test["accuracy"], 4) if "accuracy" in test else None,
            "test_mse": round(test["loss"], 5) if args.arch == "ae" else None,
            "epochs": args.epochs, "seconds": round(seconds, 1),
@@ -312,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
            "validation_accuracy": (round(best["validation_accuracy"], 4)
                                    if "validation_accuracy" in best else None),
            "seed": args.seed, "batch": cfg["batch"], "lr": cfg["lr"], "clip": cfg["clip"],
+           "processes": dp.size if dp else 1,
            "total_seconds": round(time.perf_counter() - t_start, 1), "log": log}
     print(json.dumps({k: v for k, v in out.items() if v is not None}))
     return 0

@@ -490,3 +490,18 @@ def test_data_parallel_three_factor_learning_gives_the_weights_of_one_process(tm
         assert np.abs(one[key] - two[key]).max() < 1e-6, key
         moved = np.abs(one[key] - untrained.net.projections[key].weight_matrix()).max()
         assert moved > 0.005, key  # learning moved the weights far more than that
+
+
+CCL_SCRIPT = os.path.join(HERE, "distributed", "ccl_run.py")
+
+
+def test_data_parallel_counter_current_learning_gives_the_weights_of_one_process(tmp_path):
+    """A CCLNet MLP, 2 epochs in batches of 24 (the last of each epoch partial): alone
+    against each process's share of every batch, gradients summed before clipping (as
+    DDP does, each share's loss weighted by its size). The forward and feedback weights
+    agree up to float rounding."""
+    one, two = _alone_and_on_two(tmp_path, CCL_SCRIPT, "--batch", "24")
+    assert np.abs(one["train_loss"] - two["train_loss"]).max() < 1e-5
+    assert one["train_loss"][1] < one["train_loss"][0]  # it learns
+    for key in one.files:
+        assert np.abs(one[key] - two[key]).max() < 1e-6, key

@@ -63,8 +63,11 @@ class Trainer:
                  weight_decay: float | Mapping[str, float] = 0.0,
                  clip: float | None | Mapping[str, float | None] = 1.0,
                  gradient_centralization: bool = False, warmup: int = 0, cosine_epochs: int = 0,
-                 eta_min: float = 1e-3) -> None:
+                 eta_min: float = 1e-3, data_parallel: Any = None) -> None:
         self.model = model
+        #: a :class:`~neurosim.distributed.Partition` when each process trains on its rows
+        #: of every batch: the gradients are summed before clipping and stepping (as DDP)
+        self.dp = data_parallel
         self.groups = model.parameter_groups()
         lrs = _per_group(lr, self.groups, "lr")
         moms = _per_group(momentum, self.groups, "momentum")
@@ -83,14 +86,34 @@ class Trainer:
         #: optimiser steps taken so far (the warm-up counts these)
         self.global_step = 0
 
-    def step(self, x: torch.Tensor, labels: torch.Tensor, batch_index: int = 0) -> tuple[float, torch.Tensor]:
-        """One update from a batch; returns (loss, output) before the update."""
+    def step(self, x: torch.Tensor, labels: torch.Tensor, batch_index: int = 0,
+             whole: int | None = None) -> tuple[float, torch.Tensor | None]:
+        """One update from a batch; returns (loss, output) before the update. In a
+        data-parallel run ``x`` is this process's rows of a batch of ``whole`` samples:
+        its mean loss is weighted by its share, and the gradients summed over the
+        processes, so the update is the whole batch's (``output`` then this process's)."""
         self.model.train()
-        loss, output = self.model.training_loss(x, labels)
-        scaled = loss * ((batch_index + 1) / self.warmup) if self.global_step < self.warmup else loss
         for o in self.optimizers.values():
             o.zero_grad(set_to_none=True)
-        scaled.backward()
+        weight = 1.0 if self.dp is None else len(x) / whole
+        output = None
+        loss_value = torch.zeros((), dtype=torch.float64)
+        if len(x):  # (a process may have no rows of a last, partial batch)
+            loss, output = self.model.training_loss(x, labels)
+            scaled = loss * ((batch_index + 1) / self.warmup) if self.global_step < self.warmup else loss
+            (scaled * weight).backward()
+            loss_value = loss.detach().double().cpu() * weight
+            output = output.detach()
+        if self.dp is not None:
+            import torch.distributed as dist
+
+            from neurosim.distributed import sum_gradients
+
+            sum_gradients([p for ps in self.groups.values() for p in ps], self.dp)
+            device = next(p for ps in self.groups.values() for p in ps).device
+            total = loss_value.to(device)
+            dist.all_reduce(total, group=self.dp.group)
+            loss_value = total.cpu()
         for g, params in self.groups.items():
             if self.gradient_centralization:
                 centralize_gradients(params)
@@ -99,7 +122,7 @@ class Trainer:
         for o in self.optimizers.values():
             o.step()
         self.global_step += 1
-        return float(loss.detach()), output.detach()
+        return float(loss_value), output
 
     def end_epoch(self) -> None:
         for s in self.schedulers.values():
@@ -159,14 +182,17 @@ class FitResult:
 
 def fit(model: Any, trainer: Any, train: Split, validation: Split, *, epochs: int,
         batch: int, seed: int, progress: bool | None = None,
-        on_epoch: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+        on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+        data_parallel: Any = None) -> FitResult:
     """Train for ``epochs``; keep the weights with the lowest validation loss.
 
     ``trainer`` has ``step(x, labels, batch_index) -> (loss, output)`` and ``end_epoch()``
     (a :class:`Trainer`, or a :class:`~neurosim.networks.ccl_rule_net.CCLRuleNet`, which
     is its own); ``model`` is called on inputs and has ``state_dict``/``load_state_dict``.
     Samples are shuffled each epoch from ``seed``. ``model`` holds the best weights
-    when this returns.
+    when this returns. ``data_parallel``: each process trains on its contiguous share of
+    every batch (``trainer`` a :class:`Trainer` given the same partition); every process
+    validates on all of ``validation``, so all keep the same best weights.
     """
     if epochs < 1 or batch < 1:
         raise ValueError(f"fit: epochs and batch must be >= 1, got {epochs} and {batch}")
@@ -181,8 +207,14 @@ def fit(model: Any, trainer: Any, train: Split, validation: Split, *, epochs: in
                    disable=progress is False, leave=False)
         for i in bar:
             idx = order[i * batch:(i + 1) * batch]
+            whole = len(idx)
+            if data_parallel is not None:  # this process's rows of the batch
+                idx = torch.tensor_split(idx, data_parallel.size)[data_parallel.rank]
             labels = train.labels[idx] if train.labels is not None else None
-            loss, _ = trainer.step(train.x[idx], labels, i)
+            if data_parallel is not None:
+                loss, _ = trainer.step(train.x[idx], labels, i, whole=whole)
+            else:
+                loss, _ = trainer.step(train.x[idx], labels, i)
             if not np.isfinite(loss):
                 raise FloatingPointError(f"training diverged: loss {loss} at epoch {epoch}, batch {i}; "
                                          "lower the learning rate or clip the gradients")
