@@ -220,6 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             print("mnist_ccl.py: error: under torchrun, --engine autograd (the rule form runs in "
                   "one process, so far)", file=sys.stderr)
             return 2
+        # summing each share's gradient is the whole batch's only for losses that are means
+        # over samples: the CNN's normalised loss compares samples, the autoencoder
+        # normalises over the batch, the spiking variant draws per batch
+        if args.arch != "mlp" or (args.method == "ccl" and args.loss not in (None, "code")):
+            print("mnist_ccl.py: error: under torchrun, --arch mlp with the code's loss (leave out "
+                  "--loss): the other architectures' losses are not sums over samples, so split "
+                  "batches would not train as one", file=sys.stderr)
+            return 2
         if args.log is None:
             print("mnist_ccl.py: error: --log-file is required under torchrun (every process must "
                   "name the same file)", file=sys.stderr)

@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     from neurosim.distributed.launch import join_torchrun
     from neurosim.networks.structured_snn import StructuredRecurrentSNN
 
+    progress = False if args.no_progress else None
     dp, args.device = join_torchrun(args.device)  # under torchrun: data-parallel
     say = print
     if dp is not None:
@@ -109,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         if dp.rank != 0:
             progress, say = False, (lambda *a, **k: None)
 
-    progress = False if args.no_progress else None
     beside_clone = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                                                  "..", "shared", "datasets"))
     log, model = args.log, None

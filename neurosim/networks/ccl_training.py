@@ -92,6 +92,9 @@ class Trainer:
         data-parallel run ``x`` is this process's rows of a batch of ``whole`` samples:
         its mean loss is weighted by its share, and the gradients summed over the
         processes, so the update is the whole batch's (``output`` then this process's)."""
+        if self.dp is not None and whole is None:
+            raise ValueError("Trainer.step: a data-parallel trainer needs whole= (the samples of the "
+                             "whole batch, of which x is this process's share); fit() passes it")
         self.model.train()
         for o in self.optimizers.values():
             o.zero_grad(set_to_none=True)
@@ -192,10 +195,16 @@ def fit(model: Any, trainer: Any, train: Split, validation: Split, *, epochs: in
     Samples are shuffled each epoch from ``seed``. ``model`` holds the best weights
     when this returns. ``data_parallel``: each process trains on its contiguous share of
     every batch (``trainer`` a :class:`Trainer` given the same partition); every process
-    validates on all of ``validation``, so all keep the same best weights.
+    validates on all of ``validation``, so all keep the same best weights. This is one
+    process's training only for losses that are means over samples and models without
+    batch statistics (the MLP with the code's loss; not BatchNorm, not the normalised
+    loss's cross-sample term).
     """
     if epochs < 1 or batch < 1:
         raise ValueError(f"fit: epochs and batch must be >= 1, got {epochs} and {batch}")
+    if getattr(trainer, "dp", None) is not data_parallel:
+        raise ValueError("fit: give the trainer and fit the same data_parallel partition (a trainer "
+                         "without it would not sum the processes' gradients)")
     gen = torch.Generator().manual_seed(seed)
     result = FitResult()
     best = math.inf

@@ -20,6 +20,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--method", default="local")
     args = parser.parse_args()
     dp = None
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -30,14 +31,18 @@ def main() -> int:
     prototypes = rng.random((4, 64))
     images = np.clip(prototypes[labels] + 0.2 * rng.standard_normal((40, 64)), 0, 1)
     model = StructuredRecurrentSNN(n_in=64, hidden=[40], classes=4, per_class=5, k_readout=10,
-                                   steps=10, batch=args.batch, modulators=6, seed=2, data_parallel=dp)
-    mon = model.net.modulator_monitor("error", every=1)
-    mon.active = False
+                                   steps=10, batch=args.batch, modulators=6, seed=2, data_parallel=dp,
+                                   method=args.method)
+    local = args.method == "local"
+    if local:  # (BPTT has no error signal)
+        mon = model.net.modulator_monitor("error", every=1)
+        mon.active = False
     model.train_epoch(images[:32], labels[:32], progress=False)
-    mon.active = True
+    if local:
+        mon.active = True
     predictions = model.predict(images[32:], progress=False, labels=labels[32:])
     if dp is None or dp.rank == 0:
-        error = model.net.reader().array("modulators/error/value")
+        error = model.net.reader().array("modulators/error/value") if local else np.zeros((0, 8))
         np.savez(args.out, predictions=predictions, error=error,
                  **{name: proj.weight_matrix() for name, proj in model.net.projections.items()})
     if dp is not None:
