@@ -17,6 +17,7 @@ import torch.distributed as dist
 
 from neurosim.datasets import load_mnist
 from neurosim.distributed import Partition
+from neurosim.distributed.launch import leave_torchrun
 from neurosim.networks.diehl_cook import DiehlCook2015
 
 
@@ -57,8 +58,7 @@ def main() -> int:
                           "samples_per_second": round(args.train / seconds, 2),
                           "reduce_seconds": round(reduction.seconds, 3) if dp else 0.0,
                           "weight_sum": float(w.sum())}))
-    if dp is not None:
-        dist.destroy_process_group()
+    leave_torchrun(dp)
     return 0
 
 

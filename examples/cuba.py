@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
     exchange_seconds = net._exchange.seconds if net._exchange is not None else 0.0
     if partition is not None:
-        import torch.distributed as dist
+        from neurosim.distributed.launch import leave_torchrun
 
-        dist.destroy_process_group()
+        leave_torchrun(partition)
         if not writer:
             return 0
     with ns.LogReader(log) as reader:

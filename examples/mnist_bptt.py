@@ -36,7 +36,7 @@ import resource
 import sys
 import time
 
-from neurosim.cli_args import log_path, positive_int
+from neurosim.cli_args import log_path, missing_log_file, positive_int
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if dp is not None:
         if dp.rank != 0:
             progress = False
-        if args.log is None:
-            print("mnist_bptt.py: error: --log-file is required under torchrun (every process must "
-                  "name the same file)", file=sys.stderr)
+        if missing_log_file("mnist_bptt.py", args.log):
             return 2
         if args.batch % dp.size:
             print(f"mnist_bptt.py: error: --batch {args.batch} must be a multiple of the {dp.size} "
@@ -137,9 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist_bptt.py: error: {exc}{flag}", file=sys.stderr)
         return 2
     if dp is not None:
-        import torch.distributed as dist
+        from neurosim.distributed.launch import leave_torchrun
 
-        dist.destroy_process_group()
+        leave_torchrun(dp)
         if dp.rank != 0:
             return 0
     clf.net.log.close()

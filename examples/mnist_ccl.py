@@ -56,7 +56,7 @@ import os
 import sys
 import time
 
-from neurosim.cli_args import log_path, positive_float, positive_int
+from neurosim.cli_args import log_path, missing_log_file, positive_float, positive_int
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -228,9 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                   "--loss): the other architectures' losses are not sums over samples, so split "
                   "batches would not train as one", file=sys.stderr)
             return 2
-        if args.log is None:
-            print("mnist_ccl.py: error: --log-file is required under torchrun (every process must "
-                  "name the same file)", file=sys.stderr)
+        if missing_log_file("mnist_ccl.py", args.log):
             return 2
         if not writer:
             progress = False
@@ -333,9 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist_ccl.py: error: {error_message(exc, name, log)}", file=sys.stderr)
         return 2
     if dp is not None:
-        import torch.distributed as dist
+        from neurosim.distributed.launch import leave_torchrun
 
-        dist.destroy_process_group()
+        leave_torchrun(dp)
         if not writer:
             return 0
     out = {"test_accuracy": round(test["accuracy"], 4) if "accuracy" in test else None,

@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from neurosim.datasets import DatasetError, DatasetNotFoundError, DownloadError, load_mnist
     from neurosim.networks.diehl_cook import DiehlCook2015
+    from neurosim.cli_args import missing_log_file
     from neurosim.distributed.launch import join_torchrun
 
     dp, args.device = join_torchrun(args.device)  # under torchrun: data-parallel
@@ -97,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mnist_stdp.py: error: --batch {args.batch} must be a multiple of the {dp.size} "
                   "processes (each simulates --batch / processes rows)", file=sys.stderr)
             return 2
-        if args.log is None:
-            print("mnist_stdp.py: error: --log-file is required under torchrun (every process must "
-                  "name the same file)", file=sys.stderr)
+        if missing_log_file("mnist_stdp.py", args.log):
             return 2
     beside_clone = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
                                 "datasets")
@@ -164,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     accuracy = {s: float((dc.predict(counts, s) == y_test[:args.test]).mean())
                 for s in ("all", "proportion")}
     if dp is not None:
-        import torch.distributed as dist
+        from neurosim.distributed.launch import leave_torchrun
 
-        dist.destroy_process_group()
+        leave_torchrun(dp)
         if dp.rank != 0:
             return 0
     with h5py.File(log, "r+") as f:

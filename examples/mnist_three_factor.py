@@ -33,7 +33,7 @@ import resource
 import sys
 import time
 
-from neurosim.cli_args import add_training_run_flags, log_path, positive_float, positive_int, training_run_error
+from neurosim.cli_args import add_training_run_flags, log_path, missing_log_file, positive_float, positive_int, training_run_error
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mnist_three_factor.py: error: --batch {args.batch} must be a multiple of the "
                   f"{dp.size} processes (each runs --batch / processes rows)", file=sys.stderr)
             return 2
-        if args.log is None:
-            print("mnist_three_factor.py: error: --log-file is required under torchrun (every "
-                  "process must name the same file)", file=sys.stderr)
+        if missing_log_file("mnist_three_factor.py", args.log):
             return 2
         if dp.rank != 0:
             progress, say = False, (lambda *a, **k: None)
@@ -198,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     net.log.close()
     if dp is not None:
-        import torch.distributed as dist
+        from neurosim.distributed.launch import leave_torchrun
 
-        dist.destroy_process_group()
+        leave_torchrun(dp)
         if dp.rank != 0:
             return 0
     trained_samples = len(x_train) // args.batch * args.batch * args.epochs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from typing import Sequence
 
 from neurosim.log_open import same_file
@@ -236,3 +237,13 @@ def check_state(reader: LogReader, monitor: str | None, variable: str | None,
             raise FlagError(f"--neurons {' '.join(map(str, missing))}: neurons {missing} were not "
                             f"recorded by {name!r} (recorded: {sorted(recorded)[:20]})")
 
+
+
+def missing_log_file(script: str, log: str | None) -> bool:
+    """Under torchrun every process must name the same log file: True, after a one-line
+    error naming the flag, when ``log`` is not given."""
+    if log is not None:
+        return False
+    print(f"{script}: error: --log-file is required under torchrun (every process must name the "
+          "same file)", file=sys.stderr)
+    return True

@@ -22,3 +22,14 @@ def join_torchrun(device: str = "cpu") -> tuple[Partition | None, str]:
         torch.cuda.set_device(device)
     dist.init_process_group("gloo" if device == "cpu" else "nccl")
     return Partition.from_process_group(), device
+
+
+def leave_torchrun(partition: Partition | None) -> None:
+    """Leave the process group at the end of a run on several processes: wait until every
+    process is done with it (a barrier), then destroy it, so that no process tears down
+    its connections while another still uses them."""
+    if partition is None or not dist.is_initialized():
+        return
+    if partition.size > 1:
+        dist.barrier(group=partition.group)
+    dist.destroy_process_group()

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from neurosim.distributed.collect import by_sample, sum_values
 from neurosim.models.poisson import PoissonSource
 from neurosim.models.snntorch_leaky import SnnTorchLeaky
 from neurosim.network import Network
@@ -171,17 +172,9 @@ class RateClassifier:
                 from neurosim.distributed import sum_gradients
 
                 sum_gradients(self.parameters(), self.dp)
-                losses[-1] = self._sum([losses[-1]])[0]
+                losses[-1] = sum_values([losses[-1]], self.dp, self.net.device)[0]
             optimizer.step()
         return float(np.mean(losses)) if losses else math.nan
-
-    def _sum(self, values: list[float]) -> list[float]:
-        """``values`` summed over the processes of a data-parallel run (collective)."""
-        import torch.distributed as dist
-
-        t = torch.tensor(values, dtype=torch.float64, device=self.net.device)
-        dist.all_reduce(t, group=self.dp.group)
-        return t.tolist()
 
     def predict(self, images: np.ndarray, progress: bool | None = None, desc: str = "test") -> np.ndarray:
         """The class with the most output spikes in a normal (graph-free) run of each image."""
@@ -195,16 +188,7 @@ class RateClassifier:
             mine = np.arange(self.batch)[self.rows]  # this process's rows of the batch
             real = mine[mine < len(idx)]
             out.append((idx[real], self.counter.counts[:len(real)].argmax(1).cpu().numpy()))
-        if self.dp is not None and self.dp.size > 1:  # every process's predictions, in order
-            import torch.distributed as dist
-
-            parts: list[Any] = [None] * self.dp.size
-            dist.all_gather_object(parts, out, group=self.dp.group)
-            out = [pair for part in parts for pair in part]
-        predictions = np.zeros(len(images), np.int64)
-        for where, classes in out:
-            predictions[where] = classes
-        return predictions
+        return by_sample(out, len(images), self.dp)  # (every process's, in a data-parallel run)
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, progress: bool | None = None,
                  desc: str = "test") -> float:

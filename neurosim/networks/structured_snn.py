@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from neurosim.connectors import AllToAll, WattsStrogatz
+from neurosim.distributed.collect import by_sample, sum_values
 from neurosim.distributions import Uniform
 from neurosim.models.poisson import PoissonSource
 from neurosim.models.snntorch_leaky import SnnTorchLeaky
@@ -280,16 +281,6 @@ class StructuredRecurrentSNN:
         at = np.arange(self.batch)[self.rows]
         return at[at < n]
 
-    def _sum(self, values: list[float]) -> list[float]:
-        """``values`` summed over the processes of a data-parallel run (collective)."""
-        if self.dp is None or self.dp.size == 1:
-            return values
-        import torch.distributed as dist
-
-        t = torch.tensor(values, dtype=torch.float64, device=self.net.device)
-        dist.all_reduce(t, group=self.dp.group)
-        return t.tolist()
-
     def present(self, images: np.ndarray, labels: np.ndarray | None = None, train: bool = False) -> None:
         """Set one batch's input (intensities in [0, 1]), its target and, when training with
         ``teaching="clamp"``, the teacher current; start every state afresh."""
@@ -333,7 +324,7 @@ class StructuredRecurrentSNN:
                 counts[torch.arange(len(mine)), torch.as_tensor(mine, dtype=torch.long)] -= (
                     self.per_class * self._teacher_count)
             predicted = counts.argmax(1).cpu().numpy()
-        right, = self._sum([float((predicted == mine).sum())])
+        right, = sum_values([float((predicted == mine).sum())], self.dp, self.net.device)
         return right / len(labels)
 
     def _bptt_batch(self, images: np.ndarray, labels: np.ndarray) -> float:
@@ -352,7 +343,7 @@ class StructuredRecurrentSNN:
 
             sum_gradients(self.net.parameters(), self.dp)
         self.optimizer.step()
-        right, = self._sum([float((logits.argmax(1) == y).sum())])
+        right, = sum_values([float((logits.argmax(1) == y).sum())], self.dp, self.net.device)
         return right / len(labels)
 
     def batches(self, n: int, shuffle: bool) -> Iterator[np.ndarray]:
@@ -396,16 +387,7 @@ class StructuredRecurrentSNN:
         finally:
             for r, was in learning:
                 r.learning = was
-        if self.dp is not None and self.dp.size > 1:  # every process's predictions
-            import torch.distributed as dist
-
-            parts: list[Any] = [None] * self.dp.size
-            dist.all_gather_object(parts, out, group=self.dp.group)
-            out = [pair for part in parts for pair in part]
-        predictions = np.zeros(len(images), np.int64)
-        for where, classes in out:
-            predictions[where] = classes
-        return predictions
+        return by_sample(out, len(images), self.dp)  # (every process's, in a data-parallel run)
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, progress: bool | None = None,
                  desc: str = "test") -> float:

@@ -6,14 +6,12 @@ predictions to ``--out`` (npz)."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 import torch
-import torch.distributed as dist
+from common import finish, join
 
-from neurosim.distributed import Partition
 from neurosim.networks.rate_classifier import RateClassifier
 
 
@@ -23,10 +21,7 @@ def main() -> int:
     parser.add_argument("--method", default="bptt")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    dp = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("gloo")
-        dp = Partition.from_process_group()
+    dp = join()
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, 48)
@@ -37,12 +32,8 @@ def main() -> int:
     optimizer = torch.optim.Adam(clf.parameters(), lr=5e-3)
     loss = clf.train_epoch(images[:40], labels[:40], optimizer, args.method, progress=False)
     predictions = clf.predict(images[40:], progress=False)
-    if dp is None or dp.rank == 0:
-        np.savez(args.out, loss=loss, predictions=predictions,
-                 **{name: proj.weight_matrix() for name, proj in clf.net.projections.items()})
-    if dp is not None:
-        dist.destroy_process_group()
-    return 0
+    return finish(dp, args.out, loss=loss, predictions=predictions,
+                  **{name: proj.weight_matrix() for name, proj in clf.net.projections.items()})
 
 
 if __name__ == "__main__":

@@ -5,14 +5,12 @@ of every batch, gradients summed). Process 0 writes the trained weights to --out
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
 import torch
-import torch.distributed as dist
+from common import finish, join
 
-from neurosim.distributed import Partition
 from neurosim.networks.ccl import CCLNet
 from neurosim.networks.ccl_training import Split, Trainer, fit
 
@@ -22,10 +20,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
-    dp = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("gloo")
-        dp = Partition.from_process_group()
+    dp = join()
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)
     labels = torch.randint(0, 4, (75,), generator=gen)  # 75: the last batch is partial (11)
@@ -34,12 +29,8 @@ def main() -> int:
     trainer = Trainer(model, lr=0.5, clip=1.0, data_parallel=dp)
     result = fit(model, trainer, Split(x[:64], labels[:64]), Split(x[64:], labels[64:]), epochs=2,
                  batch=args.batch, seed=3, progress=False, data_parallel=dp)
-    if dp is None or dp.rank == 0:
-        state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-        np.savez(args.out, train_loss=np.array([h["train_loss"] for h in result.history]), **state)
-    if dp is not None:
-        dist.destroy_process_group()
-    return 0
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    return finish(dp, args.out, train_loss=np.array([h["train_loss"] for h in result.history]), **state)
 
 
 if __name__ == "__main__":

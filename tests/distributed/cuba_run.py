@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 import neurosim as ns
 from neurosim.distributed import Partition
+from neurosim.distributed.launch import leave_torchrun
 from neurosim.networks import build_cuba
 
 
@@ -61,8 +62,7 @@ def main() -> int:
             out[f"{name}_step"], out[f"{name}_neuron"], out[f"{name}_batch"] = steps, neurons, rows
         out["exchange_seconds"] = np.array(net._exchange.seconds if net._exchange else 0.0)
         np.savez(args.out, **out)
-    if partition is not None:
-        dist.destroy_process_group()
+    leave_torchrun(partition)
     return 0
 
 

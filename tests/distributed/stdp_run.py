@@ -15,6 +15,7 @@ import torch.distributed as dist
 
 import neurosim as ns
 from neurosim.distributed import Partition
+from neurosim.distributed.launch import leave_torchrun
 
 
 def main() -> int:
@@ -43,8 +44,7 @@ def main() -> int:
         steps, neurons, rows = net.reader().spikes("out")
         np.savez(args.out, weight=proj.weight_matrix(), step=steps, neuron=neurons, batch=rows,
                  reductions=np.array(net._exchange.calls if dp else 0))
-    if dp is not None:
-        dist.destroy_process_group()
+    leave_torchrun(dp)
     return 0
 
 

@@ -6,13 +6,11 @@ writes the trained weights, the predictions and the logged error signal to --out
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import numpy as np
-import torch.distributed as dist
+from common import finish, join
 
-from neurosim.distributed import Partition
 from neurosim.networks.structured_snn import StructuredRecurrentSNN
 
 
@@ -22,10 +20,7 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--method", default="local")
     args = parser.parse_args()
-    dp = None
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("gloo")
-        dp = Partition.from_process_group()
+    dp = join()
     rng = np.random.default_rng(1)
     labels = rng.integers(0, 4, 40)
     prototypes = rng.random((4, 64))
@@ -41,13 +36,10 @@ def main() -> int:
     if local:
         mon.active = True
     predictions = model.predict(images[32:], progress=False, labels=labels[32:])
-    if dp is None or dp.rank == 0:
-        error = model.net.reader().array("modulators/error/value") if local else np.zeros((0, 8))
-        np.savez(args.out, predictions=predictions, error=error,
-                 **{name: proj.weight_matrix() for name, proj in model.net.projections.items()})
-    if dp is not None:
-        dist.destroy_process_group()
-    return 0
+    error = (model.net.reader().array("modulators/error/value") if local and (dp is None or dp.rank == 0)
+             else np.zeros((0, 8)))
+    return finish(dp, args.out, predictions=predictions, error=error,
+                  **{name: proj.weight_matrix() for name, proj in model.net.projections.items()})
 
 
 if __name__ == "__main__":
