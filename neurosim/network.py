@@ -182,9 +182,9 @@ class Network:
         self._chunk_steps = 1  # set by _prepare: steps per chunk of monitor buffers
         #: the run loop, and what consecutive runs share (see neurosim.runner)
         self._runner = Runner(self)
-        #: True when populations are split across processes: spikes are exchanged after
-        #: every slice of :attr:`min_delay` steps (``_exchange``, built by _prepare)
-        self._exchanges_spikes = False
+        #: what the processes of a run on several exchange after each slice of steps (the
+        #: spikes of a partitioned run, the weight changes of a data-parallel one; built by
+        #: _prepare), or None in one process
         self._exchange: SpikeExchange | WeightReduction | None = None
         #: the torch backend that unrolls a network of another backend (see neurosim.unrolling)
         self._unroll_backend: Any = None

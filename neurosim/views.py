@@ -116,8 +116,6 @@ class RunHost(Protocol):
     monitors: dict[str, Monitor]
     #: steps per chunk: monitor buffers hold this many, and the log is written once per chunk
     _chunk_steps: int
-    #: True when populations are split across processes (spikes exchanged every min_delay steps)
-    _exchanges_spikes: bool
     #: what processes of a run on several exchange after each slice of steps (see
     #: neurosim.distributed): ``slice_steps(net)``, ``before_slice()``, ``exchange(t0, k, stop)``
     _exchange: Any

@@ -143,6 +143,5 @@ def prepare(net: "Network") -> None:
     net._exchange = SpikeExchange(net.partition, pairs, net.backend)
     if previous is not None:  # the time spent exchanging adds up over the network's runs
         net._exchange.seconds, net._exchange.calls = previous.seconds, previous.calls
-    net._exchanges_spikes = bool(pairs)
     net.log.split_bases = {f"spikes/{mon.name}" for mon in net.monitors.values()
                            if isinstance(mon, SpikeMonitor) and mon.population.name in split}
