@@ -16,10 +16,11 @@ spike count equals the one-process run (it must: the spikes are the same).
 
 ``--mnist B1,B2``: data-parallel training of the Diehl & Cook (2015) network
 (``benchmarks/scaling_mnist_worker.py``, 480 images after a warm-up batch) with whole
-batches B on 1 and N processes, summing the weight changes every step (exact) or at the
-end of each presentation and of its rest (``sample``, approximate): samples per second, the share of the time
-spent summing, and the largest difference of the final weights from the one-process
-run.
+batches B on 1 and N processes, for each schedule of weight updates (``--weight-updates``):
+``step`` (every step, as the paper: N processes sum every step) and ``sample`` (once per
+presentation and once per rest, the weights fixed in between: one sum per window).
+Samples per second, the speed-up and the largest difference of the final weights from
+the one-process run of the same schedule, and the share of the time spent summing.
 """
 
 from __future__ import annotations
@@ -52,9 +53,10 @@ def run(n: int, processes: int, backend: str, duration: float, seed: int, log_di
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def run_mnist(batch: int, processes: int, weights: str, backend: str, sync: str = "step") -> dict:
+def run_mnist(batch: int, processes: int, weights: str, backend: str, updates: str = "step") -> dict:
     worker = os.path.join(HERE, "scaling_mnist_worker.py")
-    flags = [worker, "--batch", str(batch), "--backend", backend, "--weights", weights, "--sync", sync]
+    flags = [worker, "--batch", str(batch), "--backend", backend, "--weights", weights,
+             "--weight-updates", updates]
     cmd = ([sys.executable, *flags] if processes == 1 else
            [sys.executable, "-m", "torch.distributed.run", "--standalone",
             f"--nproc-per-node={processes}", *flags])
@@ -64,30 +66,34 @@ def run_mnist(batch: int, processes: int, weights: str, backend: str, sync: str 
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def mnist_table(batches: list[int], counts: list[int], backend: str) -> None:
+def mnist_table(batches: list[int], counts: list[int], backend: str, updates: list[str]) -> None:
+    """Each schedule of weight updates on 1 and N processes; speed and weights against the
+    one-process run of the same schedule (they must agree: the same learning)."""
     import numpy as np
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for batch in batches:
-            ref = None
-            for p, sync in [(p, s) for p in counts for s in (("step",) if p == 1 else ("step", "sample"))]:
-                path = os.path.join(tmp, f"w-{batch}-{p}-{sync}.npy")
-                out = run_mnist(batch, p, path, backend, sync)
-                w = np.load(path)
-                if ref is None:
-                    ref = (out, w)
-                rows.append((batch, p, "-" if p == 1 else sync, out["samples_per_second"],
-                             out["samples_per_second"] / ref[0]["samples_per_second"],
-                             out["reduce_seconds"] / out["seconds"], float(np.abs(w - ref[1]).max())))
-                print(f"mnist batch {batch} processes {p}: {out['samples_per_second']} samples/s",
-                      file=sys.stderr, flush=True)
+            for schedule in updates:
+                ref = None
+                for p in counts:
+                    path = os.path.join(tmp, f"w-{batch}-{p}-{schedule}.npy")
+                    out = run_mnist(batch, p, path, backend, schedule)
+                    w = np.load(path)
+                    if ref is None:
+                        ref = (out, w)
+                    rows.append((batch, schedule, p, out["samples_per_second"],
+                                 out["samples_per_second"] / ref[0]["samples_per_second"],
+                                 out["reduce_seconds"] / out["seconds"], float(np.abs(w - ref[1]).max())))
+                    print(f"mnist batch {batch} weight updates {schedule} processes {p}: "
+                          f"{out['samples_per_second']} samples/s", file=sys.stderr, flush=True)
     print(f"\nDiehl & Cook (2015), 100 neurons, 480 MNIST images, {backend}, data-parallel "
           f"(gloo, one machine, {os.cpu_count()} cores)\n")
-    print("| whole batch | processes | sums | samples/s | vs 1 process | summing share | max weight difference |")
+    print("| whole batch | weight updates | processes | samples/s | vs 1 process | summing share "
+          "| max weight difference from 1 process |")
     print("|---|---|---|---|---|---|---|")
-    for batch, p, sync, sps, speedup, share, diff in rows:
-        print(f"| {batch} | {p} | {sync} | {sps:.1f} | {speedup:.2f}x | {100 * share:.0f}% | {diff:.2g} |")
+    for batch, schedule, p, sps, speedup, share, diff in rows:
+        print(f"| {batch} | {schedule} | {p} | {sps:.1f} | {speedup:.2f}x | {100 * share:.0f}% | {diff:.2g} |")
 
 
 def main() -> int:
@@ -103,6 +109,9 @@ def main() -> int:
                         help="synaptic delays in ms (comma-separated; 0.1 = the benchmark's one step)")
     parser.add_argument("--mnist", default="",
                         help="whole batches for data-parallel Diehl & Cook training (comma-separated)")
+    parser.add_argument("--weight-updates", default="step,sample",
+                        help="--mnist: schedules of weight updates (step: every step; sample: once "
+                             "per presentation and rest, the weights fixed in between)")
     args = parser.parse_args()
     sizes = [int(x) for x in args.sizes.split(",") if x]
     counts = [int(x) for x in args.processes.split(",") if x]
@@ -110,7 +119,8 @@ def main() -> int:
     delays = [float(x) for x in args.delays.split(",") if x]
     rows = []
     if args.mnist:
-        mnist_table([int(b) for b in args.mnist.split(",") if b], counts, backends[0])
+        mnist_table([int(b) for b in args.mnist.split(",") if b], counts, backends[0],
+                    [u for u in args.weight_updates.split(",") if u])
     if not sizes and not args.weak:
         return 0
     with tempfile.TemporaryDirectory() as tmp:

@@ -29,7 +29,7 @@ def main() -> int:
     parser.add_argument("--backend", default="numba")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weights", default=None)
-    parser.add_argument("--sync", default="step", choices=["step", "sample"])
+    parser.add_argument("--weight-updates", default="step", choices=["step", "sample"])
     parser.add_argument("--data", default=None, help="MNIST folder (default: as examples/mnist_stdp.py)")
     args = parser.parse_args()
     dp, batch = None, args.batch
@@ -42,7 +42,8 @@ def main() -> int:
     beside_clone = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "datasets")
     x, _ = load_mnist("train", args.data, also_look_in=[os.path.normpath(beside_clone)])
     model = DiehlCook2015(args.neurons, batch=batch, seed=args.seed, backend=args.backend,
-                          data_parallel=dp, sync_every=1000 if dp and args.sync == "sample" else None)
+                          data_parallel=dp,
+                          weight_window="sample" if args.weight_updates == "sample" else None)
     model.train(x[:args.batch], progress=False)  # compile and warm up (not timed)
     t0 = time.perf_counter()
     model.train(x[args.batch:args.batch + args.train], progress=False)
@@ -53,7 +54,7 @@ def main() -> int:
             np.save(args.weights, w)
         reduction = model.net._exchange
         print(json.dumps({"processes": 1 if dp is None else dp.size, "batch": args.batch,
-                          "sync": args.sync if dp else None,
+                          "weight_updates": args.weight_updates,
                           "samples": args.train, "seconds": round(seconds, 3),
                           "samples_per_second": round(args.train / seconds, 2),
                           "reduce_seconds": round(reduction.seconds, 3) if dp else 0.0,

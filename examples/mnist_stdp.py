@@ -5,8 +5,11 @@
     torchrun --standalone --nproc-per-node 2 examples/mnist_stdp.py --batch 16 --log-file runs/m.h5
 
 Under torchrun the batch is split across the processes (data-parallel: each simulates
---batch / N rows; the weight changes are summed every step, so the weights are one
-process's up to float rounding; see docs/distributed.md). Process 0 prints and writes.
+--batch / N rows; the weight changes are summed where one process applies them, so the
+weights are one process's up to float rounding; see docs/distributed.md). Summing every
+step costs one collective per step; --weight-updates sample applies the changes once per
+presentation and once per rest (in one process too), one collective each. Process 0
+prints and writes.
 
 Trains on the first --train training images, assigns each neuron the digit it
 responds to most (from the responses to the last --assign of those images, with
@@ -70,11 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", "--log-file", dest="log", default=None,
                         help="HDF5 log (default runs/mnist-<time>.h5; under torchrun say --log-file, "
                              "which torchrun does not take for its own --log-dir)")
-    parser.add_argument("--sync", default="step", choices=["step", "sample"],
-                        help="under torchrun: sum the weight changes every step (exact: one "
-                             "process's weights; slow) or twice per presentation, at its end "
-                             "and at the end of its rest (approximate: each process learns "
-                             "from its own rows in between; fast)")
+    parser.add_argument("--weight-updates", default="step", choices=["step", "sample"],
+                        help="apply the weight changes every step (the paper's) or once per "
+                             "presentation and once per rest, the weights fixed in between; "
+                             "the same in one process and under torchrun, where 'sample' "
+                             "means one sum of the processes' changes per window instead of "
+                             "one per step (much faster)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     progress = False if args.no_progress else None
@@ -124,10 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.train > len(x_train) or args.test > len(x_test):
             raise ValueError(f"--train must be at most {len(x_train)} and --test at most {len(x_test)}")
         phases.say(f"building the network ({args.neurons} neurons, batch {args.batch})")
-        per_sample = int(round((350.0 + 150.0) / 0.5))  # steps of one presentation and its rest
         dc = DiehlCook2015(args.neurons, batch=args.batch // (dp.size if dp else 1), seed=args.seed,
                            backend=args.backend, device=args.device, log=log, data_parallel=dp,
-                           sync_every=per_sample if dp and args.sync == "sample" else None)
+                           weight_window="sample" if args.weight_updates == "sample" else None)
         phases.say("compiling kernels (the first run of a network structure; cached afterwards)")
         compile_seconds = dc.net.compile()  # before the clock starts
         phases.say(f"compiled in {compile_seconds:.1f} s; train: {args.train} images, learning on")
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"accuracy": accuracy["proportion"], "accuracy_all": accuracy["all"],
                       "train_samples": args.train, "test_samples": args.test,
                       "neurons": args.neurons, "batch": args.batch,
-                      "processes": dp.size if dp else 1, "sync": args.sync if dp else None,
+                      "processes": dp.size if dp else 1, "weight_updates": args.weight_updates,
                       "train_seconds": round(train_seconds, 2),
                       "samples_per_second": round(args.train / train_seconds, 2),
                       "compile_seconds": round(compile_seconds, 2),

@@ -98,6 +98,16 @@ class Network:
             ``parallel``). ``None`` (default): ``$NEUROSIM_THREADS`` if set, else
             torch 1 and numba the cores not busy with other work, so that a busy
             machine does not slow the run 10-100x (see :mod:`neurosim.threads`).
+        partition: this process's place in a partitioned run (neurons split across
+            processes; see :mod:`neurosim.distributed`).
+        data_parallel: this process's place in a data-parallel run (its ``batch`` rows of
+            a batch of ``size x batch``; see :mod:`neurosim.distributed.data_parallel`).
+        weight_window: apply the learning rules' weight changes every this many steps of
+            the clock (and before events and at the end of each run) instead of every
+            step: in between the network runs with fixed weights, and each rule adds the
+            changes it computes from them to a pending sum, which is clipped to the
+            rule's bounds when applied. A data-parallel run then sums once per window and
+            gives the weights of one process with the whole batch. ``None``: every step.
 
     Example:
         >>> import neurosim as ns
@@ -115,7 +125,7 @@ class Network:
                  dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
                  parallel: bool = False, threads: int | None = None,
                  partition: Partition | None = None,
-                 data_parallel: Partition | None = None, sync_every: int | None = None) -> None:
+                 data_parallel: Partition | None = None, weight_window: int | None = None) -> None:
         self.clock = Clock(dt)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
@@ -148,14 +158,16 @@ class Network:
         #: this process's place in a data-parallel run (see neurosim.distributed.data_parallel):
         #: its ``batch`` rows are rows ``rank * batch ..`` of ``size * batch``
         self.data_parallel = data_parallel
-        if sync_every is not None and (data_parallel is None or isinstance(sync_every, bool)
-                                       or not isinstance(sync_every, (int, np.integer)) or sync_every < 1):
-            raise ValueError(f"sync_every must be a positive number of steps, and needs data_parallel; "
-                             f"got {sync_every!r}")
-        #: data-parallel: sum the rules' changes every this many steps (and before events)
-        #: instead of at every step they apply: faster, and no longer one process's weights
-        #: (each process learns from its own rows in between); None: exact
-        self.sync_every = None if sync_every is None else int(sync_every)
+        if weight_window is not None and (isinstance(weight_window, bool) or not isinstance(
+                weight_window, (int, np.integer)) or weight_window < 1):
+            raise ValueError(f"weight_window must be a positive number of steps, got {weight_window!r}")
+        if weight_window is not None and partition is not None:
+            raise ValueError("weight_window: a partitioned run has no learning rules on split "
+                             "populations yet; use it alone or with data_parallel")
+        #: apply the rules' weight changes every this many steps (and at events and run
+        #: ends), the weights fixed in between; None: every step (see
+        #: neurosim.distributed.data_parallel)
+        self.weight_window = None if weight_window is None else int(weight_window)
         processes = partition or data_parallel
         if processes is not None and processes.rank != 0:
             log = None if isinstance(log, (str, os.PathLike)) else log  # process 0 writes the file
@@ -488,6 +500,8 @@ class Network:
             partitioning.prepare(self)
         if self.data_parallel is not None:
             data_parallel.prepare(self)
+        elif self.weight_window is not None:
+            data_parallel.prepare_window(self)
         self.backend.invalidate()
         if self._unroll_backend is not None:
             self._unroll_backend.invalidate()
@@ -536,6 +550,7 @@ class Network:
             "schedule": self._schedule.as_list(),
             "min_delay_steps": self.min_delay,
             **({} if self.partition is None else {"processes": self.partition.size}),
+            **({} if self.weight_window is None else {"weight_window_steps": self.weight_window}),
         }
 
     # -- running ------------------------------------------------------------------------
@@ -661,7 +676,7 @@ class Network:
         if event not in EVENTS:
             raise ValueError(f"trigger: unknown event {event!r}; known: {list(EVENTS)}")
         self._prepare()
-        if self.data_parallel is not None:  # (every process triggers it: changes are summed)
+        if isinstance(self._exchange, WeightReduction):  # (every process triggers it: summed)
             self._exchange.apply_event(event, self.clock.step - 1)
             return
         for rule in self.rules.values():

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from neurosim.backends.numba_codegen import KernelPlan, generate
-from neurosim.backends.numba_kernels import list_spikes
 from neurosim.backends.numba_rules import NumpyViews, split_rules
 from neurosim.monitors import SpikeMonitor
 from neurosim.threads import stepping_threads
@@ -100,24 +99,12 @@ class NumbaBackend:
         self._warned_python = False
         self._views = NumpyViews()
         self._declared: dict[int, tuple[Any, dict[str, torch.Tensor]]] = {}
-        #: the spike lists match the rings (see spikes_written); the next call skips rebuilding
+        #: the spike lists match the rings (a partitioned run's exchange, which writes the
+        #: mirrors' rings and lists, says so); the next call then skips rebuilding them
         self.lists_current = False
 
     def invalidate(self) -> None:
         self._key = None
-
-    def spikes_written(self, pop: Any, slots: list[int]) -> None:
-        """Python wrote ``slots`` of ``pop``'s spike ring right after this backend's last
-        compiled call (a partitioned run's exchange fills a mirror): update their spike
-        lists here, so that the next call need not rebuild every list from the rings.
-        :attr:`lists_current` says so until the next call; the run loop clears it when a
-        run ends."""
-        ring = self._views(pop.history)
-        cnt, idx = self._arrays(pop, "cnt"), self._arrays(pop, "idx")
-        for slot in slots:
-            for b in range(ring.shape[1]):
-                cnt[slot, b] = list_spikes(ring[slot, b], idx[slot, b])
-        self.lists_current = True
 
     # -- arrays the kernels work on ---------------------------------------------------
     def _arrays(self, obj: Any, name: str) -> Any:
@@ -249,7 +236,7 @@ class NumbaBackend:
         mod = self._module
         actions_due = True
         # the spike lists match the rings only right after a compiled call, and then only
-        # if Python wrote no ring since, or told the backend what it wrote (spikes_written)
+        # if Python wrote no ring since, or wrote the lists too (a partitioned run's exchange)
         lists_current, self.lists_current = self.lists_current, False
         while step < end:
             if actions_due and self._python_actions_before(step):

@@ -349,6 +349,8 @@ class RuleEmitter:
         bound.append(("w", self.flat(f"r{r}_w", lambda ru=rule: ru.arrays()["weight"])))
         bound.append(("mask", self.flat(f"r{r}_mask", lambda p=proj: p.mask if p.mask is not None
                                         else torch.zeros(0, dtype=p.dtype))))
+        if code.deferred:
+            bound.append(("pend", self.flat(f"r{r}_pend", lambda ru=rule: ru.pending)))
         for name, getter in self._structure(proj).items():
             bound.append((name, self.arg(f"r{r}_{name}", getter)))
         batch = self.net.batch
@@ -465,6 +467,8 @@ class RuleCode:
         #: through its delay block (see Rule.pre_index)
         self.delayed = rule.pre_delays is not None
         self.masked = rule.projection.mask is not None
+        #: a weight window: changes go to the rule's pending sum, not the weights
+        self.deferred = getattr(rule, "pending", None) is not None
         self.per_row_e = self.recipe.eligibility is not None and rule.eligibility_per_row
         self.args = {h: rule.hook_arguments(h, fn) for h, fn in self.recipe.hooks().items()}
         self.update_args = {s.name: rule.hook_arguments("update", s.update)
@@ -532,6 +536,10 @@ class RuleCode:
         ``every_synapse``: in a loop over all synapses, write the same values without a
         branch (a select and a store every time), which the compiler vectorises."""
         new = self.call("on_apply") if self.recipe.on_apply is not None else "w0 + d"
+        if self.deferred:  # a weight window: the change waits in pend, the weights stay
+            if every_synapse:
+                return [f"{pad}nw = {new}", f"{pad}pend[s] += nw - w0"]
+            return [f"{pad}nw = {new}", f"{pad}if nw != w0:", f"{pad}    pend[s] += nw - w0"]
         if every_synapse:
             # an unchanged weight is rewritten as it was (off the mask it is already zero)
             kept = f"nw * mask[s]" if self.masked else "nw"

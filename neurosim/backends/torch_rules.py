@@ -290,6 +290,9 @@ class TorchRule:
         if rule.as_gradient:
             proj.add_to_grad(w.detach() - new)
             return
+        if rule.pending is not None:  # (a weight window: the weights stay as they are)
+            rule.pending.add_(new - w.detach())
+            return
         new = torch.where(new != w, new.clamp(*rule.clip_bounds), new)
         if proj.mask is not None:
             new = new * proj.mask

@@ -13,10 +13,16 @@ order in which the rows' changes are added (and the rounding of ``(w + d) - w``)
 Rules that read only the weights (a normalisation) do the same in every process and are
 not summed; when summed rules apply every step they are applied after each sum. (A
 summed rule applying every step means a sum every step, whatever its ``every``.)
-``Network(sync_every=K)`` sums only every K steps of the global clock, before events and
-at the end of each run: faster, and approximate (each process learns from its own rows
-between sums; a rule of the weights alone applies on its steps, multiples of K, before
-the step's change rather than after it).
+
+``Network(weight_window=K)`` (in one process or in several) applies the changes once every
+K steps of the clock instead, before events and at the end of each run: in between the
+network runs with the weights fixed, and each rule adds the change it computes from them
+to a pending sum (``rule.pending``; the backends write there instead of the weights),
+which is clipped where it is nonzero when applied. Data-parallel, the pending sums are
+summed across processes once per window, so N processes give the weights of one process
+with the whole batch and the same window, with K times fewer collectives than summing
+every step. A rule of the weights alone applies on its steps, which must be multiples of
+K, to the weights the last window left.
 """
 
 from __future__ import annotations
@@ -49,30 +55,39 @@ def reads_activity(rule: Any) -> bool:
 
 class WeightReduction:
     """Sums, across the processes of a data-parallel run, the weight changes of the rules
-    that read activity (see the module's docstring)."""
+    that read activity, every step or once per weight window (see the module's
+    docstring; in one process with a window it only applies the windows)."""
 
-    def __init__(self, net: "Network", partition: "Partition", sync_every: int | None = None) -> None:
+    def __init__(self, net: "Network", partition: "Partition", window: int | None = None) -> None:
         self.net, self.partition = net, partition
         self.device = net.device  # (NCCL sums tensors on the GPU only)
-        #: None: sum at every step a summed rule applies (exact); K: sum every K steps of
-        #: the global clock (and before events), each process meanwhile learning from its
-        #: own rows only (approximate, with K times fewer collectives)
-        self.window = sync_every
-        self._open = False  # (window mode: the weights at the window's start are in _before)
+        #: None: sum at every step a summed rule applies; K: apply (sum) the pending
+        #: changes every K steps of the clock, before events and at the end of each run
+        self.window = window
+        self._open = False  # (window mode: pending changes may be nonzero)
         reduced = [rule for rule in net.rules.values() if reads_activity(rule)]
         by_projection: dict[str, Any] = {}
         for rule in reduced:
             if rule.as_gradient:
                 raise ValueError(f"rule '{rule.name}': a rule with as_gradient=True writes .grad; in a "
-                                 "data-parallel run reduce the gradients as DDP does")
+                                 "data-parallel run (or with weight_window) reduce the gradients as DDP does")
             other = by_projection.setdefault(rule.projection.name, rule)
             if other is not rule:
                 raise ValueError(f"rules '{other.name}' and '{rule.name}' both change projection "
-                                 f"'{rule.projection.name}' from activity: a data-parallel run sums "
-                                 "one such rule's change per projection, so far")
-            # exact: clip the summed change, as one process clips; window: each process
-            # clips its own weights as it learns, and the sum is clipped again
-            rule.bounds_deferred = sync_every is None or rule.apply_at is not None
+                                 f"'{rule.projection.name}' from activity: a data-parallel run (or "
+                                 "weight_window) sums one such rule's change per projection, so far")
+            recipe = rule.declared
+            if partition.size > 1 and recipe is not None and (recipe.on_apply is not None
+                                                              or recipe.neuron_state):
+                raise ValueError(
+                    f"rule '{rule.name}' ({type(rule).__name__}): its change is not a sum over the "
+                    "batch rows (an on_apply hook, e.g. a weight decay, would apply once per "
+                    "process; per-neuron rule state averages only this process's rows), so a "
+                    "data-parallel run cannot give one process's weights with it yet")
+            # the bounds hold for the summed change (of a step, an event or a window)
+            rule.bounds_deferred = True
+            if window is not None and rule.apply_at is None:  # the backends add to it
+                rule.pending = torch.zeros_like(rule.projection.weight.detach())
         self.rules = list(by_projection.values())
         #: a reduced rule applies in the rules phase of every step (else only at events)
         self.per_step = any(rule.apply_at is None for rule in self.rules)
@@ -85,18 +100,20 @@ class WeightReduction:
                      and rule.apply_at is None] if self.per_step else []
         for rule in self.held:
             if rule.declared is None:
-                raise ValueError(f"rule '{rule.name}': a data-parallel run applies rules that read "
-                                 "only the weights after summing the others, from their recipe")
-            later = [r.name for r in self.rules if r.apply_at is None
+                raise ValueError(f"rule '{rule.name}': a data-parallel run (or weight_window) applies "
+                                 "rules that read only the weights after summing the others, from "
+                                 "their recipe")
+            # (with a window it applies where one ends, after its change, whatever the order)
+            later = [r.name for r in self.rules if r.apply_at is None and r.projection is rule.projection
                      and list(net.rules.values()).index(r) > list(net.rules.values()).index(rule)]
-            if later:
+            if later and window is None:
                 raise ValueError(f"rule '{rule.name}' changes the weights before rule(s) {later} in "
-                                 "each step; a data-parallel run applies it after their summed change: "
-                                 "add it after them")
-            if sync_every is not None and rule.every % sync_every:
+                                 "each step; a data-parallel run (or weight_window) applies it after "
+                                 "their summed change: add it after them")
+            if window is not None and rule.every % window:
                 raise ValueError(f"rule '{rule.name}' applies every {rule.every} steps; with "
-                                 f"sync_every={sync_every} it must apply at the sums (a multiple of "
-                                 f"{sync_every} steps) to see the summed weights")
+                                 f"weight_window={window} it must apply where windows end (a "
+                                 f"multiple of {window} steps) to see their changes")
             rule.held = True
         self.reduced = reduced
         self._before: list[torch.Tensor] = []
@@ -107,6 +124,7 @@ class WeightReduction:
         """Give the rules their own bounds back (the network is prepared again)."""
         for rule in self.rules:
             rule.bounds_deferred = False
+            rule.pending = None
         for rule in self.held:
             rule.held = False
 
@@ -115,24 +133,20 @@ class WeightReduction:
             return net._chunk_steps
         if self.window is None:
             return 1
-        return self.window - net.clock.step % self.window  # up to the next sum
+        return self.window - net.clock.step % self.window  # up to the window's end
 
-    def before_slice(self, rules: list[Any] | None = None) -> None:
-        if rules is None:
-            if self.window is not None and self.per_step:
-                t0 = self.net.clock.step
-                # the held rules' steps are multiples of the window, so each such step
-                # begins a slice, right after a sum: they apply to the summed weights
-                # before the step (one process applies them after the step's change)
-                for rule in self.held:
-                    if t0 % rule.every == 0:
-                        rule.torch_form.apply(t0, held=True)
-                if not self._open:  # a window opens: its changes are summed when it closes
-                    self._before = [rule.projection.weight.detach().clone() for rule in self.rules]
-                    self._open = True
-                return
-            rules = self.rules if self.per_step else []
-        self._before = [rule.projection.weight.detach().clone() for rule in rules]
+    def before_slice(self) -> None:
+        if self.window is not None and self.per_step:
+            t0 = self.net.clock.step
+            # the held rules' steps are multiples of the window, so each such step begins a
+            # slice, right after a window was applied: they apply to the weights it left,
+            # before the step
+            for rule in self.held:
+                if t0 % rule.every == 0:
+                    rule.torch_form.apply(t0, held=True)
+            self._open = True
+            return
+        self._before = [rule.projection.weight.detach().clone() for rule in self.rules] if self.per_step else []
 
     def end_run(self, t: int) -> None:
         """A run ends (every process, at the same step): close an open window, so that
@@ -140,9 +154,9 @@ class WeightReduction:
         self.close_window(t)
 
     def close_window(self, t: int) -> None:
-        """Window mode: sum the changes since the window opened (collective)."""
+        """Window mode: apply (sum) the changes pending since the window opened (collective)."""
         if self._open:
-            self._sum(t, 1, False, self.rules)
+            self._apply_pending(t, 1, False)
             self._open = False
 
     def apply_event(self, event: str, t: int) -> None:
@@ -153,39 +167,54 @@ class WeightReduction:
             if rule.apply_at != event:
                 continue
             if rule in self.reduced:
-                self.before_slice([rule])
+                w0 = rule.projection.weight.detach().clone()
                 rule.apply(t, event=True)
-                self.exchange(t, 1, event=True, rules=[rule])
+                self._sum(t, 1, False, [(rule, w0, rule.projection.weight.detach() - w0)])
             else:  # (the same change in every process)
                 rule.apply(t, event=True)
+        if self.window is None and self.per_step:
+            # fired by a callback within a step (before its dynamics): the step's change is
+            # measured from the weights the event left, which are already summed
+            self._before = [r.projection.weight.detach().clone() for r in self.rules]
 
-    def exchange(self, t0: int, k: int, stop: bool = False, event: bool = False,
-                 rules: list[Any] | None = None) -> bool:
-        """After a slice of steps (one step when summed rules apply every step; else only
-        the stop flag is summed) or an event's rule (``event``, ``rules``): sum the changes;
-        True if any process was asked to stop."""
-        if rules is None:
-            rules = self.rules if self.per_step else []
-            if self.window is not None and self.per_step:
-                if (t0 + k) % self.window:  # the window goes on: only the stop flag
-                    return self._sum(t0, k, stop, [])
-                self._open = False
-                return self._sum(t0, k, stop, rules)
-        any_stop = self._sum(t0, k, stop, rules)
-        for t in range(t0, t0 + k) if not event else ():
+    def exchange(self, t0: int, k: int, stop: bool = False) -> bool:
+        """After a slice of steps (one step when summed rules apply every step, or up to
+        the window's end; else only the stop flag is summed): sum the changes; True if any
+        process was asked to stop."""
+        rules = self.rules if self.per_step else []
+        if self.window is not None and self.per_step:
+            if (t0 + k) % self.window:  # the window goes on: only the stop flag
+                self._open = True  # (an event in the slice may have closed it: reopened)
+                return self._sum(t0, k, stop, [])
+            self._open = False
+            return self._apply_pending(t0, k, stop)
+        any_stop = self._sum(t0, k, stop, [(rule, w0, rule.projection.weight.detach() - w0)
+                                           for rule, w0 in zip(rules, self._before)])
+        for t in range(t0, t0 + k):
             for rule in self.held:
                 rule.torch_form.apply(t, held=True)
         return any_stop
 
-    def _sum(self, t0: int, k: int, stop: bool, rules: list[Any]) -> bool:
-        """Sum ``rules``' changes since ``_before`` (and the stop flags) across the processes."""
+    def _apply_pending(self, t0: int, k: int, stop: bool) -> bool:
+        """Sum and apply the window's pending changes (the weights did not move meanwhile)."""
+        any_stop = self._sum(t0, k, stop, [(rule, rule.projection.weight.detach(), rule.pending)
+                                           for rule in self.rules if rule.pending is not None])
+        for rule in self.rules:
+            if rule.pending is not None:
+                rule.pending.zero_()
+        return any_stop
+
+    def _sum(self, t0: int, k: int, stop: bool,
+             changes: list[tuple[Any, torch.Tensor, torch.Tensor]]) -> bool:
+        """Sum each ``(rule, base weights, change)``'s change (and the stop flags) across the
+        processes; set the rule's weights to the base plus the sum, clipped where it is
+        nonzero. True if any process was asked to stop."""
         t_start = time.perf_counter()
         part = self.partition
-        flat = [(rule.projection.weight.detach() - w0).reshape(-1)
-                for rule, w0 in zip(rules, self._before)]
-        dtype = rules[0].projection.weight.dtype if rules else torch.float32
-        device = rules[0].projection.weight.device if rules else self.device
-        buffer = torch.cat(flat + [torch.tensor([1.0 if stop else 0.0], dtype=dtype, device=device)])
+        dtype = changes[0][2].dtype if changes else torch.float32
+        device = changes[0][2].device if changes else self.device
+        buffer = torch.cat([d.reshape(-1) for _, _, d in changes]
+                           + [torch.tensor([1.0 if stop else 0.0], dtype=dtype, device=device)])
         if part.size > 1:
             try:
                 dist.all_reduce(buffer, group=part.group)
@@ -196,11 +225,11 @@ class WeightReduction:
                     f"process died, was killed or stopped with an error): {type(exc).__name__}: "
                     f"{exc}") from exc
         at = 0
-        for rule, w0 in zip(rules, self._before):
+        for rule, base, _ in changes:
             w = rule.projection.weight
             d = buffer[at:at + w.numel()].reshape(w.shape)
             at += w.numel()
-            new = w0 + d
+            new = base + d
             # the bounds hold where the summed change moved a weight, as the rule clips
             new = torch.where(d != 0, new.clamp(rule.w_min, rule.w_max), new)
             if rule.projection.mask is not None:
@@ -230,13 +259,24 @@ def prepare(net: "Network") -> None:
             raise ValueError(f"signal '{mod.name}' averages over the whole batch (a drive or a "
                              "population rate of all samples): in a data-parallel run each process "
                              "holds only its rows, so such signals are not supported yet")
-    previous = net._exchange if isinstance(net._exchange, WeightReduction) else None
-    if previous is not None:  # (its window was closed when its last run or event ended)
-        previous.release()
-    reduction = WeightReduction(net, net.data_parallel, net.sync_every)
-    if previous is not None:
-        reduction.seconds, reduction.calls = previous.seconds, previous.calls
-    net._exchange = reduction
+    _install(net, net.data_parallel)
     # every process records other rows: spike events are joined (their batch rows global)
     net.log.split_bases = {f"spikes/{mon.name}" for mon in net.monitors.values()
                            if isinstance(mon, SpikeMonitor)}
+
+
+def prepare_window(net: "Network") -> None:
+    """One process with ``weight_window``: the windows, without collectives."""
+    from neurosim.distributed.partition import Partition
+
+    _install(net, Partition(0, 1))
+
+
+def _install(net: "Network", partition: "Partition") -> None:
+    previous = net._exchange if isinstance(net._exchange, WeightReduction) else None
+    if previous is not None:  # (its window was closed when its last run or event ended)
+        previous.release()
+    reduction = WeightReduction(net, partition, net.weight_window)
+    if previous is not None:
+        reduction.seconds, reduction.calls = previous.seconds, previous.calls
+    net._exchange = reduction

@@ -31,6 +31,15 @@ def unpack_bits(packed: torch.Tensor, n: int) -> torch.Tensor:
     return bits.reshape(*packed.shape[:-1], -1)[..., :n].bool()
 
 
+#: bytes before a population's payload: a mode byte (0 bits, 1 positions), padding, then
+#: the number of positions (int32), so that the payload is aligned for int32 views
+_HEADER = 8
+
+
+def _round4(n: int) -> int:
+    return (n + 3) // 4 * 4
+
+
 class SpikeExchange:
     """Copies every process's spikes of each split population into every process's
     mirror of it (the whole population's spike ring that projections read).
@@ -39,26 +48,28 @@ class SpikeExchange:
     every slice of ``k`` steps with ``k`` no longer than the smallest delay of a
     projection reading a mirror, so no spike is read before it has arrived.
 
-    Each process sends one buffer of a size every process knows in advance: a byte
-    saying whether it was asked to stop (Ctrl-C, so that all stop at the same step),
-    then per split population a segment of ``1 + 4 + B`` bytes, ``B`` being the
-    population share's ``k x batch x neurons`` spikes packed as bits. The segment holds
-    either those bits (first byte 0) or, when they take fewer bytes, the positions of
-    the spikes in the slice as int32 (first byte 1, then their count): at low rates a
-    list is much smaller, so there is less to pack and unpack.
+    Each process sends one buffer of a size every process knows in advance: 4 bytes
+    whose first says whether it was asked to stop (Ctrl-C, so that all stop at the same
+    step), then per split population a segment of an 8-byte header and ``B`` bytes,
+    ``B`` being the population share's ``k x batch x neurons`` spikes packed as bits
+    (rounded up to 4). The segment holds either those bits (mode 0) or, when they take
+    fewer bytes, the positions of the spikes in the slice as int32 (mode 1, then their
+    count): at low rates a list is much smaller, so there is less to pack and unpack.
+    On the numba backend both ends work on its spike lists in compiled code
+    (:mod:`neurosim.distributed.exchange_kernels`); elsewhere on the rings.
     """
 
     def __init__(self, partition: "Partition", pairs: list[tuple["Population", "Population"]],
                  backend: Any = None) -> None:
         self.partition = partition
         self.pairs = pairs
-        #: told which ring slots the exchange wrote (the numba backend then updates its
-        #: spike lists of those slots only, instead of rebuilding all from the rings)
-        self.backend = backend
+        #: the numba backend: its spike lists are read and written directly (and it is
+        #: told they are current, so its next call does not rebuild them from the rings)
+        self.backend = backend if hasattr(backend, "lists_current") else None
         #: seconds spent in the collective (and packing), for the benchmarks' exchange share
         self.seconds = 0.0
         self.calls = 0
-        self._cache: dict[int, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+        self._cache: dict[int, tuple[torch.Tensor, list[torch.Tensor], list[list[tuple[int, int, int, int]]]]] = {}
 
     def slice_steps(self, net: Any) -> int:
         """Steps between exchanges: the smallest delay of a projection reading a mirror."""
@@ -68,28 +79,34 @@ class SpikeExchange:
         pass
 
     def _bits(self, k: int, local: "Population", mirror: "Population", rank: int) -> tuple[int, int, int]:
-        """(lo, hi, bytes of packed bits) of ``rank``'s share of a split population."""
+        """(lo, hi, payload bytes: the packed bits, rounded up to 4) of ``rank``'s share."""
         lo, hi = self.partition.share(mirror.n, rank)
-        return lo, hi, k * local.batch * ((hi - lo + 7) // 8)
+        return lo, hi, _round4(k * local.batch * ((hi - lo + 7) // 8))
 
-    def _sizes(self, k: int) -> list[int]:
-        """Bytes each rank sends for ``k`` steps: a stop flag, then a segment per population."""
-        return [1 + sum(5 + self._bits(k, local, mirror, r)[2] for local, mirror in self.pairs)
-                for r in range(self.partition.size)]
+    def _segments(self, k: int, rank: int) -> list[tuple[int, int, int, int]]:
+        """(start, lo, hi, payload bytes) of each population's segment in ``rank``'s buffer."""
+        out, at = [], 4
+        for local, mirror in self.pairs:
+            lo, hi, nbits = self._bits(k, local, mirror, rank)
+            out.append((at, lo, hi, nbits))
+            at += _HEADER + nbits
+        return out
 
     def exchange(self, t0: int, k: int, stop: bool = False) -> bool:
         """Exchange the spikes of steps ``t0 .. t0 + k - 1``; True if any process asked to stop."""
         t_start = time.perf_counter()
         part = self.partition
-        send, received = self._buffers(k)
+        send, received, layouts = self._buffers(k)
         send[0] = 1 if stop else 0
-        at = 1
-        for local, mirror in self.pairs:
-            nbits = self._bits(k, local, mirror, part.rank)[2]
+        compiled = self.backend is not None and send.device.type == "cpu"
+        for (local, mirror), (at, _, _, nbits) in zip(self.pairs, layouts[part.rank]):
             ring = local.history
             slots = [(t0 + j) % ring.shape[0] for j in range(k)]
-            self._encode(ring, slots, send[at:at + 5 + nbits])
-            at += 5 + nbits
+            segment = send[at:at + _HEADER + nbits]
+            if compiled:
+                self._encode_lists(local, slots, segment)
+            else:
+                self._encode(ring, slots, segment)
         try:
             if part.size > 1:
                 dist.all_gather(received, send, group=part.group)
@@ -102,38 +119,75 @@ class SpikeExchange:
         for i, (local, mirror) in enumerate(self.pairs):
             ring = mirror.history
             slots = [(t0 + j) % ring.shape[0] for j in range(k)]
+            if compiled:
+                self._decode_lists(mirror, slots, [(buf, layouts[r][i]) for r, buf in enumerate(received)])
+                continue
             for r, buf in enumerate(received):
-                at = 1 + sum(5 + self._bits(k, lc, mr, r)[2] for lc, mr in self.pairs[:i])
-                lo, hi, nbits = self._bits(k, local, mirror, r)
-                self._decode(buf[at:at + 5 + nbits], ring, slots, lo, hi, local.batch)
-            written = getattr(self.backend, "spikes_written", None)
-            if written is not None:
-                written(mirror, sorted(set(slots)))
+                at, lo, hi, nbits = layouts[r][i]
+                self._decode(buf[at:at + _HEADER + nbits], ring, slots, lo, hi, local.batch)
+        if compiled:
+            self.backend.lists_current = True
         self.seconds += time.perf_counter() - t_start
         self.calls += 1
         return any_stop
+
+    def _encode_lists(self, local: "Population", slots: list[int], segment: torch.Tensor) -> None:
+        """The numba backend: positions straight from its spike lists of ``local`` (bits
+        from the ring when they are shorter)."""
+        from neurosim.distributed import exchange_kernels as kernels
+
+        data = segment.numpy()
+        payload = data[_HEADER:].view(np.int32)
+        count = kernels.encode_positions(self.backend._arrays(local, "cnt"), self.backend._arrays(local, "idx"),
+                                         np.asarray(slots, dtype=np.int64), local.n, payload)
+        if count <= payload.size:
+            data[0] = 1
+            data[4:8].view(np.int32)[0] = count
+            return
+        data[0] = 0
+        bits = np.packbits(local.history.numpy()[slots], axis=-1).reshape(-1)
+        data[_HEADER:_HEADER + bits.size] = bits
+
+    def _decode_lists(self, mirror: "Population", slots: list[int],
+                      parts: list[tuple[torch.Tensor, tuple[int, int, int, int]]]) -> None:
+        """The numba backend: every process's spikes into the mirror's ring and lists."""
+        from neurosim.distributed import exchange_kernels as kernels
+
+        hist = mirror.history.numpy()
+        cnt, idx = self.backend._arrays(mirror, "cnt"), self.backend._arrays(mirror, "idx")
+        where = np.asarray(slots, dtype=np.int64)
+        kernels.clear_slots(hist, cnt, where)
+        for buf, (at, lo, hi, nbits) in parts:  # rank order: the lists stay ascending
+            data = buf.numpy()[at:at + _HEADER + nbits]
+            if data[0] == 1:
+                kernels.decode_positions(data[_HEADER:].view(np.int32), int(data[4:8].view(np.int32)[0]),
+                                         where, hi - lo, lo, hist, cnt, idx)
+            else:
+                kernels.decode_bits(data[_HEADER:], where, hi - lo, lo, hist, cnt, idx)
 
     @staticmethod
     def _encode(ring: torch.Tensor, slots: list[int], segment: torch.Tensor) -> None:
         """Write ``slots`` of a spike ring into ``segment``: a list of positions in the
         ``(k, batch, n)`` slice when it is shorter than the bits, else the bits."""
-        nbits = segment.numel() - 5
+        nbits = segment.numel() - _HEADER
         if ring.device.type == "cpu":
             spikes = ring.numpy()
             cells = spikes.shape[1] * spikes.shape[2]
             flat = np.concatenate([np.flatnonzero(spikes[slot]) + j * cells
                                    for j, slot in enumerate(slots)])
+            out = segment.numpy()
             if 4 * flat.size <= nbits:
-                out = segment.numpy()
                 out[0] = 1
-                out[1:5] = np.frombuffer(np.uint32(flat.size).tobytes(), np.uint8)
-                out[5:5 + 4 * flat.size] = flat.astype(np.int32).view(np.uint8)
+                out[4:8].view(np.int32)[0] = flat.size
+                out[_HEADER:_HEADER + 4 * flat.size] = flat.astype(np.int32).view(np.uint8)
                 return
-            segment.numpy()[0] = 0
-            segment.numpy()[5:] = np.packbits(spikes[slots], axis=-1).reshape(-1)
+            out[0] = 0
+            bits = np.packbits(spikes[slots], axis=-1).reshape(-1)
+            out[_HEADER:_HEADER + bits.size] = bits
             return
         segment[0] = 0
-        segment[5:] = pack_bits(ring[slots]).reshape(-1)
+        bits = pack_bits(ring[slots]).reshape(-1)
+        segment[_HEADER:_HEADER + bits.numel()] = bits
 
     @staticmethod
     def _decode(segment: torch.Tensor, ring: torch.Tensor, slots: list[int], lo: int, hi: int,
@@ -141,33 +195,37 @@ class SpikeExchange:
         """Write a segment from the process that steps neurons ``lo .. hi - 1`` into
         ``slots`` of the mirror ``ring``."""
         k, n = len(slots), hi - lo
+        width = k * batch * ((n + 7) // 8)
         if ring.device.type == "cpu":
             data, out = segment.numpy(), ring.numpy()
             if data[0] == 1:
-                count = int(np.frombuffer(data[1:5].tobytes(), np.uint32)[0])
-                flat = np.frombuffer(data[5:5 + 4 * count].tobytes(), np.int32)
+                count = int(data[4:8].view(np.int32)[0])
+                flat = data[_HEADER:_HEADER + 4 * count].view(np.int32)
                 for j, slot in enumerate(slots):
                     out[slot, :, lo:hi] = False
                 j, rest = np.divmod(flat, batch * n)
                 b, i = np.divmod(rest, n)
                 out[np.asarray(slots)[j], b, lo + i] = True
                 return
-            bits = np.unpackbits(data[5:].reshape(k, batch, -1), axis=-1, count=n).view(bool)
+            bits = np.unpackbits(data[_HEADER:_HEADER + width].reshape(k, batch, -1), axis=-1,
+                                 count=n).view(bool)
             for j, slot in enumerate(slots):
                 out[slot, :, lo:hi] = bits[j]
             return
-        bits = unpack_bits(segment[5:].reshape(k, batch, -1), n)
+        bits = unpack_bits(segment[_HEADER:_HEADER + width].reshape(k, batch, -1), n)
         for j, slot in enumerate(slots):
             ring[slot, :, lo:hi] = bits[j]
 
-    def _buffers(self, k: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The send buffer and the receive buffers for slices of ``k`` steps (kept)."""
+    def _buffers(self, k: int) -> tuple[torch.Tensor, list[torch.Tensor], list[list[tuple[int, int, int, int]]]]:
+        """The send buffer, the receive buffers and every rank's segments for slices of
+        ``k`` steps (kept)."""
         cached = self._cache.get(k)
         if cached is None:
             device = self.pairs[0][0].history.device if self.pairs else torch.device("cpu")
-            width = max(self._sizes(k))
+            layouts = [self._segments(k, r) for r in range(self.partition.size)]
+            width = max(4 + sum(_HEADER + nbits for _, _, _, nbits in layout) for layout in layouts)
             send = torch.zeros(width, dtype=torch.uint8, device=device)
             received = ([send] if self.partition.size == 1 else
                         [torch.zeros_like(send) for _ in range(self.partition.size)])
-            cached = self._cache[k] = (send, received)
+            cached = self._cache[k] = (send, received, layouts)
         return cached

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 
 import torch
@@ -17,6 +18,8 @@ def join_torchrun(device: str = "cpu") -> tuple[Partition | None, str]:
     this process's :class:`Partition` and its device; otherwise ``(None, device)``."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return None, device
+    # a crash inside the collectives' C++ (gloo, NCCL) prints where Python was
+    faulthandler.enable()
     if device != "cpu":  # one GPU per process: NCCL sums on the GPU
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         torch.cuda.set_device(device)

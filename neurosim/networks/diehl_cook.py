@@ -37,16 +37,22 @@ class DiehlCook2015:
     :class:`~neurosim.distributed.Partition` of a data-parallel run (each of N processes
     simulates ``batch`` rows of a batch of N x ``batch``; see
     :mod:`neurosim.distributed.data_parallel`); every process gets every sample's counts.
-    ``sync_every``: sum the weight changes every this many steps instead of every step
-    (approximate; one presentation and rest is ``(duration_ms + rest_ms) / dt`` steps).
+    ``weight_window``: apply the weight changes every this many steps, the weights fixed in
+    between (see :class:`~neurosim.Network`), instead of every step; ``"sample"``: once
+    per presentation and once per rest (the end of each run). The same in one process
+    and data-parallel, where it means one sum per window instead of one per step.
     """
 
     def __init__(self, n_neurons: int = 100, *, batch: int = 1, dt: float = 0.5, seed: int = 0,
                  backend: str | None = None, device: str = "cpu", log=None,
                  duration_ms: float = 350.0, rest_ms: float = 150.0, nu_scale: float = 1.0,
-                 min_spikes: int = 5, data_parallel: Any = None, sync_every: int | None = None) -> None:
+                 min_spikes: int = 5, data_parallel: Any = None,
+                 weight_window: int | str | None = None) -> None:
+        steps = int(round((duration_ms + rest_ms) / dt))
+        if weight_window == "sample":  # (every run ends a window: the presentation, the rest)
+            weight_window = steps
         self.net = net = Network(dt=dt, batch=batch, seed=seed, backend=backend, device=device, log=log,
-                                 data_parallel=data_parallel, sync_every=sync_every)
+                                 data_parallel=data_parallel, weight_window=weight_window)
         self.duration_ms, self.rest_ms, self.min_spikes = duration_ms, rest_ms, min_spikes
         self.input = net.population(784, PoissonSource(rate=0.0), name="input")
         # one rate per sample and pixel from the start, as present() sets them: a
@@ -62,7 +68,6 @@ class DiehlCook2015:
         net.projection(self.exc, self.inh, OneToOne(), weight=10.4)
         net.projection(self.inh, self.exc, FromMatrix(-17.0 * (1 - np.eye(n_neurons))),
                        receptor="inh", sparse=False)
-        steps = int(round((duration_ms + rest_ms) / dt))
         self.stdp = net.add_rule(self.input_exc, DiehlCookSTDP(
             nu_pre=1e-4 * nu_scale, nu_post=1e-2 * nu_scale, w_max=1.0))
         self.norm = net.add_rule(self.input_exc, WeightNormalization(78.0, every=steps))

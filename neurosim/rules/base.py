@@ -124,12 +124,15 @@ class Rule:
         if not isinstance(every, int) or every < 1:
             raise ValueError(f"{name}: 'every' must be a positive integer of steps, got {every!r}")
         self.lr, self.w_min, self.w_max, self.every = float(lr), float(w_min), float(w_max), every
-        #: a data-parallel run clips after summing every process's change (see
+        #: a data-parallel run (or a weight window) clips the summed change (see
         #: neurosim.distributed.data_parallel): the backends then apply no bounds themselves
         self.bounds_deferred = False
-        #: a data-parallel run applies this (weights-only) rule itself, after summing the
-        #: other rules' changes of the step: the backends skip it meanwhile
+        #: a data-parallel run (or a weight window) applies this (weights-only) rule itself,
+        #: after the other rules' summed change: the backends skip it meanwhile
         self.held = False
+        #: with a weight window (see neurosim.distributed.data_parallel) the backends add
+        #: each change here instead of to the weights, which stay fixed until it ends
+        self.pending: torch.Tensor | None = None
         self.learning, self.as_gradient = bool(learning), bool(as_gradient)
         if apply_at not in (None, *EVENTS):
             raise ValueError(f"{name}: apply_at must be None (every 'every' steps) or one of "
@@ -518,6 +521,9 @@ class Rule:
         dw = self.weight_change(t)
         if dw is None or not self.learning:
             return
+        if self.pending is not None:
+            self.pending.add_(dw)
+            return
         w = self.projection.weight
         w.add_(dw)
         if (self.w_min > -math.inf or self.w_max < math.inf) and not self.bounds_deferred:
@@ -531,7 +537,7 @@ class Rule:
     @property
     def clip_bounds(self) -> tuple[float, float]:
         """The bounds the backends clip a changed weight to: (w_min, w_max), or no bounds
-        while a data-parallel run defers them (:attr:`bounds_deferred`)."""
+        while a data-parallel run or a weight window defers them (:attr:`bounds_deferred`)."""
         return (-math.inf, math.inf) if self.bounds_deferred else (self.w_min, self.w_max)
 
     def describe(self) -> dict[str, Any]:

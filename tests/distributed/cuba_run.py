@@ -16,10 +16,10 @@ import sys
 
 import numpy as np
 import torch.distributed as dist
+from common import leave
 
 import neurosim as ns
 from neurosim.distributed import Partition
-from neurosim.distributed.launch import leave_torchrun
 from neurosim.networks import build_cuba
 
 
@@ -62,8 +62,7 @@ def main() -> int:
             out[f"{name}_step"], out[f"{name}_neuron"], out[f"{name}_batch"] = steps, neurons, rows
         out["exchange_seconds"] = np.array(net._exchange.seconds if net._exchange else 0.0)
         np.savez(args.out, **out)
-    leave_torchrun(partition)
-    return 0
+    return leave(partition)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,10 @@ import sys
 
 import numpy as np
 import torch.distributed as dist
+from common import leave
 
 import neurosim as ns
 from neurosim.distributed import Partition
-from neurosim.distributed.launch import leave_torchrun
 
 
 def main() -> int:
@@ -24,7 +24,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--duration", type=float, default=300.0)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--sync-every", type=int, default=None)
+    parser.add_argument("--weight-window", type=int, default=None)
     args = parser.parse_args()
     dp, batch = None, args.batch
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -32,7 +32,7 @@ def main() -> int:
         dp = Partition.from_process_group()
         batch = args.batch // dp.size
     net = ns.Network(dt=0.5, seed=11, batch=batch, backend=args.backend, data_parallel=dp,
-                     sync_every=args.sync_every if dp else None)
+                     weight_window=args.weight_window)
     inp = net.population(60, ns.PoissonSource(rate=40.0), name="input")
     out = net.population(12, ns.LIF(tau_m=10.0), name="out", init={"v": ns.Uniform(-65.0, -55.0)})
     proj = net.projection(inp, out, ns.AllToAll(), weight=ns.Uniform(1.0, 4.0), sparse=False)
@@ -44,8 +44,7 @@ def main() -> int:
         steps, neurons, rows = net.reader().spikes("out")
         np.savez(args.out, weight=proj.weight_matrix(), step=steps, neuron=neurons, batch=rows,
                  reductions=np.array(net._exchange.calls if dp else 0))
-    leave_torchrun(dp)
-    return 0
+    return leave(dp)
 
 
 if __name__ == "__main__":
