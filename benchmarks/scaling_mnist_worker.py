@@ -58,7 +58,7 @@ def main() -> int:
                           "samples": args.train, "seconds": round(seconds, 3),
                           "samples_per_second": round(args.train / seconds, 2),
                           "reduce_seconds": round(reduction.seconds, 3) if dp else 0.0,
-                          "weight_sum": float(w.sum())}))
+                          "steps": model.net.clock.step, "weight_sum": float(w.sum())}))
     leave_torchrun(dp)
     return 0
 
