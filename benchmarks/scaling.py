@@ -4,6 +4,7 @@
     python benchmarks/scaling.py --sizes 16000,64000 --processes 1,2 --backends numba,torch
     python benchmarks/scaling.py --weak 32000             # 32,000 neurons per process
     python benchmarks/scaling.py --mnist 16,64 --sizes "" # data-parallel Diehl & Cook training
+    python benchmarks/scaling.py --nest /path/to/python   # with NEST (pip install nest-simulator)
 
 Each configuration runs ``examples/cuba.py`` in its own invocation (``torchrun
 --standalone`` for more than one process), so every process is fresh and compiled
@@ -13,6 +14,11 @@ the processes. The table gives the run time (process 0's, without build and
 compilation), the share of it spent exchanging spikes (packing, the all_gather and
 waiting for the slower process), the speed-up over one process, and whether the
 spike count equals the one-process run (it must: the spikes are the same).
+
+The anchor is NEST (``benchmarks/peers/nest_cuba.py``, the same network with
+``iaf_psc_exp``) on 1 and N threads, when an interpreter with NEST is given (``--nest``)
+or this one has it: the PyPI wheel of NEST 3.10 is built without MPI, so its
+shared-memory threads are the parallelism it offers on one machine here.
 
 ``--mnist B1,B2``: data-parallel training of the Diehl & Cook (2015) network
 (``benchmarks/scaling_mnist_worker.py``, 480 images after a warm-up batch) with whole
@@ -51,6 +57,25 @@ def run(n: int, processes: int, backend: str, duration: float, seed: int, log_di
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def run_nest(python: str, n: int, threads: int, duration: float, seed: int, delay: float) -> dict:
+    cmd = [python, os.path.join(HERE, "peers", "nest_cuba.py"), "--neurons", str(n),
+           "--duration", str(duration), "--seed", str(seed), "--threads", str(threads),
+           "--delay", str(delay)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def nest_python(given: str | None) -> str | None:
+    """The interpreter to run NEST with: ``--nest``, else this one if it has NEST."""
+    if given:
+        return given
+    import importlib.util
+
+    return sys.executable if importlib.util.find_spec("nest") is not None else None
 
 
 def run_mnist(batch: int, processes: int, weights: str, backend: str, updates: str = "step") -> dict:
@@ -109,6 +134,9 @@ def main() -> int:
                         help="synaptic delays in ms (comma-separated; 0.1 = the benchmark's one step)")
     parser.add_argument("--mnist", default="",
                         help="whole batches for data-parallel Diehl & Cook training (comma-separated)")
+    parser.add_argument("--nest", default=None, metavar="PYTHON",
+                        help="an interpreter with NEST installed, for the anchor rows (default: "
+                             "this one if it has NEST, else none)")
     parser.add_argument("--weight-updates", default="step,sample",
                         help="--mnist: schedules of weight updates (step: every step; sample: once "
                              "per presentation and rest, the weights fixed in between)")
@@ -139,11 +167,28 @@ def main() -> int:
                              ref["run_seconds"] / out["run_seconds"], same, out["peak_rss_mb"]))
                 print(f"{kind} {backend} delay {d:g} ms n={n} processes={p}: run {out['run_seconds']:.2f} s, "
                       f"exchange {out['exchange_seconds']:.2f} s", file=sys.stderr, flush=True)
+        nest = nest_python(args.nest)
+        if nest is None:
+            print("NEST not found (pip install nest-simulator, or --nest PYTHON): no anchor rows",
+                  file=sys.stderr)
+        for d in delays if nest is not None else ():
+            for n in sizes:
+                ref = None
+                for threads in counts:
+                    out = run_nest(nest, n, threads, args.duration, args.seed, d)
+                    ref = ref or out
+                    rows.append(("strong", "NEST (threads)", d, n, threads, out["run_seconds"], None,
+                                 ref["run_seconds"] / out["run_seconds"],
+                                 "yes" if out["spikes"] == ref["spikes"] else "no", out["peak_rss_mb"]))
+                    print(f"NEST delay {d:g} ms n={n} threads={threads}: run {out['run_seconds']:.2f} s",
+                          file=sys.stderr, flush=True)
     print(f"\nCUBA, {args.duration:g} ms at dt 0.1 ms, gloo on one machine ({os.cpu_count()} cores)\n")
-    print("| scaling | backend | delay ms | neurons | processes | run s | exchange share | vs 1 process | same spikes | peak RSS MB (process 0) |")
+    print("| scaling | backend | delay ms | neurons | processes (NEST: threads) | run s | exchange share "
+          "| vs 1 process | same spikes | peak RSS MB (process 0) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for kind, backend, d, n, p, run_s, ex_s, speedup, same, rss in rows:
-        print(f"| {kind} | {backend} | {d:g} | {n} | {p} | {run_s:.2f} | {100 * ex_s / run_s:.0f}% | "
+        share = "-" if ex_s is None else f"{100 * ex_s / run_s:.0f}%"
+        print(f"| {kind} | {backend} | {d:g} | {n} | {p} | {run_s:.2f} | {share} | "
               f"{speedup:.2f}x | {same} | {rss:.0f} |")
     return 0
 

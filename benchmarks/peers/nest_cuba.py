@@ -5,7 +5,7 @@ Builds the same network as ``neurosim.networks.cuba.build_cuba`` with NEST's
 probability 80/N on all four pathways (``pairwise_bernoulli``, autapses
 allowed), synaptic jumps of 1.62 mV and -9 mV converted to current
 amplitudes J = w * C_m / tau_m (20.25 pA and -112.5 pA), delay 0.1 ms (one
-step, NEST's minimum), dt = 0.1 ms. Prints one JSON line with timings, spike
+step, NEST's minimum; ``--delay`` for longer ones), dt = 0.1 ms. Prints one JSON line with timings, spike
 counts and peak memory as the last stdout line.
 
 Usage::
@@ -35,7 +35,7 @@ J_EXC = 1.62 * C_M / TAU_M   # pA, 20.25
 J_INH = -9.0 * C_M / TAU_M   # pA, -112.5
 
 
-def build(n: int, seed: int, threads: int) -> tuple[Any, Any, int]:
+def build(n: int, seed: int, threads: int, delay: float = 0.1) -> tuple[Any, Any, int]:
     """Create and connect the CUBA network; return (neurons, spike recorder, n_exc)."""
     nest.ResetKernel()
     nest.SetKernelStatus({"resolution": 0.1, "local_num_threads": threads, "rng_seed": seed,
@@ -47,9 +47,9 @@ def build(n: int, seed: int, threads: int) -> tuple[Any, Any, int]:
     exc, inh = neurons[:n_exc], neurons[n_exc:]
     rule = {"rule": "pairwise_bernoulli", "p": p, "allow_autapses": True}
     nest.Connect(exc, neurons, rule, {"synapse_model": "static_synapse", "weight": J_EXC,
-                                      "delay": 0.1})
+                                      "delay": delay})
     nest.Connect(inh, neurons, rule, {"synapse_model": "static_synapse", "weight": J_INH,
-                                      "delay": 0.1})
+                                      "delay": delay})
     recorder = nest.Create("spike_recorder")
     nest.Connect(neurons, recorder)
     return neurons, recorder, n_exc
@@ -61,11 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--duration", type=float, default=1000.0, help="ms")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--delay", type=float, default=0.1, help="synaptic delay, ms")
     args = ap.parse_args(argv)
 
     nest.verbosity = nest.VerbosityLevel.ERROR
     t0 = time.perf_counter()
-    neurons, recorder, n_exc = build(args.neurons, args.seed, args.threads)
+    neurons, recorder, n_exc = build(args.neurons, args.seed, args.threads, args.delay)
     nest.Prepare()
     t1 = time.perf_counter()
     nest.Run(args.duration)
