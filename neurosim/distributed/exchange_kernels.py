@@ -10,7 +10,6 @@ and neuron ``i`` of the sender's share of ``n`` neurons (the layout of the bits 
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 
@@ -79,6 +78,3 @@ def decode_bits(packed, slots, n, lo, hist, cnt, idx):
                         idx[s, b, cnt[s, b]] = lo + i
                         cnt[s, b] += 1
 
-
-def slots_array(slots: list[int]) -> np.ndarray:
-    return np.asarray(slots, dtype=np.int64)
