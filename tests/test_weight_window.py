@@ -91,7 +91,7 @@ def test_an_event_within_a_run_leaves_no_change_pending():
                                weight=1.0, sparse=False)
         net.add_rule(other, ns.rules.STDP(a_plus=0.01, a_minus=0.01, w_max=4.0,
                                           apply_at="end_of_sample"))
-        net.callbacks.append((lambda n: n.trigger("end_of_sample") if n.clock.step == 15 else None, 1))
+        net.add_callback(lambda n: n.trigger("end_of_sample") if n.clock.step == 15 else None)
         w0 = proj.weight_matrix().copy()
         net.run(15.0, progress=False)
         rule = net.rules["input_out.STDP"]
