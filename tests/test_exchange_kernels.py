@@ -58,3 +58,21 @@ def test_positions_that_do_not_fit_are_counted_for_the_bits():
     cnt, idx = _lists(ring)
     out = np.zeros(5, np.int32)
     assert kernels.encode_positions(cnt, idx, np.array([0, 1], dtype=np.int64), 10, out) == 20
+
+
+def test_the_tensor_path_for_gpus_round_trips_on_the_cpu():
+    """SpikeExchange's tensor encoding (used on a GPU; run here on CPU tensors): bits of
+    a slice into a segment, back into a mirror's slots."""
+    import torch
+
+    from neurosim.distributed.exchange import _HEADER, SpikeExchange
+
+    gen = torch.Generator().manual_seed(2)
+    ring = torch.rand((5, 2, 13), generator=gen) < 0.3
+    slots = [3, 4, 0]
+    segment = torch.zeros(_HEADER + len(slots) * 2 * 2 + 4, dtype=torch.uint8)
+    SpikeExchange._encode(ring, slots, segment)
+    mirror = torch.zeros((5, 2, 20), dtype=torch.bool)
+    SpikeExchange._decode(segment, mirror, slots, 4, 17, 2)
+    assert torch.equal(mirror[slots][:, :, 4:17], ring[slots])
+    assert not mirror[:, :, :4].any() and not mirror[:, :, 17:].any() and not mirror[[1, 2]].any()

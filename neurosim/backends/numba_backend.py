@@ -106,6 +106,12 @@ class NumbaBackend:
     def invalidate(self) -> None:
         self._key = None
 
+    def spike_lists(self, pop: Any) -> tuple[np.ndarray, np.ndarray]:
+        """This backend's spike lists of ``pop``: ``cnt[slot, b]`` neurons spiked in row
+        ``b`` at ring slot ``slot``, ascending in ``idx[slot, b]`` (current right after a
+        compiled call; whoever writes them between calls sets :attr:`lists_current`)."""
+        return self._arrays(pop, "cnt"), self._arrays(pop, "idx")
+
     # -- arrays the kernels work on ---------------------------------------------------
     def _arrays(self, obj: Any, name: str) -> Any:
         """The numpy array (or 0-d constant as a scalar) that ``obj`` declares as ``name``

@@ -55,8 +55,9 @@ class SpikeExchange:
     (rounded up to 4). The segment holds either those bits (mode 0) or, when they take
     fewer bytes, the positions of the spikes in the slice as int32 (mode 1, then their
     count): at low rates a list is much smaller, so there is less to pack and unpack.
-    On the numba backend both ends work on its spike lists in compiled code
-    (:mod:`neurosim.distributed.exchange_kernels`); elsewhere on the rings.
+    On the CPU both ends run compiled (:mod:`neurosim.distributed.exchange_kernels`),
+    from and into the numba backend's spike lists (the torch backend's: scratch lists);
+    on a GPU they are tensor operations.
     """
 
     def __init__(self, partition: "Partition", pairs: list[tuple["Population", "Population"]],
@@ -65,7 +66,8 @@ class SpikeExchange:
         self.pairs = pairs
         #: the numba backend: its spike lists are read and written directly (and it is
         #: told they are current, so its next call does not rebuild them from the rings)
-        self.backend = backend if hasattr(backend, "lists_current") else None
+        self.backend = backend if hasattr(backend, "spike_lists") else None
+        self._scratch: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         #: seconds spent in the collective (and packing), for the benchmarks' exchange share
         self.seconds = 0.0
         self.calls = 0
@@ -98,7 +100,7 @@ class SpikeExchange:
         part = self.partition
         send, received, layouts = self._buffers(k)
         send[0] = 1 if stop else 0
-        compiled = self.backend is not None and send.device.type == "cpu"
+        compiled = send.device.type == "cpu"
         for (local, mirror), (at, _, _, nbits) in zip(self.pairs, layouts[part.rank]):
             ring = local.history
             slots = [(t0 + j) % ring.shape[0] for j in range(k)]
@@ -125,21 +127,34 @@ class SpikeExchange:
             for r, buf in enumerate(received):
                 at, lo, hi, nbits = layouts[r][i]
                 self._decode(buf[at:at + _HEADER + nbits], ring, slots, lo, hi, local.batch)
-        if compiled:
+        if compiled and self.backend is not None:
             self.backend.lists_current = True
         self.seconds += time.perf_counter() - t_start
         self.calls += 1
         return any_stop
 
+    def _lists(self, pop: "Population") -> tuple[np.ndarray, np.ndarray]:
+        """``pop``'s spike lists: the numba backend's own, else scratch ones."""
+        if self.backend is not None:
+            return self.backend.spike_lists(pop)
+        shape = tuple(pop.history.shape)
+        lists = self._scratch.get(pop.name)
+        if lists is None or lists[1].shape != shape:
+            lists = self._scratch[pop.name] = (np.zeros(shape[:2], np.int64), np.zeros(shape, np.int32))
+        return lists
+
     def _encode_lists(self, local: "Population", slots: list[int], segment: torch.Tensor) -> None:
-        """The numba backend: positions straight from its spike lists of ``local`` (bits
-        from the ring when they are shorter)."""
+        """On the CPU: the positions of the spikes of ``slots`` from ``local``'s spike lists
+        (the bits from the ring when they are shorter)."""
         from neurosim.distributed import exchange_kernels as kernels
 
         data = segment.numpy()
         payload = data[_HEADER:].view(np.int32)
-        count = kernels.encode_positions(self.backend._arrays(local, "cnt"), self.backend._arrays(local, "idx"),
-                                         np.asarray(slots, dtype=np.int64), local.n, payload)
+        where = np.asarray(slots, dtype=np.int64)
+        cnt, idx = self._lists(local)
+        if self.backend is None:  # (torch: no lists of its own)
+            kernels.list_slots(local.history.numpy(), where, cnt, idx)
+        count = kernels.encode_positions(cnt, idx, where, local.n, payload)
         if count <= payload.size:
             data[0] = 1
             data[4:8].view(np.int32)[0] = count
@@ -150,11 +165,11 @@ class SpikeExchange:
 
     def _decode_lists(self, mirror: "Population", slots: list[int],
                       parts: list[tuple[torch.Tensor, tuple[int, int, int, int]]]) -> None:
-        """The numba backend: every process's spikes into the mirror's ring and lists."""
+        """On the CPU: every process's spikes into the mirror's ring and spike lists."""
         from neurosim.distributed import exchange_kernels as kernels
 
         hist = mirror.history.numpy()
-        cnt, idx = self.backend._arrays(mirror, "cnt"), self.backend._arrays(mirror, "idx")
+        cnt, idx = self._lists(mirror)
         where = np.asarray(slots, dtype=np.int64)
         kernels.clear_slots(hist, cnt, where)
         for buf, (at, lo, hi, nbits) in parts:  # rank order: the lists stay ascending
@@ -167,24 +182,8 @@ class SpikeExchange:
 
     @staticmethod
     def _encode(ring: torch.Tensor, slots: list[int], segment: torch.Tensor) -> None:
-        """Write ``slots`` of a spike ring into ``segment``: a list of positions in the
-        ``(k, batch, n)`` slice when it is shorter than the bits, else the bits."""
-        nbits = segment.numel() - _HEADER
-        if ring.device.type == "cpu":
-            spikes = ring.numpy()
-            cells = spikes.shape[1] * spikes.shape[2]
-            flat = np.concatenate([np.flatnonzero(spikes[slot]) + j * cells
-                                   for j, slot in enumerate(slots)])
-            out = segment.numpy()
-            if 4 * flat.size <= nbits:
-                out[0] = 1
-                out[4:8].view(np.int32)[0] = flat.size
-                out[_HEADER:_HEADER + 4 * flat.size] = flat.astype(np.int32).view(np.uint8)
-                return
-            out[0] = 0
-            bits = np.packbits(spikes[slots], axis=-1).reshape(-1)
-            out[_HEADER:_HEADER + bits.size] = bits
-            return
+        """On a GPU: ``slots`` of a spike ring into ``segment`` as bits (tensor operations,
+        no host synchronisation)."""
         segment[0] = 0
         bits = pack_bits(ring[slots]).reshape(-1)
         segment[_HEADER:_HEADER + bits.numel()] = bits
@@ -192,26 +191,10 @@ class SpikeExchange:
     @staticmethod
     def _decode(segment: torch.Tensor, ring: torch.Tensor, slots: list[int], lo: int, hi: int,
                 batch: int) -> None:
-        """Write a segment from the process that steps neurons ``lo .. hi - 1`` into
+        """On a GPU: a segment from the process that steps neurons ``lo .. hi - 1`` into
         ``slots`` of the mirror ``ring``."""
         k, n = len(slots), hi - lo
         width = k * batch * ((n + 7) // 8)
-        if ring.device.type == "cpu":
-            data, out = segment.numpy(), ring.numpy()
-            if data[0] == 1:
-                count = int(data[4:8].view(np.int32)[0])
-                flat = data[_HEADER:_HEADER + 4 * count].view(np.int32)
-                for j, slot in enumerate(slots):
-                    out[slot, :, lo:hi] = False
-                j, rest = np.divmod(flat, batch * n)
-                b, i = np.divmod(rest, n)
-                out[np.asarray(slots)[j], b, lo + i] = True
-                return
-            bits = np.unpackbits(data[_HEADER:_HEADER + width].reshape(k, batch, -1), axis=-1,
-                                 count=n).view(bool)
-            for j, slot in enumerate(slots):
-                out[slot, :, lo:hi] = bits[j]
-            return
         bits = unpack_bits(segment[_HEADER:_HEADER + width].reshape(k, batch, -1), n)
         for j, slot in enumerate(slots):
             ring[slot, :, lo:hi] = bits[j]

@@ -1,16 +1,19 @@
-"""Compiled packing and unpacking of a slice's spikes for the numba backend's exchange.
+"""Compiled packing and unpacking of a slice's spikes for the exchange on the CPU.
 
 The numba backend keeps, per population and ring slot, the list of the neurons that
 spiked in each batch row (``cnt[slot, b]`` of them, ascending, in ``idx[slot, b]``).
 A process encodes its share's spikes straight from those lists, and decodes every
 process's spikes into the mirror's ring and lists at once: no scan of the rings in
-Python. Positions are ``(j * batch + b) * n + i`` for step ``j`` of the slice, row ``b``
+Python. (The torch backend keeps no lists: the exchange lists the slots it sends
+from the ring, and decodes into scratch lists.) Positions are ``(j * batch + b) * n + i`` for step ``j`` of the slice, row ``b``
 and neuron ``i`` of the sender's share of ``n`` neurons (the layout of the bits too).
 """
 
 from __future__ import annotations
 
 from numba import njit
+
+from neurosim.backends.numba_kernels import list_spikes
 
 
 @njit(cache=True)
@@ -28,6 +31,15 @@ def encode_positions(cnt, idx, slots, n, out):
                     out[m] = base + idx[s, b, q]
                 m += 1
     return m
+
+
+@njit(cache=True)
+def list_slots(hist, slots, cnt, idx):
+    """Spike lists of ``slots`` of a ring (for a backend that keeps none: torch)."""
+    for j in range(slots.shape[0]):
+        s = slots[j]
+        for b in range(hist.shape[1]):
+            cnt[s, b] = list_spikes(hist[s, b], idx[s, b])
 
 
 @njit(cache=True)
