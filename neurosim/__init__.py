@@ -23,6 +23,7 @@ _EXPORTS = {
     "FixedProbability": "neurosim.connectors", "FromMatrix": "neurosim.connectors",
     "OneToOne": "neurosim.connectors", "FromPairs": "neurosim.connectors",
     "WattsStrogatz": "neurosim.connectors",
+    "PairwiseBernoulli": "neurosim.connectors_by_post", "FixedInDegree": "neurosim.connectors_by_post",
     "Normal": "neurosim.distributions", "Uniform": "neurosim.distributions",
     "StepCurrent": "neurosim.inputs",
     "LogError": "neurosim.log_reader", "LogReader": "neurosim.log_reader",

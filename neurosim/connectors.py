@@ -20,6 +20,11 @@ from neurosim.validation import is_real, numeric_array, show
 class Connector:
     """Base class: ``pairs(n_pre, n_post, rng, same_population)`` -> (rows, cols)."""
 
+    #: True for connectors that draw each postsynaptic neuron's synapses from its own
+    #: counter-based stream (:mod:`neurosim.connectors_by_post`): a process of a
+    #: partitioned run then draws only the synapses onto its share (:meth:`pairs_onto`)
+    draws_by_post: bool = False
+
     def pairs(self, n_pre: int, n_post: int, rng: np.random.Generator,
               same_population: bool) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from neurosim.connectors import AllToAll, Connector, FromMatrix
+from neurosim.connectors_by_post import draw_weights, stream_keys
 from neurosim.distributions import Normal, Uniform
 from neurosim.memory import require
 from neurosim.sparse_matrices import canonical_csr, csr_array, is_sparse, values_at
@@ -73,7 +74,8 @@ class Projection:
     def __init__(self, name: str, pre: "Population", post: "Population", connector: Connector | None,
                  weight: WeightSpec, receptor: str, delay: DelaySpec, sparse: bool | None,
                  rng: np.random.Generator, device: torch.device, dtype: torch.dtype,
-                 trainable: bool = False, stop_gradient: bool = False) -> None:
+                 trainable: bool = False, stop_gradient: bool = False,
+                 share: tuple[int, int] | None = None, same_population: bool | None = None) -> None:
         owner = f"projection '{name}'"
         if connector is None:  # a sparse matrix of weights names its synapses itself
             connector, weight = (FromMatrix(weight), None) if is_sparse(weight) else (AllToAll(), weight)
@@ -91,7 +93,21 @@ class Projection:
         self.target = receptors[receptor]
         n_pre, n_post = pre.n, post.n
         self._require_memory(owner, connector, sparse, device, dtype, varied_delays=not is_real(delay))
-        rows, cols = connector.pairs(n_pre, n_post, rng, same_population=pre is post)
+        same = pre is post if same_population is None else bool(same_population)
+        #: a connector drawn by postsynaptic neuron: the key of the weights' stream
+        self._weight_key: int | None = None
+        #: with ``share``: ``post`` is neurons ``lo ..`` of a population of ``n_whole``
+        self._first_post = 0
+        if connector.draws_by_post:
+            pair_key, self._weight_key = stream_keys(rng)
+            lo, n_whole = (0, n_post) if share is None else share
+            rows, cols = connector.pairs_onto(n_pre, n_whole, lo, lo + n_post, pair_key, same)
+            cols -= lo
+            self._first_post = lo
+        elif share is not None:
+            raise ValueError(f"{owner}: only a connector drawn by postsynaptic neuron can draw a share")
+        else:
+            rows, cols = connector.pairs(n_pre, n_post, rng, same_population=same)
         self.nnz = int(rows.size)
         values = self._weights(owner, weight, rows, cols, rng)
         if values.dtype == np.float64 and dtype == torch.float32:
@@ -168,11 +184,7 @@ class Projection:
         builds each projection whole, as one process would, then keeps its share, so
         every split delivers the same weights in the same order."""
         self.whole = None  # (the delays below are this whole projection's own)
-        rows, cols = self.synapses()
-        values = (self.weight.detach().cpu().numpy() if self.sparse
-                  else self.weight.detach().cpu().numpy()[rows, cols])
-        delays = (self.delays.cpu().numpy() if self.delays is not None
-                  else np.full(rows.size, self.blocks[0].delay, np.int32))
+        rows, cols, values, delays = self._synapse_arrays()
         keep = (cols >= post.offset) & (cols < post.offset + post.n)
         #: the whole projection's fingerprint and synapse count, and each kept synapse's place
         #: among its synapses (storage order): a partitioned run's state files are whole
@@ -183,6 +195,20 @@ class Projection:
         self.post = post
         self._store(f"projection '{self.name}'", rows[keep], (cols[keep] - post.offset),
                     values[keep], delays[keep], self.sparse)
+
+    def restore(self, sparse: bool) -> None:
+        """Store the same synapses, weights and delays as CSR (True) or dense (False)."""
+        rows, cols, values, delays = self._synapse_arrays()
+        self._store(f"projection '{self.name}'", rows, cols, values, delays, sparse)
+
+    def _synapse_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(pre, post, weight, delay) of each synapse, in storage order."""
+        rows, cols = self.synapses()
+        values = (self.weight.detach().cpu().numpy() if self.sparse
+                  else self.weight.detach().cpu().numpy()[rows, cols])
+        delays = (self.delays.cpu().numpy() if self.delays is not None
+                  else np.full(rows.size, self.blocks[0].delay, np.int32))
+        return rows, cols, values, delays
 
     # -- construction helpers -------------------------------------------------------------
     def _require_memory(self, owner: str, connector: Connector, sparse: bool | None,
@@ -215,6 +241,8 @@ class Projection:
         if weight is None:
             raise ValueError(f"{owner}: 'weight' is required (a number, an array or a distribution)")
         if isinstance(weight, (Uniform, Normal)):
+            if self._weight_key is not None:  # per synapse: any split draws the same weights
+                return draw_weights(weight, self._weight_key, rows, cols + self._first_post)
             return weight.sample(rng, (self.nnz,))
         if is_sparse(weight):
             if tuple(weight.shape) != (n_pre, n_post):

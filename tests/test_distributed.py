@@ -223,6 +223,40 @@ def test_a_projection_keeps_the_synapses_onto_its_share():
         assert np.array_equal(rows, ref_rows[mine]) and np.array_equal(cols, ref_cols[mine] - lo)
 
 
+SHARE_SCRIPT = os.path.join(HERE, "distributed", "share_draw_run.py")
+
+
+def _state_arrays(path) -> tuple[str, dict[str, np.ndarray]]:
+    import h5py
+
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda key, item: out.__setitem__(key, item[()])
+                     if isinstance(item, h5py.Dataset) else None)
+        return str(f.attrs["structure"]), out
+
+
+def test_projections_drawn_share_by_share_are_those_of_one_process(tmp_path):
+    """Each of 2 processes draws only the synapses onto its neurons (PairwiseBernoulli,
+    FixedInDegree; dense and CSR; scalar, uniform and normal weights): same spikes, and a
+    state file equal, array for array and fingerprint for fingerprint, to one process's."""
+    one, two = _alone_and_on_two(tmp_path, SHARE_SCRIPT)
+    for name in ("drive_a", "drive_b", "a_a", "a_b", "b_a", "b_b"):
+        assert two[f"{name}_share_drawn"] and not one[f"{name}_share_drawn"]
+        assert two[f"{name}_whole_nnz"] == one[f"{name}_nnz"]
+        assert 0.35 < two[f"{name}_nnz"] / one[f"{name}_nnz"] < 0.65  # process 0 holds its share
+    assert not two["cut_a_b_share_drawn"]  # FixedProbability: drawn whole and cut
+    assert len(one["a_step"]) > 100 and len(one["b_step"]) > 100
+    for key in ("a_step", "a_neuron", "b_step", "b_neuron"):
+        assert np.array_equal(one[key], two[key]), key
+    structure_one, arrays_one = _state_arrays(tmp_path / "one.state.h5")
+    structure_two, arrays_two = _state_arrays(tmp_path / "two.state.h5")
+    assert structure_one == structure_two
+    assert arrays_one.keys() == arrays_two.keys()
+    for key in arrays_one:
+        assert np.array_equal(arrays_one[key], arrays_two[key]), key
+
+
 STDP_SCRIPT = os.path.join(HERE, "distributed", "stdp_run.py")
 
 

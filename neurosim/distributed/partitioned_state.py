@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from neurosim import network_state
+from neurosim.distributed.projection_share import whole_digest
 from neurosim.state_file import load_state_file, save_state_file
 
 if TYPE_CHECKING:
@@ -32,12 +33,17 @@ def _is_split(pop: Any) -> bool:
 
 
 def structure(net: "Network") -> dict[str, Any]:
-    """The whole network's structure fingerprint (see ``network_state.structure``)."""
+    """The whole network's structure fingerprint (see ``network_state.structure``);
+    collective: every process calls it (a projection drawn share by share is hashed
+    whole by process 0, :func:`~neurosim.distributed.projection_share.whole_digest`)."""
+    def digest(proj: Any) -> str:
+        whole = getattr(proj, "whole", None)
+        if not whole:
+            return proj.structure_digest()
+        return whole["digest"] or whole_digest(net.partition, proj)
     return {"populations": {name: [pop.model_name, pop.n_global] for name, pop in net.populations.items()
                             if not _is_mirror(pop)},
-            "projections": {name: (proj.whole["digest"] if getattr(proj, "whole", None) else
-                                   proj.structure_digest())
-                            for name, proj in net.projections.items()}}
+            "projections": {name: digest(proj) for name, proj in net.projections.items()}}
 
 
 def _gather(obj: Any, net: "Network") -> list[Any] | None:
@@ -95,12 +101,13 @@ def whole_state(net: "Network") -> dict[str, torch.Tensor] | None:
 
 def save_state(net: "Network", path: str | os.PathLike[str], overwrite: bool = False) -> None:
     """Write the whole network's state (process 0 writes; collective)."""
+    fingerprint = structure(net)
     state = whole_state(net)
     if state is not None:
         description = net.describe()
         description.pop("processes", None)
         save_state_file(path, state, description, overwrite=overwrite, dt_ms=net.dt,
-                        structure=structure(net))
+                        structure=fingerprint)
     if net.partition.size > 1:
         dist.barrier(group=net.partition.group)  # the file is whole before any process goes on
 

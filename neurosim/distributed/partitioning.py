@@ -7,7 +7,9 @@ whole population, filled by :class:`~neurosim.distributed.SpikeExchange`, that e
 projection leaving it reads. A projection onto a split population is drawn whole, as
 one process draws it, then cut to the synapses onto this process's share
 (:func:`build_projection`), so weights, delays and the order of each sum are those of
-one process.
+one process; a projection whose connector draws by postsynaptic neuron
+(:mod:`neurosim.connectors_by_post`) is drawn share by share, each process drawing only
+its own (:mod:`neurosim.distributed.projection_share`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from neurosim.distributed.projection_share import draw_projection_share, draws_share
 from neurosim.models.base import NeuronModel
 from neurosim.models.spike_generator import SpikeGenerator
 from neurosim.monitors import SpikeCounter, SpikeMonitor
@@ -92,7 +95,10 @@ def build_projection(net: "Network", name: str, pre: Population, post: Populatio
     post_split = getattr(post, "mirror", None) is not None
     source = pre.mirror if pre_split else pre
     rng = numpy_stream(net.seed, f"projection/{name}")
-    if post_split:
+    if post_split and draws_share(connector, weight, delay):
+        proj = draw_projection_share(net.partition, name, source, post, pre is post, connector, weight,
+                                     receptor, delay, sparse, rng, net.device, net.dtype, stop_gradient)
+    elif post_split:
         whole = _Whole(post)
         proj = Projection(name, whole if pre is post else source, whole, connector, weight, receptor,
                           delay, sparse, rng, net.device, net.dtype, trainable, stop_gradient)
@@ -111,7 +117,6 @@ def build_projection(net: "Network", name: str, pre: Population, post: Populatio
 def prepare(net: "Network") -> None:
     """Check what a partitioned run supports and set up the spike exchange and the log."""
     from neurosim.distributed.exchange import SpikeExchange
-
     # a list in the order populations were added: every process packs its spikes alike
     split = [pop.name for pop in net.populations.values() if getattr(pop, "mirror", None) is not None]
     for key, mon in net.monitors.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from neurosim.connectors import FixedProbability
+from neurosim.connectors_by_post import PairwiseBernoulli
 from neurosim.distributions import Uniform
 from neurosim.models.lif import LIF
 from neurosim.network import Network
@@ -29,7 +30,8 @@ class CUBA:
 
 
 def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None = None,
-               sparse: bool | None = None, gated: bool = False, delay_steps: int = 1) -> CUBA:
+               sparse: bool | None = None, gated: bool = False, delay_steps: int = 1,
+               draw_by_post: bool = False) -> CUBA:
     """Add the CUBA network to ``net``.
 
     ``n_neurons`` LIF neurons, 80% excitatory and 20% inhibitory, randomly
@@ -42,7 +44,10 @@ def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None =
     :mod:`neurosim.gating`; in the neutral mode the dynamics are the same).
     ``delay_steps``: the synaptic delay of every projection (the benchmark's is one step;
     a longer one, as in NEST's HPC benchmark's 1.5 ms, lets a partitioned run exchange
-    spikes less often, see :mod:`neurosim.distributed`).
+    spikes less often, see :mod:`neurosim.distributed`). ``draw_by_post``: connect with
+    :class:`~neurosim.connectors_by_post.PairwiseBernoulli` (the same distribution, drawn
+    by postsynaptic neuron: each process of a partitioned run draws only its share)
+    instead of ``FixedProbability``.
 
     Reference: T. P. Vogels and L. F. Abbott, Signal propagation and logic
     gating in networks of integrate-and-fire neurons, J. Neurosci. 25(46), 2005;
@@ -57,8 +62,9 @@ def build_cuba(net: Network, n_neurons: int = 4000, connection_p: float | None =
     exc = net.population(n_exc, model, name="exc", init=init, gated=gated)
     inh = net.population(n_neurons - n_exc, model, name="inh", init=init, gated=gated)
     projections = []
+    connector = PairwiseBernoulli if draw_by_post else FixedProbability
     for pre, w, receptor in ((exc, W_EXC, "exc"), (inh, W_INH, "inh")):
         for post in (exc, inh):
-            projections.append(net.projection(pre, post, FixedProbability(min(1.0, p)), weight=w,
+            projections.append(net.projection(pre, post, connector(min(1.0, p)), weight=w,
                                               receptor=receptor, sparse=sparse, delay=delay_steps))
     return CUBA(exc, inh, projections)

@@ -33,6 +33,8 @@ def main() -> int:
     parser.add_argument("--h5-log", default=None)
     parser.add_argument("--save-state", default=None, help="save the state here after the run")
     parser.add_argument("--load-state", default=None, help="load this state before the run")
+    parser.add_argument("--draw-by-post", action="store_true",
+                        help="PairwiseBernoulli: each process draws only its share of each projection")
     parser.add_argument("--die-at-step", type=int, default=None,
                         help="process 1 kills itself (SIGKILL) before this step")
     args = parser.parse_args()
@@ -41,7 +43,7 @@ def main() -> int:
         dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=60))
         partition = Partition.from_process_group()
     net = ns.Network(dt=0.1, seed=args.seed, backend=args.backend, partition=partition, log=args.h5_log)
-    cuba = build_cuba(net, args.neurons)
+    cuba = build_cuba(net, args.neurons, draw_by_post=args.draw_by_post)
     net.spike_monitor(cuba.exc)
     net.spike_monitor(cuba.inh)
     if args.die_at_step is not None and partition is not None and partition.rank == 1:

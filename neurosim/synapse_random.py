@@ -1,0 +1,160 @@
+"""Counter-based random numbers per postsynaptic neuron and per synapse.
+
+The connectors drawn by postsynaptic neuron (:mod:`neurosim.connectors_by_post`) and the
+weights drawn for them take their numbers from :mod:`neurosim.counter_rng`'s hash, keyed
+by the projection's stream and by the neuron or the synapse: the ``k``-th number of
+postsynaptic neuron ``j`` and the number of synapse ``(i, j)`` are pure functions of
+``(key, j, k)`` and ``(key, i, j)``. So a process that steps postsynaptic neurons
+``lo .. hi - 1`` draws exactly their synapses and weights, the same as one process that
+draws them all, without drawing the rest (as NEST draws each neuron's incoming
+connections on the process that owns it).
+
+Each number comes from a 32-bit hash state: uniforms have 2**32 levels in (0, 1), and the
+normal weights (Box-Muller) are cut beyond 6.6 standard deviations. The counter and the
+neuron index are hashed before they are combined, so two neurons' streams do not overlap
+in a pattern (a plain ``key ^ j ^ k`` would make some pairs of neurons share shifted
+streams).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from neurosim.counter_rng import MASK32, lowbias32
+
+#: 2**-32: a 32-bit hash plus one half times this is a uniform number in (0, 1)
+UNIT32 = 1.0 / 4294967296.0
+
+
+@njit(cache=True)
+def neuron_key(key: int, j: int) -> int:
+    """The stream key of postsynaptic neuron ``j`` under projection key ``key``."""
+    return lowbias32(lowbias32(((j & MASK32) ^ 0x632BE5AB) & MASK32) ^ key)
+
+
+@njit(cache=True)
+def uniform_at(stream: int, k: int) -> float:
+    """The ``k``-th uniform number in (0, 1) of ``stream`` (a :func:`neuron_key`)."""
+    return (lowbias32(lowbias32(((k & MASK32) ^ 0x2545F491) & MASK32) ^ stream) + 0.5) * UNIT32
+
+
+@njit(cache=True)
+def _column_keys(key: int, cols: np.ndarray) -> tuple[int, np.ndarray]:
+    """The :func:`neuron_key` of every postsynaptic neuron from ``cols.min()`` to
+    ``cols.max()`` (computed once per neuron, not per synapse), and that first neuron."""
+    first = cols.min() if cols.size else 0
+    last = cols.max() if cols.size else -1
+    keys = np.empty(last - first + 1, np.int64)
+    for j in range(first, last + 1):
+        keys[j - first] = neuron_key(key, j)
+    return first, keys
+
+
+@njit(cache=True)
+def _pair_state(i: int, column_key: int) -> int:
+    """The 32-bit state of synapse ``(i, j)``: the hash of its presynaptic neuron combined
+    with its postsynaptic neuron's key."""
+    return lowbias32(lowbias32(((i & MASK32) ^ 0x4F1BBCDD) & MASK32) ^ column_key)
+
+
+@njit(cache=True)
+def pair_uniforms(key: int, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
+    """``out[s]``: the uniform number in (0, 1) of synapse ``(rows[s], cols[s])``."""
+    first, keys = _column_keys(key, cols)
+    for s in range(rows.size):
+        out[s] = (_pair_state(rows[s], keys[cols[s] - first]) + 0.5) * UNIT32
+
+
+@njit(cache=True)
+def pair_normals(key: int, rows: np.ndarray, cols: np.ndarray, out: np.ndarray) -> None:
+    """``out[s]``: the standard normal number of synapse ``(rows[s], cols[s])`` (Box-Muller
+    from two hashes of the synapse's state)."""
+    first, keys = _column_keys(key, cols)
+    for s in range(rows.size):
+        state = _pair_state(rows[s], keys[cols[s] - first])
+        u1 = (lowbias32(state ^ 0x68E31DA4) + 0.5) * UNIT32
+        u2 = (lowbias32(state ^ 0x1B56C4E9) + 0.5) * UNIT32
+        out[s] = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+@njit(cache=True)
+def bernoulli_column(stream: int, n_pre: int, p: float, out: np.ndarray) -> int:
+    """The presynaptic neurons of one postsynaptic neuron, each of ``n_pre`` present with
+    probability ``0 < p < 1``, ascending, written to ``out`` (``None``-sized: give an
+    array of ``n_pre``); returns how many. Geometric skips: the cost is proportional to
+    the number drawn, not to ``n_pre``."""
+    log_q = np.log1p(-p)
+    position, k, count = -1, 0, 0
+    while True:
+        position += int(np.ceil(np.log(uniform_at(stream, k)) / log_q))
+        k += 1
+        if position >= n_pre:
+            return count
+        out[count] = position
+        count += 1
+
+
+@njit(cache=True)
+def bernoulli_columns(key: int, n_pre: int, lo: int, hi: int, p: float, skip_self: bool,
+                      counts: np.ndarray, scratch: np.ndarray, sink: np.ndarray, fill: bool,
+                      colptr: np.ndarray) -> None:
+    """Counts (``fill`` False) or writes (``fill`` True, to ``sink`` at ``colptr``) the
+    presynaptic neurons of postsynaptic neurons ``lo .. hi - 1``; ``skip_self`` leaves
+    out ``i == j``."""
+    for j in range(lo, hi):
+        m = bernoulli_column(neuron_key(key, j), n_pre, p, scratch)
+        c = 0
+        for a in range(m):
+            if skip_self and scratch[a] == j:
+                continue
+            if fill:
+                sink[colptr[j - lo] + c] = scratch[a]
+            c += 1
+        counts[j - lo] = c
+
+
+@njit(cache=True)
+def indegree_columns(key: int, n_pre: int, lo: int, hi: int, k: int, skip_self: bool,
+                     chosen: np.ndarray, sink: np.ndarray) -> None:
+    """``k`` distinct presynaptic neurons for each postsynaptic neuron ``lo .. hi - 1``,
+    ascending, in ``sink[(j - lo) * k ...]`` (Floyd's sampling without replacement;
+    ``skip_self``: from the ``n_pre - 1`` neurons other than ``j``). ``chosen``: a
+    False array of ``n_pre``, left False."""
+    for j in range(lo, hi):
+        stream = neuron_key(key, j)
+        m = n_pre - 1 if skip_self and j < n_pre else n_pre
+        base = (j - lo) * k
+        for c in range(k):
+            t = m - k + c
+            r = int(uniform_at(stream, c) * (t + 1))
+            if r > t:  # (the top uniform level times t + 1 may round up to t + 1)
+                r = t
+            if chosen[r]:
+                r = t
+            chosen[r] = True
+            sink[base + c] = r
+        block = sink[base:base + k]
+        block.sort()
+        for c in range(k):
+            chosen[block[c]] = False
+            if m < n_pre and block[c] >= j:  # the numbers skip neuron j itself
+                block[c] += 1
+
+
+@njit(cache=True)
+def column_to_row_major(n_pre: int, lo: int, colptr: np.ndarray, pre: np.ndarray,
+                        rows: np.ndarray, cols: np.ndarray) -> None:
+    """Synapses listed by postsynaptic neuron (``colptr`` over ``pre``, neurons from
+    ``lo``) rewritten sorted by presynaptic, then postsynaptic neuron."""
+    start = np.zeros(n_pre + 1, np.int64)
+    for s in range(pre.size):
+        start[pre[s] + 1] += 1
+    for i in range(n_pre):
+        start[i + 1] += start[i]
+    for c in range(colptr.size - 1):
+        for s in range(colptr[c], colptr[c + 1]):
+            i = pre[s]
+            rows[start[i]] = i
+            cols[start[i]] = lo + c
+            start[i] += 1
