@@ -11,7 +11,8 @@ Each configuration runs ``examples/cuba.py`` in its own invocation (``torchrun
 kernels come from the disk cache (one warm-up run per backend first). Strong
 scaling: the same network on more processes; weak scaling: the network grows with
 the processes. The table gives the run time (process 0's, without build and
-compilation), the share of it spent exchanging spikes (packing, the all_gather and
+compilation; the build time is its own column: with ``--connectors pairwise-bernoulli``
+each process draws only its share of every projection), the share of it spent exchanging spikes (packing, the all_gather and
 waiting for the slower process), the speed-up over one process, and whether the
 spike count equals the one-process run (it must: the spikes are the same).
 
@@ -44,9 +45,12 @@ CUBA = os.path.join(ROOT, "examples", "cuba.py")
 
 
 def run(n: int, processes: int, backend: str, duration: float, seed: int, log_dir: str,
-        delay: float | None = None) -> dict:
+        delay: float | None = None, connector: str = "fixed-probability",
+        connection_p: float | None = None) -> dict:
     log = os.path.join(log_dir, f"{backend}-{n}-{processes}.h5")
     flags = [CUBA, "--neurons", str(n), "--duration", str(duration), "--seed", str(seed),
+             "--connector", connector,
+             *([] if connection_p is None else ["--connection-p", str(connection_p)]),
              *([] if delay is None else ["--delay", str(delay)]),
              "--backend", backend, "--log-file", log, "--overwrite", "--no-progress"]
     cmd = ([sys.executable, *flags] if processes == 1 else
@@ -132,6 +136,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--delays", default="0.1",
                         help="synaptic delays in ms (comma-separated; 0.1 = the benchmark's one step)")
+    parser.add_argument("--connectors", default="fixed-probability",
+                        help="CUBA's connectivity (comma-separated): fixed-probability (drawn whole "
+                             "and cut in a partitioned run), pairwise-bernoulli (each process draws "
+                             "only its share)")
+    parser.add_argument("--connection-p", type=float, default=None,
+                        help="CUBA's connection probability (default 80 / neurons); e.g. 0.02 at "
+                             "64,000 neurons: 82 million synapses, where building dominates")
     parser.add_argument("--mnist", default="",
                         help="whole batches for data-parallel Diehl & Cook training (comma-separated)")
     parser.add_argument("--nest", default=None, metavar="PYTHON",
@@ -145,6 +156,7 @@ def main() -> int:
     counts = [int(x) for x in args.processes.split(",") if x]
     backends = [b for b in args.backends.split(",") if b]
     delays = [float(x) for x in args.delays.split(",") if x]
+    connectors = [c for c in args.connectors.split(",") if c]
     rows = []
     if args.mnist:
         mnist_table([int(b) for b in args.mnist.split(",") if b], counts, backends[0],
@@ -154,18 +166,22 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
             run(2000, 1, backend, 10.0, args.seed, tmp)  # warm the kernel cache
-            cases = [("strong", n, p, d) for d in delays for n in sizes for p in counts]
+            cases = [("strong", n, p, d, c) for c in connectors for d in delays for n in sizes
+                     for p in counts]
             if args.weak:
-                cases += [("weak", args.weak * p, p, d) for d in delays for p in counts]
-            base: dict[tuple[str, int, float], dict] = {}
-            for kind, n, p, d in cases:
-                out = run(n, p, backend, args.duration, args.seed, tmp, d)
-                key = (kind, n if kind == "strong" else args.weak, d)
+                cases += [("weak", args.weak * p, p, d, c) for c in connectors for d in delays
+                          for p in counts]
+            base: dict[tuple[str, int, float, str], dict] = {}
+            for kind, n, p, d, c in cases:
+                out = run(n, p, backend, args.duration, args.seed, tmp, d, c, args.connection_p)
+                key = (kind, n if kind == "strong" else args.weak, d, c)
                 ref = base.setdefault(key, out) if p == counts[0] else base[key]
                 same = "-" if kind == "weak" else ("yes" if out["spikes"] == ref["spikes"] else "NO")
-                rows.append((kind, backend, d, n, p, out["run_seconds"], out["exchange_seconds"],
-                             ref["run_seconds"] / out["run_seconds"], same, out["peak_rss_mb"]))
-                print(f"{kind} {backend} delay {d:g} ms n={n} processes={p}: run {out['run_seconds']:.2f} s, "
+                rows.append((kind, backend, c, d, n, p, out["build_seconds"], out["run_seconds"],
+                             out["exchange_seconds"], ref["run_seconds"] / out["run_seconds"], same,
+                             out["peak_rss_mb"]))
+                print(f"{kind} {backend} {c} delay {d:g} ms n={n} processes={p}: build "
+                      f"{out['build_seconds']:.2f} s, run {out['run_seconds']:.2f} s, "
                       f"exchange {out['exchange_seconds']:.2f} s", file=sys.stderr, flush=True)
         nest = nest_python(args.nest)
         if nest is None:
@@ -177,18 +193,22 @@ def main() -> int:
                 for threads in counts:
                     out = run_nest(nest, n, threads, args.duration, args.seed, d)
                     ref = ref or out
-                    rows.append(("strong", "NEST (threads)", d, n, threads, out["run_seconds"], None,
+                    rows.append(("strong", "NEST (threads)", "pairwise_bernoulli", d, n, threads,
+                                 out.get("build_seconds"), out["run_seconds"], None,
                                  ref["run_seconds"] / out["run_seconds"],
                                  "yes" if out["spikes"] == ref["spikes"] else "no", out["peak_rss_mb"]))
                     print(f"NEST delay {d:g} ms n={n} threads={threads}: run {out['run_seconds']:.2f} s",
                           file=sys.stderr, flush=True)
-    print(f"\nCUBA, {args.duration:g} ms at dt 0.1 ms, gloo on one machine ({os.cpu_count()} cores)\n")
-    print("| scaling | backend | delay ms | neurons | processes (NEST: threads) | run s | exchange share "
-          "| vs 1 process | same spikes | peak RSS MB (process 0) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for kind, backend, d, n, p, run_s, ex_s, speedup, same, rss in rows:
+    inputs = "80 inputs per neuron" if args.connection_p is None else f"p = {args.connection_p:g}"
+    print(f"\nCUBA ({inputs}), {args.duration:g} ms at dt 0.1 ms, gloo on one machine "
+          f"({os.cpu_count()} cores)\n")
+    print("| scaling | backend | connector | delay ms | neurons | processes (NEST: threads) | build s "
+          "| run s | exchange share | vs 1 process | same spikes | peak RSS MB (process 0) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for kind, backend, c, d, n, p, build_s, run_s, ex_s, speedup, same, rss in rows:
         share = "-" if ex_s is None else f"{100 * ex_s / run_s:.0f}%"
-        print(f"| {kind} | {backend} | {d:g} | {n} | {p} | {run_s:.2f} | {share} | "
+        build = "-" if build_s is None else f"{build_s:.2f}"
+        print(f"| {kind} | {backend} | {c} | {d:g} | {n} | {p} | {build} | {run_s:.2f} | {share} | "
               f"{speedup:.2f}x | {same} | {rss:.0f} |")
     return 0
 

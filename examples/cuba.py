@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay", type=float, default=None,
                         help="synaptic delay, ms (default one step); a partitioned run exchanges "
                              "spikes once per delay")
+    parser.add_argument("--connection-p", type=float, default=None,
+                        help="connection probability (default 80 / neurons: 80 inputs per neuron "
+                             "at any size, 2%% at 4,000)")
+    parser.add_argument("--connector", default="fixed-probability",
+                        choices=["fixed-probability", "pairwise-bernoulli"],
+                        help="how the 2%% connectivity is drawn (default fixed-probability); "
+                             "pairwise-bernoulli draws by postsynaptic neuron: under torchrun each "
+                             "process draws only the synapses onto its neurons")
     parser.add_argument("--backend", default="numba", choices=["numba", "torch"],
                         help="simulation backend (default numba)")
     parser.add_argument("--parallel", action="store_true",
@@ -58,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         if not value > 0:
             print(f"cuba.py: error: {flag} must be positive, got {value:g}", file=sys.stderr)
             return 2
+    if args.connection_p is not None and not 0 < args.connection_p <= 1:
+        print(f"cuba.py: error: --connection-p must be in (0, 1], got {args.connection_p:g}",
+              file=sys.stderr)
+        return 2
     from neurosim.distributed.launch import join_torchrun
 
     partition, args.device = join_torchrun(args.device)  # under torchrun: a partitioned run
@@ -83,12 +95,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cuba.py: error: --delay must be at least one step ({args.dt:g} ms), got "
                   f"{args.delay:g}", file=sys.stderr)
             return 2
-        cuba = build_cuba(net, args.neurons, delay_steps=delay_steps)
+        cuba = build_cuba(net, args.neurons, connection_p=args.connection_p, delay_steps=delay_steps,
+                          draw_by_post=args.connector == "pairwise-bernoulli")
         net.spike_monitor(cuba.exc)
         net.spike_monitor(cuba.inh)
         if partition is None:  # (a population split across processes takes spike monitors only)
             net.state_monitor(cuba.exc, ["v", "i_e", "i_i"], neurons=range(5), every=10)
         build_seconds = time.perf_counter() - t0
+        synapses = sum(p.describe()["synapses"] for p in cuba.projections)
         compile_seconds = net.compile()  # numba: generate and compile (or load cached) kernels
         t1 = time.perf_counter()
         net.run(args.duration, progress=None if not args.no_progress else False)
@@ -134,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"neurons": args.neurons, "duration_ms": args.duration, "dt_ms": args.dt,
                       "delay_steps": delay_steps,
                       "backend": args.backend, "device": args.device, "seed": args.seed,
+                      "connector": args.connector, "synapses": synapses,
                       "build_seconds": round(build_seconds, 4),
                       "compile_seconds": round(compile_seconds, 4), "run_seconds": round(run_seconds, 4),
                       "processes": 1 if partition is None else partition.size,

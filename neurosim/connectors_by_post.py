@@ -97,16 +97,17 @@ class PairwiseBernoulli(ByPostConnector):
                 pre = pre[keep]
                 counts -= (np.arange(lo, hi) < n_pre)
             return np.concatenate([[0], np.cumsum(counts)]), pre
-        counts = np.zeros(width, np.int64)
+        colptr = np.zeros(width + 1, np.int64)
         scratch = np.empty(n_pre, np.int32)
-        none = np.zeros(0, np.int32)
-        synapse_random.bernoulli_columns(key, n_pre, lo, hi, self.p, skip_self, counts, scratch,
-                                         none, False, np.zeros(1, np.int64))
-        colptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        pre = np.empty(int(colptr[-1]), np.int32)
-        synapse_random.bernoulli_columns(key, n_pre, lo, hi, self.p, skip_self, counts, scratch,
-                                         pre, True, colptr)
-        return colptr, pre
+        expected = n_pre * width * self.p
+        pre = np.empty(int(expected + 6.0 * np.sqrt(expected) + 64), np.int32)
+        j = lo
+        while True:  # one pass; the array grows in the (rare) case the guess was short
+            j = synapse_random.bernoulli_columns(key, n_pre, j, hi, self.p, skip_self,
+                                                 colptr[j - lo:], scratch, pre)
+            if j == hi:
+                return colptr, pre[:colptr[-1]]
+            pre = np.concatenate([pre, np.empty(pre.size // 2 + n_pre, np.int32)])
 
     def expected_pairs(self, n_pre, n_post):
         return int(self.p * n_pre * n_post)

@@ -148,7 +148,8 @@ class Projection:
         and delays, as CSR or dense storage (``sparse=None``: chosen by density and delays)."""
         n_pre, n_post = self.pre.n, self.post.n
         self.nnz = int(rows.size)
-        uniform_delay = delays.size == 0 or bool(np.all(delays == delays[0]))
+        uniform_delay = (delays.size == 0 or delays.strides == (0,)  # (one delay, broadcast)
+                         or bool(np.all(delays == delays[0])))
         density = self.nnz / max(1, n_pre * n_post)
         if sparse is None:
             sparse = density < SPARSE_DENSITY or not uniform_delay
@@ -160,7 +161,7 @@ class Projection:
             counts = np.bincount(rows, minlength=n_pre)
             self.indptr = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)]), device=device)
             # int32 targets halve the index memory (populations stay below 2**31 neurons)
-            self.indices = torch.as_tensor(cols.astype(np.int32), device=device)
+            self.indices = torch.as_tensor(cols.astype(np.int32, copy=False), device=device)
             self.weight = torch.as_tensor(values, dtype=self.dtype, device=device)
             self.mask = None
         else:
@@ -207,7 +208,7 @@ class Projection:
         values = (self.weight.detach().cpu().numpy() if self.sparse
                   else self.weight.detach().cpu().numpy()[rows, cols])
         delays = (self.delays.cpu().numpy() if self.delays is not None
-                  else np.full(rows.size, self.blocks[0].delay, np.int32))
+                  else np.broadcast_to(np.int32(self.blocks[0].delay), (rows.size,)))
         return rows, cols, values, delays
 
     # -- construction helpers -------------------------------------------------------------
@@ -275,15 +276,21 @@ class Projection:
         arr = numeric_array(delay, f"{owner}: {rule} (or an array of them)")
         if arr.dtype.kind == "b":
             raise TypeError(f"{owner}: {rule}, got an array of bool")
-        if arr.ndim == 0:
-            arr = np.full(self.nnz, arr[()])
-        elif arr.shape == (self.pre.n, self.post.n):
+        if arr.ndim == 0:  # one delay: checked once, stored as a view (no array of nnz)
+            self._check_delays(owner, rule, arr.reshape(1), delay)
+            return np.broadcast_to(arr.astype(np.int32), (self.nnz,))
+        if arr.shape == (self.pre.n, self.post.n):
             arr = arr[rows, cols]
         elif arr.shape != (self.nnz,):
             raise ValueError(f"{owner}: delay array has shape {arr.shape}; expected a number, "
                              f"({self.pre.n}, {self.post.n}) or ({self.nnz},)")
         else:
             arr = self._in_storage_order(arr)
+        self._check_delays(owner, rule, arr, delay)
+        return arr.astype(np.int32)
+
+    @staticmethod
+    def _check_delays(owner: str, rule: str, arr: np.ndarray, delay: Any) -> None:
         if arr.size:
             with np.errstate(invalid="ignore"):  # NaN and inf are reported below
                 bad = ~np.isfinite(arr) | (np.mod(arr, 1) != 0) | (arr < 0) | (arr > MAX_DELAY)
@@ -291,7 +298,6 @@ class Projection:
                 got = arr[bad].flat[0]
                 raise ValueError(f"{owner}: {rule} and at most {MAX_DELAY}, got "
                                  f"{show(got.item() if np.ndim(delay) else delay)}")
-        return arr.astype(np.int32)
 
     def _delay_blocks(self, delays, rows, uniform) -> list[DelayBlock]:
         if uniform:

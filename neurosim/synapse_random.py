@@ -97,21 +97,22 @@ def bernoulli_column(stream: int, n_pre: int, p: float, out: np.ndarray) -> int:
 
 @njit(cache=True)
 def bernoulli_columns(key: int, n_pre: int, lo: int, hi: int, p: float, skip_self: bool,
-                      counts: np.ndarray, scratch: np.ndarray, sink: np.ndarray, fill: bool,
-                      colptr: np.ndarray) -> None:
-    """Counts (``fill`` False) or writes (``fill`` True, to ``sink`` at ``colptr``) the
-    presynaptic neurons of postsynaptic neurons ``lo .. hi - 1``; ``skip_self`` leaves
-    out ``i == j``."""
+                      colptr: np.ndarray, scratch: np.ndarray, sink: np.ndarray) -> int:
+    """Writes the presynaptic neurons of postsynaptic neurons ``lo, lo + 1, ..`` to ``sink``
+    (neuron ``j``'s from ``colptr[j - lo]``, which must be set for ``lo``; sets the next)
+    until all up to ``hi - 1`` are written or the next would not fit; returns the first
+    neuron not written. ``skip_self`` leaves out ``i == j``."""
     for j in range(lo, hi):
         m = bernoulli_column(neuron_key(key, j), n_pre, p, scratch)
-        c = 0
+        at = colptr[j - lo]
+        if at + m > sink.size:
+            return j
         for a in range(m):
-            if skip_self and scratch[a] == j:
-                continue
-            if fill:
-                sink[colptr[j - lo] + c] = scratch[a]
-            c += 1
-        counts[j - lo] = c
+            if not (skip_self and scratch[a] == j):
+                sink[at] = scratch[a]
+                at += 1
+        colptr[j - lo + 1] = at
+    return hi
 
 
 @njit(cache=True)
@@ -148,13 +149,14 @@ def column_to_row_major(n_pre: int, lo: int, colptr: np.ndarray, pre: np.ndarray
     """Synapses listed by postsynaptic neuron (``colptr`` over ``pre``, neurons from
     ``lo``) rewritten sorted by presynaptic, then postsynaptic neuron."""
     start = np.zeros(n_pre + 1, np.int64)
-    for s in range(pre.size):
+    for s in range(colptr[colptr.size - 1]):
         start[pre[s] + 1] += 1
     for i in range(n_pre):
         start[i + 1] += start[i]
+        for s in range(start[i], start[i + 1]):  # (written in order: one stream, not n_pre)
+            rows[s] = i
     for c in range(colptr.size - 1):
         for s in range(colptr[c], colptr[c + 1]):
             i = pre[s]
-            rows[start[i]] = i
             cols[start[i]] = lo + c
             start[i] += 1

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from neurosim import network_state
-from neurosim.distributed.projection_share import whole_digest
+from neurosim.distributed.projection_share import whole_digest, whole_positions
 from neurosim.state_file import load_state_file, save_state_file
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def whole_state(net: "Network") -> dict[str, torch.Tensor] | None:
                     mine[f"populations.{name}.{var}"] = t.cpu().numpy()
     for name, proj in net.projections.items():
         if getattr(proj, "whole", None) is not None:  # (CSR: with the synapses' whole places)
-            mine[f"projections.{name}.weight"] = (proj.whole["positions"],
+            mine[f"projections.{name}.weight"] = (whole_positions(proj),
                                                   proj.weight.detach().cpu().numpy())
     gathered = _gather(mine, net)
     if gathered is None:
@@ -141,7 +141,7 @@ def load_state(net: "Network", path: str | os.PathLike[str]) -> None:
             whole = getattr(proj, "whole", None)
             if whole is not None:
                 post = proj.post
-                saved = (saved[torch.as_tensor(whole["positions"])] if proj.sparse else
+                saved = (saved[torch.as_tensor(whole_positions(proj))] if proj.sparse else
                          saved[:, post.offset:post.offset + post.n])
             mine[key] = saved
         else:

@@ -6,8 +6,9 @@ delay, is drawn share by share: each process draws the synapses onto its neurons
 nothing else. What a process needs of the whole projection comes from collectives over
 the per-presynaptic-neuron synapse counts (one ``all_gather`` of ``n_pre`` integers per
 process): the whole synapse count, the storage choice (CSR below 10% density, as one
-process chooses), and each synapse's place in the whole projection's storage order (for
-state files, which are written whole). The whole structure's fingerprint, which only
+process chooses), and, when a state file is written or read (they hold the whole
+projection), each synapse's place in the whole projection's storage order
+(:func:`whole_positions`). The whole structure's fingerprint, which only
 state files need, is computed when one is saved or loaded (:func:`whole_digest`:
 process 0 hashes the whole structure streamed to it in blocks).
 
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from numba import njit
 
 from neurosim.distributions import Normal, Uniform
 from neurosim.projection import SPARSE_DENSITY, Projection
@@ -64,22 +66,45 @@ def draw_projection_share(partition: "Partition", name: str, source: "Population
                       same_population=same_population)
     d = int(delay)
     source.require_history(d + 1)  # (as the whole projection needs, though this share be empty)
-    rows, cols = proj.synapses()
-    counts = _all_gather(partition, np.bincount(rows, minlength=source.n).astype(np.int64))
-    per_row = counts.sum(axis=0)
-    nnz = int(per_row.sum())
+    own = (np.diff(proj.indptr.cpu().numpy()) if proj.sparse else
+           np.bincount(proj.synapses()[0], minlength=source.n)).astype(np.int64)
+    counts = _all_gather(partition, own)
+    nnz = int(counts.sum())
     whole_sparse = (nnz / max(1, source.n * post.n_global) < SPARSE_DENSITY) if sparse is None \
         else bool(sparse)
     if whole_sparse != proj.sparse:  # (this share's density chose otherwise than the whole's)
         proj.restore(whole_sparse)
-    row_start = np.concatenate([[0], np.cumsum(per_row)[:-1]])
-    before = counts[:partition.rank].sum(axis=0)  # (lower ranks hold the lower columns)
-    own_start = np.concatenate([[0], np.cumsum(counts[partition.rank])[:-1]])
-    positions = row_start[rows] + before[rows] + (np.arange(rows.size) - own_start[rows])
-    proj.whole = {"digest": None, "nnz": nnz, "positions": positions,  # type: ignore[assignment]
-                  "shape": (source.n, post.n_global), "min_delay": d, "max_delay": d, "delays": [d],
-                  "offset": post.offset}
+    # (each synapse's place in the whole storage order is computed from the counts when a
+    # state file needs it, whole_positions: not kept, it would be as large as the weights)
+    proj.whole = {"digest": None, "nnz": nnz, "row_counts": counts,  # type: ignore[assignment]
+                  "rank": partition.rank, "shape": (source.n, post.n_global), "min_delay": d,
+                  "max_delay": d, "delays": [d], "offset": post.offset}
     return proj
+
+
+@njit(cache=True)
+def _places(own: np.ndarray, base: np.ndarray, out: np.ndarray) -> None:
+    s = 0
+    for i in range(own.size):
+        for k in range(own[i]):
+            out[s] = base[i] + k
+            s += 1
+
+
+def whole_positions(proj: Projection) -> np.ndarray:
+    """Each synapse's place among the whole projection's synapses in storage order (sorted
+    by presynaptic, then postsynaptic neuron), for a projection onto a split population."""
+    whole = proj.whole
+    if "positions" in whole:  # (drawn whole and cut: kept when it was cut)
+        return whole["positions"]
+    counts, rank = whole["row_counts"], whole["rank"]
+    per_row = counts.sum(axis=0)
+    # row i's synapses start at the whole row's start plus those of the lower ranks, which
+    # hold the lower columns
+    base = np.concatenate([[0], np.cumsum(per_row)[:-1]]) + counts[:rank].sum(axis=0)
+    out = np.empty(int(counts[rank].sum()), np.int64)
+    _places(counts[rank], base.astype(np.int64), out)
+    return out
 
 
 def _gather_to_first(partition: "Partition", obj: Any) -> list[Any] | None:
@@ -98,23 +123,25 @@ def whole_digest(partition: "Partition", proj: Projection) -> str:
     if whole["digest"] is not None:
         return whole["digest"]
     n_pre, n_post = whole["shape"]
-    rows, cols = proj.synapses()
-    cols = cols.astype(np.int64) + whole["offset"]
+    offset = whole["offset"]
     h = hashlib.sha256(f"{n_pre} {n_post} {'csr' if proj.sparse else 'dense'}".encode())
     if proj.sparse:
-        per_row = _all_gather(partition, np.bincount(rows, minlength=n_pre).astype(np.int64)).sum(axis=0)
+        per_row = whole["row_counts"].sum(axis=0)
         h.update(np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64).tobytes())
-        positions = whole["positions"]
+        positions = whole_positions(proj)
+        indices = proj.indices.cpu().numpy()
         for first in range(0, whole["nnz"], DIGEST_BLOCK):
             last = min(first + DIGEST_BLOCK, whole["nnz"])
             a, b = np.searchsorted(positions, [first, last])
-            parts = _gather_to_first(partition, (positions[a:b], cols[a:b]))
+            parts = _gather_to_first(partition, (positions[a:b], indices[a:b] + offset))
             if parts is not None:
                 block = np.empty(last - first, np.int32)
                 for where, values in parts:
                     block[where - first] = values
                 h.update(block.tobytes())
     elif whole["nnz"] < n_pre * n_post:  # (the dense mask, packed 8 pairs to a byte, row-major)
+        rows, cols = proj.synapses()
+        cols = cols + offset
         step = max(8, DIGEST_BLOCK // max(1, n_post) // 8 * 8)  # rows: whole bytes per block
         for first in range(0, n_pre, step):
             last = min(first + step, n_pre)
