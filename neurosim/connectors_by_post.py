@@ -125,8 +125,10 @@ class FixedInDegree(ByPostConnector):
     """
 
     def __init__(self, k: int, allow_autapses: bool = True) -> None:
-        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)) or k < 0:
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
             raise TypeError(f"FixedInDegree: k must be a whole number >= 0, got {show(k)}")
+        if k < 0:
+            raise ValueError(f"FixedInDegree: k must be >= 0, got {k}")
         self.k = int(k)
         self.allow_autapses = _flag("FixedInDegree", allow_autapses)
 

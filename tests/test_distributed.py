@@ -257,6 +257,22 @@ def test_projections_drawn_share_by_share_are_those_of_one_process(tmp_path):
         assert np.array_equal(arrays_one[key], arrays_two[key]), key
 
 
+def test_shares_on_three_processes_match_one_in_every_configuration(tmp_path):
+    """3 processes, many projections (autapses, all pairs, in-degree up to n, empty shares,
+    densities around the dense/CSR switch, the fingerprint hashed in 7-synapse blocks):
+    each synapse, weight, place and storage choice is one process's; a weight of the
+    wrong sign in some shares makes every process raise (none waits in a collective)."""
+    script = os.path.join(HERE, "distributed", "share_checks_run.py")
+    out = tmp_path / "three.npz"
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc-per-node=3", script, "--out", str(out)],
+                          env=_env(), timeout=240, capture_output=True, text=True)  # (a hang fails)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(out)
+    assert got["names"].size == 18 and got["bad"].size == 0, got["bad"]
+    assert int(got["refused"]) == 3
+
+
 STDP_SCRIPT = os.path.join(HERE, "distributed", "stdp_run.py")
 
 

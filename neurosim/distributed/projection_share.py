@@ -61,9 +61,14 @@ def draw_projection_share(partition: "Partition", name: str, source: "Population
     """The share of projection ``name`` onto split population ``post`` (its neurons
     ``post.offset ..``), drawn alone, with the whole projection's facts in ``whole``
     (collective: every process calls it for the projection, in the same order)."""
-    proj = Projection(name, source, post, connector, weight, receptor, delay, sparse, rng, device,
-                      dtype, False, stop_gradient, share=(post.offset, post.n_global),
-                      same_population=same_population)
+    failure: Exception | None = None
+    try:
+        proj = Projection(name, source, post, connector, weight, receptor, delay, sparse, rng, device,
+                          dtype, False, stop_gradient, share=(post.offset, post.n_global),
+                          same_population=same_population)
+    except Exception as exc:  # (refused on one share's synapses: refused in every process)
+        failure = exc
+    _refuse_together(partition, name, failure)
     d = int(delay)
     source.require_history(d + 1)  # (as the whole projection needs, though this share be empty)
     own = (np.diff(proj.indptr.cpu().numpy()) if proj.sparse else
@@ -80,6 +85,22 @@ def draw_projection_share(partition: "Partition", name: str, source: "Population
                   "rank": partition.rank, "shape": (source.n, post.n_global), "min_delay": d,
                   "max_delay": d, "delays": [d], "offset": post.offset}
     return proj
+
+
+def _refuse_together(partition: "Partition", name: str, failure: Exception | None) -> None:
+    """Raise in every process when building the projection failed in any: a check that
+    reads the synapses (a weight of the wrong sign, NaN) may fail in one share only, and
+    the others must not go on to wait in a collective."""
+    failures = [None if failure is None else f"{type(failure).__name__}: {failure}"]
+    if partition.size > 1:
+        failures = [None] * partition.size
+        dist.all_gather_object(failures, None if failure is None else
+                               f"{type(failure).__name__}: {failure}", group=partition.group)
+    if failure is not None:
+        raise failure
+    rank, message = next(((r, m) for r, m in enumerate(failures) if m is not None), (None, None))
+    if message is not None:
+        raise ValueError(f"projection '{name}': process {rank} could not draw its share: {message}")
 
 
 @njit(cache=True)
