@@ -184,7 +184,11 @@ def main() -> int:
                       f"{out['build_seconds']:.2f} s, run {out['run_seconds']:.2f} s, "
                       f"exchange {out['exchange_seconds']:.2f} s", file=sys.stderr, flush=True)
         nest = nest_python(args.nest)
-        if nest is None:
+        if nest is not None and args.connection_p is not None:
+            print("--connection-p: the NEST script builds CUBA's 80 inputs per neuron only; "
+                  "no anchor rows", file=sys.stderr)
+            nest = None
+        elif nest is None:
             print("NEST not found (pip install nest-simulator, or --nest PYTHON): no anchor rows",
                   file=sys.stderr)
         for d in delays if nest is not None else ():

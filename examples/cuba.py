@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                              "at any size, 2%% at 4,000)")
     parser.add_argument("--connector", default="fixed-probability",
                         choices=["fixed-probability", "pairwise-bernoulli"],
-                        help="how the 2%% connectivity is drawn (default fixed-probability); "
+                        help="how the random connectivity is drawn (default fixed-probability); "
                              "pairwise-bernoulli draws by postsynaptic neuron: under torchrun each "
                              "process draws only the synapses onto its neurons")
     parser.add_argument("--backend", default="numba", choices=["numba", "torch"],

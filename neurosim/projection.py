@@ -197,8 +197,9 @@ class Projection:
         self._store(f"projection '{self.name}'", rows[keep], (cols[keep] - post.offset),
                     values[keep], delays[keep], self.sparse)
 
-    def restore(self, sparse: bool) -> None:
-        """Store the same synapses, weights and delays as CSR (True) or dense (False)."""
+    def _restore(self, sparse: bool) -> None:
+        """Store the same synapses, weights and delays as CSR (True) or dense (False):
+        while the projection is built (before a backend or an optimiser holds its arrays)."""
         rows, cols, values, delays = self._synapse_arrays()
         self._store(f"projection '{self.name}'", rows, cols, values, delays, sparse)
 

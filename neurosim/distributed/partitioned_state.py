@@ -68,7 +68,7 @@ def whole_state(net: "Network") -> dict[str, torch.Tensor] | None:
                     mine[f"populations.{name}.{var}"] = t.cpu().numpy()
     for name, proj in net.projections.items():
         if getattr(proj, "whole", None) is not None:  # (CSR: with the synapses' whole places)
-            mine[f"projections.{name}.weight"] = (whole_positions(proj),
+            mine[f"projections.{name}.weight"] = (whole_positions(proj) if proj.sparse else None,
                                                   proj.weight.detach().cpu().numpy())
     gathered = _gather(mine, net)
     if gathered is None:

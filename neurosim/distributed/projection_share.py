@@ -5,7 +5,9 @@ A projection whose connector draws by postsynaptic neuron
 delay, is drawn share by share: each process draws the synapses onto its neurons and
 nothing else. What a process needs of the whole projection comes from collectives over
 the per-presynaptic-neuron synapse counts (one ``all_gather`` of ``n_pre`` integers per
-process): the whole synapse count, the storage choice (CSR below 10% density, as one
+process; and one ``all_gather_object`` of whether each process could draw its share,
+so that a check failing in one share raises in all): the whole synapse count, the
+storage choice (CSR below 10% density, as one
 process chooses), and, when a state file is written or read (they hold the whole
 projection), each synapse's place in the whole projection's storage order
 (:func:`whole_positions`). The whole structure's fingerprint, which only
@@ -44,14 +46,15 @@ def draws_share(connector: Any, weight: Any, delay: Any) -> bool:
             and (isinstance(weight, (Uniform, Normal)) or is_real(weight)))
 
 
-def _all_gather(partition: "Partition", local: np.ndarray) -> np.ndarray:
-    """``local`` (int64, same shape in every process) of every process, stacked in rank order."""
+def _all_gather(partition: "Partition", local: np.ndarray, device: torch.device) -> np.ndarray:
+    """``local`` (int64, same shape in every process) of every process, stacked in rank
+    order (sent from ``device``, the network's: NCCL takes GPU tensors only)."""
     if partition.size == 1:
         return local[None]
-    t = torch.as_tensor(local, dtype=torch.int64)
+    t = torch.as_tensor(local, dtype=torch.int64, device=device)
     out = [torch.empty_like(t) for _ in range(partition.size)]
     dist.all_gather(out, t, group=partition.group)
-    return torch.stack(out).numpy()
+    return torch.stack(out).cpu().numpy()
 
 
 def draw_projection_share(partition: "Partition", name: str, source: "Population", post: "Population",
@@ -70,17 +73,19 @@ def draw_projection_share(partition: "Partition", name: str, source: "Population
         failure = exc
     _refuse_together(partition, name, failure)
     d = int(delay)
-    source.require_history(d + 1)  # (as the whole projection needs, though this share be empty)
     own = (np.diff(proj.indptr.cpu().numpy()) if proj.sparse else
            np.bincount(proj.synapses()[0], minlength=source.n)).astype(np.int64)
-    counts = _all_gather(partition, own)
+    counts = _all_gather(partition, own, device)
     nnz = int(counts.sum())
     whole_sparse = (nnz / max(1, source.n * post.n_global) < SPARSE_DENSITY) if sparse is None \
         else bool(sparse)
     if whole_sparse != proj.sparse:  # (this share's density chose otherwise than the whole's)
-        proj.restore(whole_sparse)
+        proj._restore(whole_sparse)
     # (each synapse's place in the whole storage order is computed from the counts when a
     # state file needs it, whole_positions: not kept, it would be as large as the weights)
+    if nnz == 0:
+        d = 1  # (as one process reports a projection without synapses)
+    source.require_history(d + 1)  # (as the whole projection needs, though this share be empty)
     proj.whole = {"digest": None, "nnz": nnz, "row_counts": counts,  # type: ignore[assignment]
                   "rank": partition.rank, "shape": (source.n, post.n_global), "min_delay": d,
                   "max_delay": d, "delays": [d], "offset": post.offset}
@@ -147,7 +152,7 @@ def whole_digest(partition: "Partition", proj: Projection) -> str:
     offset = whole["offset"]
     h = hashlib.sha256(f"{n_pre} {n_post} {'csr' if proj.sparse else 'dense'}".encode())
     if proj.sparse:
-        per_row = whole["row_counts"].sum(axis=0)
+        per_row = whole["row_counts"].sum(axis=0)  # (kept from the build: no collective)
         h.update(np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64).tobytes())
         positions = whole_positions(proj)
         indices = proj.indices.cpu().numpy()
