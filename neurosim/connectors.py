@@ -24,6 +24,9 @@ class Connector:
     #: counter-based stream (:mod:`neurosim.connectors_by_post`): a process of a
     #: partitioned run then draws only the synapses onto its share (:meth:`pairs_onto`)
     draws_by_post: bool = False
+    #: True for connectors whose pairs take no random numbers (``AllToAll``, ``OneToOne``):
+    #: a process of a partitioned run computes only those onto its share (:meth:`pairs_onto`)
+    fixed_pairs: bool = False
 
     def pairs(self, n_pre: int, n_post: int, rng: np.random.Generator,
               same_population: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -55,9 +58,17 @@ class AllToAll(Connector):
     def __init__(self, allow_autapses: bool = True) -> None:
         self.allow_autapses = _flag("AllToAll", allow_autapses)
 
+    fixed_pairs = True
+
     def pairs(self, n_pre, n_post, rng, same_population):
-        rows = np.repeat(np.arange(n_pre, dtype=np.int64), n_post)
-        cols = np.tile(np.arange(n_post, dtype=np.int64), n_pre)
+        return self.pairs_onto(n_pre, n_post, 0, n_post, None, same_population)
+
+    def pairs_onto(self, n_pre: int, n_post: int, lo: int, hi: int, key: Any,
+                   same_population: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs onto postsynaptic neurons ``lo .. hi - 1`` (global indices; ``key``
+        unused: no random numbers)."""
+        rows = np.repeat(np.arange(n_pre, dtype=np.int64), hi - lo)
+        cols = np.tile(np.arange(lo, hi, dtype=np.int64), n_pre)
         if same_population and not self.allow_autapses:
             rows, cols = _drop_autapses(rows, cols)
         return rows, cols
@@ -72,10 +83,17 @@ class AllToAll(Connector):
 class OneToOne(Connector):
     """Neuron i to neuron i; both populations must have the same size."""
 
+    fixed_pairs = True
+
     def pairs(self, n_pre, n_post, rng, same_population):
+        return self.pairs_onto(n_pre, n_post, 0, n_post, None, same_population)
+
+    def pairs_onto(self, n_pre: int, n_post: int, lo: int, hi: int, key: Any,
+                   same_population: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The pairs onto postsynaptic neurons ``lo .. hi - 1`` (see AllToAll.pairs_onto)."""
         if n_pre != n_post:
             raise ValueError(f"OneToOne needs equal sizes, got {n_pre} pre and {n_post} post")
-        idx = np.arange(n_pre, dtype=np.int64)
+        idx = np.arange(lo, hi, dtype=np.int64)
         return idx, idx.copy()
 
     def expected_pairs(self, n_pre, n_post):

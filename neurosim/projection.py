@@ -104,8 +104,15 @@ class Projection:
             rows, cols = connector.pairs_onto(n_pre, n_whole, lo, lo + n_post, pair_key, same)
             cols -= lo
             self._first_post = lo
+        elif share is not None and connector.fixed_pairs:  # (no random numbers: the share alone)
+            lo, n_whole = share
+            rows, cols = connector.pairs_onto(n_pre, n_whole, lo, lo + n_post, None, same)
+            cols -= lo
+            self._first_post = lo
         elif share is not None:
-            raise ValueError(f"{owner}: only a connector drawn by postsynaptic neuron can draw a share")
+            raise ValueError(f"{owner}: {type(connector).__name__} draws the whole projection at "
+                             "once; only a connector drawn by postsynaptic neuron, AllToAll or "
+                             "OneToOne can draw a share")
         else:
             rows, cols = connector.pairs(n_pre, n_post, rng, same_population=same)
         self.nnz = int(rows.size)

@@ -25,7 +25,8 @@ def _split_union(connector, n_pre, n_post, cuts, key, same):
 
 
 @pytest.mark.parametrize("connector", [ns.PairwiseBernoulli(0.07), ns.PairwiseBernoulli(0.3, False),
-                                       ns.FixedInDegree(9), ns.FixedInDegree(20, False)])
+                                       ns.FixedInDegree(9), ns.FixedInDegree(20, False),
+                                       ns.AllToAll(), ns.AllToAll(False), ns.OneToOne()])
 def test_any_split_of_the_postsynaptic_neurons_draws_the_same_synapses(connector):
     n = 500
     rows, cols = connector.pairs_onto(n, n, 0, n, 1234, True)
@@ -33,8 +34,12 @@ def test_any_split_of_the_postsynaptic_neurons_draws_the_same_synapses(connector
     for cuts in ([250], [1, 499], [17, 200, 333, 334]):
         r, c = _split_union(connector, n, n, cuts, 1234, True)
         assert np.array_equal(r, rows) and np.array_equal(c, cols)
-    other_rows, _ = connector.pairs_onto(n, n, 0, n, 1235, True)
-    assert not np.array_equal(other_rows, rows)  # another key, other synapses
+    if connector.draws_by_post:
+        other_rows, _ = connector.pairs_onto(n, n, 0, n, 1235, True)
+        assert not np.array_equal(other_rows, rows)  # another key, other synapses
+    else:  # no random numbers: the pairs of pairs()
+        whole_rows, whole_cols = connector.pairs(n, n, None, True)
+        assert np.array_equal(whole_rows, rows) and np.array_equal(whole_cols, cols)
 
 
 def test_pairwise_bernoulli_has_binomial_counts_and_uniform_pairs():

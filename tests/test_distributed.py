@@ -259,6 +259,7 @@ def test_projections_drawn_share_by_share_are_those_of_one_process(tmp_path):
 
 def test_shares_on_three_processes_match_one_in_every_configuration(tmp_path):
     """3 processes, many projections (autapses, all pairs, in-degree up to n, empty shares,
+    AllToAll and OneToOne computed share by share,
     densities around the dense/CSR switch, the fingerprint hashed in 7-synapse blocks):
     each synapse, weight, place and storage choice is one process's; a weight of the
     wrong sign in some shares makes every process raise (none waits in a collective)."""
@@ -269,7 +270,7 @@ def test_shares_on_three_processes_match_one_in_every_configuration(tmp_path):
                           env=_env(), timeout=240, capture_output=True, text=True)  # (a hang fails)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = np.load(out)
-    assert got["names"].size == 18 and got["bad"].size == 0, got["bad"]
+    assert got["names"].size == 21 and got["bad"].size == 0, got["bad"]
     assert int(got["refused"]) == 3
 
 

@@ -1,7 +1,8 @@
 """Drawing only this process's share of a projection onto a split population.
 
 A projection whose connector draws by postsynaptic neuron
-(:mod:`neurosim.connectors_by_post`), with one weight or a weight distribution and one
+(:mod:`neurosim.connectors_by_post`), with one weight or a weight distribution, or an
+``AllToAll`` or ``OneToOne`` projection (no random numbers) with one weight, and one
 delay, is drawn share by share: each process draws the synapses onto its neurons and
 nothing else. What a process needs of the whole projection comes from collectives over
 the per-presynaptic-neuron synapse counts (one ``all_gather`` of ``n_pre`` integers per
@@ -41,9 +42,14 @@ DIGEST_BLOCK = 1 << 24
 
 
 def draws_share(connector: Any, weight: Any, delay: Any) -> bool:
-    """True when a projection with these specifications can be drawn share by share."""
-    return (getattr(connector, "draws_by_post", False) and is_real(delay)
-            and (isinstance(weight, (Uniform, Normal)) or is_real(weight)))
+    """True when a projection with these specifications can be drawn share by share: a
+    connector drawn by postsynaptic neuron with one weight or a weight distribution, or
+    ``AllToAll``/``OneToOne`` (no random numbers) with one weight; and one delay."""
+    if not is_real(delay):
+        return False
+    if getattr(connector, "draws_by_post", False):
+        return isinstance(weight, (Uniform, Normal)) or is_real(weight)
+    return getattr(connector, "fixed_pairs", False) and is_real(weight)
 
 
 def _all_gather(partition: "Partition", local: np.ndarray, device: torch.device) -> np.ndarray:

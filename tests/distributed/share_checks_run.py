@@ -35,6 +35,9 @@ def configs():
     yield "ab_none", "a", "b", ns.PairwiseBernoulli(0.0), 0.5, None
     yield "ab_csr_forced", "a", "b", ns.PairwiseBernoulli(0.6), 0.5, True
     yield "ca_k0", "c", "a", ns.FixedInDegree(0), 0.5, None
+    yield "aa_all_to_all_no_autapses", "a", "a", ns.AllToAll(allow_autapses=False), 0.3, None
+    yield "ab_all_to_all_csr", "a", "b", ns.AllToAll(), 0.3, True
+    yield "aa_one_to_one", "a", "a", ns.OneToOne(), 0.7, None
     for q in range(8):  # around 10%: shares' own densities fall on both sides
         yield f"near{q}", "a", "b", ns.PairwiseBernoulli(0.094 + 0.002 * q), ns.Uniform(0.1, 1.0), None
 
