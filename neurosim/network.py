@@ -268,7 +268,11 @@ class Network:
 
         Args:
             connector: which pairs connect (default :class:`~neurosim.AllToAll`, or the
-                stored entries of ``weight`` when it is a ``scipy.sparse`` matrix).
+                stored entries of ``weight`` when it is a ``scipy.sparse`` matrix). In a
+                partitioned run, :class:`~neurosim.PairwiseBernoulli` and
+                :class:`~neurosim.FixedInDegree` (drawn by postsynaptic neuron), and
+                ``AllToAll``/``OneToOne`` with one weight, are drawn share by share: each
+                process only the synapses onto its neurons (see ``docs/distributed.md``).
             weight: a number, an ``(n_pre, n_post)`` or per-synapse array, a
                 ``scipy.sparse`` matrix (any format, never densified), or a
                 distribution; in the units of the receptor's state variable.

@@ -182,7 +182,8 @@ def test_what_a_partitioned_run_refuses():
     with pytest.raises(ValueError, match="cannot be run differentiably"):
         net.unroll(1)
     b = net.population(10, ns.LIF(), name="b")
-    net.projection(a, b, ns.AllToAll(), weight=1.0)
+    # (drawn whole and cut: AllToAll with one weight would draw a share, a collective)
+    net.projection(a, b, ns.FixedProbability(0.5), weight=1.0)
     net.state_monitor(a, "v")
     with pytest.raises(ValueError, match="only spike monitors and spike counters"):
         net.run(1.0, progress=False)

@@ -25,6 +25,7 @@ from neurosim.monitors import SpikeCounter, SpikeMonitor
 from neurosim.population import Population
 from neurosim.projection import Projection
 from neurosim.seeding import numpy_stream
+from neurosim.validation import is_real
 
 if TYPE_CHECKING:
     from neurosim.network import Network
@@ -95,6 +96,8 @@ def build_projection(net: "Network", name: str, pre: Population, post: Populatio
     post_split = getattr(post, "mirror", None) is not None
     source = pre.mirror if pre_split else pre
     rng = numpy_stream(net.seed, f"projection/{name}")
+    if pre_split and is_real(delay) and delay < 1:  # (before drawing: no collective is started)
+        _refuse_delay(name, pre)
     if post_split and draws_share(connector, weight, delay):
         proj = draw_projection_share(net.partition, name, source, post, pre is post, connector, weight,
                                      receptor, delay, sparse, rng, net.device, net.dtype, stop_gradient)
@@ -108,10 +111,14 @@ def build_projection(net: "Network", name: str, pre: Population, post: Populatio
         proj = Projection(name, source, post, connector, weight, receptor, delay, sparse, rng,
                           net.device, net.dtype, trainable, stop_gradient)
     if pre_split and proj.min_delay < 1:
-        raise ValueError(f"projection '{name}': population '{pre.name}' is split across processes, "
-                         "so its spikes reach other processes one exchange later: give its "
-                         "projections a delay of at least 1 step")
+        _refuse_delay(name, pre)
     return proj
+
+
+def _refuse_delay(name: str, pre: Population) -> None:
+    raise ValueError(f"projection '{name}': population '{pre.name}' is split across processes, "
+                     "so its spikes reach other processes one exchange later: give its "
+                     "projections a delay of at least 1 step")
 
 
 def prepare(net: "Network") -> None:
