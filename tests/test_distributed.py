@@ -189,13 +189,27 @@ def test_what_a_partitioned_run_refuses():
         net.run(1.0, progress=False)
 
 
-def test_learning_and_signals_on_split_populations_are_refused():
-    net = ns.Network(partition=Partition(0, 1))
-    a, b = net.population(10, ns.LIF(), name="a"), net.population(10, ns.LIF(), name="b")
-    proj = net.projection(a, b, ns.AllToAll(), weight=1.0)
-    net.add_rule(proj, ns.rules.STDP())
-    with pytest.raises(ValueError, match="rule .* not supported yet"):
-        net.run(1.0, progress=False)
+def test_what_learning_on_split_populations_and_signals_there_refuse():
+    from neurosim.rules.recipe import Recipe
+
+    def pre_voltage_hebb(w, pre_v, lr):
+        return lr * pre_v
+
+    class PreVoltage(ns.rules.Rule):  # reads the presynaptic population's state
+        def recipe(self) -> Recipe:
+            return Recipe(on_post=pre_voltage_hebb)
+
+    refused = [(ns.rules.STDP(as_gradient=True), "only rules declared as a recipe"),
+               (PreVoltage(), "reads 'pre_v', a state variable of the presynaptic population"),
+               (ns.rules.RewardModulatedSTDP(modulator="da"), "per-neuron signal 'da'")]
+    for rule, message in refused:
+        net = ns.Network(partition=Partition(0, 1))
+        a, b = net.population(10, ns.LIF(), name="a"), net.population(10, ns.LIF(), name="b")
+        proj = net.projection(a, b, ns.AllToAll(), weight=1.0)
+        net.modulators.add("da", size=10)
+        net.add_rule(proj, rule)
+        with pytest.raises(ValueError, match=message):
+            net.run(1.0, progress=False)
     net = ns.Network(partition=Partition(0, 1))
     a = net.population(10, ns.LIF(), name="a")
     net.modulators.add_population_error("err", a, classes=2)
@@ -273,6 +287,28 @@ def test_shares_on_three_processes_match_one_in_every_configuration(tmp_path):
     got = np.load(out)
     assert got["names"].size == 21 and got["bad"].size == 0, got["bad"]
     assert int(got["refused"]) == 3
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_learning_on_split_populations_is_that_of_one_process(tmp_path, backend):
+    """STDP (share-drawn CSR, and dense drawn whole and cut), BCM (postsynaptic neuron
+    state) and reward-modulated STDP (per-synapse eligibility, a scalar signal) on split
+    populations, 2 processes against 1: the same spikes, and a state file (weights, traces,
+    eligibility, BCM thresholds) equal array for array after 40 ms; then loaded back and
+    run 20 ms more, the same spikes again."""
+    one, two = _alone_and_on_two(tmp_path, os.path.join(HERE, "distributed", "plastic_run.py"),
+                                 "--backend", backend)
+    for name in ("drive_a", "drive_b", "a_a", "a_b"):
+        assert one[f"{name}_changed"], name  # the rules did change the weights
+    assert len(one["a_step"]) > 500 and len(one["b_step"]) > 100
+    for key in ("a_step", "a_neuron", "b_step", "b_neuron"):
+        assert np.array_equal(one[key], two[key]), key
+    structure_one, arrays_one = _state_arrays(tmp_path / "one.state.h5")
+    structure_two, arrays_two = _state_arrays(tmp_path / "two.state.h5")
+    assert structure_one == structure_two and arrays_one.keys() == arrays_two.keys()
+    assert sum(key.startswith("state/rules.") for key in arrays_one) == 18
+    for key in arrays_one:
+        assert np.array_equal(arrays_one[key], arrays_two[key]), key
 
 
 STDP_SCRIPT = os.path.join(HERE, "distributed", "stdp_run.py")

@@ -70,6 +70,13 @@ def whole_state(net: "Network") -> dict[str, torch.Tensor] | None:
         if getattr(proj, "whole", None) is not None:  # (CSR: with the synapses' whole places)
             mine[f"projections.{name}.weight"] = (whole_positions(proj) if proj.sparse else None,
                                                   proj.weight.detach().cpu().numpy())
+    cut = _cut_rule_sides(net)
+    for key, (proj, side) in cut.items():
+        t = local[key].detach().cpu().numpy()
+        if side == "post":
+            mine[key] = t
+        elif side == "synapse":
+            mine[key] = (whole_positions(proj) if proj.sparse else None, t)
     gathered = _gather(mine, net)
     if gathered is None:
         return None
@@ -95,7 +102,42 @@ def whole_state(net: "Network") -> dict[str, torch.Tensor] | None:
                 else:
                     weights = np.concatenate([g[key][1] for g in gathered], axis=1)
                 value = torch.as_tensor(weights)
+        elif key in cut and cut[key][1] in ("post", "synapse"):
+            proj, side = cut[key]
+            if side == "synapse" and proj.sparse:  # (synapses on the last axis, by whole place)
+                first = gathered[0][key][1]
+                joined = np.zeros(first.shape[:-1] + (proj.whole["nnz"],), dtype=first.dtype)
+                for positions, values in (g[key] for g in gathered):
+                    joined[..., positions] = values
+            else:  # postsynaptic neurons (or a dense projection's columns) on the last axis
+                joined = np.concatenate([g[key][1] if side == "synapse" else g[key]
+                                         for g in gathered], axis=-1)
+            value = torch.as_tensor(joined)
         out[key] = value
+    return out
+
+
+def _cut_rule_sides(net: "Network") -> dict[str, tuple[Any, str]]:
+    """The state of the rules on projections cut to this process's share, by state-dict
+    key: (projection, side), the side being which neurons the last axis runs over:
+    ``post`` (this process's share), ``synapse`` (its synapses), ``pre`` or ``scalar``
+    (the same in every process)."""
+    out: dict[str, tuple[Any, str]] = {}
+    for name, rule in net.rules.items():
+        proj = rule.projection
+        if getattr(proj, "whole", None) is None:
+            continue
+        recipe = rule.declared
+        sides = {"eligibility": "synapse"}
+        for trace in recipe.traces:
+            sides[f"{trace.name}.value"] = sides[f"{trace.name}.before"] = trace.side
+        for state in recipe.neuron_state:
+            sides[state.name] = state.side
+        for var in rule.state_tensors():
+            if var not in sides:
+                raise ValueError(f"rule '{name}': its state {var!r} is not a declared trace or "
+                                 "neuron state, so a partitioned run cannot join it into a state file")
+            out[f"rules.{name}.{var}"] = (proj, sides[var])
     return out
 
 
@@ -119,6 +161,7 @@ def load_state(net: "Network", path: str | os.PathLike[str]) -> None:
     own_structure = structure(net)
     network_state.check_state_file(net, os.fspath(path), info, own_structure)
     local = network_state.state_dict(net)
+    cut = _cut_rule_sides(net)
     mine: dict[str, torch.Tensor] = {}
     for key, value in local.items():
         name = key.split(".")[1] if key.startswith(("populations.", "projections.")) else None
@@ -144,6 +187,13 @@ def load_state(net: "Network", path: str | os.PathLike[str]) -> None:
                 saved = (saved[torch.as_tensor(whole_positions(proj))] if proj.sparse else
                          saved[:, post.offset:post.offset + post.n])
             mine[key] = saved
+        elif key in cut and cut[key][1] in ("post", "synapse"):
+            proj, side = cut[key]
+            saved = _saved(state, key)
+            post = proj.post
+            mine[key] = (saved[..., torch.as_tensor(whole_positions(proj))]
+                         if side == "synapse" and proj.sparse else
+                         saved[..., post.offset:post.offset + post.n])
         else:
             mine[key] = _saved(state, key)
     network_state.load_state_dict(net, mine)

@@ -115,6 +115,31 @@ def build_projection(net: "Network", name: str, pre: Population, post: Populatio
     return proj
 
 
+def check_split_rule(key: str, rule: Any) -> None:
+    """Refuse a rule on a projection from or onto a split population that reads what a
+    process does not hold. Such a rule runs in each process on its share of the synapses
+    (every synapse onto its own neurons): its presynaptic traces follow the mirror's
+    spikes (the whole population's, exchanged a delay ahead), its postsynaptic traces and
+    neuron state are those of its own neurons, so it needs nothing from the others."""
+    recipe = rule.declared
+    if recipe is None or rule.as_gradient:
+        raise ValueError(f"rule '{key}': on a projection from or onto a population split across "
+                         "processes only rules declared as a recipe (traces and hooks, see "
+                         "neurosim.rules.recipe) can learn, without as_gradient; for other learning, "
+                         "run data-parallel")
+    mirrored = getattr(rule.projection.pre, "mirror_of", None) is not None
+    for hook, fn in recipe.hooks().items():
+        for arg in rule.hook_arguments(hook, fn):
+            if arg.kind == "neuron" and arg.side == "pre" and mirrored:
+                raise ValueError(f"rule '{key}': hook {hook} reads {arg.name!r}, a state variable of "
+                                 "the presynaptic population, which is split across processes: a "
+                                 "process holds only its spikes")
+            if arg.kind == "signal" and arg.side != "scalar":
+                raise ValueError(f"rule '{key}': hook {hook} reads the per-neuron signal "
+                                 f"{arg.key!r} on a projection onto a population split across "
+                                 "processes: only scalar signals can be read there, so far")
+
+
 def _refuse_delay(name: str, pre: Population) -> None:
     raise ValueError(f"projection '{name}': population '{pre.name}' is split across processes, "
                      "so its spikes reach other processes one exchange later: give its "
@@ -136,8 +161,7 @@ def prepare(net: "Network") -> None:
     for key, rule in net.rules.items():
         proj = rule.projection
         if proj.post.name in split or getattr(proj.pre, "mirror_of", None) is not None:
-            raise ValueError(f"rule '{key}': learning on projections from or onto a population split "
-                             "across processes is not supported yet; for learning, run data-parallel")
+            check_split_rule(key, rule)
     for inp in net.inputs:
         if inp.population.name in split and (not isinstance(inp._index, slice) or inp._amp.dim()):
             raise ValueError(f"step_current into population '{inp.population.name}', which is split "

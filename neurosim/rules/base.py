@@ -302,7 +302,10 @@ class Rule:
     def hook_arguments(self, hook: str, fn: Any) -> list[Argument]:
         """Where each argument of hook ``fn`` comes from (see :func:`recipe.resolve`)."""
         p = self.projection
-        neuron_vars = {"pre": tuple(p.pre.state), "post": tuple(p.post.state)}
+        # (a partitioned run's mirror of a split population stands for it: name its variables,
+        # so that a hook reading them is refused for what it is, see partitioning.check_split_rule)
+        pre = getattr(p.pre, "mirror_of", None) or p.pre
+        neuron_vars = {"pre": tuple(pre.state), "post": tuple(p.post.state)}
         shapes = {m: self._signal_shape(m) for m in self.declared.signals.values()}
         return resolve(self.declared, hook, fn, self, neuron_vars, shapes)
 
