@@ -190,22 +190,38 @@ def test_what_a_partitioned_run_refuses():
 
 
 def test_what_learning_on_split_populations_and_signals_there_refuse():
-    from neurosim.rules.recipe import Recipe
+    from neurosim.rules.recipe import NeuronState, Recipe
 
     def pre_voltage_hebb(w, pre_v, lr):
         return lr * pre_v
+
+    def mean_pre_voltage(m, pre_v):
+        return pre_v
 
     class PreVoltage(ns.rules.Rule):  # reads the presynaptic population's state
         def recipe(self) -> Recipe:
             return Recipe(on_post=pre_voltage_hebb)
 
-    refused = [(ns.rules.STDP(as_gradient=True), "only rules declared as a recipe"),
-               (PreVoltage(), "reads 'pre_v', a state variable of the presynaptic population"),
-               (ns.rules.RewardModulatedSTDP(modulator="da"), "per-neuron signal 'da'")]
-    for rule, message in refused:
+    class PreVoltageState(ns.rules.Rule):  # the same, in a neuron state's update
+        def recipe(self) -> Recipe:
+            return Recipe(neuron_state=(NeuronState("m", "pre", 0.0, mean_pre_voltage),),
+                          on_post=lambda w, lr: lr)
+
+    class ExtraTensor(ns.rules.STDP):  # state that is neither a trace nor a neuron state
+        def setup(self) -> None:
+            super().setup()
+            self.counts = torch.zeros(3)
+
+    refused = [(ns.rules.STDP(as_gradient=True), "only rules declared as a recipe", 1),
+               (PreVoltage(), "reads 'pre_v', a state variable of the presynaptic population", 1),
+               (PreVoltageState(), "update of m reads 'pre_v'", 1),
+               (ns.rules.RewardModulatedSTDP(modulator="da"), "per-neuron signal 'da'", 1),
+               (ExtraTensor(), r"its state \['counts'\]", 1),
+               (ns.rules.STDP(), "has several delays and is cut", np.arange(100).reshape(10, 10) % 2 + 1)]
+    for rule, message, delay in refused:
         net = ns.Network(partition=Partition(0, 1))
         a, b = net.population(10, ns.LIF(), name="a"), net.population(10, ns.LIF(), name="b")
-        proj = net.projection(a, b, ns.AllToAll(), weight=1.0)
+        proj = net.projection(a, b, ns.AllToAll(), weight=1.0, delay=delay)
         net.modulators.add("da", size=10)
         net.add_rule(proj, rule)
         with pytest.raises(ValueError, match=message):

@@ -127,9 +127,17 @@ def check_split_rule(key: str, rule: Any) -> None:
                          "processes only rules declared as a recipe (traces and hooks, see "
                          "neurosim.rules.recipe) can learn, without as_gradient; for other learning, "
                          "run data-parallel")
-    mirrored = getattr(rule.projection.pre, "mirror_of", None) is not None
-    for hook, fn in recipe.hooks().items():
-        for arg in rule.hook_arguments(hook, fn):
+    proj = rule.projection
+    whole = getattr(proj, "whole", None)
+    if whole is not None and len(whole["delays"]) > 1:
+        raise ValueError(f"rule '{key}': projection '{proj.name}' has several delays and is cut "
+                         "to this process's share: a rule on it is not supported yet in a "
+                         "partitioned run (give the projection one delay)")
+    mirrored = getattr(proj.pre, "mirror_of", None) is not None
+    functions = [*recipe.hooks().items(), *((f"update of {state.name}", state.update)
+                                            for state in recipe.neuron_state)]
+    for hook, fn in functions:
+        for arg in rule.hook_arguments("update" if hook.startswith("update of") else hook, fn):
             if arg.kind == "neuron" and arg.side == "pre" and mirrored:
                 raise ValueError(f"rule '{key}': hook {hook} reads {arg.name!r}, a state variable of "
                                  "the presynaptic population, which is split across processes: a "
@@ -138,6 +146,13 @@ def check_split_rule(key: str, rule: Any) -> None:
                 raise ValueError(f"rule '{key}': hook {hook} reads the per-neuron signal "
                                  f"{arg.key!r} on a projection onto a population split across "
                                  "processes: only scalar signals can be read there, so far")
+    if whole is not None:  # (its state must be joinable into a state file: know it now)
+        declared = {"eligibility", *(s.name for s in recipe.neuron_state),
+                    *(f"{t.name}.{part}" for t in recipe.traces for part in ("value", "before"))}
+        extra = sorted(set(rule.state_tensors()) - declared)
+        if extra:
+            raise ValueError(f"rule '{key}': its state {extra} is not a declared trace or neuron "
+                             "state, so a partitioned run cannot keep it by share")
 
 
 def _refuse_delay(name: str, pre: Population) -> None:
