@@ -98,21 +98,18 @@ class Projection:
         self._weight_key: int | None = None
         #: with ``share``: ``post`` is neurons ``lo ..`` of a population of ``n_whole``
         self._first_post = 0
-        if connector.draws_by_post:
-            pair_key, self._weight_key = stream_keys(rng)
+        if share is not None and not (connector.draws_by_post or connector.fixed_pairs):
+            raise ValueError(f"{owner}: {type(connector).__name__} draws the whole projection at "
+                             "once; only a connector drawn by postsynaptic neuron, AllToAll or "
+                             "OneToOne can draw a share")
+        if connector.draws_by_post or share is not None:  # (pairs onto neurons lo .. only)
+            pair_key = None
+            if connector.draws_by_post:  # (fixed pairs take no random numbers)
+                pair_key, self._weight_key = stream_keys(rng)
             lo, n_whole = (0, n_post) if share is None else share
             rows, cols = connector.pairs_onto(n_pre, n_whole, lo, lo + n_post, pair_key, same)
             cols -= lo
             self._first_post = lo
-        elif share is not None and connector.fixed_pairs:  # (no random numbers: the share alone)
-            lo, n_whole = share
-            rows, cols = connector.pairs_onto(n_pre, n_whole, lo, lo + n_post, None, same)
-            cols -= lo
-            self._first_post = lo
-        elif share is not None:
-            raise ValueError(f"{owner}: {type(connector).__name__} draws the whole projection at "
-                             "once; only a connector drawn by postsynaptic neuron, AllToAll or "
-                             "OneToOne can draw a share")
         else:
             rows, cols = connector.pairs(n_pre, n_post, rng, same_population=same)
         self.nnz = int(rows.size)

@@ -1,4 +1,5 @@
-"""Results that every process of a data-parallel run needs whole: sums and per-sample values."""
+"""Results gathered across processes: sums and per-sample values every process of a
+data-parallel run needs whole, and objects gathered to process 0."""
 
 from __future__ import annotations
 
@@ -20,6 +21,17 @@ def sum_values(values: Sequence[float], partition: "Partition | None",
     t = torch.tensor(list(values), dtype=torch.float64, device=device)
     dist.all_reduce(t, group=partition.group)
     return t.tolist()
+
+
+def gather_to_first(partition: "Partition", obj: Any) -> list[Any] | None:
+    """``obj`` of every process, in rank order, in the group's process 0 (None in the
+    others; collective)."""
+    if partition.size == 1:
+        return [obj]
+    out = [None] * partition.size if partition.rank == 0 else None
+    dst = 0 if partition.group is None else dist.get_global_rank(partition.group, 0)
+    dist.gather_object(obj, out, dst=dst, group=partition.group)
+    return out
 
 
 def by_sample(parts: list[tuple[np.ndarray, np.ndarray]], n: int,

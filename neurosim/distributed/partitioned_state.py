@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from neurosim import network_state
+from neurosim.distributed.collect import gather_to_first
 from neurosim.distributed.projection_share import whole_digest, whole_positions
 from neurosim.state_file import load_state_file, save_state_file
 
@@ -46,16 +47,6 @@ def structure(net: "Network") -> dict[str, Any]:
             "projections": {name: digest(proj) for name, proj in net.projections.items()}}
 
 
-def _gather(obj: Any, net: "Network") -> list[Any] | None:
-    part = net.partition
-    if part.size == 1:
-        return [obj]
-    out = [None] * part.size if part.rank == 0 else None
-    dst = 0 if part.group is None else dist.get_global_rank(part.group, 0)
-    dist.gather_object(obj, out, dst=dst, group=part.group)
-    return out
-
-
 def whole_state(net: "Network") -> dict[str, torch.Tensor] | None:
     """The state of the whole network, as one process would have it, in process 0
     (None in the others). Collective: every process calls it."""
@@ -77,7 +68,7 @@ def whole_state(net: "Network") -> dict[str, torch.Tensor] | None:
             mine[key] = t
         elif side == "synapse":
             mine[key] = (whole_positions(proj) if proj.sparse else None, t)
-    gathered = _gather(mine, net)
+    gathered = gather_to_first(net.partition, mine)
     if gathered is None:
         return None
     out: dict[str, torch.Tensor] = {}

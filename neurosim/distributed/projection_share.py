@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 from numba import njit
 
+from neurosim.distributed.collect import gather_to_first
 from neurosim.distributions import Normal, Uniform
 from neurosim.projection import SPARSE_DENSITY, Projection
 from neurosim.validation import is_real
@@ -139,15 +140,6 @@ def whole_positions(proj: Projection) -> np.ndarray:
     return out
 
 
-def _gather_to_first(partition: "Partition", obj: Any) -> list[Any] | None:
-    if partition.size == 1:
-        return [obj]
-    out = [None] * partition.size if partition.rank == 0 else None
-    dst = 0 if partition.group is None else dist.get_global_rank(partition.group, 0)
-    dist.gather_object(obj, out, dst=dst, group=partition.group)
-    return out
-
-
 def whole_digest(partition: "Partition", proj: Projection) -> str:
     """The whole projection's :meth:`Projection.structure_digest`, for a share drawn by
     :func:`draw_projection_share` (collective; kept in ``proj.whole`` once computed)."""
@@ -165,7 +157,7 @@ def whole_digest(partition: "Partition", proj: Projection) -> str:
         for first in range(0, whole["nnz"], DIGEST_BLOCK):
             last = min(first + DIGEST_BLOCK, whole["nnz"])
             a, b = np.searchsorted(positions, [first, last])
-            parts = _gather_to_first(partition, (positions[a:b], indices[a:b] + offset))
+            parts = gather_to_first(partition, (positions[a:b], indices[a:b] + offset))
             if parts is not None:
                 block = np.empty(last - first, np.int32)
                 for where, values in parts:
@@ -178,7 +170,7 @@ def whole_digest(partition: "Partition", proj: Projection) -> str:
         for first in range(0, n_pre, step):
             last = min(first + step, n_pre)
             a, b = np.searchsorted(rows, [first, last])
-            parts = _gather_to_first(partition, (rows[a:b], cols[a:b]))
+            parts = gather_to_first(partition, (rows[a:b], cols[a:b]))
             if parts is not None:
                 mask = np.zeros((last - first, n_post), dtype=bool)
                 for r, c in parts:
