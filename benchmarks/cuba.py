@@ -2,6 +2,7 @@
 
     python benchmarks/cuba.py                       # 4,000, 16,000 and 64,000 neurons, 1 s
     python benchmarks/cuba.py --sizes 4000 --tools numba,brian2-cpp
+    python benchmarks/cuba.py --device cuda --sizes 64000,1000000,4000000
 
 Every tool runs the same Vogels & Abbott (2005) network (LIF, 80% excitatory,
 about 80 inputs per neuron, exponential current synapses, dt 0.1 ms; see
@@ -32,15 +33,18 @@ def commands(tool: str, n: int, duration: float, seed: int, log_dir: str) -> lis
     py = sys.executable
     cuba = os.path.join(ROOT, "examples", "cuba.py")
     log = os.path.join(log_dir, f"{tool}-{n}.h5")
-    if tool.startswith("numba") or tool == "torch":
-        backend = "torch" if tool == "torch" else "numba"
+    if tool.startswith("numba") or tool.startswith("torch"):
+        backend = "torch" if tool.startswith("torch") else "numba"
         return [py, cuba, "--neurons", str(n), "--duration", str(duration), "--seed", str(seed),
                 "--backend", backend, "--log", log, "--no-progress"] + (
-                    ["--parallel", "--threads", "2"] if tool == "numba-parallel" else [])
+                    ["--parallel", "--threads", "2"] if tool == "numba-parallel" else []) + (
+                    ["--device", "cuda"] if tool == "torch-cuda" else [])
     if tool.startswith("brian2"):
         if importlib.util.find_spec("brian2") is None:
             return None
-        mode = "cpp_standalone" if tool == "brian2-cpp" else "runtime"
+        if tool == "brian2-cuda" and importlib.util.find_spec("brian2cuda") is None:
+            return None
+        mode = {"brian2-cpp": "cpp_standalone", "brian2-cuda": "cuda_standalone"}.get(tool, "runtime")
         return [py, os.path.join(HERE, "peers", "brian2_cuba.py"), "--neurons", str(n),
                 "--duration", str(duration), "--seed", str(seed), "--mode", mode]
     if tool.startswith("nest"):
@@ -53,7 +57,8 @@ def commands(tool: str, n: int, duration: float, seed: int, log_dir: str) -> lis
 
 LABELS = {"numba-cold": "neurosim numba (cold cache)", "numba": "neurosim numba",
           "numba-parallel": "neurosim numba (2 cores)",
-          "torch": "neurosim torch (cpu)", "brian2-runtime": "brian2 runtime",
+          "torch": "neurosim torch (cpu)", "torch-cuda": "neurosim torch (cuda)",
+          "brian2-cuda": "brian2cuda", "brian2-runtime": "brian2 runtime",
           "brian2-cpp": "brian2 cpp_standalone", "nest-1": "nest (1 thread)",
           "nest-2": "nest (2 threads)"}
 
@@ -89,13 +94,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="4000,16000,64000", help="comma-separated network sizes")
     parser.add_argument("--duration", type=float, default=1000.0, help="biological time, ms")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--tools", default="numba-cold,numba,numba-parallel,torch,brian2-runtime,"
-                        "brian2-cpp,nest-1,nest-2",
-                        help="comma-separated subset of: " + ", ".join(LABELS))
+    parser.add_argument("--tools", default=None,
+                        help="comma-separated subset of: " + ", ".join(LABELS) + " (default: the "
+                        "CPU tools, or with --device cuda: torch-cuda,numba,brian2-cuda)")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: neurosim's torch backend on the GPU beside Brian2CUDA (where "
+                        "it installs) and neurosim numba on the CPU")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per tool run")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
+    if args.tools is None:
+        args.tools = ("torch-cuda,numba,brian2-cuda" if args.device == "cuda" else
+                      "numba-cold,numba,numba-parallel,torch,brian2-runtime,brian2-cpp,nest-1,nest-2")
     tools = args.tools.split(",")
+    unknown = [t for t in tools if t not in LABELS]
+    if unknown:
+        parser.error(f"--tools: unknown {', '.join(unknown)}; choose from {', '.join(LABELS)}")
     rows = []
     with tempfile.TemporaryDirectory() as log_dir:
         for n in (int(s) for s in args.sizes.split(",")):

@@ -1,16 +1,37 @@
 #!/usr/bin/env bash
-# The GPU checks, as one script for a lent GPU machine (see the device tool's README):
-# the CUDA tests, then the torch-on-CUDA CUBA baseline. Needs torch with CUDA, numba,
-# h5py, scipy, tqdm, matplotlib there; MNIST in $NEUROSIM_DATA (carry a copy).
+# The GPU checks, as one script for a lent GPU machine (see the device tool's README), in
+# under 8 minutes: the CUDA tests; the torch step on CUDA (static with CUDA graphs against
+# the per-entry step) at 64k, 1M and 4M neurons; CUBA through examples/cuba.py at 1M
+# (first-run total: build, compile, run); the Diehl & Cook MNIST replay at batch 256; and
+# Brian2CUDA beside it where it is installed. Needs torch with CUDA, numba, h5py, scipy,
+# tqdm, matplotlib there; MNIST in $NEUROSIM_DATA (carry a copy). Each part has its own
+# timeout, so one that hangs does not take the others with it.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-/tmp/gpu_check}"; mkdir -p "$OUT"
+status=0
+part() {  # part NAME SECONDS COMMAND...: run, keep its output, remember a failure
+    local name=$1 limit=$2; shift 2
+    echo "== $name (limit ${limit} s)"
+    local t0=$SECONDS
+    timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
+    local rc=${PIPESTATUS[0]}
+    echo "== $name: exit $rc after $((SECONDS - t0)) s"
+    [ "$rc" -eq 0 ] || status=$rc
+}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, numba, h5py; print('torch', torch.__version__, 'numba', numba.__version__, 'h5py', h5py.__version__)"
-python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -rs 2>&1 | tee "$OUT/test_cuda.txt"
-tests=${PIPESTATUS[0]}
-timeout 300 python3 benchmarks/gpu_cuba_baseline.py --sizes "${SIZES:-4000,64000,1000000}" \
-    --duration "${DURATION:-100}" 2>&1 | tee "$OUT/cuba_baseline.txt"
-bench=${PIPESTATUS[0]}
-echo "gpu_check: tests exit $tests, baseline exit $bench"
-exit $(( tests != 0 ? tests : bench ))
+part tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -rs -x
+part step 120 python3 benchmarks/torch_step.py --device cuda --sizes 64000,1000000 --duration 200
+part step_4m 60 python3 benchmarks/torch_step.py --device cuda --sizes 4000000 --duration 200 --paths static
+part cuba_1m 60 python3 examples/cuba.py --backend torch --device cuda --neurons 1000000 \
+    --duration 1000 --log "$OUT/cuba_1m.h5" --overwrite --no-progress
+if [ -d "${NEUROSIM_DATA:-}" ]; then
+    part mnist_b256 90 python3 examples/mnist_stdp.py --device cuda --batch 256 --train 2560 \
+        --test 512 --assign 2560 --data "$NEUROSIM_DATA" --log "$OUT/mnist.h5" --no-progress
+fi
+if python3 -c "import brian2cuda" 2>/dev/null; then
+    part brian2cuda 120 python3 benchmarks/cuba.py --device cuda --sizes 1000000 --tools brian2-cuda
+fi
+echo "gpu_check: exit $status"
+exit $status

@@ -23,6 +23,8 @@ import resource
 import sys
 import time
 
+import torch
+
 import neurosim as ns
 from neurosim.networks import build_cuba
 from neurosim.recording import LogInUseError
@@ -155,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
                       "exchange_seconds": round(exchange_seconds, 4),
                       "spikes": spikes, "rate_hz": pops["exc"]["rate_hz"],
                       "rate_inh_hz": pops["inh"]["rate_hz"], "log": log,
-                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      **({"peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1)}
+                         if args.device.startswith("cuda") else {})}))
     return 0
 
 

@@ -108,6 +108,16 @@ class Network:
             changes it computes from them to a pending sum, which is clipped to the
             rule's bounds when applied. A data-parallel run then sums once per window and
             gives the weights of one process with the whole batch. ``None``: every step.
+        static_step: torch backend only: run steps with the clock on the device and padded
+            spike lists, so that nothing in a step waits for the host (the GPU path; see
+            :mod:`neurosim.backends.torch_static`). ``False``: the per-entry step with host
+            indices, which it replaced (the same results).
+        deterministic: torch backend on CUDA: sum each step's synaptic input in a fixed
+            order (``torch.use_deterministic_algorithms`` while stepping, and neither fused
+            updates nor CUDA graphs), so that a run gives the same spikes every time and
+            as on the CPU. ``None`` (default): on for the CPU, where it costs nothing;
+            off on CUDA, where it costs speed (the GPU adds in whatever order its threads
+            finish, so long runs drift apart by float rounding).
 
     Example:
         >>> import neurosim as ns
@@ -125,7 +135,8 @@ class Network:
                  dtype: str = "float32", log: str | os.PathLike[str] | HDF5Log | MemoryLog | None = None,
                  parallel: bool = False, threads: int | None = None,
                  partition: Partition | None = None,
-                 data_parallel: Partition | None = None, weight_window: int | None = None) -> None:
+                 data_parallel: Partition | None = None, weight_window: int | None = None,
+                 static_step: bool = True, deterministic: bool | None = None) -> None:
         self.clock = Clock(dt)
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
             raise ValueError(f"batch must be a positive integer, got {batch!r}")
@@ -134,6 +145,7 @@ class Network:
         if dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'")
         self.device = check_device(device)
+        self.deterministic = self.device.type == "cpu" if deterministic is None else bool(deterministic)
         check_log_target(log)
         if backend is None:
             backend = "numba" if self.device.type == "cpu" else "torch"
@@ -143,6 +155,7 @@ class Network:
         self.dtype = _DTYPES[dtype]
         self.backend_name = backend
         self.parallel = bool(parallel)
+        self.static_step = bool(static_step)
         #: threads while stepping; None chooses (see neurosim.threads)
         self.threads = check_threads(threads)
         self.backend = BACKENDS[backend](self)

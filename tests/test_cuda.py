@@ -94,3 +94,73 @@ def test_rate_classifier_trains_a_batch_on_cuda():
     losses = [clf.train_epoch(images, labels, opt, method) for method in ("bptt", "online")]
     assert all(np.isfinite(losses)) and clf.parameters()[0].device.type == "cuda"
     assert clf.predict(images[:16], progress=False).shape == (16,)
+
+
+# -- the static step on the GPU (issue: sync-free step in CUDA graphs) --------------------------
+def cuba_spikes(device: str, backend: str = "torch", ms: float = 100.0, **kwargs) -> ns.Network:
+    net = ns.Network(dt=0.1, seed=2, backend=backend, device=device, **kwargs)
+    cuba = build_cuba(net, 4000)
+    net.spike_monitor(cuba.exc)
+    net.spike_monitor(cuba.inh)
+    net.run(ms, progress=False)
+    return net
+
+
+def test_deterministic_cuda_gives_the_numba_spikes():
+    cuda = cuba_spikes("cuda", deterministic=True)
+    cpu = cuba_spikes("cpu", backend="numba")
+    for pop in ("exc", "inh"):
+        for a, b in zip(cuda.reader().spikes(pop), cpu.reader().spikes(pop)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_graph_captured_run_equals_an_uncaptured_one():
+    """Deterministic sums, so that only the capture could make a difference: the static
+    step captured in CUDA graphs (its own deterministic index_add_ left on) against the
+    same static step launched op by op."""
+    runs = []
+    for graphs in (True, False):
+        net = ns.Network(dt=0.1, seed=2, backend="torch", device="cuda", deterministic=False)
+        cuba = build_cuba(net, 20000)
+        net.spike_monitor(cuba.exc)
+        step = net.backend.static_step
+        step.cuda_graphs = graphs
+        net.backend.fuse_updates = False
+        torch.use_deterministic_algorithms(True)
+        try:
+            net.run(100.0, progress=False)
+        finally:
+            torch.use_deterministic_algorithms(False)
+        assert bool(step._graphs) == graphs
+        runs.append(net.reader().spikes("exc"))
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_run_on_cuda_killed_midway_leaves_a_readable_incomplete_log(tmp_path):
+    log = tmp_path / "killed.h5"
+    script = (f"import neurosim as ns\nfrom neurosim.networks import build_cuba\n"
+              f"net = ns.Network(dt=0.1, seed=1, backend='torch', device='cuda', log={str(log)!r})\n"
+              f"c = build_cuba(net, 64000)\nnet.spike_monitor(c.exc)\n"
+              f"net.run(1000.0, progress=False)\nprint('started', flush=True)\n"
+              f"net.run(10_000_000.0, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        import time
+        time.sleep(3.0)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    with ns.LogReader(str(log)) as reader:
+        assert not reader.summary()["completed"]
+        steps, _, _ = reader.spikes("exc")
+        assert steps.size > 0 and steps.max() >= 9000
+
+
+def test_the_static_step_replays_graphs_and_fires_like_the_cpu():
+    net = cuba_spikes("cuda", ms=300.0)
+    assert net.backend.static_step._graphs, "no CUDA graph was captured"
+    steps = net.reader().spikes("exc")[0]
+    cpu = cuba_spikes("cpu", ms=300.0).reader().spikes("exc")[0]
+    assert len(steps) == pytest.approx(len(cpu), rel=0.1)

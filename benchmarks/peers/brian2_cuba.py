@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--neurons", type=int, default=4000)
     ap.add_argument("--duration", type=float, default=1000.0, help="ms")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--mode", choices=["runtime", "cpp_standalone"], default="runtime")
+    ap.add_argument("--mode", choices=["runtime", "cpp_standalone", "cuda_standalone"], default="runtime",
+                    help="cuda_standalone: Brian2CUDA (pip install brian2cuda; a GPU and nvcc)")
     ap.add_argument("--threads", type=int, default=1,
                     help="OpenMP threads (cpp_standalone; 0 = no OpenMP)")
     args = ap.parse_args(argv)
@@ -87,6 +88,11 @@ def main(argv: list[str] | None = None) -> None:
         b2.prefs.devices.cpp_standalone.openmp_threads = args.threads
         b2.prefs.devices.cpp_standalone.run_cmd_unix = [
             "/usr/bin/time", "-f", "%M", "-o", rss_file, "./main"]
+    elif args.mode == "cuda_standalone":
+        import brian2cuda  # noqa: F401  (registers the cuda_standalone device)
+
+        tmpdir = tempfile.mkdtemp(prefix="brian2cuda_cuba_")
+        b2.set_device("cuda_standalone", directory=tmpdir, build_on_run=True)
     t0 = time.perf_counter()
     res = build_and_run(args.neurons, args.duration, args.seed)
     total = time.perf_counter() - t0
@@ -102,6 +108,10 @@ def main(argv: list[str] | None = None) -> None:
         out["binary_rss_mb"] = round(binary_kb / 1024, 1)
         out["compile_seconds"] = round(sum(v or 0.0 for v in device.timers["compile"].values()), 3)
         out["openmp_threads"] = args.threads
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    elif args.mode == "cuda_standalone":
+        tool = "brian2cuda"
+        out["compile_seconds"] = round(sum(v or 0.0 for v in device.timers["compile"].values()), 3)
         shutil.rmtree(tmpdir, ignore_errors=True)
     else:
         tool = "brian2 runtime"

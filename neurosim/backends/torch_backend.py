@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
+from neurosim.backends.torch_static import FusedUpdate, StaticStep
 from neurosim.backends.torch_unroll import Unroll
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
 from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity, threshold_array
 from neurosim.kernel import TORCH_MATH, bind
+from neurosim.projection import DENSE_MATMUL_BATCH
 from neurosim.threads import stepping_threads
 
 if TYPE_CHECKING:
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
     from neurosim.population import Population
     from neurosim.projection import Projection
 
-#: dense delivery at this batch size or more is one matrix product (fewer, larger kernels)
-DENSE_MATMUL_BATCH = 16
 
 
 class TorchBackend:
@@ -48,6 +48,9 @@ class TorchBackend:
         self._plan: list[tuple[str, Callable[[int], Any]]] | None = None
         self._unroll_plan: list[tuple[str, Callable[[int], Any]]] | None = None
         self._updates: dict[Any, Callable[..., Any]] = {}  # by model (gated: by population)
+        self._static: StaticStep | None = None
+        #: on CUDA, compile each model's update into fused kernels (torch.compile)
+        self.fuse_updates = True
         #: the differentiable state while ``Network.unroll`` runs (and between its calls)
         self.unroll = Unroll(self)
         self.unrolling = False
@@ -55,6 +58,7 @@ class TorchBackend:
     def invalidate(self) -> None:
         """The schedule changed: bind its entries again before the next step."""
         self._plan = self._unroll_plan = None
+        self._static = None
 
     def _bind(self, differentiable: bool) -> list[tuple[str, Callable[[int], Any]]]:
         """(phase, callable taking the step) for every schedule entry, in order; in a
@@ -84,12 +88,28 @@ class TorchBackend:
                 default = torch.get_num_threads() if self.unrolling else 1
                 with stepping_threads(self.net.threads, False, default):
                     self._advance(plan, n_steps, profile)
+            elif self.net.deterministic and not torch.are_deterministic_algorithms_enabled():
+                torch.use_deterministic_algorithms(True)
+                try:
+                    self._advance(plan, n_steps, profile)
+                finally:
+                    torch.use_deterministic_algorithms(False)
             else:
                 self._advance(plan, n_steps, profile)
+
+    @property
+    def static_step(self) -> StaticStep:
+        """The schedule bound to run with the clock on the device (:mod:`.torch_static`)."""
+        if self._static is None:
+            self._static = StaticStep(self)
+        return self._static
 
     def _advance(self, plan: list[tuple[str, Callable[[int], Any]]], n_steps: int,
                  profile: bool) -> None:
         net = self.net
+        if net.static_step and not self.unrolling:
+            self.static_step.advance(n_steps, profile)
+            return
         after = self.unroll.after_step if self.unrolling else None
         # event buffers (a compiled backend's spike monitors): written to the log before
         # a step whose spikes might not fit
@@ -131,11 +151,21 @@ class TorchBackend:
             if hi > lo:
                 slot[a["events.row"][lo:hi], a["events.neuron"][lo:hi]] = True
             return
+        slot.copy_(self.integrate(pop, a, lambda key: step_key(key, t)))
+
+    def integrate(self, pop: "Population", a: dict[str, torch.Tensor],
+                  step_key_of: Callable[[int], Any]) -> torch.Tensor:
+        """Integrate and fire ``pop`` one step: its state variables are written in place;
+        returns what it emits (spikes, or a graded population's values). ``step_key_of``
+        gives a random stream's per-step hash (an integer, or a tensor on the device)."""
         gate = pop.gate
         if gate is None:
             update = self._updates.get(type(pop.model))
             if update is None:
-                update = self._updates[type(pop.model)] = bind(type(pop.model).update, TORCH_MATH)
+                update = bind(type(pop.model).update, TORCH_MATH)
+                if self.fuse_updates and self.net.device.type == "cuda" and not self.net.deterministic:
+                    update = FusedUpdate(update)
+                self._updates[type(pop.model)] = update
         else:
             update = self._gated_update(pop)
             if gate.driver is not None:
@@ -144,7 +174,7 @@ class TorchBackend:
         args = []
         for name in pop.argument_arrays():
             if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
-                h = lowbias32(a[name] ^ step_key(pop.random_keys[name[4:]], t))
+                h = lowbias32(a[name] ^ step_key_of(pop.random_keys[name[4:]]))
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
             elif name == raised:  # the model's threshold, raised by the gate's offset
                 args.append(a[name] + gate.offset)
@@ -156,13 +186,13 @@ class TorchBackend:
         targets = [a[f"state.{var}"] for var in pop.model.state_variables]
         # an update may return one variable's old tensor as another's new value (x_prev = x):
         # copy such values first, so that writing one variable cannot change another's
-        storages = [t.untyped_storage().data_ptr() for t in targets]
-        values = [v.clone() if any(v.untyped_storage().data_ptr() == p and k != i
-                                   for i, p in enumerate(storages)) else v
+        # (an update is arithmetic on whole tensors: a value shares a state's memory only
+        # by being that state's tensor)
+        values = [v.clone() if any(v is x for i, x in enumerate(targets) if i != k) else v
                   for k, v in enumerate(out[:-1])]
         for target, value in zip(targets, values):
             target.copy_(value)
-        slot.copy_(out[-1])
+        return out[-1]
 
     def _gated_update(self, pop: "Population") -> Callable[..., Any]:
         """``pop``'s update whose firing condition sees ``x - offset`` (its gate's
