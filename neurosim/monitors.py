@@ -72,6 +72,10 @@ class Monitor:
         raise NotImplementedError
 
 
+#: events a compact spike monitor holds on the device between log writes (16 B each)
+DEVICE_EVENTS = 1 << 22
+
+
 class SpikeMonitor(Monitor):
     """Records every spike of a population as an event (step, neuron, batch row).
 
@@ -85,8 +89,9 @@ class SpikeMonitor(Monitor):
         self.population = population
         self.name = name or population.name
         self._raster: torch.Tensor | None = None
-        self._events: tuple[np.ndarray, ...] | None = None
+        self._events: tuple[Any, ...] | None = None
         self._steps: list[int] = []
+        self.device_events = False
 
     def datasets(self):
         base = f"spikes/{self.name}"
@@ -95,28 +100,49 @@ class SpikeMonitor(Monitor):
                 DatasetSpec(f"{base}/neuron", "int32", (), attrs),
                 DatasetSpec(f"{base}/batch", "int32", (), attrs)]
 
+    #: record compact (step, neuron, row) events in buffers on the device instead of a
+    #: raster (set by the network for the torch static step on CUDA: a raster of a large
+    #: population fills in a few dozen steps, and each chunk is a log write)
+    compact: bool = False
+
     def bytes_per_step(self):
+        if self.compact:  # (a chunk is then as long as the run allows; events fill on their own)
+            return 16
         # the whole population's: every process of a partitioned run picks the same chunk
         return self.population.batch * self.population.n_global
 
     def allocate(self, chunk_steps):
         p = self.population
-        self._raster = torch.zeros((chunk_steps, p.batch, p.n), dtype=torch.bool, device=p.device)
         self._steps = []
         self._events = None
+        self.device_events = False
+        if self.compact:
+            self.use_event_buffer(DEVICE_EVENTS, device=p.device)
+        else:
+            self._raster = torch.zeros((chunk_steps, p.batch, p.n), dtype=torch.bool, device=p.device)
 
-    def use_event_buffer(self, capacity: int) -> None:
-        """Record (step, neuron, row) events directly instead of a raster (compiled backends).
+    def use_event_buffer(self, capacity: int, device: torch.device | None = None) -> None:
+        """Record (step, neuron, row) events directly instead of a raster (compiled
+        backends; on ``device``: the torch static step's compact records).
 
         Memory is then proportional to the number of spikes, not to neurons x steps;
         a backend flushes the log early when fewer than batch x n slots are left.
         """
         p = self.population
         capacity = max(int(capacity), p.batch * p.n)
-        self._events = (np.empty(capacity, np.int64), np.empty(capacity, np.int32),
-                        np.empty(capacity, np.int32), np.zeros(1, np.int64))
-        self._event_arrays = {f"events.{k}": torch.from_numpy(a)
-                              for k, a in zip(("step", "neuron", "batch", "fill"), self._events)}
+        if device is None:
+            self._events = (np.empty(capacity, np.int64), np.empty(capacity, np.int32),
+                            np.empty(capacity, np.int32), np.zeros(1, np.int64))
+            self._event_arrays = {f"events.{k}": torch.from_numpy(a)
+                                  for k, a in zip(("step", "neuron", "batch", "fill"), self._events)}
+        else:  # written by the torch static step, which keeps count of the room left
+            self._events = (torch.empty(capacity, dtype=torch.int64, device=device),
+                            torch.empty(capacity, dtype=torch.int32, device=device),
+                            torch.empty(capacity, dtype=torch.int32, device=device),
+                            torch.zeros(1, dtype=torch.int64, device=device))
+            self._event_arrays = dict(zip(("events.step", "events.neuron", "events.batch",
+                                           "events.fill"), self._events))
+        self.device_events = device is not None
         self._raster = torch.zeros((0, p.batch, p.n), dtype=torch.bool)
 
     def arrays(self):
@@ -131,8 +157,9 @@ class SpikeMonitor(Monitor):
     def event_buffer_full(self) -> bool:
         """Whether one more step's spikes might not fit into the event buffer."""
         p = self.population
+        # (device buffers: the static step tracks their room without reading them)
         return self._events is not None and \
-            self._events[3][0] + p.batch * p.n > self._events[0].shape[0]
+            int(self._events[3][0]) + p.batch * p.n > self._events[0].shape[0]
 
     def recorded_steps(self, start, stop):
         if self._events is None:
@@ -147,6 +174,12 @@ class SpikeMonitor(Monitor):
         if self._events is not None:
             steps, neurons, rows, fill = self._events
             k = int(fill[0])
+            if self.device_events:
+                # (a copy: on the CPU .cpu() would hand out the buffer itself)
+                steps, neurons, rows = (x[:k].to("cpu", copy=True).numpy() for x in (steps, neurons, rows))
+                fill.zero_()
+                return {f"{base}/step": steps, f"{base}/neuron": neurons + offset,
+                        f"{base}/batch": rows + row_offset}
             fill[0] = 0
             return {f"{base}/step": steps[:k].copy(), f"{base}/neuron": neurons[:k] + offset,
                     f"{base}/batch": rows[:k] + row_offset}

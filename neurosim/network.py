@@ -156,6 +156,9 @@ class Network:
         self.backend_name = backend
         self.parallel = bool(parallel)
         self.static_step = bool(static_step)
+        #: spike monitors record compact events on the device, not a raster (torch static
+        #: step; None: on CUDA, where a raster of a large population fills in a few steps)
+        self.compact_spikes: bool | None = None
         #: threads while stepping; None chooses (see neurosim.threads)
         self.threads = check_threads(threads)
         self.backend = BACKENDS[backend](self)
@@ -509,6 +512,12 @@ class Network:
         for key, mon in self.monitors.items():
             sched.add("monitors", key, mon.record_kind, mon.record if mon.record_kind == "python" else mon)
         self._schedule = sched
+        compact = (self.backend_name == "torch" and self.static_step and self.partition is None
+                   and self.data_parallel is None and
+                   (self.device.type == "cuda" if self.compact_spikes is None else self.compact_spikes))
+        for mon in self.monitors.values():
+            if isinstance(mon, SpikeMonitor):
+                mon.compact = compact
         per_step = sum(m.bytes_per_step() for m in self.monitors.values())
         self._chunk_steps = int(max(1, min(MAX_CHUNK_STEPS, MONITOR_BUFFER_BYTES // max(1, per_step))))
         for mon in self.monitors.values():
@@ -675,6 +684,7 @@ class Network:
         """A :class:`~neurosim.LogReader` over this network's log (memory or file)."""
         from neurosim.log_reader import LogReader
 
+        self._runner.wait_for_writes()
         log = self.log
         if isinstance(log, PartitionedLog):
             if log.inner is None:

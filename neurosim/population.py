@@ -245,7 +245,10 @@ class Population:
         spike generator has ``events.step`` (host), ``events.row``, ``events.neuron``.
         Backends and :meth:`reset` update these tensors in place; only
         :meth:`set_parameters` (constants) and :meth:`set_history_length` (the ring)
-        replace any.
+        replace any, and so does the torch backend's static step at the first run after
+        the network changed: it joins populations of one model into shared buffers, and
+        each member's tensors become views of them (:mod:`neurosim.backends.torch_merge`).
+        Take ``pop.state[...]`` after a run, not before the first.
         """
         if self.is_generator:
             return {"spikes": self.history, **self._events}

@@ -421,6 +421,9 @@ class Projection:
     # -- state --------------------------------------------------------------------------
     def arrays(self) -> dict[str, torch.Tensor]:
         """The arrays a backend delivers with, by name (the projection's state contract).
+        (The torch backend's static step may make ``weight`` a view of weights joined
+        with other projections' at the first run after the network changed; see
+        :mod:`neurosim.backends.torch_merge`.)
 
         ``weight``: ``(n_pre, n_post)`` dense or ``(nnz,)`` CSR; ``mask`` (dense, when not
         all pairs connect); CSR: ``indices`` (post neuron of each synapse) and, per delay

@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,10 @@ class Runner:
         self.logged_until = 0  # the latest step any run has logged
         self.steps_sorted = True  # False once a run logs steps before logged_until
         self.halted: str | None = None  # why run() refuses, after a run stopped mid-step
+        #: write log chunks on a thread while the run goes on (None: on CUDA runs)
+        self.background_writes: bool | None = None
+        self._writer: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
         self._described: dict[str, Any] | None = None  # the last description, and its JSON
         self._described_json = ""
 
@@ -69,6 +74,7 @@ class Runner:
         # a clock set back (load_state) appends earlier steps to the log: readers must
         # not assume the recorded steps increase
         self.steps_sorted = self.steps_sorted and start_step >= self.logged_until
+        self.wait_for_writes()
         with DeferredInterrupt() as interrupt:
             net.log.begin_run(self.log_attrs(), specs, static, start_step)
             self._run_steps(backend, n_steps, interrupt, progress, profile)
@@ -154,10 +160,19 @@ class Runner:
             elif interrupt.requested:  # arrived while the last chunk was being written
                 outcome = "interrupted"
             self.logged_until = max(self.logged_until, net.clock.step)
+            write_error = None
+            try:
+                self.wait_for_writes()  # (the data first, then the record that says they are there)
+            except Exception as exc:  # noqa: BLE001 - a chunk was not written: not completed
+                write_error = exc
+                if outcome == "completed":
+                    outcome = "failed"
             net.log.end_run(outcome == "completed",
                             {"ended_at": _now(), "steps": net.clock.step,
                              "duration_ms": net.clock.time_ms, "steps_sorted": self.steps_sorted},
                             outcome)
+            if write_error is not None and sys.exc_info()[1] is None:
+                raise write_error
 
     def steps_for(self, duration_ms: float | None, steps: int | None) -> int:
         """The number of steps a run of ``duration_ms`` or ``steps`` takes (exactly one given)."""
@@ -173,13 +188,35 @@ class Runner:
         return int(round(float(duration_ms) / self.net.dt))
 
     def flush(self) -> None:
-        """Write what the monitors recorded to the log, then check the state is finite."""
+        """Write what the monitors recorded to the log, then check the state is finite.
+
+        With :attr:`background_writes` (a CUDA run's default) the write goes to a writer
+        thread and the run goes on: the GPU does not wait for compression and the disk.
+        Writes stay in order, and each waits for the one before, so the log's count of
+        flushed steps still follows its data; :meth:`wait_for_writes` comes before
+        anything else touches the log."""
         net = self.net
         chunk: dict[str, np.ndarray] = {}
         for mon in net.monitors.values():
-            chunk.update(mon.drain())
-        net.log.append(chunk, net.clock.step)
+            chunk.update(mon.drain())  # (copies off the device: the buffers are reused)
+        background = self.background_writes
+        if background is None:  # (a run on several processes gathers its log in this thread)
+            background = net.device.type == "cuda" and getattr(net.log, "collect", None) is None
+        if background:
+            self.wait_for_writes()  # (one write at a time, in order; its error raised here)
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurosim-log")
+            self._pending = self._writer.submit(net.log.append, chunk, net.clock.step)
+        else:
+            net.log.append(chunk, net.clock.step)
         self.check_finite()  # after the append: the log keeps the steps up to the failure
+
+    def wait_for_writes(self) -> None:
+        """Wait until the writer thread has written every chunk handed to it (re-raising
+        its error, if it had one)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
 
     def check_finite(self) -> None:
         """Raise FloatingPointError naming the population (or projection) whose state

@@ -123,6 +123,7 @@ def test_a_graph_captured_run_equals_an_uncaptured_one():
         net = ns.Network(dt=0.1, seed=2, backend="torch", device="cuda", deterministic=False)
         cuba = build_cuba(net, 20000)
         net.spike_monitor(cuba.exc)
+        net._prepare()  # (the step a run uses: preparing would replace an earlier one)
         step = net.backend.static_step
         step.cuda_graphs = graphs
         net.backend.fuse_updates = False

@@ -47,6 +47,12 @@ def graded_and_gated(static: bool, batch: int = 3) -> ns.Network:
     return net
 
 
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal bit for bit (``torch.equal`` takes -0.0 for 0.0)."""
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(
+        a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
+
+
 def assert_same_runs(a: ns.Network, b: ns.Network) -> None:
     ra, rb = a.reader(), b.reader()
     for pop in a.populations:
@@ -56,7 +62,7 @@ def assert_same_runs(a: ns.Network, b: ns.Network) -> None:
                 np.testing.assert_array_equal(x, y)
     for name, pop in a.populations.items():
         for var, value in pop.state.items():
-            assert torch.equal(value, b.populations[name].state[var]), (name, var)
+            assert same_bits(value, b.populations[name].state[var]), (name, var)
     for name, mon in a.monitors.items():
         for key, value in mon.arrays().items():
             if key in ("counts",):
@@ -120,7 +126,7 @@ def test_the_spike_list_sizes_follow_the_activity():
     net = cuba(True, n=2000)
     net.run(50.0, progress=False)
     for (name, _), lst in net.backend.static_step.lists.items():
-        rate = sum(net.reader().spikes(pop)[0].size for pop in name.split("+")) / 500  # per step
+        rate = sum(net.reader().spikes(pop)[0].size for pop in name.split("/")) / 500  # per step
         assert torch_static.MIN_CAP <= lst.cap <= max(torch_static.MIN_CAP, 40 * rate + 64), (name, lst.cap)
 
 
@@ -239,3 +245,111 @@ def test_parameters_weights_and_states_set_between_runs_reach_merged_steps(tmp_p
         net.run(20.0, progress=False)
     assert_same_runs(*nets)
     assert nets[0].backend.static_step.groups[0].members[1].constants["v_thresh"].item() == -51.0
+
+
+@pytest.mark.parametrize("capacity", [1 << 22, 1], ids=["roomy", "one-step-of-room"])
+def test_compact_spike_records_on_the_device_log_the_same_spikes(monkeypatch, capacity):
+    """The CUDA runs' spike monitors (events written on the device, read once per log
+    chunk), here on the CPU; with a buffer of one step's room the step splits its slices
+    and writes the log whenever the buffer could not hold another step."""
+    import neurosim.monitors as monitors
+    monkeypatch.setattr(monitors, "DEVICE_EVENTS", capacity)
+
+    def build(static, **kwargs):
+        net = cuba(static, n=1000, **kwargs)
+        net.compact_spikes = static
+        return net
+
+    for kwargs in (dict(), dict(batch=3)):
+        static, per_entry = run_both(build, ms=60.0, **kwargs)
+        mon = static.monitors["spikes/exc"] if "spikes/exc" in static.monitors else \
+            next(m for m in static.monitors.values() if m.name == "exc" and m.record_kind == "record_spikes")
+        assert mon.device_events
+        assert_same_runs(static, per_entry)
+
+
+def test_compact_records_with_host_entries_log_the_same_spikes():
+    def build(static, batch=2):
+        net = zoo("torch", batch=batch)
+        net.static_step = static
+        net.compact_spikes = static
+        return net
+
+    static, per_entry = run_both(build, ms=80.0)
+    assert static.backend.static_step.event_monitors and static.backend.static_step.host_entries
+    assert_same_runs(static, per_entry)
+
+
+def test_log_chunks_written_on_a_thread_give_the_same_log(tmp_path):
+    """A CUDA run's log writes (here forced on the CPU): the same datasets, and the log
+    completed only after the last chunk is on disk."""
+    logs = []
+    for background in (True, False):
+        net = ns.Network(dt=0.1, seed=3, backend="torch", log=tmp_path / f"{background}.h5")
+        c = build_cuba(net, 800)
+        net.spike_monitor(c.exc)
+        net.state_monitor(c.inh, ["v"], every=5)
+        net.compact_spikes = True
+        net._runner.background_writes = background
+        net.run(30.0, progress=False)
+        net.run(20.0, progress=False)
+        with ns.LogReader(str(tmp_path / f"{background}.h5")) as reader:
+            assert reader.summary()["completed"]
+            logs.append((reader.spikes("exc"), reader.state("inh", "v")))
+    (s1, v1), (s2, v2) = logs
+    for a, b in zip(s1, s2):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(v1, v2):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_failed_background_write_fails_the_run_and_leaves_it_incomplete(tmp_path):
+    net = ns.Network(dt=0.1, seed=3, backend="torch", log=tmp_path / "w.h5")
+    net.spike_monitor(build_cuba(net, 400).exc)
+    net._runner.background_writes = True
+    original = net.log.append
+
+    def failing(chunk, steps):
+        if steps > 100:
+            raise OSError("disk full (simulated)")
+        return original(chunk, steps)
+
+    net.log.append = failing
+    import neurosim.network as network
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(network, "MAX_CHUNK_STEPS", 100)
+        with pytest.raises(OSError, match="disk full"):
+            net.run(50.0, progress=False)
+    with ns.LogReader(str(tmp_path / "w.h5")) as reader:
+        assert not reader.summary()["completed"]
+
+
+def test_a_parameter_set_before_an_overflowing_slice_is_restored_with_the_slice(monkeypatch):
+    """The copy a slice can run again from is taken after the slice joins populations
+    again (here after set_parameters replaced a constant), not of the tensors before."""
+    monkeypatch.setattr(torch_static, "MIN_CAP", 1)
+    nets = []
+    for static in (True, False):
+        net = cuba(static, n=1000)
+        net.run(10.0, progress=False)
+        net.populations["exc"].set_parameters(v_thresh=-58.0)  # a burst: lists overflow
+        net.run(20.0, progress=False)
+        nets.append(net)
+    assert_same_runs(*nets)
+
+
+def test_a_differentiable_unroll_after_a_joined_run_gives_the_per_entry_values():
+    outs = []
+    for static in (True, False):
+        net = cuba(static, n=600)
+        net.run(10.0, progress=False)
+        with torch.no_grad():
+            record = net.unroll(steps=30, record={"exc": ["spikes", "v"], "inh": ["spikes"]})
+        net.run(10.0, progress=False)
+        outs.append((record, {k: v.clone() for k, v in net.populations["exc"].state.items()}))
+    (ra, sa), (rb, sb) = outs
+    for pop in ra:
+        for var in ra[pop]:
+            assert torch.equal(ra[pop][var], rb[pop][var]), (pop, var)
+    for var in sa:
+        assert same_bits(sa[var], sb[var]), var

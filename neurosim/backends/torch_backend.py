@@ -72,6 +72,9 @@ class TorchBackend:
 
     def advance(self, n_steps: int, profile: bool) -> None:
         if self.unrolling:
+            if self._static is not None and (self._static.groups or self._static.merged):
+                self._static.unjoin()  # (the next normal run joins them again)
+                self._static = None
             if self._unroll_plan is None:
                 self._unroll_plan = self._bind(True)
             plan = self._unroll_plan
@@ -186,10 +189,16 @@ class TorchBackend:
         targets = [a[f"state.{var}"] for var in pop.model.state_variables]
         # an update may return one variable's old tensor as another's new value (x_prev = x):
         # copy such values first, so that writing one variable cannot change another's
-        # (an update is arithmetic on whole tensors: a value shares a state's memory only
-        # by being that state's tensor)
-        values = [v.clone() if any(v is x for i, x in enumerate(targets) if i != k) else v
-                  for k, v in enumerate(out[:-1])]
+        # (while torch.compile traces the step, which cannot read storage addresses: a
+        # value that is another state's tensor itself)
+        if torch.compiler.is_compiling():
+            values = [v.clone() if any(v is x for i, x in enumerate(targets) if i != k) else v
+                      for k, v in enumerate(out[:-1])]
+        else:
+            storages = [x.untyped_storage().data_ptr() for x in targets]
+            values = [v.clone() if any(v.untyped_storage().data_ptr() == p and k != i
+                                       for i, p in enumerate(storages)) else v
+                      for k, v in enumerate(out[:-1])]
         for target, value in zip(targets, values):
             target.copy_(value)
         return out[-1]

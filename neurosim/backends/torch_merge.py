@@ -58,7 +58,8 @@ class PopulationGroup:
             n += pop.n
         self.n = n
         first = members[0]
-        self.name = "+".join(p.name for p in members)
+        # ("/" is in no population's name: a group's cannot be one)
+        self.name = "/".join(p.name for p in members)
         self.model, self.dtype, self.ring_dtype = first.model, first.dtype, first.ring_dtype
         self.gate, self.random_keys, self.graded = None, {}, first.graded
         self.batch, self.device = first.batch, first.device
@@ -98,6 +99,19 @@ class PopulationGroup:
                      for v, p in zip(values, self.members)], dim=1)
         self._constants = [dict(p.constants) for p in self.members]
         return out
+
+    def unjoin(self) -> None:
+        """Give every member tensors of its own again (copies of its views): code that
+        tells writes apart by a tensor's version counter, which views of one buffer
+        share, sees each member's alone (the differentiable unroll does)."""
+        if self._arrays is None:
+            return
+        for pop in self.members:
+            pop.history = pop.history.clone()
+            for table in (pop.state, pop.inputs):
+                for var, value in table.items():
+                    table[var] = value.clone()
+        self._arrays = None
 
     def current(self) -> bool:
         """Whether every member still holds this group's views (and its constants)."""
@@ -181,6 +195,13 @@ class MergedDelivery:
         return all(p.weight._base is self.weight and p.blocks[0].indptr is ind
                    for p, ind in zip(self.projections, self._indptrs))
 
+    def unjoin(self) -> None:
+        """Give every member projection weights of its own again (see
+        :meth:`PopulationGroup.unjoin`)."""
+        for p in self.projections:
+            if p.weight._base is self.weight:
+                p.weight = p.weight.clone()
+
     def deliver(self, cols: torch.Tensor, target: torch.Tensor) -> None:
         """Add the weights of the rows ``cols`` (padded: ``n_pre`` is empty) to ``target``."""
         if self.width == 0 or self.nnz == 0:
@@ -188,7 +209,7 @@ class MergedDelivery:
         rows = self.table.index_select(0, cols)  # (cap, 2m)
         pos = (rows.index_select(1, self.start_columns) + self.column).clamp_max_(self.nnz - 1)
         past = self.column >= rows.index_select(1, self.length_columns)
-        values = self.weight.take(pos).masked_fill_(past, 0.0)
+        values = self.weight.take(pos).masked_fill_(past, -0.0)  # (x + -0.0 is x, for any x)
         target.view(-1).index_add_(0, self.targets.take(pos).reshape(-1), values.reshape(-1))
 
 

@@ -58,7 +58,8 @@ MIN_CAP = 16
 #: steps per captured CUDA graph
 GRAPH_STEPS = 100
 #: kinds that run on the device with the device clock; every other kind runs on the host
-DEVICE_KINDS = ("population", "delivery", "record_spikes", "count_spikes", "record_state")
+DEVICE_KINDS = ("population", "delivery", "record_spikes", "record_events", "count_spikes",
+                "record_state")
 
 
 class FusedUpdate:
@@ -108,7 +109,7 @@ class SpikeList:
     def list(self, spikes: torch.Tensor, immediate: bool) -> tuple[torch.Tensor | None, torch.Tensor]:
         """(rows, neurons) of the spikes in ``spikes`` ``(batch, n)``, padded; rows is None
         at batch 1 (all 0)."""
-        count = spikes.count_nonzero()
+        count = self.count = spikes.count_nonzero()
         if immediate:  # a slice that cannot run twice: make room now (one host read)
             c = int(count)
             if c > self.cap:
@@ -173,15 +174,20 @@ class StaticStep:
         #: on CUDA, slices of device entries run as replays of captured CUDA graphs
         self.cuda_graphs = True
         self._graphs: dict[Any, Any] = {}
+        self._aranges: dict[int, torch.Tensor] = {}
+        self._fills: dict[int, int] = {}  # events in each compact buffer, as last read
         self._bind()
 
     # -- the plan ------------------------------------------------------------------------
     def _bind(self) -> None:
         self.plan, self.monitors, self.groups, self.merged = [], [], [], []
+        self.event_monitors: list[Any] = []  # spike monitors with compact device records
         self._graphs = {}
         self._arrays.clear()
         entries = []
         for phase, _, kind, obj in self.net._schedule.entries():
+            if kind == "record_spikes" and getattr(obj, "device_events", False):
+                kind = "record_events"  # compact records on the device (a CUDA run's)
             device = kind in DEVICE_KINDS and not (kind == "population" and obj.is_generator) \
                 and not (kind == "record_spikes" and "events.fill" in obj.arrays())
             entries.append((phase, kind, obj, device))
@@ -195,6 +201,8 @@ class StaticStep:
             if device:
                 if kind in ("record_spikes", "record_state"):
                     self.monitors.append(obj)
+                if kind == "record_events":
+                    self.event_monitors.append(obj)
                 run = getattr(self, f"run_{kind}")
                 self.plan.append((phase, True, lambda t, run=run, obj=obj: run(obj)))
             else:
@@ -259,6 +267,15 @@ class StaticStep:
             run(t)
             self._arrays.clear()
         return run_python
+
+    def unjoin(self) -> None:
+        """Every joined population and projection back to tensors of its own (before a
+        differentiable unroll, whose caches tell writes apart by version counters)."""
+        for group in self.groups:
+            group.unjoin()
+        for merged in self.merged:
+            merged.unjoin()
+        self.groups, self.merged = [], []
 
     # -- one step's shared quantities -------------------------------------------------------
     def _begin_step(self) -> None:
@@ -350,8 +367,8 @@ class StaticStep:
                     rows = torch.zeros_like(cols)
                 if gate is not None:
                     rows_w = rows_w * gate.gain[rows]
-                # (filled, not multiplied: a padding entry adds zeros even where w is NaN)
-                target.index_add_(0, rows, rows_w.masked_fill_((cols >= proj.pre.n).unsqueeze(1), 0.0))
+                # (filled, not multiplied: a padding entry adds -0.0 even where w is NaN)
+                target.index_add_(0, rows, rows_w.masked_fill_((cols >= proj.pre.n).unsqueeze(1), -0.0))
                 continue
             table = self.tables[(proj.name, q)]
             if table.nnz == 0 or table.width == 0:
@@ -374,7 +391,9 @@ class StaticStep:
                 at = cols.clamp_max(proj.pre.n - 1) if rows is None else \
                     rows * proj.pre.n + cols.clamp_max(proj.pre.n - 1)
                 values = values * ring_values[at].unsqueeze(1)
-            values = values.masked_fill_(past, 0.0)  # (filled last: zeros whatever was gathered)
+            # filled last (zeros whatever was gathered), with -0.0: x + -0.0 is x for every x,
+            # a target's -0.0 included
+            values = values.masked_fill_(past, -0.0)
             target.view(-1).index_add_(0, flat.reshape(-1), values.reshape(-1))
 
     def _check_tables(self) -> None:
@@ -398,6 +417,31 @@ class StaticStep:
         raster = self._a(mon)["raster"]
         raster.index_copy_(0, row, self.emitted(mon.population, 0).unsqueeze(0).to(raster.dtype))
         row.add_(1)
+
+    def run_record_events(self, mon: Any) -> None:
+        """This step's spikes as (step, neuron, row) events at the buffer's fill: all
+        ``cap`` entries of the padded list are written, and the fill advances by the
+        count, so the padding is overwritten next (the buffer keeps room for it)."""
+        if not mon.active:
+            return
+        pop = mon.population
+        rows, cols = self._spike_list(pop, 0)
+        a = self._a(mon)
+        cap = cols.shape[0]
+        at = self._arange(cap).add(a["events.fill"])
+        a["events.step"].index_copy_(0, at, self.t.expand(cap))
+        a["events.neuron"].index_copy_(0, at, cols.to(torch.int32))
+        if rows is not None:
+            a["events.batch"].index_copy_(0, at, rows.to(torch.int32))
+        else:
+            a["events.batch"].index_fill_(0, at, 0)
+        a["events.fill"].add_(self.lists[(pop.name, 0)].count)
+
+    def _arange(self, n: int) -> torch.Tensor:
+        r = self._aranges.get(n)
+        if r is None:
+            r = self._aranges[n] = torch.arange(n, dtype=torch.int64, device=self.net.device)
+        return r
 
     def run_count_spikes(self, mon: Any) -> None:
         if mon.active:
@@ -466,14 +510,20 @@ class StaticStep:
         for mon in self.net.monitors.values():
             if mon.record_kind == "count_spikes":
                 tensors.append(mon.arrays()["counts"])
+        for mon in self.event_monitors:
+            tensors.append(mon.arrays()["events.fill"])
         return [(x, x.clone()) for x in tensors]
 
     def _overflowed(self) -> bool:
         """Grow every spike list that overflowed in the slice (one host read for all)."""
-        if not self.lists:
-            return False
         lists = list(self.lists.values())
-        seen = torch.stack([lst.seen for lst in lists]).tolist()
+        if not lists:
+            return False
+        read = torch.stack([lst.seen for lst in lists] +
+                           [m.arrays()["events.fill"][0] for m in self.event_monitors]).tolist()
+        seen = read[:len(lists)]
+        for mon, fill in zip(self.event_monitors, read[len(lists):]):
+            self._fills[id(mon)] = fill
         over = False
         for lst, count in zip(lists, seen):
             if count > lst.cap:
@@ -485,17 +535,44 @@ class StaticStep:
 
     def advance(self, n_steps: int, profile: bool) -> None:
         net = self.net
+        end = net.clock.step + n_steps
+        while net.clock.step < end:
+            self._advance_slice(self._room(end - net.clock.step), profile)
+
+    def _room(self, n_steps: int) -> int:
+        """How many of ``n_steps`` steps fit in the compact event buffers (writing the
+        log first if they are not empty and too full): a step needs a spike list's room."""
+        if not self.event_monitors:
+            return n_steps
+        for mon in self.event_monitors:
+            lst = self.lists.get((mon.population.name, 0))
+            cap = lst.cap if lst is not None else MIN_CAP
+            capacity = mon.arrays()["events.step"].shape[0]
+            if self._fills.get(id(mon), 0) + (n_steps + 1) * cap > capacity:
+                if self._fills.get(id(mon), 0) > 0:
+                    self.net._flush()  # (empties every monitor's buffers)
+                    self._fills.clear()
+                n_steps = max(1, min(n_steps, capacity // cap - 1))
+        return n_steps
+
+    def _advance_slice(self, n_steps: int, profile: bool) -> None:
+        net = self.net
         start = net.clock.step
         graphs = (self.cuda_graphs and net.device.type == "cuda" and not self.host_entries
                   and not profile and not net.deterministic)
         while True:
-            saved = None if self.host_entries else self._snapshot()
+            # (the slice's start first: it may join populations again, replacing tensors
+            # that a copy taken before would miss)
             self._begin_slice(start, n_steps)
+            saved = None if self.host_entries else self._snapshot()
             if graphs:
                 self._replay(start, n_steps, saved)
             else:
                 self._run(start, n_steps, profile)
             if self.host_entries:
+                if self.event_monitors:
+                    fills = torch.stack([m.arrays()["events.fill"][0] for m in self.event_monitors])
+                    self._fills.update(zip(map(id, self.event_monitors), fills.tolist()))
                 break
             if not self._overflowed():
                 self._recorded(start, start + n_steps)
@@ -503,6 +580,7 @@ class StaticStep:
             for x, copy in saved:  # a spike list overflowed: run the slice again, larger
                 x.copy_(copy)
             net.clock.step = start
+            n_steps = self._room(n_steps)  # (larger lists may need more room)
         for pop in net.populations.values():
             pop.last_step = start + n_steps - 1
 
@@ -527,14 +605,20 @@ class StaticStep:
         self.net.clock.step = start + n_steps
 
     def _graph(self, steps: int, saved: list[tuple[torch.Tensor, torch.Tensor]]) -> Any:
-        # a graph holds the addresses of every array it read: one replaced (a parameter
-        # set, a ring resized) needs a new capture
-        arrays = tuple(id(x) for obj in (*self.net.populations.values(), *self.net.projections.values(),
-                                         *self.net.monitors.values()) for x in obj.arrays().values())
-        key = (steps, tuple(lst.cap for lst in self.lists.values()), id(self.plan), arrays)
-        graph = self._graphs.get(key)
-        if graph is not None:
-            return graph
+        # a graph holds the addresses of every array it read (one replaced, by a parameter
+        # set or a resized ring, needs a new capture: compared by identity, as the ids of
+        # freed tensors come back) and what Python decided while capturing it
+        net = self.net
+        arrays = [x for obj in (*net.populations.values(), *net.projections.values(),
+                                *net.monitors.values()) for x in obj.arrays().values()]
+        settings = (tuple(m.active for m in net.monitors.values()),
+                    tuple((p.gate.version, p.gate.temperature, p.gate.activity_gate)
+                          for p in net.populations.values() if getattr(p, "gate", None) is not None))
+        key = (steps, tuple(lst.cap for lst in self.lists.values()), id(self.plan), settings)
+        cached = self._graphs.get(key)
+        if cached is not None and len(cached[1]) == len(arrays) and \
+                all(a is b for a, b in zip(cached[1], arrays)):
+            return cached[0]
         # capture records without running; the warm-up before it (which CUDA requires, and
         # which sizes the spike lists) runs, so what it changed is put back
         t, rows = self.t.clone(), {k: r.clone() for k, r in self.rows.items()}
@@ -556,20 +640,23 @@ class StaticStep:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
             self._steps(steps)
-        self._graphs[key] = graph
+        self._graphs[key] = (graph, arrays)
         return graph
 
     def _run(self, start: int, n_steps: int, profile: bool) -> None:
         net = self.net
         plan, host = self.plan, self.host_entries
         pops = list(net.populations.values()) if host else ()
-        buffers = [m for m in net.monitors.values() if "events.fill" in m.arrays()]
+        # event buffers that might not hold one more step: written to the log first (with
+        # host entries only; a slice of device entries was sized to fit, see _room)
+        buffers = [m for m in net.monitors.values() if "events.fill" in m.arrays()] if host else []
         sync = (torch.cuda.synchronize if net.device.type == "cuda" else (lambda: None))
         timings = net.timings
         for step in range(start, start + n_steps):
             if buffers and any(m.event_buffer_full for m in buffers):
                 net._flush()
                 self._set_rows()
+                self._fills.clear()
             self._begin_step()
             for pop in pops:  # what host entries read as the populations' latest spikes
                 pop.last_step = step - 1
@@ -596,6 +683,7 @@ class StaticStep:
         if self.host_entries:
             raise ValueError("compilable_slice: the network has entries that run on the host "
                              "(Python callables, rules, signals or spike generators)")
+
         def run_slice() -> None:
             self._steps(n_steps)
         return run_slice
