@@ -175,9 +175,10 @@ def step_operators(net: ns.Network, steps: int = 20) -> collections.Counter:
 
 
 def test_one_cuba_step_keeps_its_operator_budget_and_reads_nothing_back():
-    """The operators of one CUBA step (2 populations, 4 CSR deliveries, a counter), counted
-    by torch.profiler: within the budget, and none that waits for the device (the one
-    host read per slice, the spike counts, is outside ``steps``)."""
+    """The operators of one CUBA step (its 2 populations stepped as one, its 4 CSR
+    projections as 2 deliveries from one spike list, a counter), counted by
+    torch.profiler: within the budget, and none that waits for the device (the one host
+    read per slice, the spike counts, comes after the slice)."""
     steps = 20
 
     def plain(static):
@@ -190,7 +191,7 @@ def test_one_cuba_step_keeps_its_operator_budget_and_reads_nothing_back():
     reads = {k: v for k, v in ops.items() if k in HOST_READS}
     assert reads == {} or sum(reads.values()) <= 2, reads  # (the slice's one read)
     print(f"{kernels:.1f} operators per step: {ops.most_common(40)}")
-    assert kernels <= 100, f"{kernels:.1f} operators per step: {ops.most_common(12)}"
+    assert kernels <= 80, f"{kernels:.1f} operators per step: {ops.most_common(12)}"
     # the per-entry step it replaced reads the device several times per step
     old = step_operators(plain(False), steps)
     assert sum(v for k, v in old.items() if k in HOST_READS) >= 4 * steps
