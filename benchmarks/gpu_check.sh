@@ -21,7 +21,7 @@ part() {  # part NAME SECONDS COMMAND...: run, keep its output, remember a failu
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, numba, h5py; print('torch', torch.__version__, 'numba', numba.__version__, 'h5py', h5py.__version__)"
-part tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -rs -x
+part tests 150 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py -rs
 part step 120 python3 benchmarks/torch_step.py --device cuda --sizes 64000,1000000 --duration 200
 part step_4m 60 python3 benchmarks/torch_step.py --device cuda --sizes 4000000 --duration 200 --paths static
 part cuba_1m 60 python3 examples/cuba.py --backend torch --device cuda --neurons 1000000 \

@@ -12,10 +12,15 @@ Measured on the 2-core development machine with two other processes busy
   scheduler has put aside stalls all the others, 10,000 times per second of
   biological time.
 
+- torch backend on an idle machine, CUBA at 64,000 neurons (one update of 64,000
+  elements per step): 1,209-1,262 µs per step on 1 thread, 873-883 µs on 2; at
+  32,000 neurons no difference (782 and 789 µs): torch shares out only operations
+  of at least 32,768 elements (its grain size).
 So, unless told otherwise: torch steps with one thread (the default of both
-backends; the tensor work between compiled numba calls is small too), and
-numba's parallel loops use the cores not busy with other work when the run
-starts (:func:`free_cores`, from the 1-minute load average; at least 1).
+backends; the tensor work between compiled numba calls is small too), or, when a
+neuron update has at least :data:`PARALLEL_ELEMENTS` elements, with the cores not
+busy with other work; numba's parallel loops use those cores too
+(:func:`free_cores`, from the 1-minute load average; at least 1).
 ``Network(threads=k)`` or the environment variable ``NEUROSIM_THREADS=k`` sets
 both to ``k`` instead. The user's own torch setting is restored after each run.
 """
@@ -31,6 +36,9 @@ import numpy as np
 import torch
 
 ENV = "NEUROSIM_THREADS"
+#: a torch step whose largest neuron update has this many elements steps on the free
+#: cores (torch's grain size: smaller operations run on one thread whatever the count)
+PARALLEL_ELEMENTS = 32768
 
 
 def cores() -> int:

@@ -23,7 +23,7 @@ from neurosim.counter_rng import UNIT24, lowbias32, step_key
 from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity, threshold_array
 from neurosim.kernel import TORCH_MATH, bind
 from neurosim.projection import DENSE_MATMUL_BATCH
-from neurosim.threads import stepping_threads
+from neurosim.threads import PARALLEL_ELEMENTS, free_cores, stepping_threads
 
 if TYPE_CHECKING:
     from neurosim.backends.view import SimulatedNetwork
@@ -86,9 +86,11 @@ class TorchBackend:
         # does unless it was called under torch.no_grad()
         with torch.set_grad_enabled(self.unrolling and self.unroll.grad):
             if self.net.device.type == "cpu":
-                # one step is many small operations: threads only compete (see neurosim.threads);
-                # a differentiable run is large matrix products, with torch's own thread count
-                default = torch.get_num_threads() if self.unrolling else 1
+                # one step is many small operations: threads only compete (see neurosim.threads),
+                # unless an operation is large enough for torch to share out, and cores are
+                # free; a differentiable run is large matrix products, with torch's own count
+                default = torch.get_num_threads() if self.unrolling else \
+                    (free_cores() if self._largest_operation() >= PARALLEL_ELEMENTS else 1)
                 with stepping_threads(self.net.threads, False, default):
                     self._advance(plan, n_steps, profile)
             elif self.net.deterministic and not torch.are_deterministic_algorithms_enabled():
@@ -99,6 +101,13 @@ class TorchBackend:
                     torch.use_deterministic_algorithms(False)
             else:
                 self._advance(plan, n_steps, profile)
+
+    def _largest_operation(self) -> int:
+        """Elements of the step's largest neuron update (a joined group's, with the static step)."""
+        sizes = [p.batch * p.n for p in self.net.populations.values()]
+        if self._static is not None:
+            sizes += [g.batch * g.n for g in self._static.groups]
+        return max(sizes, default=0)
 
     @property
     def static_step(self) -> StaticStep:

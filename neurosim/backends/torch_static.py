@@ -566,7 +566,16 @@ class StaticStep:
             self._begin_slice(start, n_steps)
             saved = None if self.host_entries else self._snapshot()
             if graphs:
-                self._replay(start, n_steps, saved)
+                try:
+                    self._replay(start, n_steps, saved)
+                except Exception as exc:  # noqa: BLE001 (any capture failure: run it op by op)
+                    warnings.warn(f"neurosim: capturing the step in a CUDA graph failed "
+                                  f"({type(exc).__name__}: {str(exc)[:200]}); running without graphs")
+                    self.cuda_graphs = graphs = False
+                    for x, copy in saved:
+                        x.copy_(copy)
+                    self._begin_slice(start, n_steps)
+                    self._run(start, n_steps, profile)
             else:
                 self._run(start, n_steps, profile)
             if self.host_entries:
