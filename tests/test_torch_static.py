@@ -69,10 +69,14 @@ def assert_same_runs(a: ns.Network, b: ns.Network) -> None:
                 assert torch.equal(value, b.monitors[name].arrays()[key]), name
 
 
-def run_both(build, ms: float = 150.0, **kwargs) -> tuple[ns.Network, ns.Network]:
+def run_both(build, ms: float = 150.0, device_clock: bool = False,
+             **kwargs) -> tuple[ns.Network, ns.Network]:
+    """The static step's run and the per-entry step's (``device_clock``: the static step
+    reads rings, rows and random streams from the device clock, as a CUDA graph does)."""
     nets = []
     for static in (True, False):
         net = build(static, **kwargs)
+        net.backend.host_indices = not device_clock
         net.run(ms / 2, progress=False)
         net.run(ms / 2, progress=False)  # (two runs: the clock and lists carry over)
         nets.append(net)
@@ -83,14 +87,16 @@ def run_both(build, ms: float = 150.0, **kwargs) -> tuple[ns.Network, ns.Network
                                     dict(sparse=False, batch=2), dict(batch=17, sparse=False),
                                     dict(delay_steps=4)],
                          ids=["csr", "csr-batch3", "dense", "dense-batch2", "dense-batch17", "delay4"])
-def test_cuba_steps_give_the_per_entry_results_bit_for_bit(kwargs):
-    static, per_entry = run_both(cuba, **kwargs)
+@pytest.mark.parametrize("device_clock", [False, True], ids=["host-step", "device-clock"])
+def test_cuba_steps_give_the_per_entry_results_bit_for_bit(kwargs, device_clock):
+    static, per_entry = run_both(cuba, device_clock=device_clock, **kwargs)
     assert static.reader().spikes("exc")[0].size > 100
     assert_same_runs(static, per_entry)
 
 
-def test_graded_gated_and_delayed_projections_give_the_per_entry_results():
-    static, per_entry = run_both(graded_and_gated, ms=100.0)
+@pytest.mark.parametrize("device_clock", [False, True], ids=["host-step", "device-clock"])
+def test_graded_gated_and_delayed_projections_give_the_per_entry_results(device_clock):
+    static, per_entry = run_both(graded_and_gated, ms=100.0, device_clock=device_clock)
     assert static.reader().spikes("out")[0].size > 10
     assert_same_runs(static, per_entry)
 
@@ -106,7 +112,7 @@ def test_a_network_with_host_entries_gives_the_per_entry_results():
         net.add_callback(lambda n: calls.append(n.clock.step), every=37)
         return net
 
-    static, per_entry = run_both(build, ms=120.0)
+    static, per_entry = run_both(build, ms=120.0, device_clock=True)
     assert static.backend.static_step.host_entries
     assert calls[:len(calls) // 2] == calls[len(calls) // 2:]
     assert_same_runs(static, per_entry)
@@ -132,20 +138,24 @@ def test_the_spike_list_sizes_follow_the_activity():
 
 def test_a_slice_of_device_entries_compiles_whole_and_runs_the_same():
     """``torch.compile(fullgraph=True)`` raises at any graph break (a host read, a
-    data-dependent shape); the compiled slice then gives the eager one's state."""
-    nets = [cuba(True, n=400) for _ in range(2)]
+    data-dependent shape). The slice it compiles (the device clock, as captured in CUDA
+    graphs), the same slice run eagerly, and a plain run (which uses the host's step
+    number where it can) leave the same state."""
+    nets = [cuba(True, n=400) for _ in range(3)]
     for net in nets:
         net.run(10.0, progress=False)  # (lists sized, tables built)
-    eager, compiled = (net.backend.static_step for net in nets)
-    eager.prepare_slice(5)
-    eager.compilable_slice(5)()
-    compiled.prepare_slice(5)
-    torch.compile(compiled.compilable_slice(5), fullgraph=True, backend="eager")()
-    for name, pop in nets[0].populations.items():
-        for var, value in pop.state.items():
-            assert torch.equal(value, nets[1].populations[name].state[var])
-        assert torch.equal(pop.history, nets[1].populations[name].history)
-    assert int(eager.t) == int(compiled.t) == nets[0].clock.step + 5
+    plain, eager, compiled = nets
+    plain.run(steps=5, progress=False)
+    eager.backend.static_step.prepare_slice(5)
+    eager.backend.static_step.compilable_slice(5)()
+    compiled.backend.static_step.prepare_slice(5)
+    torch.compile(compiled.backend.static_step.compilable_slice(5), fullgraph=True, backend="eager")()
+    for other in (eager, compiled):
+        for name, pop in plain.populations.items():
+            for var, value in pop.state.items():
+                assert same_bits(value, other.populations[name].state[var]), (name, var)
+            assert torch.equal(pop.history, other.populations[name].history)
+        assert int(other.backend.static_step.t) == plain.clock.step
 
 
 def test_a_network_with_host_entries_has_no_compilable_slice():
@@ -261,7 +271,7 @@ def test_compact_spike_records_on_the_device_log_the_same_spikes(monkeypatch, ca
         net.compact_spikes = static
         return net
 
-    for kwargs in (dict(), dict(batch=3)):
+    for kwargs in (dict(), dict(batch=3, device_clock=True)):
         static, per_entry = run_both(build, ms=60.0, **kwargs)
         mon = static.monitors["spikes/exc"] if "spikes/exc" in static.monitors else \
             next(m for m in static.monitors.values() if m.name == "exc" and m.record_kind == "record_spikes")

@@ -51,6 +51,9 @@ class TorchBackend:
         self._static: StaticStep | None = None
         #: on CUDA, compile each model's update into fused kernels (torch.compile)
         self.fuse_updates = True
+        #: the static step, in a slice run op by op, indexes rings and monitor rows with
+        #: the host's step number (False: with the device clock, as in a CUDA graph)
+        self.host_indices = True
         #: the differentiable state while ``Network.unroll`` runs (and between its calls)
         self.unroll = Unroll(self)
         self.unrolling = False

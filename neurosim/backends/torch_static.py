@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import torch
 
-from neurosim.counter_rng import MASK32, lowbias32
+from neurosim.counter_rng import MASK32, lowbias32, step_key
 from neurosim.backends.torch_merge import (MergedDelivery, PopulationGroup, group_populations,
                                            merge_deliveries)
 from neurosim.gating import delivered, delivery_gain
@@ -176,6 +176,8 @@ class StaticStep:
         self._graphs: dict[Any, Any] = {}
         self._aranges: dict[int, torch.Tensor] = {}
         self._fills: dict[int, int] = {}  # events in each compact buffer, as last read
+        self._host_rows: dict[int, int] = {}  # monitors' write rows, in slices run op by op
+        self.step: int | None = None
         self._bind()
 
     # -- the plan ------------------------------------------------------------------------
@@ -278,7 +280,11 @@ class StaticStep:
         self.groups, self.merged = [], []
 
     # -- one step's shared quantities -------------------------------------------------------
-    def _begin_step(self) -> None:
+    def _begin_step(self, step: int | None = None) -> None:
+        #: the step as a host integer in a slice run op by op (the host knows it without
+        #: asking the device: ring slots are views and due steps Python branches); None
+        #: in a captured or compiled slice, which reads the device clock
+        self.step = step
         self._now: dict[str, torch.Tensor] = {}  # what each population emitted this step
         self._slots: dict[tuple[int, int], torch.Tensor] = {}
         self._listed: dict[tuple[str, int], tuple[torch.Tensor | None, torch.Tensor]] = {}
@@ -305,6 +311,8 @@ class StaticStep:
         if delay == 0 and pop.name in self._now:
             return self._now[pop.name]
         ring = self._a(pop)["spikes"]
+        if self.step is not None:
+            return ring[(self.step - delay) % ring.shape[0]]
         return ring.index_select(0, self._slot(ring.shape[0], delay))[0]
 
     def _spike_list(self, pop: "Population", delay: int) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -317,7 +325,9 @@ class StaticStep:
             listed = self._listed[key] = lst.list(self.emitted(pop, delay), self.host_entries)
         return listed
 
-    def _step_key(self, key: int) -> torch.Tensor:
+    def _step_key(self, key: int) -> Any:
+        if self.step is not None:
+            return step_key(key, self.step)
         if self._key_index is None:
             self._key_index = (self.t - self.t0).reshape(1)
         return self.keys[key].index_select(0, self._key_index)
@@ -327,7 +337,10 @@ class StaticStep:
         a = self._a(pop)
         out = self.backend.integrate(pop, a, self._step_key)
         ring = a["spikes"]
-        ring.index_copy_(0, self._slot(ring.shape[0], 0), out.unsqueeze(0).to(ring.dtype))
+        if self.step is not None:
+            ring[self.step % ring.shape[0]].copy_(out)
+        else:
+            ring.index_copy_(0, self._slot(ring.shape[0], 0), out.unsqueeze(0).to(ring.dtype))
         self._now[pop.name] = out.to(ring.dtype)
 
     def run_group(self, group: PopulationGroup) -> None:
@@ -413,8 +426,12 @@ class StaticStep:
     def run_record_spikes(self, mon: Any) -> None:
         if not mon.active:
             return
-        row = self._row(mon)
         raster = self._a(mon)["raster"]
+        if self.step is not None:
+            raster[self._host_rows[id(mon)]].copy_(self.emitted(mon.population, 0))
+            self._host_rows[id(mon)] += 1
+            return
+        row = self._row(mon)
         raster.index_copy_(0, row, self.emitted(mon.population, 0).unsqueeze(0).to(raster.dtype))
         row.add_(1)
 
@@ -429,7 +446,10 @@ class StaticStep:
         a = self._a(mon)
         cap = cols.shape[0]
         at = self._arange(cap).add(a["events.fill"])
-        a["events.step"].index_copy_(0, at, self.t.expand(cap))
+        if self.step is not None:
+            a["events.step"].index_fill_(0, at, self.step)
+        else:
+            a["events.step"].index_copy_(0, at, self.t.expand(cap))
         a["events.neuron"].index_copy_(0, at, cols.to(torch.int32))
         if rows is not None:
             a["events.batch"].index_copy_(0, at, rows.to(torch.int32))
@@ -452,6 +472,15 @@ class StaticStep:
         if not mon.active:
             return
         a, source = self._a(mon), self._a(mon.population)
+        if self.step is not None:
+            if self.step % mon.every:
+                return
+            k = self._host_rows[id(mon)]
+            for var in mon.variables:
+                src = source[mon.source(var)]
+                a[f"buffer.{var}"][k].copy_(src if mon.all_neurons else src.index_select(1, a["neurons"]))
+            self._host_rows[id(mon)] = k + 1
+            return
         row = self._row(mon)
         for var in mon.variables:
             src = source[mon.source(var)]
@@ -494,6 +523,7 @@ class StaticStep:
             if row is None:
                 row = self.rows[id(mon)] = torch.zeros((1,), dtype=torch.int64, device=self.net.device)
             row.fill_(mon.rows_filled)
+            self._host_rows[id(mon)] = mon.rows_filled
 
     def _recorded(self, start: int, stop: int) -> None:
         for mon in self.monitors:
@@ -655,6 +685,8 @@ class StaticStep:
     def _run(self, start: int, n_steps: int, profile: bool) -> None:
         net = self.net
         plan, host = self.plan, self.host_entries
+        # (False: the device clock, as a captured slice reads it; tests compare the two)
+        host_indices = self.backend.host_indices
         pops = list(net.populations.values()) if host else ()
         # event buffers that might not hold one more step: written to the log first (with
         # host entries only; a slice of device entries was sized to fit, see _room)
@@ -666,7 +698,7 @@ class StaticStep:
                 net._flush()
                 self._set_rows()
                 self._fills.clear()
-            self._begin_step()
+            self._begin_step(step if host_indices else None)
             for pop in pops:  # what host entries read as the populations' latest spikes
                 pop.last_step = step - 1
             for phase, on_device, run in plan:
@@ -679,7 +711,8 @@ class StaticStep:
                 if profile:
                     sync()
                     timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - t0
-            self.t.add_(1)
+            if not host_indices:
+                self.t.add_(1)
             if host:  # (a host entry may write the log before the slice ends)
                 self._recorded(step, step + 1)
             net.clock.step = step + 1
