@@ -92,6 +92,7 @@ class SpikeMonitor(Monitor):
         self._events: tuple[Any, ...] | None = None
         self._steps: list[int] = []
         self.device_events = False
+        self.drains = 0
 
     def datasets(self):
         base = f"spikes/{self.name}"
@@ -130,6 +131,8 @@ class SpikeMonitor(Monitor):
         """
         p = self.population
         capacity = max(int(capacity), p.batch * p.n)
+        if device is not None:  # (room for one step's whole padded list: up to 1.5 x batch x n)
+            capacity += self._step_room()
         if device is None:
             self._events = (np.empty(capacity, np.int64), np.empty(capacity, np.int32),
                             np.empty(capacity, np.int32), np.zeros(1, np.int64))
@@ -157,15 +160,21 @@ class SpikeMonitor(Monitor):
     def event_buffer_full(self) -> bool:
         """Whether one more step's spikes might not fit into the event buffer."""
         p = self.population
-        # (device buffers: the static step tracks their room without reading them)
-        return self._events is not None and \
-            int(self._events[3][0]) + p.batch * p.n > self._events[0].shape[0]
+        # (device buffers, written a padded list at a time, need room for the longest)
+        room = self._step_room() if self.device_events else p.batch * p.n
+        return self._events is not None and int(self._events[3][0]) + room > self._events[0].shape[0]
+
+    def _step_room(self) -> int:
+        """Entries one step of the torch static step may write (its padded spike list,
+        at most 1.5 x batch x n + 16)."""
+        return 2 * self.population.batch * self.population.n + 16
 
     def recorded_steps(self, start, stop):
         if self._events is None:
             self._steps.extend(range(start, stop))
 
     def drain(self):
+        self.drains += 1  # (a backend's count of what its buffer holds is then out of date)
         base = f"spikes/{self.name}"
         # neuron indices of the whole population, batch rows of the whole batch: a
         # partitioned run's share starts at offset, a data-parallel run's rows at row_offset

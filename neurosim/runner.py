@@ -88,6 +88,7 @@ class Runner:
         """The stepping loop of :meth:`run`, between the log's begin_run and end_run."""
         net = self.net
         outcome = "failed"
+        raised = False  # (sys.exc_info() would also see a caller's exception being handled)
         bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
                    desc="unrolling" if getattr(backend, "unrolling", False) else "simulating",
                    leave=False)
@@ -143,6 +144,7 @@ class Runner:
             self.flush()
             outcome = "interrupted" if interrupt.requested else "completed"
         except BaseException as exc:
+            raised = True
             self.halted = (f"run: this network cannot run again: its previous run stopped with "
                            f"{type(exc).__name__}({exc}) at step {net.clock.step}, possibly halfway "
                            f"through a step, so its state is undefined. Build it again (load_state "
@@ -171,7 +173,7 @@ class Runner:
                             {"ended_at": _now(), "steps": net.clock.step,
                              "duration_ms": net.clock.time_ms, "steps_sorted": self.steps_sorted},
                             outcome)
-            if write_error is not None and sys.exc_info()[1] is None:
+            if write_error is not None and not raised:
                 raise write_error
 
     def steps_for(self, duration_ms: float | None, steps: int | None) -> int:
@@ -206,7 +208,10 @@ class Runner:
             self.wait_for_writes()  # (one write at a time, in order; its error raised here)
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="neurosim-log")
-            self._pending = self._writer.submit(net.log.append, chunk, net.clock.step)
+            try:
+                self._pending = self._writer.submit(net.log.append, chunk, net.clock.step)
+            except RuntimeError:  # the interpreter is shutting down (a run from atexit)
+                net.log.append(chunk, net.clock.step)
         else:
             net.log.append(chunk, net.clock.step)
         self.check_finite()  # after the append: the log keeps the steps up to the failure
@@ -214,9 +219,12 @@ class Runner:
     def wait_for_writes(self) -> None:
         """Wait until the writer thread has written every chunk handed to it (re-raising
         its error, if it had one)."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
+        if self._pending is not None:
+            try:
+                self._pending.result()
+            finally:  # (done or failed: a second Ctrl-C while waiting keeps it pending)
+                if self._pending.done():
+                    self._pending = None
 
     def check_finite(self) -> None:
         """Raise FloatingPointError naming the population (or projection) whose state

@@ -364,3 +364,42 @@ def test_a_differentiable_unroll_after_a_joined_run_gives_the_per_entry_values()
             assert torch.equal(ra[pop][var], rb[pop][var]), (pop, var)
     for var in sa:
         assert same_bits(sa[var], sb[var]), var
+
+
+def test_a_burst_inside_a_long_slice_keeps_compact_records_within_their_buffer(monkeypatch):
+    """A quiet population (spike lists at their smallest, slices long), then every neuron
+    firing every step: the overflowing slice runs again with room for its events."""
+    import neurosim.monitors as monitors
+    monkeypatch.setattr(monitors, "DEVICE_EVENTS", 20000)
+    runs = []
+    for static in (True, False):
+        net = ns.Network(dt=0.1, seed=3, backend="torch", static_step=static)
+        pop = net.population(500, ns.LIF(tau_m=0.1, t_ref=0.0), name="p")
+        net.spike_monitor(pop)
+        net.compact_spikes = static
+        net.run(steps=3000, progress=False)
+        pop.set_parameters(i_bias=100.0)
+        net.run(steps=300, progress=False)
+        runs.append(net.reader().spikes("p"))
+    assert runs[0][0].size >= 500 * 290
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_failed_background_write_is_raised_inside_an_except_block(tmp_path):
+    net = ns.Network(dt=0.1, seed=3, backend="torch", log=tmp_path / "w.h5")
+    net.spike_monitor(build_cuba(net, 400).exc)
+    net._runner.background_writes = True
+    original = net.log.append
+
+    def failing(chunk, steps):
+        if steps >= 450:  # (the last chunk's)
+            raise OSError("disk full (simulated)")
+        return original(chunk, steps)
+
+    net.log.append = failing
+    with pytest.raises(OSError, match="disk full"):
+        try:
+            raise KeyError("an error being handled by the caller")
+        except KeyError:
+            net.run(45.0, progress=False)

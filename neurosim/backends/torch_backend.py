@@ -93,7 +93,8 @@ class TorchBackend:
                 # unless an operation is large enough for torch to share out, and cores are
                 # free; a differentiable run is large matrix products, with torch's own count
                 default = torch.get_num_threads() if self.unrolling else \
-                    (free_cores() if self._largest_operation() >= PARALLEL_ELEMENTS else 1)
+                    (min(free_cores(), torch.get_num_threads())
+                     if self._largest_operation() >= PARALLEL_ELEMENTS else 1)
                 with stepping_threads(self.net.threads, False, default):
                     self._advance(plan, n_steps, profile)
             elif self.net.deterministic and not torch.are_deterministic_algorithms_enabled():

@@ -62,6 +62,10 @@ DEVICE_KINDS = ("population", "delivery", "record_spikes", "record_events", "cou
                 "record_state")
 
 
+class GraphCaptureError(RuntimeError):
+    """A slice could not be captured in a CUDA graph."""
+
+
 class FusedUpdate:
     """A model's update compiled by ``torch.compile`` (on CUDA one fused kernel instead of
     one per operation); the plain update if compiling fails (no Triton, say)."""
@@ -175,7 +179,7 @@ class StaticStep:
         self.cuda_graphs = True
         self._graphs: dict[Any, Any] = {}
         self._aranges: dict[int, torch.Tensor] = {}
-        self._fills: dict[int, int] = {}  # events in each compact buffer, as last read
+        self._fills: dict[int, tuple[int, int]] = {}  # compact buffers' (drains, events), as last read
         self._host_rows: dict[int, int] = {}  # monitors' write rows, in slices run op by op
         self.step: int | None = None
         self._bind()
@@ -455,7 +459,9 @@ class StaticStep:
             a["events.batch"].index_copy_(0, at, rows.to(torch.int32))
         else:
             a["events.batch"].index_fill_(0, at, 0)
-        a["events.fill"].add_(self.lists[(pop.name, 0)].count)
+        # (at most cap: a slice whose list overflowed runs again, and its room was sized
+        # for cap entries a step)
+        a["events.fill"].add_(self.lists[(pop.name, 0)].count.clamp_max(cap))
 
     def _arange(self, n: int) -> torch.Tensor:
         r = self._aranges.get(n)
@@ -553,7 +559,7 @@ class StaticStep:
                            [m.arrays()["events.fill"][0] for m in self.event_monitors]).tolist()
         seen = read[:len(lists)]
         for mon, fill in zip(self.event_monitors, read[len(lists):]):
-            self._fills[id(mon)] = fill
+            self._fills[id(mon)] = (mon.drains, fill)
         over = False
         for lst, count in zip(lists, seen):
             if count > lst.cap:
@@ -578,12 +584,16 @@ class StaticStep:
             lst = self.lists.get((mon.population.name, 0))
             cap = lst.cap if lst is not None else MIN_CAP
             capacity = mon.arrays()["events.step"].shape[0]
-            if self._fills.get(id(mon), 0) + (n_steps + 1) * cap > capacity:
-                if self._fills.get(id(mon), 0) > 0:
+            if self._fill(mon) + (n_steps + 1) * cap > capacity:
+                if self._fill(mon) > 0:
                     self.net._flush()  # (empties every monitor's buffers)
-                    self._fills.clear()
                 n_steps = max(1, min(n_steps, capacity // cap - 1))
         return n_steps
+
+    def _fill(self, mon: Any) -> int:
+        """Events in ``mon``'s buffer as last read (0 once the log took them)."""
+        drains, fill = self._fills.get(id(mon), (-1, 0))
+        return fill if drains == mon.drains else 0
 
     def _advance_slice(self, n_steps: int, profile: bool) -> None:
         net = self.net
@@ -598,9 +608,10 @@ class StaticStep:
             if graphs:
                 try:
                     self._replay(start, n_steps, saved)
-                except Exception as exc:  # noqa: BLE001 (any capture failure: run it op by op)
-                    warnings.warn(f"neurosim: capturing the step in a CUDA graph failed "
-                                  f"({type(exc).__name__}: {str(exc)[:200]}); running without graphs")
+                except GraphCaptureError as exc:  # (then run op by op: an error of the step
+                    # itself comes back there)
+                    warnings.warn(f"neurosim: capturing the step in a CUDA graph failed ({exc}); "
+                                  f"running without graphs")
                     self.cuda_graphs = graphs = False
                     for x, copy in saved:
                         x.copy_(copy)
@@ -611,7 +622,8 @@ class StaticStep:
             if self.host_entries:
                 if self.event_monitors:
                     fills = torch.stack([m.arrays()["events.fill"][0] for m in self.event_monitors])
-                    self._fills.update(zip(map(id, self.event_monitors), fills.tolist()))
+                    self._fills.update((id(m), (m.drains, f))
+                                       for m, f in zip(self.event_monitors, fills.tolist()))
                 break
             if not self._overflowed():
                 self._recorded(start, start + n_steps)
@@ -639,7 +651,11 @@ class StaticStep:
         done = 0
         while done < n_steps:
             k = min(GRAPH_STEPS, n_steps - done)
-            self._graph(k, saved).replay()
+            try:
+                graph = self._graph(k, saved)
+            except Exception as exc:  # noqa: BLE001 (told apart from errors of the replay)
+                raise GraphCaptureError(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+            graph.replay()
             done += k
         self.net.clock.step = start + n_steps
 
@@ -697,7 +713,6 @@ class StaticStep:
             if buffers and any(m.event_buffer_full for m in buffers):
                 net._flush()
                 self._set_rows()
-                self._fills.clear()
             self._begin_step(step if host_indices else None)
             for pop in pops:  # what host entries read as the populations' latest spikes
                 pop.last_step = step - 1
