@@ -136,13 +136,15 @@ def test_the_spike_list_sizes_follow_the_activity():
         assert torch_static.MIN_CAP <= lst.cap <= max(torch_static.MIN_CAP, 40 * rate + 64), (name, lst.cap)
 
 
-def test_a_slice_of_device_entries_compiles_whole_and_runs_the_same():
+@pytest.mark.parametrize("compact", [False, True], ids=["raster", "compact-events"])
+def test_a_slice_of_device_entries_compiles_whole_and_runs_the_same(compact):
     """``torch.compile(fullgraph=True)`` raises at any graph break (a host read, a
     data-dependent shape). The slice it compiles (the device clock, as captured in CUDA
     graphs), the same slice run eagerly, and a plain run (which uses the host's step
     number where it can) leave the same state."""
     nets = [cuba(True, n=400) for _ in range(3)]
     for net in nets:
+        net.compact_spikes = compact
         net.run(10.0, progress=False)  # (lists sized, tables built)
     plain, eager, compiled = nets
     plain.run(steps=5, progress=False)
@@ -403,3 +405,35 @@ def test_a_failed_background_write_is_raised_inside_an_except_block(tmp_path):
             raise KeyError("an error being handled by the caller")
         except KeyError:
             net.run(45.0, progress=False)
+
+
+def test_a_run_killed_while_the_writer_thread_writes_leaves_a_readable_incomplete_log(tmp_path):
+    """A CUDA run's logging (compact records, chunks written on a thread), here on the
+    CPU with short chunks, killed by SIGKILL in the middle of a long run."""
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "killed.h5"
+    script = (
+        "import neurosim as ns, neurosim.network as network\n"
+        "from neurosim.networks import build_cuba\n"
+        "network.MAX_CHUNK_STEPS = 200\n"
+        f"net = ns.Network(dt=0.1, seed=1, backend='torch', log={str(log)!r})\n"
+        "net.spike_monitor(build_cuba(net, 2000).exc)\n"
+        "net.compact_spikes = True\n"
+        "net._runner.background_writes = True\n"
+        "net.run(100.0, progress=False)\n"
+        "print('started', flush=True)\n"
+        "net.run(1_000_000.0, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(2.0)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    with ns.LogReader(str(log)) as reader:
+        assert not reader.summary()["completed"]
+        steps, neurons, _ = reader.spikes("exc")
+        assert steps.size > 0 and steps.max() >= 1000 and neurons.max() < 1600
