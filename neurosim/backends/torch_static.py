@@ -188,6 +188,7 @@ class StaticStep:
     def _bind(self) -> None:
         self.plan, self.monitors, self.groups, self.merged = [], [], [], []
         self.event_monitors: list[Any] = []  # spike monitors with compact device records
+        self.lists_used = True
         self._graphs = {}
         self._arrays.clear()
         entries = []
@@ -203,6 +204,7 @@ class StaticStep:
                    net.partition is None and net.data_parallel is None)
         if merging:
             entries = self._merged(entries)
+        self.lists_used = any(self._lists_used(kind, obj) for _, kind, obj, _ in entries)
         for phase, kind, obj, device in entries:
             if device:
                 if kind in ("record_spikes", "record_state"):
@@ -267,6 +269,13 @@ class StaticStep:
                     final.append((phase, "delivery", item, True))
             i = j
         return final
+
+    def _lists_used(self, kind: str, obj: Any) -> bool:
+        """Whether an entry lists spikes (and so a slice can overflow a list)."""
+        if kind in ("merged_delivery", "record_events"):
+            return True
+        return kind == "delivery" and (obj.sparse or not (obj.pre.graded or
+                                                          self.net.batch >= DENSE_MATMUL_BATCH))
 
     def _forgetting(self, run: Callable[[int], Any]) -> Callable[[int], Any]:
         def run_python(t: int) -> None:
@@ -604,7 +613,9 @@ class StaticStep:
             # (the slice's start first: it may join populations again, replacing tensors
             # that a copy taken before would miss)
             self._begin_slice(start, n_steps)
-            saved = None if self.host_entries else self._snapshot()
+            # (a copy to run the slice again from, if a spike list can overflow; a graph's
+            # warm-up puts its changes back from it too)
+            saved = self._snapshot() if not self.host_entries and (self.lists_used or graphs) else []
             if graphs:
                 try:
                     self._replay(start, n_steps, saved)
