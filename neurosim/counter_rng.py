@@ -76,3 +76,13 @@ def step_key(key: int, step: int) -> int:
     if high != 0:  # one scalar branch per step and stream, not per neuron
         h = lowbias32(h ^ lowbias32((high ^ 0x85EBCA6B) & MASK32))
     return h
+
+
+def step_keys(key: int, start: int, count: int) -> np.ndarray:
+    """:func:`step_key` of steps ``start .. start + count - 1``, as int64 (vectorised,
+    for a table filled once per stretch of steps; the same numbers)."""
+    steps = np.arange(start, start + count, dtype=np.int64)
+    base = lowbias32((key ^ 0x9E3779B9) & MASK32)
+    h = lowbias32(((steps & MASK32) ^ base) & MASK32)
+    high = steps >> 32
+    return np.where(high != 0, lowbias32(h ^ lowbias32((high ^ 0x85EBCA6B) & MASK32)), h)

@@ -15,6 +15,7 @@ import neurosim as ns
 from neurosim.networks import build_cuba
 
 from data_paths import MNIST, ROOT
+from killing import kill_after_start
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no CUDA device")]
@@ -145,14 +146,7 @@ def test_a_run_on_cuda_killed_midway_leaves_a_readable_incomplete_log(tmp_path):
               f"c = build_cuba(net, 64000)\nnet.spike_monitor(c.exc)\n"
               f"net.run(1000.0, progress=False)\nprint('started', flush=True)\n"
               f"net.run(10_000_000.0, progress=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "started"
-        import time
-        time.sleep(3.0)
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
+    kill_after_start(script, 3.0)
     with ns.LogReader(str(log)) as reader:
         assert not reader.summary()["completed"]
         steps, _, _ = reader.spikes("exc")

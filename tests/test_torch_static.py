@@ -10,6 +10,7 @@ import torch
 import neurosim as ns
 import neurosim.backends.torch_static as torch_static
 from neurosim.networks import build_cuba
+from killing import kill_after_start
 from test_backends_agree import zoo
 
 
@@ -316,18 +317,25 @@ def test_log_chunks_written_on_a_thread_give_the_same_log(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_failed_background_write_fails_the_run_and_leaves_it_incomplete(tmp_path):
-    net = ns.Network(dt=0.1, seed=3, backend="torch", log=tmp_path / "w.h5")
+def failing_writes(path, from_step: int) -> ns.Network:
+    """CUBA logging to ``path`` on the writer thread, whose writes of chunks ending at
+    ``from_step`` or later fail."""
+    net = ns.Network(dt=0.1, seed=3, backend="torch", log=path)
     net.spike_monitor(build_cuba(net, 400).exc)
     net._runner.background_writes = True
     original = net.log.append
 
     def failing(chunk, steps):
-        if steps > 100:
+        if steps >= from_step:
             raise OSError("disk full (simulated)")
         return original(chunk, steps)
 
     net.log.append = failing
+    return net
+
+
+def test_a_failed_background_write_fails_the_run_and_leaves_it_incomplete(tmp_path):
+    net = failing_writes(tmp_path / "w.h5", 101)
     import neurosim.network as network
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(network, "MAX_CHUNK_STEPS", 100)
@@ -389,17 +397,7 @@ def test_a_burst_inside_a_long_slice_keeps_compact_records_within_their_buffer(m
 
 
 def test_a_failed_background_write_is_raised_inside_an_except_block(tmp_path):
-    net = ns.Network(dt=0.1, seed=3, backend="torch", log=tmp_path / "w.h5")
-    net.spike_monitor(build_cuba(net, 400).exc)
-    net._runner.background_writes = True
-    original = net.log.append
-
-    def failing(chunk, steps):
-        if steps >= 450:  # (the last chunk's)
-            raise OSError("disk full (simulated)")
-        return original(chunk, steps)
-
-    net.log.append = failing
+    net = failing_writes(tmp_path / "w.h5", 450)  # (the last chunk's)
     with pytest.raises(OSError, match="disk full"):
         try:
             raise KeyError("an error being handled by the caller")
@@ -410,10 +408,6 @@ def test_a_failed_background_write_is_raised_inside_an_except_block(tmp_path):
 def test_a_run_killed_while_the_writer_thread_writes_leaves_a_readable_incomplete_log(tmp_path):
     """A CUDA run's logging (compact records, chunks written on a thread), here on the
     CPU with short chunks, killed by SIGKILL in the middle of a long run."""
-    import subprocess
-    import sys
-    import time
-
     log = tmp_path / "killed.h5"
     script = (
         "import neurosim as ns, neurosim.network as network\n"
@@ -426,14 +420,15 @@ def test_a_run_killed_while_the_writer_thread_writes_leaves_a_readable_incomplet
         "net.run(100.0, progress=False)\n"
         "print('started', flush=True)\n"
         "net.run(1_000_000.0, progress=False)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline().strip() == "started"
-        time.sleep(2.0)
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
+    kill_after_start(script, 2.0)
     with ns.LogReader(str(log)) as reader:
         assert not reader.summary()["completed"]
         steps, neurons, _ = reader.spikes("exc")
         assert steps.size > 0 and steps.max() >= 1000 and neurons.max() < 1600
+
+
+def test_the_step_key_table_is_step_key_for_every_step():
+    from neurosim.counter_rng import step_key, step_keys
+    for key in (0, 12345, 2**32 - 1):
+        for start in (0, 987654, 2**32 - 3):
+            assert step_keys(key, start, 6).tolist() == [step_key(key, s) for s in range(start, start + 6)]

@@ -38,12 +38,11 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Any, Callable
 
-import numpy as np
 import torch
 
-from neurosim.counter_rng import MASK32, lowbias32, step_key
 from neurosim.backends.torch_merge import (MergedDelivery, PopulationGroup, group_populations,
                                            merge_deliveries)
+from neurosim.counter_rng import step_key, step_keys
 from neurosim.gating import delivered, delivery_gain
 from neurosim.projection import DENSE_MATMUL_BATCH
 
@@ -86,16 +85,6 @@ class FusedUpdate:
                 warnings.warn(f"neurosim: compiling the neuron update failed "
                               f"({type(exc).__name__}: {str(exc)[:200]}); running it unfused")
         return self.update(*args)
-
-
-def step_keys(key: int, start: int, count: int) -> np.ndarray:
-    """:func:`neurosim.counter_rng.step_key` of steps ``start .. start + count - 1``, as
-    int64 (vectorised; the same numbers)."""
-    steps = np.arange(start, start + count, dtype=np.int64)
-    base = lowbias32((key ^ 0x9E3779B9) & MASK32)
-    h = lowbias32(((steps & MASK32) ^ base) & MASK32)
-    high = steps >> 32
-    return np.where(high != 0, lowbias32(h ^ lowbias32((high ^ 0x85EBCA6B) & MASK32)), h)
 
 
 class SpikeList:
