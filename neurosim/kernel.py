@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 #: Names a kernel function may use from its module globals besides arithmetic.
-KERNEL_MATH_NAMES = ("exp", "where", "maximum", "minimum", "spike", "spike_above")
+KERNEL_MATH_NAMES = ("exp", "where", "maximum", "minimum", "spike", "spike_above", "elu", "sigmoid",
+                     "tanh")
 
 
 def exp(x: Any) -> Any:
@@ -48,6 +49,23 @@ def maximum(a: Any, b: Any) -> Any:
 def minimum(a: Any, b: Any) -> Any:
     """Elementwise smaller of ``a`` and ``b`` (numpy reference)."""
     return np.minimum(a, b)
+
+
+def elu(x: Any) -> Any:
+    """``x`` where ``x > 0``, else ``exp(x) - 1`` (the ELU, alpha 1; numpy reference). Each
+    backend computes it in one pass (torch: ``F.elu``)."""
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+def sigmoid(x: Any) -> Any:
+    """``1 / (1 + exp(-x))`` without overflow (numpy reference; torch: ``torch.sigmoid``)."""
+    e = np.exp(-np.abs(x))  # <= 1
+    return np.where(x > 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def tanh(x: Any) -> Any:
+    """The hyperbolic tangent (numpy reference; torch: ``torch.tanh``)."""
+    return np.tanh(x)
 
 
 def torch_maximum(a: Any, b: Any) -> Any:
@@ -82,10 +100,13 @@ def spike_above(x: Any) -> Any:
 
 TORCH_MATH: Mapping[str, Callable[..., Any]] = {"exp": torch.exp, "where": torch.where,
                                                 "maximum": torch_maximum, "minimum": torch_minimum,
-                                                "spike": spike, "spike_above": spike_above}
+                                                "spike": spike, "spike_above": spike_above,
+                                                "elu": torch.nn.functional.elu, "sigmoid": torch.sigmoid,
+                                                "tanh": torch.tanh}
 NUMPY_MATH: Mapping[str, Callable[..., Any]] = {"exp": exp, "where": where, "maximum": maximum,
                                                 "minimum": minimum, "spike": spike,
-                                                "spike_above": spike_above}
+                                                "spike_above": spike_above, "elu": elu,
+                                                "sigmoid": sigmoid, "tanh": tanh}
 
 
 def kernel(fn: Callable[..., Any]) -> Callable[..., Any]:

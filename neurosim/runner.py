@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neurosim.interrupts import DeferredInterrupt
+from neurosim.specialize import zero_outputs
 from neurosim.validation import is_real, is_whole, show
 from neurosim.views import RunHost
 
@@ -89,9 +91,10 @@ class Runner:
         net = self.net
         outcome = "failed"
         raised = False  # (sys.exc_info() would also see a caller's exception being handled)
-        bar = tqdm(total=n_steps, unit="step", disable=not progress, mininterval=0.5,
+        # (no bar at all without progress: a loop of one-step runs would build one per step)
+        bar = tqdm(total=n_steps, unit="step", mininterval=0.5,
                    desc="unrolling" if getattr(backend, "unrolling", False) else "simulating",
-                   leave=False)
+                   leave=False) if progress else _NO_BAR
         # No spike takes effect sooner than min_delay steps, so spikes need exchanging
         # between processes only once per slice of min_delay steps. In one process
         # there is nothing to exchange and the slices merge up to the next chunk
@@ -239,9 +242,12 @@ class Runner:
         # a rule with as_gradient changes .grad, not the weights: an optimiser does that
         plastic = {id(rule.projection): rule.projection for rule in net.rules.values()
                    if not rule.as_gradient}
+        # (a variable the update writes as x * 0, an input cleared each step, is zeros after
+        # it: what it received since shows in the variables it feeds, at the next update)
         tensors = [(f"population '{pop.name}' ({pop.model_name}): state variable '{var}'",
                     ("batch row", "neuron"), t)
-                   for pop in net.populations.values() for var, t in pop.state.items()]
+                   for pop in net.populations.values() for var, t in pop.state.items()
+                   if var not in cleared_variables(type(pop.model))]
         tensors += [(f"projection '{proj.name}': weights (changed by its learning rules)",
                      ("synapse",) if proj.sparse else ("pre", "post"), proj.weight)
                     for proj in plastic.values()]
@@ -280,6 +286,26 @@ class Runner:
             # a copy: a description may hold an object's own list, changed later in place
             self._described, self._described_json = copy.deepcopy(described), json.dumps(described)
         return self._described_json
+
+
+@functools.lru_cache(maxsize=None)
+def cleared_variables(model: type) -> frozenset[str]:
+    """The state variables ``model``'s update writes as ``x * 0`` (zeros after each update)."""
+    names = list(getattr(model, "state_variables", {}))
+    return frozenset(names[k] for k in zero_outputs(model.update) if k < len(names))
+
+
+class _NoBar:
+    """What the stepping loop calls on a progress bar, doing nothing."""
+
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_NO_BAR = _NoBar()
 
 
 def _now() -> str:

@@ -75,6 +75,17 @@ class _DropIdentities(ast.NodeTransformer):
         return node
 
 
+class _ZeroReturns(ast.NodeTransformer):
+    def __init__(self, positions: frozenset[int]) -> None:
+        self.positions = positions
+
+    def visit_Return(self, node: ast.Return) -> ast.AST:
+        if isinstance(node.value, ast.Tuple):
+            node.value.elts = [ast.Constant(0.0) if k in self.positions else item
+                               for k, item in enumerate(node.value.elts)]
+        return node
+
+
 def _binds(func: ast.FunctionDef, names: set[str]) -> bool:
     """Whether the function body binds one of ``names`` anywhere (assignment, loop or
     comprehension target, walrus, deletion, import, an inner function's argument, a
@@ -100,13 +111,18 @@ def _binds(func: ast.FunctionDef, names: set[str]) -> bool:
     return False
 
 
-def specialize(fn: Callable[..., Any], known: Mapping[str, float]) -> Callable[..., Any]:
+def specialize(fn: Callable[..., Any], known: Mapping[str, float],
+               zero_returns: frozenset[int] = frozenset()) -> Callable[..., Any]:
     """``fn`` (a model's ``update``, same signature) without the operations that the
     arguments in ``known`` (name -> 0 or 1) make trivial; ``fn`` itself when there is
-    nothing to drop or it cannot be transformed safely (see the module docstring)."""
+    nothing to drop or it cannot be transformed safely (see the module docstring).
+
+    ``zero_returns`` (positions from :func:`zero_outputs`): return the number ``0.0``
+    there instead of computing ``x * 0``; a normal run then fills those state variables
+    with zeros, one write instead of a product and a copy."""
     ones = {name for name, v in known.items() if float(v) == 1.0}
     zeros = {name for name, v in known.items() if float(v) == 0.0}
-    if not (ones or zeros) or fn.__code__.co_freevars:
+    if not (ones or zeros or zero_returns) or fn.__code__.co_freevars:
         return fn
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
@@ -122,6 +138,8 @@ def specialize(fn: Callable[..., Any], known: Mapping[str, float]) -> Callable[.
     func.args.defaults, func.args.kw_defaults = [], [None] * len(func.args.kwonlyargs)
     original = ast.dump(func)
     func.body = [_DropIdentities(ones, zeros).visit(statement) for statement in func.body]
+    if zero_returns:
+        func.body = [_ZeroReturns(zero_returns).visit(statement) for statement in func.body]
     if ast.dump(func) == original:
         return fn
     ast.fix_missing_locations(tree)

@@ -113,4 +113,5 @@ def differentiable_math(surrogate: Surrogate) -> Mapping[str, Callable[..., Any]
     """The math namespace (see :func:`neurosim.kernel.bind`) of a differentiable run."""
     return {"exp": torch.exp, "where": _where, "maximum": torch_maximum, "minimum": torch_minimum,
             "spike": lambda x: _step(False, x, surrogate),
-            "spike_above": lambda x: _step(True, x, surrogate)}
+            "spike_above": lambda x: _step(True, x, surrogate),
+            "elu": torch.nn.functional.elu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}

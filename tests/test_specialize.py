@@ -145,27 +145,27 @@ def _broadcasting_where(x, th, one):
 
 
 def test_a_specialization_that_changes_a_shape_is_caught_at_its_first_call():
-    from neurosim.backends.torch_unroll import Unroll
+    from neurosim.backends.torch_update import same_outputs
 
     math = differentiable_math(resolve(None, "test"))
     plain = bind(_broadcasting_where, math)
     fast = bind(specialize(_broadcasting_where, {"one": 1.0}), math)
     x, th = torch.randn(4, 3), torch.tensor(0.5)
     assert fast(x, th, 1.0)[0].shape == () and plain(x, th, 1.0)[0].shape == (4, 3)
-    assert not Unroll._same_outputs(fast, plain, (x, th, torch.tensor(1.0)))
+    assert not same_outputs(fast, plain, (x, th, torch.tensor(1.0)))
     leaky = bind(specialize(SnnTorchLeaky.update, {"keep": 1.0, "i_bias": 0.0}), math)
     args = (torch.rand(2, 5) * 2, torch.randn(2, 5), torch.zeros(2, 5), torch.tensor(0.9),
             torch.tensor(1.0), torch.tensor(1.0), torch.tensor(0.0))
-    assert Unroll._same_outputs(leaky, bind(SnnTorchLeaky.update, math), args)
+    assert same_outputs(leaky, bind(SnnTorchLeaky.update, math), args)
 
 
 def test_an_update_that_would_return_a_bare_number_fails_its_first_call_check():
-    from neurosim.backends.torch_unroll import Unroll
+    from neurosim.backends.torch_update import same_outputs
 
     fast = specialize(_returns_a_number, {"one": 1.0})
     x, one = torch.randn(3), torch.tensor(1.0)
     assert not isinstance(fast(x, one)[1], torch.Tensor)
-    assert not Unroll._same_outputs(fast, _returns_a_number, (x, one))
+    assert not same_outputs(fast, _returns_a_number, (x, one))
 
 
 def test_a_graded_network_with_delays_back_propagates():

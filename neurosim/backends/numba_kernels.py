@@ -30,6 +30,22 @@ def minimum(a, b):  # noqa: ANN001 - neurosim.kernel.minimum on scalars (NaN pro
 
 
 @njit(cache=True)
+def elu(x):  # noqa: ANN001 - neurosim.kernel.elu on scalars
+    return x if x > 0 else np.expm1(x)
+
+
+@njit(cache=True)
+def sigmoid(x):  # noqa: ANN001 - neurosim.kernel.sigmoid on scalars (exp of -|x| only)
+    e = np.exp(-abs(x))
+    return 1.0 / (1.0 + e) if x > 0 else e / (1.0 + e)
+
+
+@njit(cache=True)
+def tanh(x):  # noqa: ANN001 - neurosim.kernel.tanh on scalars
+    return np.tanh(x)
+
+
+@njit(cache=True)
 def spike(x):  # noqa: ANN001 - the firing condition x >= 0 (neurosim.kernel.spike)
     return x >= 0
 

@@ -19,6 +19,7 @@ import torch
 
 from neurosim.backends.torch_static import FusedUpdate, StaticStep
 from neurosim.backends.torch_unroll import Unroll
+from neurosim.backends.torch_update import PreparedUpdate, known_constants
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
 from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity, threshold_array
 from neurosim.kernel import TORCH_MATH, bind
@@ -48,6 +49,8 @@ class TorchBackend:
         self._plan: list[tuple[str, Callable[[int], Any]]] | None = None
         self._unroll_plan: list[tuple[str, Callable[[int], Any]]] | None = None
         self._updates: dict[Any, Callable[..., Any]] = {}  # by model (gated: by population)
+        self._prepared: dict[str, PreparedUpdate] = {}  # by population
+        self._known: dict[str, Any] = {}  # population -> its 0/1 constants, as last read
         self._static: StaticStep | None = None
         #: on CUDA, compile each model's update into fused kernels (torch.compile)
         self.fuse_updates = True
@@ -175,17 +178,8 @@ class TorchBackend:
         returns what it emits (spikes, or a graded population's values). ``step_key_of``
         gives a random stream's per-step hash (an integer, or a tensor on the device)."""
         gate = pop.gate
-        if gate is None:
-            update = self._updates.get(type(pop.model))
-            if update is None:
-                update = bind(type(pop.model).update, TORCH_MATH)
-                if self.fuse_updates and self.net.device.type == "cuda" and not self.net.deterministic:
-                    update = FusedUpdate(update)
-                self._updates[type(pop.model)] = update
-        else:
-            update = self._gated_update(pop)
-            if gate.driver is not None:
-                gate.apply_drive(self.net.modulators[gate.driver[0]].value)
+        if gate is not None and gate.driver is not None:
+            gate.apply_drive(self.net.modulators[gate.driver[0]].value)
         raised = threshold_array(pop) if gate is not None else None
         args = []
         for name in pop.argument_arrays():
@@ -196,35 +190,47 @@ class TorchBackend:
                 args.append(a[name] + gate.offset)
             else:
                 args.append(a[name])
-        out = update(*args)
-        if gate is not None and gate.activity_gate != "none":
-            out = (*out[:-1], sent_activity(gate, out[-1]))
         targets = [a[f"state.{var}"] for var in pop.model.state_variables]
-        # an update may return one variable's old tensor as another's new value (x_prev = x):
-        # copy such values first, so that writing one variable cannot change another's
-        # (while torch.compile traces the step, which cannot read storage addresses: a
-        # value that is another state's tensor itself)
-        if torch.compiler.is_compiling():
+        if not torch.compiler.is_compiling():
+            prepared = self._prepared_update(pop, a, raised)
+        else:  # (prepared in the eager steps before: a trace cannot make functions)
+            prepared = self._prepared.get(pop.name)
+        if prepared is not None and (prepared.update is not None or not torch.compiler.is_compiling()):
+            emitted = prepared(args, targets)
+        else:  # traced by torch.compile before any step ran: the model's update as written
+            out = self._compiled_update(pop)(*args)
             values = [v.clone() if any(v is x for i, x in enumerate(targets) if i != k) else v
                       for k, v in enumerate(out[:-1])]
-        else:
-            storages = [x.untyped_storage().data_ptr() for x in targets]
-            values = [v.clone() if any(v.untyped_storage().data_ptr() == p and k != i
-                                       for i, p in enumerate(storages)) else v
-                      for k, v in enumerate(out[:-1])]
-        for target, value in zip(targets, values):
-            target.copy_(value)
-        return out[-1]
+            for target, value in zip(targets, values):
+                target.copy_(value)
+            emitted = out[-1]
+        if gate is not None and gate.activity_gate != "none":
+            emitted = sent_activity(gate, emitted)
+        return emitted
 
-    def _gated_update(self, pop: "Population") -> Callable[..., Any]:
-        """``pop``'s update whose firing condition sees ``x - offset`` (its gate's
-        threshold offset; or the plain update, for a model whose threshold argument the
-        offset is added to), bound once per population."""
-        update = self._updates.get(pop.name)
+    def _prepared_update(self, pop: "Population", a: dict[str, torch.Tensor],
+                         raised: str | None) -> PreparedUpdate:
+        """``pop``'s update with its 0/1 constants written in (:mod:`.torch_update`),
+        prepared again when a constant was replaced or written."""
+        known = known_constants(pop, a, raised, self._known)
+        prepared = self._prepared.get(pop.name)
+        if prepared is None or prepared.known != known or prepared.model is not type(pop.model):
+            gate = pop.gate
+            math = TORCH_MATH if gate is None or raised is not None else \
+                offset_math(TORCH_MATH, lambda g=gate: g.offset)
+            fuse = (self.fuse_updates and self.net.device.type == "cuda" and not self.net.deterministic)
+            prepared = self._prepared[pop.name] = PreparedUpdate(
+                type(pop.model), math, known, FusedUpdate if fuse else None)
+        return prepared
+
+    def _compiled_update(self, pop: "Population") -> Callable[..., Any]:
+        """``pop``'s update as the model wrote it, for a step that torch.compile traces."""
+        key = type(pop.model) if pop.gate is None else pop.name
+        update = self._updates.get(key)
         if update is None:
-            math = TORCH_MATH if threshold_array(pop) is not None else \
+            math = TORCH_MATH if pop.gate is None or threshold_array(pop) is not None else \
                 offset_math(TORCH_MATH, lambda g=pop.gate: g.offset)
-            update = self._updates[pop.name] = bind(type(pop.model).update, math)
+            update = self._updates[key] = bind(type(pop.model).update, math)
         return update
 
     def run_delivery(self, proj: "Projection", t: int) -> None:

@@ -64,6 +64,7 @@ class PopulationGroup:
         self.gate, self.random_keys, self.graded = None, {}, first.graded
         self.batch, self.device = first.batch, first.device
         self._names = first.argument_arrays()
+        self._arg_names = first._arg_names  # (the update's argument names)
         self._arrays = self._join() if len(members) > 1 else None
 
     def argument_arrays(self) -> list[str]:

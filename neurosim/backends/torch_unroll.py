@@ -33,7 +33,8 @@ from neurosim.counter_rng import UNIT24, lowbias32, step_key
 from neurosim.gating import (delivered, delivery_gain, gate_in_force, offset_math, sent_activity,
                              threshold_array)
 from neurosim.kernel import bind
-from neurosim.specialize import IDENTITIES, specialize, zero_outputs
+from neurosim.backends.torch_update import known_constants, same_outputs
+from neurosim.specialize import specialize, zero_outputs
 from neurosim.surrogate import differentiable_math, resolve
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class Unroll:
         gate = pop.gate
         raised = threshold_array(pop) if gate is not None else None
         a = pop.arrays()
-        known = self._known_constants(pop, a, raised)
+        known = known_constants(pop, a, raised, self.known)
         shapes = tuple(tuple(a[name].shape) for name in pop.argument_arrays() if name.startswith("const."))
         key = (type(pop.model), id(pop.surrogate), gate is not None and raised is None, pop.name, known,
                shapes)  # (a constant of another shape: the specialized update is checked again)
@@ -258,7 +259,7 @@ class Unroll:
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
             else:
                 args.append(a[name])
-        if unchecked is not None and not self._same_outputs(update, unchecked[1], args):
+        if unchecked is not None and not same_outputs(update, unchecked[1], args):
             update = self.updates[unchecked[0]] = unchecked[1]
         out = update(*args)
         # an output that is an argument array itself (an identity dropped, or a model that
@@ -278,47 +279,6 @@ class Unroll:
         self.zeros[pop.name] = {var: new[var] for k, var in enumerate(pop.model.state_variables) if k in zeros}
         self._emit(pop, t, spikes)
 
-
-    @staticmethod
-    def _same_outputs(fast: Callable[..., Any], plain: Callable[..., Any], args: Sequence[Any]) -> bool:
-        """Whether a specialized update gives what the model's own does on these arguments:
-        the same shapes, dtypes and values (else the run keeps the model's own). The
-        source transformation cannot see shapes (``where(c, a, a)`` is ``a`` only where
-        ``a`` has ``c``'s shape), so its first call is checked."""
-        with torch.no_grad():
-            try:
-                got = fast(*args)
-            except Exception:  # noqa: BLE001 - e.g. an operation refused on a changed dtype
-                return False
-            want = plain(*args)
-        def same(g: Any, w: Any) -> bool:
-            if not (isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor)
-                    and g.shape == w.shape and g.dtype == w.dtype):
-                return False
-            if g.dtype.is_floating_point:  # (NaN where the model's own gives NaN)
-                return bool(torch.allclose(g, w, rtol=0.0, atol=0.0, equal_nan=True))
-            return torch.equal(g, w)
-
-        return len(got) == len(want) and all(same(g, w) for g, w in zip(got, want))
-
-    def _known_constants(self, pop: "Population", a: Mapping[str, torch.Tensor],
-                         raised: str | None) -> tuple[tuple[str, float], ...]:
-        """The update's constant arguments that are one number for the population and 0 or
-        1, as (argument, value): they are written into the update (:mod:`neurosim.specialize`),
-        so autograd records fewer operations. Read from the device only when a constant
-        array was replaced or written."""
-        names = [(arg, name) for arg, name in zip(pop._arg_names, pop.argument_arrays())
-                 if name.startswith("const.") and name != raised]
-        # (the arrays themselves, not their ids: a freed array's id can come back)
-        signature = tuple((a[name], a[name]._version, a[name].requires_grad) for _, name in names)
-        cached = self.known.get(pop.name)
-        if cached is not None and len(cached[0]) == len(signature) and all(
-                c[0] is s[0] and c[1:] == s[1:] for c, s in zip(cached[0], signature)):
-            return cached[1]
-        known = tuple((arg, float(a[name])) for arg, name in names
-                      if a[name].dim() == 0 and not a[name].requires_grad and float(a[name]) in IDENTITIES)
-        self.known[pop.name] = (signature, known)
-        return known
 
     def run_delivery(self, proj: "Projection", t: int) -> None:
         if proj.post.name in self.given:  # its spikes are given: its input is not used

@@ -8,20 +8,23 @@ gating and the adaptive E/I reservoir are built on them.
 
 Per step: ``z = i + i_ext + bias`` (``i``: the synaptic input delivered this step,
 cleared once used; ``i_ext``: an injected input, e.g. the pixels of an input layer),
-``r = phi(z)``. ``z`` and ``r`` stay readable as state (rules read ``post_z`` for
+``r = phi(z)``. Each update writes the sum itself, not through a helper, so that a torch
+run drops a bias of 0 and an input never set (:mod:`neurosim.backends.torch_update`
+sees the update's own source). ``z`` and ``r`` stay readable as state (rules read ``post_z`` for
 ``phi'(z)``). ``phi`` is one of ``identity``, ``relu``, ``elu``, ``sigmoid``, ``tanh``,
 each a model class of its own (one branch-free ``update`` each), chosen by
-``Graded(activation=...)``. Sigmoid and tanh are written in the overflow-free form
-(the exponent is never positive), so the differentiable mode's gradients stay finite;
-ReLU and ELU use ``maximum``/``minimum``, clamps on torch (a ``where`` is several
-times slower there).
+``Graded(activation=...)``. ELU, sigmoid and tanh are the kernel math functions of
+those names (:mod:`neurosim.kernel`): one pass each on torch (``F.elu``,
+``torch.sigmoid``, ``torch.tanh``, whose gradients the differentiable mode uses), a
+scalar function in numba's loop (sigmoid in the overflow-free form, whose exponent is
+never positive); ReLU is ``maximum(z, 0)``, a clamp on torch.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from neurosim.kernel import exp, kernel, maximum, minimum, where
+from neurosim.kernel import elu, exp, kernel, maximum, minimum, sigmoid, tanh, where
 from neurosim.models.base import NeuronModel, StateVariable
 from neurosim.parameters import Parameter
 
@@ -31,11 +34,6 @@ GRADED_STATE = {
     "r": StateVariable("1", "output activity phi(z)", 0.0),
 }
 GRADED_PARAMETERS = {"bias": Parameter(0.0, "1", "constant added to the pre-activation")}
-
-
-@kernel
-def pre_activation(i, i_ext, bias):
-    return i + i_ext + bias
 
 
 @kernel
@@ -97,7 +95,7 @@ class GradedIdentity(Graded):
 
     @staticmethod
     def update(i, z, r, i_ext, bias):
-        z = pre_activation(i, i_ext, bias)
+        z = i + i_ext + bias
         return 0.0 * i, z, z, z
 
 
@@ -108,7 +106,7 @@ class GradedReLU(Graded):
 
     @staticmethod
     def update(i, z, r, i_ext, bias):
-        z = pre_activation(i, i_ext, bias)
+        z = i + i_ext + bias
         r = maximum(z, 0.0)
         return 0.0 * i, z, r, r
 
@@ -120,8 +118,8 @@ class GradedELU(Graded):
 
     @staticmethod
     def update(i, z, r, i_ext, bias):
-        z = pre_activation(i, i_ext, bias)
-        r = maximum(z, 0.0) + exp(minimum(z, 0.0)) - 1.0
+        z = i + i_ext + bias
+        r = elu(z)
         return 0.0 * i, z, r, r
 
 
@@ -132,20 +130,20 @@ class GradedSigmoid(Graded):
 
     @staticmethod
     def update(i, z, r, i_ext, bias):
-        z = pre_activation(i, i_ext, bias)
-        r = stable_sigmoid(z)
+        z = i + i_ext + bias
+        r = sigmoid(z)
         return 0.0 * i, z, r, r
 
 
 class GradedTanh(Graded):
-    """``r = tanh(z) = 2 sigmoid(2z) - 1``."""
+    """``r = tanh(z)``."""
 
     activation = "tanh"
 
     @staticmethod
     def update(i, z, r, i_ext, bias):
-        z = pre_activation(i, i_ext, bias)
-        r = 2.0 * stable_sigmoid(2.0 * z) - 1.0
+        z = i + i_ext + bias
+        r = tanh(z)
         return 0.0 * i, z, r, r
 
 

@@ -36,19 +36,27 @@ ACTIVATIONS: dict[str, Activation] = {
 }
 
 
-def activation_derivative(name: str, z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-    """``phi'(z)`` of activation ``name``, from the pre-activation ``z`` and ``r = phi(z)``."""
+def activation_backward(name: str, grad: torch.Tensor, z: torch.Tensor, r: torch.Tensor,
+                        out: torch.Tensor | None = None) -> torch.Tensor:
+    """``grad * phi'(z)`` for activation ``name``, from the pre-activation ``z`` and ``r =
+    phi(z)``: one pass, with the operation autograd itself uses for ``phi`` (so a local
+    rule's error is what back-propagation through ``phi`` gives, bit for bit); written
+    into ``out`` if given."""
     if name == "identity":
-        return torch.ones_like(z)
+        return grad if out is None else out.copy_(grad)
     if name == "relu":
-        return (z > 0).to(z.dtype)
-    if name == "elu":
-        return (r + 1.0).clamp_max(1.0)  # 1 where z > 0, exp(z) = r + 1 elsewhere
-    if name == "sigmoid":
-        return r * (1.0 - r)
-    if name == "tanh":
-        return 1.0 - r * r
-    raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+        value = torch.ops.aten.threshold_backward(grad, z, 0.0)
+    elif name == "elu":  # grad where z > 0, grad * exp(z) = grad * (r + 1) elsewhere
+        if out is not None:
+            return torch.ops.aten.elu_backward.grad_input(grad, 1.0, 1, 1.0, True, r, grad_input=out)
+        return torch.ops.aten.elu_backward(grad, 1.0, 1, 1.0, True, r)
+    elif name == "sigmoid":
+        value = torch.ops.aten.sigmoid_backward(grad, r)
+    elif name == "tanh":
+        value = torch.ops.aten.tanh_backward(grad, r)
+    else:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
+    return value if out is None else out.copy_(value)
 
 
 def activation(name: str) -> Activation:

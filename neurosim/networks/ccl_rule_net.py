@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from neurosim.network import Network
 from neurosim.models.graded import Graded, GradedInput
 from neurosim.networks.ccl import CCLNet
-from neurosim.networks.ccl_layers import DensePair, activation_derivative
+from neurosim.networks.ccl_layers import DensePair, activation_backward
 from neurosim.networks.ccl_losses import class_match, code_loss_errors
 from neurosim.rules.counter_current import CounterCurrent
 
@@ -122,8 +122,8 @@ class CCLRuleNet:
         if x.shape[1] != self.sizes[0]:
             raise ValueError(f"CCLRuleNet: samples have {x.shape[1]} values, expected {self.sizes[0]}")
         inp = self.f[0].inputs["i_ext"]
-        inp.zero_()
-        inp[:n] = x.to(inp.dtype)
+        inp[:n] = x
+        inp[n:].zero_()  # (the padding rows of a short batch)
         self.forward_net.run(steps=1, progress=False)
         return n
 
@@ -152,16 +152,17 @@ class CCLRuleNet:
         for l in range(L):  # the pair (a_l, b_l) teaches U_l (l >= 1) and V_{l+1}
             e_a, e_b = code_loss_errors(A[l], B[l], match, self.kappa)
             if l >= 1:
-                f = self.f[l]
                 err = fwd_mods[f"error{l}"].value
-                err.zero_()
-                err[:n] = e_a * activation_derivative(self.phi_name, f.state["z"][:n], A[l])
-            gate = (activation_derivative(self.phi_name, self.b[l].state["z"], B[l]) if l >= 1
-                    else torch.ones_like(B[l]))
-            fb_mods[f"error{l}"].value.copy_(e_b * gate)
+                activation_backward(self.phi_name, e_a, self.f[l].state["z"][:n], A[l], out=err[:n])
+                err[n:].zero_()  # (padding rows of a short batch: no error)
+                activation_backward(self.phi_name, e_b, self.b[l].state["z"], B[l],
+                                    out=fb_mods[f"error{l}"].value)
+            else:
+                fb_mods["error0"].value.copy_(e_b)
         top = fwd_mods[f"error{L}"].value
-        top.zero_()  # cross-entropy at the logits, averaged over the batch
-        top[:n] = (F.softmax(A[L], dim=1) - match) / n
+        # cross-entropy at the logits, averaged over the batch
+        torch.sub(F.softmax(A[L], dim=1), match, out=top[:n]).div_(n)
+        top[n:].zero_()
         logits = A[L].clone()
         loss = float(F.cross_entropy(logits, labels))
         for group, net in ((self.U, self.forward_net), (self.V, self.feedback_net)):
