@@ -11,7 +11,7 @@ Rows, all training the same 784-256x5-10 ELU MLP by CCL (batch 256, SGD lr 1, cl
 * ``neurosim CCLNet``: :class:`neurosim.networks.ccl.CCLNet` with its trainer (autograd);
 * ``neurosim rules``: :class:`neurosim.networks.ccl_rule_net.CCLRuleNet`, the same
   update as CounterCurrent rules on graded populations stepped by the engine (its
-  default backends, and each backend for both networks);
+  default, torch for both networks; numba for the feedback network; numba for both);
 * ``plain PyTorch BP``: backprop on the forward MLP alone, for scale.
 
 The forms run interleaved (one repeat of each in turn) in one process, so machine load
@@ -114,8 +114,9 @@ def main() -> int:
     forms = {
         "plain PyTorch CCL": PlainCCL(sizes, 0).step,
         "neurosim CCLNet (autograd)": lambda xb, yb: trainer.step(xb, yb),
-        "neurosim rules (default: torch forward, numba feedback)": CCLRuleNet(sizes, batch=256).step,
-        "neurosim rules, torch for both networks": CCLRuleNet(sizes, batch=256, backend="torch").step,
+        "neurosim rules (default: torch for both networks)": CCLRuleNet(sizes, batch=256).step,
+        "neurosim rules, torch forward, numba feedback": CCLRuleNet(sizes, batch=256,
+                                                                    backend=("torch", "numba")).step,
         "neurosim rules, numba for both networks": CCLRuleNet(sizes, batch=256, backend="numba").step,
         "plain PyTorch BP (forward net only)": PlainBP(sizes, 0).step,
     }

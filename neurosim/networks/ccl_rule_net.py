@@ -48,9 +48,10 @@ class CCLRuleNet:
         lr, clip: SGD learning rate and clipping by global norm, for each network.
         weights: a :class:`CCLNet` of the same sizes to copy the initial weights from
             (default: a new one drawn from ``seed``, i.e. ``nn.Linear``'s initialisation).
-        backend: of both networks, or (forward, feedback); default on the CPU ``("torch",
-            "numba")``: the forward network's batch is matrix products (torch's BLAS), the
-            feedback network's C rows are cheaper in one compiled call.
+        backend: of both networks, or (forward, feedback); default torch for both (the
+            forward network's batch is matrix products, torch's BLAS; since the torch step
+            prepares each update once, the 10-row feedback network is also cheaper there
+            than in numba's compiled loops: ``benchmarks/ccl_epoch_time.py``).
         threads: torch threads while the forward network steps (default torch's own
             count: its step is a few large matrix products, which threads speed up; the
             engine's default of one thread suits steps of many small operations).
@@ -83,8 +84,8 @@ class CCLRuleNet:
         self.sizes, self.batch, self.classes = sizes, int(batch), sizes[-1]
         self.phi_name, self.kappa, self.lr, self.clip = activation_name, float(kappa), float(lr), clip
         L = len(sizes) - 1
-        if backend is None:  # measured: torch's BLAS for the batch, numba for the C prototypes
-            backend = ("torch", "numba") if torch.device(device).type == "cpu" else ("torch", "torch")
+        if backend is None:
+            backend = "torch"
         fwd_backend, fb_backend = (backend, backend) if isinstance(backend, str) else backend
         kw = dict(dt=1.0, seed=seed, dtype=dtype, device=device)
         self.forward_net = fwd = Network(batch=self.batch, backend=fwd_backend,
