@@ -181,8 +181,12 @@ class TorchBackend:
         if gate is not None and gate.driver is not None:
             gate.apply_drive(self.net.modulators[gate.driver[0]].value)
         raised = threshold_array(pop) if gate is not None else None
+        prepared = self._prepared.get(pop.name)
+        compiling = torch.compiler.is_compiling()
+        if not compiling and (prepared is None or not prepared.holds(type(pop.model), a)):
+            prepared = self._prepare_update(pop, a, raised)
         args = []
-        for name in pop.argument_arrays():
+        for name in (prepared.names if prepared is not None else pop.argument_arrays()):
             if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
                 h = lowbias32(a[name] ^ step_key_of(pop.random_keys[name[4:]]))
                 args.append((h >> 8).to(pop.dtype) * UNIT24)
@@ -191,11 +195,7 @@ class TorchBackend:
             else:
                 args.append(a[name])
         targets = [a[f"state.{var}"] for var in pop.model.state_variables]
-        if not torch.compiler.is_compiling():
-            prepared = self._prepared_update(pop, a, raised)
-        else:  # (prepared in the eager steps before: a trace cannot make functions)
-            prepared = self._prepared.get(pop.name)
-        if prepared is not None and (prepared.update is not None or not torch.compiler.is_compiling()):
+        if prepared is not None and (prepared.update is not None or not compiling):
             emitted = prepared(args, targets)
         else:  # traced by torch.compile before any step ran: the model's update as written
             out = self._compiled_update(pop)(*args)
@@ -208,19 +208,22 @@ class TorchBackend:
             emitted = sent_activity(gate, emitted)
         return emitted
 
-    def _prepared_update(self, pop: "Population", a: dict[str, torch.Tensor],
-                         raised: str | None) -> PreparedUpdate:
-        """``pop``'s update with its 0/1 constants written in (:mod:`.torch_update`),
-        prepared again when a constant was replaced or written."""
+    def _prepare_update(self, pop: "Population", a: dict[str, torch.Tensor],
+                        raised: str | None) -> PreparedUpdate:
+        """``pop``'s update with its 0/1 constants and unset inputs written in
+        (:mod:`.torch_update`); again when one of those was replaced or written."""
         known = known_constants(pop, a, raised, self._known)
         prepared = self._prepared.get(pop.name)
-        if prepared is None or prepared.known != known or prepared.model is not type(pop.model):
-            gate = pop.gate
-            math = TORCH_MATH if gate is None or raised is not None else \
-                offset_math(TORCH_MATH, lambda g=gate: g.offset)
-            fuse = (self.fuse_updates and self.net.device.type == "cuda" and not self.net.deterministic)
-            prepared = self._prepared[pop.name] = PreparedUpdate(
-                type(pop.model), math, known, FusedUpdate if fuse else None)
+        if prepared is not None and prepared.known == known and prepared.model is type(pop.model):
+            prepared.guard_with(pop, a)  # (the same values in other arrays)
+            return prepared
+        gate = pop.gate
+        math = TORCH_MATH if gate is None or raised is not None else \
+            offset_math(TORCH_MATH, lambda g=gate: g.offset)
+        fuse = (self.fuse_updates and self.net.device.type == "cuda" and not self.net.deterministic)
+        prepared = self._prepared[pop.name] = PreparedUpdate(
+            type(pop.model), math, known, FusedUpdate if fuse else None)
+        prepared.guard_with(pop, a)
         return prepared
 
     def _compiled_update(self, pop: "Population") -> Callable[..., Any]:

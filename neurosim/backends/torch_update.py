@@ -24,7 +24,9 @@ values; zeros where the model's own gives ``x * 0``) and replaced by the model's
 they differ: the source transformation cannot see shapes. The values are the same
 numbers: ``x + 0`` and ``x * 0`` differ from ``x`` and ``0`` only in the sign of a zero
 (and ``x * 0`` is NaN for an infinite ``x``, whose NaN the pre-activation it fed shows).
-It is prepared again when a constant array is replaced or written (a parameter set).
+It is prepared again when an array written in is replaced or written (a parameter set,
+an input injected); a constant that became 0 or 1 since is written in at the next
+preparation (running it as before is right, only slower).
 """
 
 from __future__ import annotations
@@ -133,6 +135,8 @@ class PreparedUpdate:
                  known: tuple[tuple[str, float], ...],
                  wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None) -> None:
         self.model, self.known = model, known
+        self.names: list[str] = []  # the update's arguments' array names (guard_with)
+        self.guard: tuple[tuple[str, torch.Tensor, int], ...] = ()
         n_out = len(model.state_variables) + 1
         # (never the last output: what the population emits)
         zeros = frozenset(k for k in zero_outputs(model.update) if k < n_out - 1)
@@ -146,6 +150,18 @@ class PreparedUpdate:
         self.order: list[int] = list(range(n_out - 1))
         #: None: emit what the update returned; k >= 0: target k (written with it); -1: a copy
         self.emit: int | None = None
+
+    def guard_with(self, pop: "Population", a: Mapping[str, torch.Tensor]) -> None:
+        """Remember ``pop``'s argument names and the arrays written in, as they are now."""
+        self.names = pop.argument_arrays()
+        by_arg = dict(zip(pop._arg_names, self.names))
+        self.guard = tuple((by_arg[arg], a[by_arg[arg]], a[by_arg[arg]]._version) for arg, _ in self.known)
+
+    def holds(self, model: type, a: Mapping[str, torch.Tensor]) -> bool:
+        """Whether it still fits (each step): the same model, and every array written in
+        is still there, unwritten. (A constant that became 0 or 1 since is left to the
+        next preparation: running it unspecialized is right, only slower.)"""
+        return model is self.model and all(a[name] is x and x._version == v for name, x, v in self.guard)
 
     def __call__(self, args: Sequence[Any], targets: Sequence[torch.Tensor]) -> Any:
         """Run the update on ``args`` and write its new state into ``targets`` (in place);
