@@ -244,22 +244,26 @@ class Runner:
                    if not rule.as_gradient}
         # (a variable the update writes as x * 0, an input cleared each step, is zeros after
         # it: what it received since shows in the variables it feeds, at the next update)
-        tensors = [(f"population '{pop.name}' ({pop.model_name}): state variable '{var}'",
-                    ("batch row", "neuron"), t)
-                   for pop in net.populations.values() for var, t in pop.state.items()
-                   if var not in cleared_variables(type(pop.model))]
-        tensors += [(f"projection '{proj.name}': weights (changed by its learning rules)",
-                     ("synapse",) if proj.sparse else ("pre", "post"), proj.weight)
-                    for proj in plastic.values()]
-        tensors = [item for item in tensors if item[2].is_floating_point() and item[2].numel()]
+        owners = [(pop, var, t) for pop in net.populations.values() for var, t in pop.state.items()
+                  if var not in cleared_variables(type(pop.model))]
+        owners += [(proj, None, proj.weight) for proj in plastic.values()]
+        owners = [item for item in owners if item[2].is_floating_point() and item[2].numel()]
+        if not owners:
+            return
         # a sum is finite only if every term is (a NaN or inf term makes it NaN or inf), so
         # one sum per tensor clears the common case; a non-finite sum (perhaps an overflow
         # of finite terms) is then looked into element by element
-        if not tensors or bool(torch.isfinite(torch.stack([t.sum() for *_, t in tensors])).all()):
+        if bool(torch.isfinite(torch.stack([t.sum() for *_, t in owners])).all()):
             return
-        for what, axes, t in tensors:
+        for owner, var, t in owners:
             bad = (~torch.isfinite(t)).nonzero()
             if len(bad):
+                if var is None:
+                    what = f"projection '{owner.name}': weights (changed by its learning rules)"
+                    axes = ("synapse",) if owner.sparse else ("pre", "post")
+                else:
+                    what = f"population '{owner.name}' ({owner.model_name}): state variable '{var}'"
+                    axes = ("batch row", "neuron")
                 where = ", ".join(f"{axis} {int(i)}" for axis, i in zip(axes, bad[0]))
                 raise FloatingPointError(
                     f"{what} became NaN or inf by step {net.clock.step} "
