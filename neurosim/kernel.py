@@ -3,7 +3,8 @@
 A neuron model's update is an ordinary Python function of per-neuron values
 (state variables, inputs, constants) that is *branch-free*: it uses arithmetic,
 comparisons, and only the math names defined here (``exp``, ``where``,
-``maximum``/``minimum``, and ``spike``/``spike_above`` for the firing condition). The same function object is
+``maximum``/``minimum``, the activations ``elu``, ``sigmoid``, ``tanh``, and
+``spike``/``spike_above`` for the firing condition). The same function object is
 then re-bound to a backend's math:
 
 * torch backend: ``exp`` -> ``torch.exp``, ``where`` -> ``torch.where``; the
@@ -128,7 +129,10 @@ def bind(fn: Callable[..., Any], math: Mapping[str, Callable[..., Any]]) -> Call
     if missing:
         raise ValueError(f"math namespace lacks {missing}")
     glob = dict(fn.__globals__)
-    glob.update({name: math[name] for name in KERNEL_MATH_NAMES})
+    # (a name the function's module defines for itself, e.g. its own helper called
+    # sigmoid, is its own: only names it takes from here, or lacks, are re-bound)
+    glob.update({name: math[name] for name in KERNEL_MATH_NAMES
+                 if glob.get(name, NUMPY_MATH[name]) is NUMPY_MATH[name]})
     for name in fn.__code__.co_names:
         helper = glob.get(name)
         if getattr(helper, "__neurosim_kernel__", False):

@@ -109,8 +109,6 @@ class Population:
             self._initial[var] = self._to_state(var, value, rng_build)
         for name_ in model.inputs:
             self.inputs[name_] = torch.zeros((batch, self.n), dtype=dtype, device=device)
-        #: the input arrays as allocated (zeros until written: a run may leave them out)
-        self.allocated_inputs = dict(self.inputs)
         # counter-based streams, one per random input (see neurosim.counter_rng)
         self.random_keys = {r: stream_key(seed, f"population/{name}/{r}") for r in model.random_inputs}
         # keyed by the global index (row x n_global + neuron): any split draws the same numbers

@@ -14,8 +14,8 @@ The source is left alone (``fn`` is returned) when the function rebinds one of t
 known names, closes over variables of an enclosing function, or cannot be read. A
 removed operation can change a result's shape or dtype (``where(c, a, a)`` has the
 shape of ``c``; ``bool * 1`` is a number), so the run checks a specialized update
-against the model's own at its first call (``Unroll._same_outputs``). The values are
-the same numbers (``x + 0`` may differ from ``x`` only in the sign of a zero);
+against the model's own at its first call
+(:func:`neurosim.backends.torch_update.same_outputs`). The values are the same numbers (``x + 0`` may differ from ``x`` only in the sign of a zero);
 gradients may differ in the last bit where autograd then sums in another order.
 
 :func:`zero_outputs` reads which returned values are written as ``x * 0`` (an input
@@ -32,7 +32,7 @@ import ast
 import inspect
 import textwrap
 import types
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 #: the values a known constant can take to be specialized on
 IDENTITIES = (0.0, 1.0)
@@ -154,21 +154,37 @@ def specialize(fn: Callable[..., Any], known: Mapping[str, float],
     return out
 
 
-def zero_outputs(fn: Callable[..., Any]) -> frozenset[int]:
+def zero_outputs(fn: Callable[..., Any], own: Sequence[str] | None = None) -> frozenset[int]:
     """Positions of the values ``fn`` returns as ``x * 0`` (or ``0 * x``) at every
-    ``return``: tensors of zeros (empty when the source cannot be read)."""
+    ``return``: tensors of zeros (empty when the source cannot be read). With ``own``
+    (the name of each returned value's own variable), only those where ``x`` is that
+    variable's argument, never rebound in the body: ``x.mul_(0)`` then gives the same."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError, IndentationError):
         return frozenset()
     if not tree.body or not isinstance(tree.body[0], ast.FunctionDef):
         return frozenset()
+    func = tree.body[0]
+    arguments = {a.arg for a in func.args.args}
+
+    def operand(item: ast.BinOp) -> ast.AST:
+        return item.right if _is(item.left, 0.0) else item.left
+
+    def zero(k: int, item: ast.AST) -> bool:
+        if not (isinstance(item, ast.BinOp) and isinstance(item.op, ast.Mult)
+                and (_is(item.left, 0.0) or _is(item.right, 0.0))):
+            return False
+        if own is None:
+            return True
+        x = operand(item)
+        return (k < len(own) and isinstance(x, ast.Name) and x.id == own[k] and x.id in arguments
+                and not _binds(func, {x.id}))
+
     found: set[int] | None = None
-    for node in ast.walk(tree.body[0]):
+    for node in ast.walk(func):
         if isinstance(node, ast.Return) and node.value is not None:
             items = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
-            zeros = {k for k, item in enumerate(items)
-                     if isinstance(item, ast.BinOp) and isinstance(item.op, ast.Mult)
-                     and (_is(item.left, 0.0) or _is(item.right, 0.0))}
+            zeros = {k for k, item in enumerate(items) if zero(k, item)}
             found = zeros if found is None else found & zeros
     return frozenset(found or ())

@@ -8,8 +8,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import pytest
+
 import neurosim as ns
 from neurosim.backends.torch_update import write_order
+from neurosim.kernel import exp, kernel
 
 
 def test_write_order_writes_a_value_before_the_array_it_is():
@@ -57,22 +60,103 @@ def _graded_pair(backend: str):
     return net, x, h, torch.as_tensor(w)
 
 
-def test_an_unset_input_and_a_zero_bias_are_left_out_until_set():
+def test_a_zero_bias_is_left_out_until_set():
     net, x, h, w = _graded_pair("torch")
     net.run(steps=1, progress=False)
-    prepared = net.backend._prepared["h"]
-    assert dict(prepared.known) == {"bias": 0.0, "i_ext": 0.0}
+    assert dict(net.backend._prepared["h"].known) == {"bias": 0.0}
     z = x.inputs["i_ext"] @ w
     torch.testing.assert_close(h.state["z"], z, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(h.state["r"], F.elu(z), rtol=1e-6, atol=1e-6)
     assert not h.state["i"].any()  # the input, cleared after use
-    # an input written (and a bias set) is read from then on
-    h.inputs["i_ext"].fill_(0.5)
+    # a bias set (and an input written, through numpy: no version counted) is read from then on
+    h.inputs["i_ext"].numpy()[:] = 0.5
     h.set_parameters(bias=0.25)
     net.run(steps=1, progress=False)
     assert dict(net.backend._prepared["h"].known) == {}
     torch.testing.assert_close(h.state["z"], z + 0.75, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(h.state["r"], F.elu(z + 0.75), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_a_nan_in_a_cleared_input_is_reported(backend):
+    """The input cleared each step keeps a NaN as the model's own x * 0 does (it is not
+    filled with zeros), so the run stops on it, on both backends."""
+    net = ns.Network(dt=1.0, batch=1, seed=0, backend=backend)
+    x = net.population(2, ns.GradedInput(), name="x")
+    h = net.population(2, ns.Graded("relu"), name="h")
+    net.projection(x, h, weight=np.ones((2, 2), np.float32), receptor="in", delay=1)
+    x.inputs["i_ext"].fill_(1.0)
+
+    def poke(n):  # a NaN injected for one step only
+        x.inputs["i_ext"].fill_(float("nan") if n.clock.step == 2 else 1.0)
+
+    net.add_callback(poke)
+    with pytest.raises(FloatingPointError, match="population 'h'"):
+        net.run(steps=10, progress=False)
+
+
+CALLS = {"n": 0}
+
+
+class _Counted(ns.NeuronModel):
+    """Counts its calls (a side effect no update should have: it shows how many there are)."""
+
+    parameters = {}
+    state_variables = {"x": ns.StateVariable("1", "sum", 0.0)}
+    inputs = ("i_ext",)
+    receptors = {}
+
+    def constants(self, p, dt):
+        return {"zero": 0.0}
+
+    @staticmethod
+    def update(x, i_ext, zero):
+        CALLS["n"] += 1
+        x = x + i_ext + zero
+        return x, x > 1e9
+
+
+def test_the_update_runs_once_per_step_its_first_included():
+    net = ns.Network(dt=1.0, backend="torch")
+    pop = net.population(2, _Counted(), name="p")
+    pop.inputs["i_ext"].fill_(1.0)
+    CALLS["n"] = 0
+    net.run(steps=3, progress=False)
+    assert pop.state["x"].tolist() == [[3.0, 3.0]]
+    assert net.backend._prepared["p"].known == (("zero", 0.0),)  # (specialized: checked at step 1)
+    # the first step also ran the model's own update, on copies, to check the prepared one
+    assert CALLS["n"] == 3 + 1
+
+
+@kernel
+def sigmoid(x, slope):
+    """A model module's own helper, named like a kernel math function: it stays its own."""
+    return 1.0 / (1.0 + exp(-slope * x))
+
+
+class _OwnSigmoid(ns.NeuronModel):
+    parameters = {}
+    state_variables = {"r": ns.StateVariable("1", "rate", 0.0)}
+    inputs = ("i_ext",)
+    receptors = {}
+    output = "graded"
+
+    def constants(self, p, dt):
+        return {"slope": 4.0}
+
+    @staticmethod
+    def update(r, i_ext, slope):
+        r = sigmoid(i_ext, slope)
+        return r, r
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_a_modules_own_helper_is_not_replaced_by_the_kernel_math_of_its_name(backend):
+    net = ns.Network(dt=1.0, backend=backend)
+    p = net.population(2, _OwnSigmoid(), name="p")
+    p.inputs["i_ext"].fill_(0.5)
+    net.run(steps=1, progress=False)
+    torch.testing.assert_close(p.state["r"], torch.full((1, 2), 1.0 / (1.0 + np.exp(-2.0))))
 
 
 def test_prepared_updates_give_the_numba_backends_values():

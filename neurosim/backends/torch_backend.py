@@ -50,6 +50,7 @@ class TorchBackend:
         self._unroll_plan: list[tuple[str, Callable[[int], Any]]] | None = None
         self._updates: dict[Any, Callable[..., Any]] = {}  # by model (gated: by population)
         self._prepared: dict[str, PreparedUpdate] = {}  # by population
+        self._fused: dict[Any, FusedUpdate] = {}  # by model and constants (gated: population)
         self._known: dict[str, Any] = {}  # population -> its 0/1 constants, as last read
         self._static: StaticStep | None = None
         #: on CUDA, compile each model's update into fused kernels (torch.compile)
@@ -181,10 +182,12 @@ class TorchBackend:
         if gate is not None and gate.driver is not None:
             gate.apply_drive(self.net.modulators[gate.driver[0]].value)
         raised = threshold_array(pop) if gate is not None else None
-        prepared = self._prepared.get(pop.name)
         compiling = torch.compiler.is_compiling()
-        if not compiling and (prepared is None or not prepared.holds(type(pop.model), a)):
-            prepared = self._prepare_update(pop, a, raised)
+        prepared = None
+        if not compiling:
+            prepared = self._prepared.get(pop.name)
+            if prepared is None or not prepared.holds(type(pop.model), a):
+                prepared = self._prepare_update(pop, a, raised)
         args = []
         for name in (prepared.names if prepared is not None else pop.argument_arrays()):
             if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
@@ -195,9 +198,10 @@ class TorchBackend:
             else:
                 args.append(a[name])
         targets = [a[f"state.{var}"] for var in pop.model.state_variables]
-        if prepared is not None and (prepared.update is not None or not compiling):
+        if prepared is not None:
             emitted = prepared(args, targets)
-        else:  # traced by torch.compile before any step ran: the model's update as written
+        else:  # a step torch.compile traces: the model's update as written (it reads every
+            # constant, so a compiled slice sees one written in place), bound in an eager step
             out = self._compiled_update(pop)(*args)
             values = [v.clone() if any(v is x for i, x in enumerate(targets) if i != k) else v
                       for k, v in enumerate(out[:-1])]
@@ -210,9 +214,12 @@ class TorchBackend:
 
     def _prepare_update(self, pop: "Population", a: dict[str, torch.Tensor],
                         raised: str | None) -> PreparedUpdate:
-        """``pop``'s update with its 0/1 constants and unset inputs written in
-        (:mod:`.torch_update`); again when one of those was replaced or written."""
-        known = known_constants(pop, a, raised, self._known)
+        """``pop``'s update prepared (:mod:`.torch_update`): again when a constant written
+        in was replaced or written. Constants are written in on the CPU only (a CUDA
+        graph would not see one written in place after its capture)."""
+        self._compiled_update(pop)  # (bound here, outside any trace)
+        cuda = self.net.device.type == "cuda"
+        known = () if cuda else known_constants(pop, a, raised, self._known)
         prepared = self._prepared.get(pop.name)
         if prepared is not None and prepared.known == known and prepared.model is type(pop.model):
             prepared.guard_with(pop, a)  # (the same values in other arrays)
@@ -220,9 +227,12 @@ class TorchBackend:
         gate = pop.gate
         math = TORCH_MATH if gate is None or raised is not None else \
             offset_math(TORCH_MATH, lambda g=gate: g.offset)
-        fuse = (self.fuse_updates and self.net.device.type == "cuda" and not self.net.deterministic)
-        prepared = self._prepared[pop.name] = PreparedUpdate(
-            type(pop.model), math, known, FusedUpdate if fuse else None)
+        wrap = None
+        if self.fuse_updates and cuda and not self.net.deterministic:
+            # one compiled update per model (not per population): dynamo compiles each once
+            key = (type(pop.model), known) if gate is None or raised is not None else pop.name
+            wrap = lambda fn, own, key=key: self._fused.setdefault((key, own), FusedUpdate(fn))  # noqa: E731
+        prepared = self._prepared[pop.name] = PreparedUpdate(type(pop.model), math, known, wrap)
         prepared.guard_with(pop, a)
         return prepared
 

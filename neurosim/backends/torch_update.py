@@ -1,5 +1,5 @@
 """A population's update on torch, prepared once: its 0/1 constants written in, its
-zero outputs filled, and the copies it needs known.
+cleared inputs cleared in place, and the order of its writes known.
 
 A normal torch run calls each population's ``update`` (the model's own, bound to torch
 math) once per step and copies what it returns into the state arrays. Much of that is
@@ -7,26 +7,25 @@ the same every step and is worked out once here, per population:
 
 * **constants that are 0 or 1** (one number for the whole population, e.g. a graded
   unit's ``bias = 0``) are written into the update's source, so ``x + bias`` is ``x``
-  (:func:`neurosim.specialize.specialize`; the differentiable mode does the same);
-* **outputs written as ``x * 0``** (an input used once: a synaptic input cleared after
-  the update) are filled with zeros, one write instead of a product and a copy;
+  (:func:`neurosim.specialize.specialize`; the differentiable mode does the same). On
+  the CPU only: a CUDA graph replays its captured operations, and would not see such a
+  constant written in place later;
+* **a variable returned as ``x * 0`` of itself** (an input used once: a synaptic input
+  cleared after the update) is multiplied by 0 in place, one pass instead of a product
+  and a copy, with the same values (a NaN stays NaN, as in the model's own update);
 * **the order of the writes**: an update may return one state variable's array as
-  another's new value (``x_prev = x``; ``z = i`` once a zero input is dropped); that one
-  is written first, before the array changes (values that wait on each other, a swap,
-  are copied). Which outputs alias an array is fixed by the update's (branch-free)
-  code, so it is found at the first call, not checked every step;
-* **inputs never set** (an input array as the population allocated it, unwritten: its
-  version counter says so without reading the device) are zeros, written in like a
-  constant 0.
+  another's new value (``x_prev = x``); that one is written first, before the array
+  changes (values that wait on each other, a swap, are copied first). Which outputs
+  alias an array is fixed by the update's (branch-free) code, so it is found at the
+  first call, not checked every step.
 
-The prepared update is checked against the model's own at its first call (shapes, dtypes,
-values; zeros where the model's own gives ``x * 0``) and replaced by the model's own if
-they differ: the source transformation cannot see shapes. The values are the same
-numbers: ``x + 0`` and ``x * 0`` differ from ``x`` and ``0`` only in the sign of a zero
-(and ``x * 0`` is NaN for an infinite ``x``, whose NaN the pre-activation it fed shows).
-It is prepared again when an array written in is replaced or written (a parameter set,
-an input injected); a constant that became 0 or 1 since is written in at the next
-preparation (running it as before is right, only slower).
+At its first call the prepared update runs once for the step, and the model's own runs
+on copies of the arguments beside it: shapes, dtypes and values must agree (the source
+transformation cannot see shapes), else the model's own is used from then on. The
+values are the same numbers: ``x + 0`` differs from ``x`` only in the sign of a zero. It
+is prepared again when a constant written in is replaced or written (a parameter set);
+a constant that became 0 or 1 since is written in at the next preparation (running it
+as before is right, only slower).
 """
 
 from __future__ import annotations
@@ -48,55 +47,53 @@ KnownConstants = tuple[tuple[tuple[torch.Tensor, int, bool], ...], tuple[tuple[s
 def known_constants(pop: "Population", a: Mapping[str, torch.Tensor], raised: str | None,
                     cache: dict[str, KnownConstants]) -> tuple[tuple[str, float], ...]:
     """The update's constant arguments that are one number for the population and 0 or 1,
-    and its inputs never set, as (argument, value), to be written into the update. Read
-    from the device only when a constant array was replaced or written (``cache`` holds
-    what was read, by population); ``raised``: a gated threshold argument, never written
-    in."""
-    args = list(zip(pop._arg_names, pop.argument_arrays()))
-    names = [(arg, name) for arg, name in args if name.startswith("const.") and name != raised]
-    # an input array as the population allocated it, never written since: zeros, known
-    # without reading the device
-    allocated = getattr(pop, "allocated_inputs", {})
-    unset = tuple((arg, 0.0) for arg, name in args if name.startswith("input.")
-                  and a[name] is allocated.get(name[6:]) and a[name]._version == 0)
+    as (argument, value), to be written into the update. Read from the device only when
+    a constant array was replaced or written (``cache`` holds what was read, by
+    population); ``raised``: a gated threshold argument, never written in."""
+    names = [(arg, name) for arg, name in zip(pop._arg_names, pop.argument_arrays())
+             if name.startswith("const.") and name != raised]
     # (the arrays themselves, not their ids: a freed array's id can come back)
     signature = tuple((a[name], a[name]._version, a[name].requires_grad) for _, name in names)
     cached = cache.get(pop.name)
     if cached is not None and len(cached[0]) == len(signature) and all(
             c[0] is s[0] and c[1:] == s[1:] for c, s in zip(cached[0], signature)):
-        return cached[1] + unset
+        return cached[1]
     known = tuple((arg, float(a[name])) for arg, name in names
                   if a[name].dim() == 0 and not a[name].requires_grad and float(a[name]) in IDENTITIES)
     cache[pop.name] = (signature, known)
-    return known + unset
+    return known
 
 
 def same_outputs(fast: Callable[..., Any], plain: Callable[..., Any], args: Sequence[Any],
                  zeros: frozenset[int] = frozenset()) -> bool:
-    """Whether ``fast`` gives what ``plain`` (the model's own update) does on ``args``: the
-    same shapes, dtypes and values; at ``zeros``, the number 0 where ``plain`` gives
-    zeros of its output's shape."""
+    """Whether ``fast`` gives what ``plain`` (the model's own update) does on ``args``
+    (see :func:`same_values`)."""
     with torch.no_grad():
         try:
             got = fast(*args)
         except Exception:  # noqa: BLE001 - e.g. an operation refused on a changed dtype
             return False
         want = plain(*args)
+    return same_values(got, want, zeros)
+
+
+def same_values(got: Sequence[Any], want: Sequence[Any], zeros: frozenset[int] = frozenset()) -> bool:
+    """The same shapes, dtypes and values (NaN where ``want`` has NaN); at ``zeros``,
+    anything where ``want`` holds zeros (a value the caller clears itself)."""
 
     def same(g: Any, w: Any) -> bool:
         if not (isinstance(g, torch.Tensor) and isinstance(w, torch.Tensor)
                 and g.shape == w.shape and g.dtype == w.dtype):
             return False
-        if g.dtype.is_floating_point:  # (NaN where the model's own gives NaN)
+        if g.dtype.is_floating_point:
             return bool(torch.allclose(g, w, rtol=0.0, atol=0.0, equal_nan=True))
         return torch.equal(g, w)
 
-    def zero(g: Any, w: Any) -> bool:
-        return (isinstance(g, float) and g == 0.0 and isinstance(w, torch.Tensor)
-                and w.is_floating_point() and not bool(w.any()))
+    def zero(w: Any) -> bool:
+        return isinstance(w, torch.Tensor) and w.is_floating_point() and not bool(w.any())
 
     return len(got) == len(want) and all(
-        zero(g, w) if k in zeros else same(g, w) for k, (g, w) in enumerate(zip(got, want)))
+        zero(w) if k in zeros else same(g, w) for k, (g, w) in enumerate(zip(got, want)))
 
 
 def write_order(values: Sequence[Any], targets: Sequence[torch.Tensor]) -> tuple[list[int], frozenset[int]]:
@@ -128,18 +125,18 @@ class PreparedUpdate:
         model: the population's model class (its ``update`` is the source).
         math: the torch math to bind it to (a gated population's own).
         known: the 0/1 constants to write in (:func:`known_constants`).
-        wrap: applied to the bound update once checked (on CUDA, fusing it).
+        wrap: applied to the bound update once checked, with whether it is the model's
+            own (on CUDA, fusing it).
     """
 
     def __init__(self, model: type, math: Mapping[str, Callable[..., Any]],
                  known: tuple[tuple[str, float], ...],
-                 wrap: Callable[[Callable[..., Any]], Callable[..., Any]] | None = None) -> None:
+                 wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]] | None = None) -> None:
         self.model, self.known = model, known
         self.names: list[str] = []  # the update's arguments' array names (guard_with)
         self.guard: tuple[tuple[str, torch.Tensor, int], ...] = ()
-        n_out = len(model.state_variables) + 1
-        # (never the last output: what the population emits)
-        zeros = frozenset(k for k in zero_outputs(model.update) if k < n_out - 1)
+        variables = list(model.state_variables)
+        zeros = zero_outputs(model.update, variables)  # (each a variable's own x * 0)
         fast = specialize(model.update, dict(known), zeros)
         self.plain = bind(model.update, math)
         self.fast = bind(fast, math) if fast is not model.update else None
@@ -147,7 +144,7 @@ class PreparedUpdate:
         self.wrap = wrap
         self.update: Callable[..., Any] | None = None  # set at the first call
         self.clones: frozenset[int] = frozenset()
-        self.order: list[int] = list(range(n_out - 1))
+        self.order: list[int] = list(range(len(variables)))
         #: None: emit what the update returned; k >= 0: target k (written with it); -1: a copy
         self.emit: int | None = None
 
@@ -164,35 +161,53 @@ class PreparedUpdate:
         return model is self.model and all(a[name] is x and x._version == v for name, x, v in self.guard)
 
     def __call__(self, args: Sequence[Any], targets: Sequence[torch.Tensor]) -> Any:
-        """Run the update on ``args`` and write its new state into ``targets`` (in place);
-        return what the population emits."""
+        """Run the update on ``args`` (once) and write its new state into ``targets`` (in
+        place); return what the population emits."""
         if self.update is None:
-            self._first_call(args, targets)
-        out = self.update(*args)
-        if self.clones:  # (before anything is written)
-            out = [v.clone() if k in self.clones else v for k, v in enumerate(out)]
+            out = self._first_call(args, targets)
+        else:
+            out = self.update(*args)
+            if self.clones:  # (before anything is written)
+                out = [v.clone() if k in self.clones else v for k, v in enumerate(out)]
         emitted = out[-1] if self.emit is None else (targets[self.emit] if self.emit >= 0 else out[-1].clone())
         zeros = self.zeros
         for k in self.order:
             if k in zeros:
-                targets[k].zero_()
+                targets[k].mul_(0.0)
             else:
                 targets[k].copy_(out[k])
         return emitted
 
-    def _first_call(self, args: Sequence[Any], targets: Sequence[torch.Tensor]) -> None:
-        update = self.fast
-        if update is not None and not same_outputs(update, self.plain, args, self.zeros):
-            update, self.zeros = None, frozenset()
-        update = update or self.plain
-        with torch.no_grad():
+    def _first_call(self, args: Sequence[Any], targets: Sequence[torch.Tensor]) -> Sequence[Any]:
+        """This step's outputs; settles which update runs and the order of the writes."""
+        fast = self.fast
+        # (the model's own runs on copies: the step's own call is the only one on the arrays)
+        seen = [x.clone() if isinstance(x, torch.Tensor) else x for x in args] if fast is not None else args
+        update = fast or self.plain
+        try:
             out = update(*args)
-        self.order, self.clones = write_order(out[:-1], targets)
-        # what it emits may be an array a write changes (z = i, emitted, then i cleared):
-        # then the variable it was also written to, or a copy
+        except Exception:  # noqa: BLE001 - e.g. an operation refused on a changed dtype
+            if fast is None:
+                raise
+            out = None
+        arrays = targets  # what the values may be
+        if fast is not None:
+            with torch.no_grad():
+                want = self.plain(*seen)
+            if out is None or not same_values(out, want, self.zeros):
+                # the model's own from now on; this step's values are its values on the
+                # copies, which they may alias in place of the arrays
+                update, out, self.zeros = self.plain, want, frozenset()
+                arrays = [next((c for x, c in zip(args, seen) if x is t), t) for t in targets]
+        self.order, self.clones = write_order(out[:-1], arrays)
+        if self.clones:
+            out = [v.clone() if k in self.clones else v for k, v in enumerate(out)]
+        # what it emits may be an array a write changes (x_prev = x, emitting x): then
+        # the variable it was also written to, or a copy
         emitted = out[-1]
         if isinstance(emitted, torch.Tensor) and any(
-                emitted.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for x in targets):
+                emitted.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for x in arrays):
             same = [k for k, v in enumerate(out[:-1]) if v is emitted and k not in self.zeros]
             self.emit = same[0] if same else -1
-        self.update = self.wrap(update) if self.wrap is not None else update
+        self.update = self.wrap(update, update is self.plain) if self.wrap is not None else update
+        return out

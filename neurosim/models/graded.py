@@ -9,8 +9,8 @@ gating and the adaptive E/I reservoir are built on them.
 Per step: ``z = i + i_ext + bias`` (``i``: the synaptic input delivered this step,
 cleared once used; ``i_ext``: an injected input, e.g. the pixels of an input layer),
 ``r = phi(z)``. Each update writes the sum itself, not through a helper, so that a torch
-run drops a bias of 0 and an input never set (:mod:`neurosim.backends.torch_update`
-sees the update's own source). ``z`` and ``r`` stay readable as state (rules read ``post_z`` for
+run on the CPU drops a bias of 0 (:mod:`neurosim.backends.torch_update` sees the
+update's own source). ``z`` and ``r`` stay readable as state (rules read ``post_z`` for
 ``phi'(z)``). ``phi`` is one of ``identity``, ``relu``, ``elu``, ``sigmoid``, ``tanh``,
 each a model class of its own (one branch-free ``update`` each), chosen by
 ``Graded(activation=...)``. ELU, sigmoid and tanh are the kernel math functions of

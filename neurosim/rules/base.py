@@ -332,9 +332,14 @@ class Rule:
     @property
     def has_step_work(self) -> bool:
         """Whether the rule does anything of its own in the traces phase (besides the
-        shared spike traces): neuron state, eligibility, or tensor code."""
+        shared spike traces): neuron state, eligibility, or tensor code of its own
+        (a tensor-code rule that keeps no per-step state, such as one applied at an
+        event from what the last step left, has no entry: a network of such rules and
+        device entries runs its steps without host calls)."""
         recipe = self.declared
-        return recipe is None or bool(recipe.neuron_state) or recipe.eligibility is not None
+        if recipe is None:
+            return type(self).update_traces is not Rule.update_traces
+        return bool(recipe.neuron_state) or recipe.eligibility is not None
 
     @property
     def torch_form(self) -> Any:
