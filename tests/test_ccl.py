@@ -218,6 +218,12 @@ def test_rule_view_on_the_engine_equals_the_autograd_view(backend, clip):
     torch.testing.assert_close(rule.logits(x), net(x).detach(), rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="labels must lie"):
         rule.step(x, y + 5)
+    # the rules apply at the end of a sample, from what the step left: no per-step entry,
+    # so the torch step runs without host calls
+    for engine in (rule.forward_net, rule.feedback_net):
+        assert not [e for e in engine._schedule.entries() if e[2] == "rule_traces"]
+        if backend == "torch":
+            assert not engine.backend._static.host_entries
 
 
 def test_spiking_variant_local_losses_reach_only_their_matrices():
