@@ -129,10 +129,12 @@ def bind(fn: Callable[..., Any], math: Mapping[str, Callable[..., Any]]) -> Call
     if missing:
         raise ValueError(f"math namespace lacks {missing}")
     glob = dict(fn.__globals__)
-    # (a name the function's module defines for itself, e.g. its own helper called
-    # sigmoid, is its own: only names it takes from here, or lacks, are re-bound)
-    glob.update({name: math[name] for name in KERNEL_MATH_NAMES
-                 if glob.get(name, NUMPY_MATH[name]) is NUMPY_MATH[name]})
+    # (a kernel helper the function's module defines under a math name, e.g. its own
+    # sigmoid(x, slope), stays its own; but not spike: the firing condition is what
+    # gating and surrogate gradients re-bind)
+    own = {name for name in KERNEL_MATH_NAMES if name not in ("spike", "spike_above")
+           and getattr(glob.get(name), "__neurosim_kernel__", False)}
+    glob.update({name: math[name] for name in KERNEL_MATH_NAMES if name not in own})
     for name in fn.__code__.co_names:
         helper = glob.get(name)
         if getattr(helper, "__neurosim_kernel__", False):

@@ -294,9 +294,10 @@ class Runner:
 
 @functools.lru_cache(maxsize=None)
 def cleared_variables(model: type) -> frozenset[str]:
-    """The state variables ``model``'s update writes as ``x * 0`` (zeros after each update)."""
+    """The state variables ``model``'s update writes as their own ``x * 0`` (zeros after
+    each update, or NaN where they held NaN)."""
     names = list(getattr(model, "state_variables", {}))
-    return frozenset(names[k] for k in zero_outputs(model.update) if k < len(names))
+    return frozenset(names[k] for k in zero_outputs(model.update, names) if k < len(names))
 
 
 class _NoBar:

@@ -117,9 +117,9 @@ def specialize(fn: Callable[..., Any], known: Mapping[str, float],
     arguments in ``known`` (name -> 0 or 1) make trivial; ``fn`` itself when there is
     nothing to drop or it cannot be transformed safely (see the module docstring).
 
-    ``zero_returns`` (positions from :func:`zero_outputs`): return the number ``0.0``
-    there instead of computing ``x * 0``; a normal run then fills those state variables
-    with zeros, one write instead of a product and a copy."""
+    ``zero_returns`` (positions from :func:`zero_outputs` with ``own``): return the
+    number ``0.0`` there instead of computing ``x * 0``; a normal run then multiplies
+    those state variables by 0 in place, one pass instead of a product and a copy."""
     ones = {name for name, v in known.items() if float(v) == 1.0}
     zeros = {name for name, v in known.items() if float(v) == 0.0}
     if not (ones or zeros or zero_returns) or fn.__code__.co_freevars:

@@ -167,3 +167,72 @@ def test_prepared_updates_give_the_numba_backends_values():
         values[backend] = (h.state["z"].clone(), h.state["r"].clone())
     for a, b in zip(values["torch"], values["numba"]):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
+
+
+@kernel
+def spike(x):
+    """A module's own firing condition: gating still re-binds it (the threshold offset)."""
+    return x >= 0.0
+
+
+class _OwnSpike(ns.NeuronModel):
+    parameters = {}
+    state_variables = {"v": ns.StateVariable("mV", "membrane", 0.0)}
+    inputs = ("i_ext",)
+    receptors = {}
+
+    def constants(self, p, dt):
+        return {"th": 1.0}
+
+    @staticmethod
+    def update(v, i_ext, th):
+        v = i_ext
+        return v, spike(v - th)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_a_gate_offset_reaches_a_modules_own_spike_helper(backend):
+    net = ns.Network(dt=1.0, backend=backend)
+    p = net.population(4, _OwnSpike(), name="p", gated=True)
+    p.gate.set(offset=[0.0, 0.5, 1.0, 2.0])
+    p.inputs["i_ext"].fill_(1.5)
+    net.run(steps=1, progress=False)
+    assert p.history[0, 0].tolist() == [True, True, False, False]
+
+
+class _EmitsClearedInput(ns.NeuronModel):
+    """Emits its input as it arrived, which the update then clears."""
+
+    parameters = {}
+    state_variables = {"i": ns.StateVariable("1", "input", 0.0), "z": ns.StateVariable("1", "sum", 0.0)}
+    inputs = ("i_ext",)
+    receptors = {"in": "i"}
+    output = "graded"
+
+    def constants(self, p, dt):
+        return {"zero": 0.0}
+
+    @staticmethod
+    def update(i, z, i_ext, zero):
+        return i * 0.0, i + zero, i
+
+
+def test_a_compiled_slice_emits_what_an_eager_step_emits():
+    def build():
+        net = ns.Network(dt=1.0, seed=0, backend="torch")
+        src = net.population(3, ns.GradedInput(), name="x")
+        p = net.population(3, _EmitsClearedInput(), name="p")
+        net.projection(src, p, weight=np.eye(3, dtype=np.float32), receptor="in", delay=1)
+        src.inputs["i_ext"].copy_(torch.tensor([[1.0, 2.0, 3.0]]))
+        net.run(steps=3, progress=False)  # (eager steps first: they bind the updates)
+        return net, p
+
+    (eager, pe), (compiled, pc) = build(), build()
+    eager.run(steps=3, progress=False)
+    step = compiled.backend.static_step
+    step.prepare_slice(3)
+    torch.compile(step.compilable_slice(3), fullgraph=True, backend="eager")()
+    assert pe.history.abs().sum() > 0
+    assert torch.equal(pe.history, pc.history)
+    for var in pe.state:
+        assert torch.equal(pe.state[var], pc.state[var])

@@ -205,9 +205,11 @@ class TorchBackend:
             out = self._compiled_update(pop)(*args)
             values = [v.clone() if any(v is x for i, x in enumerate(targets) if i != k) else v
                       for k, v in enumerate(out[:-1])]
+            emitted = out[-1]
+            if any(emitted is x for x in targets):  # (emitted as it was, not as written)
+                emitted = emitted.clone()
             for target, value in zip(targets, values):
                 target.copy_(value)
-            emitted = out[-1]
         if gate is not None and gate.activity_gate != "none":
             emitted = sent_activity(gate, emitted)
         return emitted
