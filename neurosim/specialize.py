@@ -15,8 +15,8 @@ known names, closes over variables of an enclosing function, or cannot be read. 
 removed operation can change a result's shape or dtype (``where(c, a, a)`` has the
 shape of ``c``; ``bool * 1`` is a number), so the run checks a specialized update
 against the model's own at its first call
-(:func:`neurosim.backends.torch_update.same_outputs`). The values are the same numbers (``x + 0`` may differ from ``x`` only in the sign of a zero);
-gradients may differ in the last bit where autograd then sums in another order.
+(:func:`neurosim.backends.torch_update.same_outputs`). The values are the same numbers
+(``x + 0`` may differ from ``x`` only in the sign of a zero); gradients may differ in the last bit where autograd then sums in another order.
 
 :func:`zero_outputs` reads which returned values are written as ``x * 0`` (an input
 used once, such as a synaptic input that arrives each step): the run then starts the

@@ -202,7 +202,7 @@ class TorchBackend:
             emitted = prepared(args, targets)
         else:  # a step torch.compile traces: the model's update as written (it reads every
             # constant, so a compiled slice sees one written in place), bound in an eager step
-            out = self._compiled_update(pop)(*args)
+            out = self._own_update(pop)(*args)
             values = [v.clone() if any(v is x for i, x in enumerate(targets) if i != k) else v
                       for k, v in enumerate(out[:-1])]
             emitted = out[-1]
@@ -219,7 +219,7 @@ class TorchBackend:
         """``pop``'s update prepared (:mod:`.torch_update`): again when a constant written
         in was replaced or written. Constants are written in on the CPU only (a CUDA
         graph would not see one written in place after its capture)."""
-        self._compiled_update(pop)  # (bound here, outside any trace)
+        plain = self._own_update(pop)  # (bound here, outside any trace)
         cuda = self.net.device.type == "cuda"
         known = () if cuda else known_constants(pop, a, raised, self._known)
         prepared = self._prepared.get(pop.name)
@@ -227,26 +227,32 @@ class TorchBackend:
             prepared.guard_with(pop, a)  # (the same values in other arrays)
             return prepared
         gate = pop.gate
-        math = TORCH_MATH if gate is None or raised is not None else \
-            offset_math(TORCH_MATH, lambda g=gate: g.offset)
         wrap = None
         if self.fuse_updates and cuda and not self.net.deterministic:
             # one compiled update per model (not per population): dynamo compiles each once
             key = (type(pop.model), known) if gate is None or raised is not None else pop.name
             wrap = lambda fn, own, key=key: self._fused.setdefault((key, own), FusedUpdate(fn))  # noqa: E731
-        prepared = self._prepared[pop.name] = PreparedUpdate(type(pop.model), math, known, wrap)
+        prepared = self._prepared[pop.name] = PreparedUpdate(type(pop.model), self._math(pop), plain,
+                                                             known, wrap)
         prepared.guard_with(pop, a)
         return prepared
 
-    def _compiled_update(self, pop: "Population") -> Callable[..., Any]:
-        """``pop``'s update as the model wrote it, for a step that torch.compile traces."""
+    def _own_update(self, pop: "Population") -> Callable[..., Any]:
+        """``pop``'s update as the model wrote it, bound to its torch math: what a step
+        torch.compile traces runs, and what a prepared update is checked against."""
         key = type(pop.model) if pop.gate is None else pop.name
         update = self._updates.get(key)
         if update is None:
-            math = TORCH_MATH if pop.gate is None or threshold_array(pop) is not None else \
-                offset_math(TORCH_MATH, lambda g=pop.gate: g.offset)
-            update = self._updates[key] = bind(type(pop.model).update, math)
+            update = self._updates[key] = bind(type(pop.model).update, self._math(pop))
         return update
+
+    @staticmethod
+    def _math(pop: "Population") -> Any:
+        """The torch math of ``pop``'s update: a gated population's firing condition sees
+        its offset, unless the model has a threshold argument the offset is added to."""
+        if pop.gate is None or threshold_array(pop) is not None:
+            return TORCH_MATH
+        return offset_math(TORCH_MATH, lambda g=pop.gate: g.offset)
 
     def run_delivery(self, proj: "Projection", t: int) -> None:
         """Add the weights of spikes arriving at ``t`` to the receptor variable."""

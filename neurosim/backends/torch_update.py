@@ -124,12 +124,13 @@ class PreparedUpdate:
     Args:
         model: the population's model class (its ``update`` is the source).
         math: the torch math to bind it to (a gated population's own).
+        plain: its update bound to ``math`` as the model wrote it (the backend's own).
         known: the 0/1 constants to write in (:func:`known_constants`).
         wrap: applied to the bound update once checked, with whether it is the model's
             own (on CUDA, fusing it).
     """
 
-    def __init__(self, model: type, math: Mapping[str, Callable[..., Any]],
+    def __init__(self, model: type, math: Mapping[str, Callable[..., Any]], plain: Callable[..., Any],
                  known: tuple[tuple[str, float], ...],
                  wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]] | None = None) -> None:
         self.model, self.known = model, known
@@ -138,7 +139,7 @@ class PreparedUpdate:
         variables = list(model.state_variables)
         zeros = zero_outputs(model.update, variables)  # (each a variable's own x * 0)
         fast = specialize(model.update, dict(known), zeros)
-        self.plain = bind(model.update, math)
+        self.plain = plain
         self.fast = bind(fast, math) if fast is not model.update else None
         self.zeros = zeros if self.fast is not None else frozenset()
         self.wrap = wrap
