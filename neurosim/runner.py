@@ -239,21 +239,14 @@ class Runner:
         weights are read here (weights an optimiser moves show up in the state they drive).
         """
         net = self.net
-        # a rule with as_gradient changes .grad, not the weights: an optimiser does that
-        plastic = {id(rule.projection): rule.projection for rule in net.rules.values()
-                   if not rule.as_gradient}
-        # (a variable the update writes as x * 0, an input cleared each step, is zeros after
-        # it: what it received since shows in the variables it feeds, at the next update)
-        owners = [(pop, var, t) for pop in net.populations.values() for var, t in pop.state.items()
-                  if var not in cleared_variables(type(pop.model))]
-        owners += [(proj, None, proj.weight) for proj in plastic.values()]
-        owners = [item for item in owners if item[2].is_floating_point() and item[2].numel()]
+        owners = self._finite_owners()
         if not owners:
             return
-        # a sum is finite only if every term is (a NaN or inf term makes it NaN or inf), so
-        # one sum per tensor clears the common case; a non-finite sum (perhaps an overflow
-        # of finite terms) is then looked into element by element
-        if bool(torch.isfinite(torch.stack([t.sum() for *_, t in owners])).all()):
+        # a sum is finite only if every term is (a NaN or inf term makes it NaN or inf), and
+        # so is a sum of sums: one sum per tensor and one host read clear the common case;
+        # a non-finite total (perhaps an overflow of finite terms) is then looked into
+        # element by element
+        if math.isfinite(float(torch.stack([t.sum() for *_, t in owners]).sum())):
             return
         for owner, var, t in owners:
             bad = (~torch.isfinite(t)).nonzero()
@@ -269,6 +262,21 @@ class Runner:
                     f"{what} became NaN or inf by step {net.clock.step} "
                     f"(t = {net.clock.time_ms:g} ms; first at {where}); check its parameters, "
                     "inputs and weights for values too large for the network's dtype")
+
+    def _finite_owners(self) -> list[tuple[Any, str | None, torch.Tensor]]:
+        """What :meth:`check_finite` reads: (population, variable, its tensor) and
+        (projection, None, its weights)."""
+        net = self.net
+        # a rule with as_gradient changes .grad, not the weights: an optimiser does that
+        plastic = {id(rule.projection): rule.projection for rule in net.rules.values()
+                   if not rule.as_gradient}
+        # (a variable the update writes as x * 0, an input cleared each step, is zeros after
+        # it: what it received since shows in the variables it feeds, at the next update;
+        # nor one declared finite wherever another variable is, which is checked)
+        owners = [(pop, var, t) for pop in net.populations.values() for var, t in pop.state.items()
+                  if var not in unchecked_variables(type(pop.model))]
+        owners += [(proj, None, proj.weight) for proj in plastic.values()]
+        return [item for item in owners if item[2].is_floating_point() and item[2].numel()]
 
     def log_attrs(self) -> dict[str, Any]:
         """The log's file attributes, written when a run begins."""
@@ -290,6 +298,20 @@ class Runner:
             # a copy: a description may hold an object's own list, changed later in place
             self._described, self._described_json = copy.deepcopy(described), json.dumps(described)
         return self._described_json
+
+
+@functools.lru_cache(maxsize=None)
+def unchecked_variables(model: type) -> frozenset[str]:
+    """The state variables the finiteness check skips: those cleared each update
+    (:func:`cleared_variables`) and those declared finite wherever another checked one
+    is (``StateVariable.finite_with``)."""
+    variables = getattr(model, "state_variables", {})
+    cleared = cleared_variables(model)
+    # (only onto a variable that is itself checked: no chains, no cycles)
+    follows = {name for name, var in variables.items() if getattr(var, "finite_with", None) in variables
+               and var.finite_with not in cleared
+               and getattr(variables[var.finite_with], "finite_with", None) is None}
+    return cleared | follows
 
 
 @functools.lru_cache(maxsize=None)

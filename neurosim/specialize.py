@@ -112,17 +112,25 @@ def _binds(func: ast.FunctionDef, names: set[str]) -> bool:
 
 
 def specialize(fn: Callable[..., Any], known: Mapping[str, float],
-               zero_returns: frozenset[int] = frozenset()) -> Callable[..., Any]:
+               zero_returns: frozenset[int] = frozenset(), *,
+               write_into: tuple[Sequence[str], Mapping[str, Callable[..., Any]]] | None = None
+               ) -> Callable[..., Any]:
     """``fn`` (a model's ``update``, same signature) without the operations that the
     arguments in ``known`` (name -> 0 or 1) make trivial; ``fn`` itself when there is
     nothing to drop or it cannot be transformed safely (see the module docstring).
 
     ``zero_returns`` (positions from :func:`zero_outputs` with ``own``): return the
     number ``0.0`` there instead of computing ``x * 0``; a normal run then multiplies
-    those state variables by 0 in place, one pass instead of a product and a copy."""
+    those state variables by 0 in place, one pass instead of a product and a copy.
+
+    ``write_into`` (each returned value's own variable, and the functions that write an
+    operation's result into a given array: :data:`INTO_OPERATIONS`' names): returned
+    values whose last operation can write into their variable's array directly do
+    (:func:`_write_into`); the function then takes those arrays as extra arguments,
+    after its own, and lists their positions in ``__neurosim_into__``."""
     ones = {name for name, v in known.items() if float(v) == 1.0}
     zeros = {name for name, v in known.items() if float(v) == 0.0}
-    if not (ones or zeros or zero_returns) or fn.__code__.co_freevars:
+    if not (ones or zeros or zero_returns or write_into) or fn.__code__.co_freevars:
         return fn
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
@@ -140,6 +148,13 @@ def specialize(fn: Callable[..., Any], known: Mapping[str, float],
     func.body = [_DropIdentities(ones, zeros).visit(statement) for statement in func.body]
     if zero_returns:
         func.body = [_ZeroReturns(zero_returns).visit(statement) for statement in func.body]
+    positions: tuple[int, ...] = ()
+    namespace = fn.__globals__
+    if write_into is not None:
+        own, operations = write_into
+        positions = _write_into(func, list(own), zero_returns, set(operations))
+        if positions:
+            namespace = {**fn.__globals__, **{INTO_PREFIX + name: f for name, f in operations.items()}}
     if ast.dump(func) == original:
         return fn
     ast.fix_missing_locations(tree)
@@ -148,10 +163,116 @@ def specialize(fn: Callable[..., Any], known: Mapping[str, float],
         code = next(c for c in module.co_consts if isinstance(c, types.CodeType) and c.co_name == func.name)
     except (SyntaxError, ValueError, StopIteration):
         return fn
-    out = types.FunctionType(code, fn.__globals__, fn.__name__, fn.__defaults__)
+    out = types.FunctionType(code, namespace, fn.__name__, fn.__defaults__)
     out.__kwdefaults__ = fn.__kwdefaults__
     out.__doc__ = fn.__doc__
+    out.__neurosim_into__ = positions
     return out
+
+
+#: the operations a value's last operation can be, for it to write into an array: the
+#: arithmetic operators by name, and the kernel math functions of these names
+INTO_BINARY = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div"}
+INTO_PREFIX = "__neurosim_into_"
+
+
+def _write_into(func: ast.FunctionDef, own: list[str], zero_returns: frozenset[int],
+                operations: set[str]) -> tuple[int, ...]:
+    """Rewrite ``func`` (in place) so that each returned value that can, writes its last
+    operation's result into its variable's array, passed as an extra argument; return
+    those positions.
+
+    A returned value ``v`` at position ``k`` (its variable's argument ``x = own[k]``)
+    qualifies when: the body is straight-line assignments and one final ``return`` of a
+    tuple; ``v``'s last binding is a top-level ``v = <a op b>`` or ``v = f(...)`` with
+    ``op`` or ``f`` in ``operations``; ``x`` is an argument, read after that statement
+    only as the same name rebound by it (``x`` is ``v``) and otherwise never rebound;
+    ``x`` is read only as an operand of an operation (never bound to another name or
+    returned as it is, which would alias the array the write changes); and ``v`` is not
+    returned earlier in the tuple. The run checks the result against the model's own
+    before using it (:class:`neurosim.backends.torch_update.PreparedUpdate`)."""
+    body = func.body
+    if not body or not isinstance(body[-1], ast.Return) or not isinstance(body[-1].value, ast.Tuple):
+        return ()
+    if not all(isinstance(st, ast.Assign) for st in body[:-1]):
+        return ()
+    if any(isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.comprehension,
+                             ast.NamedExpr, ast.Return, ast.Starred))
+           for st in body[:-1] for node in ast.walk(st)):
+        return ()
+    arguments = [a.arg for a in func.args.args]
+    items = body[-1].value.elts
+    if any(isinstance(item, ast.Starred) for item in items):
+        return ()  # (positions not known from the source)
+
+    def stores(name: str) -> list[int]:
+        return [i for i, st in enumerate(body[:-1]) for node in ast.walk(st)
+                if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store)]
+
+    def parents() -> dict[int, ast.AST]:
+        out = {}
+        for node in ast.walk(func):
+            for child in ast.iter_child_nodes(node):
+                out[id(child)] = node
+        return out
+
+    up = parents()
+    chosen: list[tuple[int, int, ast.Assign]] = []
+    seen: set[str] = set()
+    for k, item in enumerate(items[:-1]):
+        if not isinstance(item, ast.Name) or item.id in seen or k in zero_returns or k >= len(own):
+            if isinstance(item, ast.Name):
+                seen.add(item.id)
+            continue
+        v, x = item.id, own[k]
+        seen.add(v)
+        bound = stores(v)
+        if not bound or x not in arguments:
+            continue
+        at = bound[-1]
+        st = body[at]
+        if len(st.targets) != 1 or not isinstance(st.targets[0], ast.Name) or st.targets[0].id != v:
+            continue
+        value = st.value
+        if isinstance(value, ast.BinOp):
+            name = INTO_BINARY.get(type(value.op))
+        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and not value.keywords:
+            name = value.func.id
+        else:
+            continue
+        if name not in operations:
+            continue
+        if x != v and stores(x):
+            continue  # (x rebound to another value: too many cases)
+        loads = [(i, node) for i, st2 in enumerate(body) for node in ast.walk(st2)
+                 if isinstance(node, ast.Name) and node.id == x and isinstance(node.ctx, ast.Load)]
+        if x != v and any(i > at for i, _ in loads):
+            continue  # (the old values, read after the write)
+        # up to the write, x is read as an operand only: no other name holds the array
+        if not all(_operand(up.get(id(node)), node, operations) for i, node in loads if i <= at):
+            continue
+        chosen.append((k, at, st))
+    for k, at, st in chosen:
+        value = st.value
+        dest = ast.Name(id=f"{INTO_PREFIX}out{k}", ctx=ast.Load())
+        if isinstance(value, ast.BinOp):
+            call = ast.Call(func=ast.Name(id=INTO_PREFIX + INTO_BINARY[type(value.op)], ctx=ast.Load()),
+                            args=[value.left, value.right, dest], keywords=[])
+        else:
+            call = ast.Call(func=ast.Name(id=INTO_PREFIX + value.func.id, ctx=ast.Load()),
+                            args=[*value.args, dest], keywords=[])
+        st.value = call
+        func.args.args.append(ast.arg(arg=f"{INTO_PREFIX}out{k}"))
+    return tuple(k for k, _, _ in chosen)
+
+
+def _operand(parent: ast.AST | None, node: ast.AST, operations: set[str]) -> bool:
+    """Whether ``node`` is read as an operand (its value used, never passed on as it is)."""
+    if isinstance(parent, (ast.BinOp, ast.UnaryOp, ast.Compare)):
+        return True
+    return (isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and node in parent.args
+            and parent.func.id in operations | {"exp", "where", "maximum", "minimum", "spike",
+                                                 "spike_above", "elu", "sigmoid", "tanh"})
 
 
 def zero_outputs(fn: Callable[..., Any], own: Sequence[str] | None = None) -> frozenset[int]:

@@ -4,6 +4,8 @@ outputs filled and its writes ordered so no value is overwritten before it is re
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,7 +14,7 @@ import pytest
 
 import neurosim as ns
 from neurosim.backends.torch_update import write_order
-from neurosim.kernel import exp, kernel
+from neurosim.kernel import exp, kernel, maximum
 
 
 def test_write_order_writes_a_value_before_the_array_it_is():
@@ -236,3 +238,95 @@ def test_a_compiled_slice_emits_what_an_eager_step_emits():
     assert torch.equal(pe.history, pc.history)
     for var in pe.state:
         assert torch.equal(pe.state[var], pc.state[var])
+
+
+# -- values written into their arrays by the update itself (specialize's write_into) ------
+def _into(fn, own):
+    from neurosim.backends.torch_update import into_operations
+    from neurosim.kernel import TORCH_MATH
+    from neurosim.specialize import specialize
+
+    out = specialize(fn, {}, write_into=(own, into_operations(TORCH_MATH)))
+    return getattr(out, "__neurosim_into__", ())
+
+
+def _keeps_previous(x, x_prev, inp):  # x's array is returned as x_prev: written after
+    x_new = x + inp
+    return x_new, x, x_new
+
+
+def _rebinds(v, i):
+    v = v + i
+    v = maximum(v, 0.0)
+    return v, i * 0.5, v
+
+
+def _aliases(v, i):  # y holds v's array when v would be written
+    y = v
+    v = v + i
+    return v, y + 1.0, v
+
+
+def _ends_in_a_helper(v, i):
+    v = exp(v) + i
+    w = kept(i)
+    return v, w, v
+
+
+def test_write_into_picks_values_whose_old_arrays_are_not_read_after():
+    assert _into(ns.models.graded.GradedELU.update, ["i", "z", "r"]) == (1, 2)  # (i: 0 * i, no name)
+    assert _into(_keeps_previous, ["x", "x_prev"]) == ()
+    assert _into(_rebinds, ["v", "i"]) == (0,)
+    assert _into(_aliases, ["v", "i"]) == ()
+    assert _into(_ends_in_a_helper, ["v", "i"]) == (0,)  # (w: a helper's value, not an operation)
+
+
+@kernel
+def kept(x):
+    return x
+
+
+class _Broadcast(ns.NeuronModel):
+    """A variable set from a parameter alone: its value has the parameter's shape, so
+    the update cannot write it into the (batch, n) array; it is copied there instead."""
+
+    parameters = {"level": ns.Parameter(0.5, "1", "the level")}
+    state_variables = {"x": ns.StateVariable("1", "level twice", 0.0)}
+    inputs = ()
+    receptors = {}
+
+    def constants(self, p, dt):
+        return {"level": p["level"]}
+
+    @staticmethod
+    def update(x, level):
+        x = level * 2.0
+        return x, x > 1e9
+
+
+def test_a_value_that_cannot_be_written_into_its_array_is_copied():
+    net = ns.Network(dt=1.0, batch=2, backend="torch")
+    pop = net.population(3, _Broadcast(), name="p")
+    array = pop.state["x"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.run(steps=2, progress=False)
+    assert net.backend._prepared["p"].dests == ()
+    assert pop.state["x"] is array and array.shape == (2, 3) and array.tolist() == [[1.0] * 3] * 2
+
+
+def test_a_graded_unit_writes_z_and_r_into_their_arrays_and_agrees_with_numba():
+    runs = {}
+    for backend in ("torch", "numba"):
+        net, x, h, w = _graded_pair(backend)
+        arrays = {v: t for v, t in h.state.items()}
+        for _ in range(3):
+            net.run(steps=1, progress=False)
+        assert all(h.state[v] is t for v, t in arrays.items())
+        runs[backend] = {v: t.clone() for v, t in h.state.items()}
+        if backend == "torch":
+            assert net.backend._prepared["h"].dests == (1, 2)
+            z = x.inputs["i_ext"] @ w
+            torch.testing.assert_close(h.state["z"], z, rtol=1e-6, atol=1e-6)
+    for v in runs["torch"]:
+        torch.testing.assert_close(runs["torch"][v], runs["numba"][v], rtol=1e-6, atol=1e-6)

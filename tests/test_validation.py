@@ -53,6 +53,30 @@ def test_nan_in_learned_weights_names_the_projection(engine):
         net.run(1.0, progress=False)
 
 
+
+def test_the_finiteness_check_reads_z_for_a_graded_unit_not_its_activity(engine):
+    """``r = phi(z)`` is declared finite wherever ``z`` is: the check reads ``z`` (and
+    names it), not ``r``; a variable declared onto one that is itself skipped is read."""
+    from dataclasses import replace
+
+    from neurosim.runner import unchecked_variables
+
+    assert unchecked_variables(ns.models.graded.GradedELU) == {"i", "r"}
+
+    class Loop(ns.models.graded.GradedReLU):  # (declared onto each other: both checked)
+        state_variables = {**ns.models.graded.GRADED_STATE,
+                           "z": replace(ns.models.graded.GRADED_STATE["z"], finite_with="r")}
+
+    assert unchecked_variables(Loop) == {"i"}
+    net = ns.Network(dt=1.0, batch=1, **engine)
+    x = net.population(2, ns.GradedInput(), name="x")
+    h = net.population(2, ns.Graded("tanh"), name="h")
+    net.projection(x, h, weight=np.ones((2, 2), np.float32), receptor="in", delay=0)
+    x.inputs["i_ext"].fill_(3e38)  # finite; the sum 6e38 is inf in float32, tanh of it 1
+    with pytest.raises(FloatingPointError, match=r"population 'h' \(GradedTanh\): state variable 'z'"):
+        net.run(steps=1, progress=False)
+    assert bool(h.state["r"].isfinite().all())
+
 # -- named errors instead of raw ones (20.14) ---------------------------------------------
 def test_numpy_scalars_are_numbers():
     net = ns.Network(dt=np.float32(0.5))

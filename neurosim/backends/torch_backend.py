@@ -188,20 +188,15 @@ class TorchBackend:
             prepared = self._prepared.get(pop.name)
             if prepared is None or not prepared.holds(type(pop.model), a):
                 prepared = self._prepare_update(pop, a, raised)
-        args = []
-        for name in (prepared.names if prepared is not None else pop.argument_arrays()):
-            if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
-                h = lowbias32(a[name] ^ step_key_of(pop.random_keys[name[4:]]))
-                args.append((h >> 8).to(pop.dtype) * UNIT24)
-            elif name == raised:  # the model's threshold, raised by the gate's offset
-                args.append(a[name] + gate.offset)
-            else:
-                args.append(a[name])
-        targets = [a[f"state.{var}"] for var in pop.model.state_variables]
+        if prepared is not None and prepared.plain_names and raised is None:
+            args = [a[name] for name in prepared.names]
+        else:
+            args = self._arguments(pop, a, prepared, raised, step_key_of)
         if prepared is not None:
-            emitted = prepared(args, targets)
+            emitted = prepared(args, [a[name] for name in prepared.target_names])
         else:  # a step torch.compile traces: the model's update as written (it reads every
             # constant, so a compiled slice sees one written in place), bound in an eager step
+            targets = [a[f"state.{var}"] for var in pop.model.state_variables]
             out = self._own_update(pop)(*args)
             values = [v.clone() if any(v is x for i, x in enumerate(targets) if i != k) else v
                       for k, v in enumerate(out[:-1])]
@@ -213,6 +208,22 @@ class TorchBackend:
         if gate is not None and gate.activity_gate != "none":
             emitted = sent_activity(gate, emitted)
         return emitted
+
+    def _arguments(self, pop: "Population", a: dict[str, torch.Tensor], prepared: PreparedUpdate | None,
+                   raised: str | None, step_key_of: Callable[[int], Any]) -> list[Any]:
+        """The update's arguments: the arrays, a random input's uniforms for this step, a
+        gated threshold raised by the gate's offset."""
+        gate = pop.gate
+        args = []
+        for name in (prepared.names if prepared is not None else pop.argument_arrays()):
+            if name.startswith("key."):  # a random input: uniforms hashed from (stream, step, element)
+                h = lowbias32(a[name] ^ step_key_of(pop.random_keys[name[4:]]))
+                args.append((h >> 8).to(pop.dtype) * UNIT24)
+            elif name == raised:  # the model's threshold, raised by the gate's offset
+                args.append(a[name] + gate.offset)
+            else:
+                args.append(a[name])
+        return args
 
     def _prepare_update(self, pop: "Population", a: dict[str, torch.Tensor],
                         raised: str | None) -> PreparedUpdate:
@@ -233,7 +244,7 @@ class TorchBackend:
             key = (type(pop.model), known) if gate is None or raised is not None else pop.name
             wrap = lambda fn, own, key=key: self._fused.setdefault((key, own), FusedUpdate(fn))  # noqa: E731
         prepared = self._prepared[pop.name] = PreparedUpdate(type(pop.model), self._math(pop), plain,
-                                                             known, wrap)
+                                                             known, wrap, write_into=not cuda)
         prepared.guard_with(pop, a)
         return prepared
 

@@ -343,7 +343,7 @@ class StaticStep:
             ring[self.step % ring.shape[0]].copy_(out)
         else:
             ring.index_copy_(0, self._slot(ring.shape[0], 0), out.unsqueeze(0).to(ring.dtype))
-        self._now[pop.name] = out.to(ring.dtype)
+        self._now[pop.name] = out if out.dtype == ring.dtype else out.to(ring.dtype)
 
     def run_group(self, group: PopulationGroup) -> None:
         """Populations stepped as one: the group's update, and each member's columns of
@@ -368,7 +368,9 @@ class StaticStep:
         dense_product = graded or self.net.batch >= DENSE_MATMUL_BATCH
         for q, block in enumerate(proj.blocks):
             if not proj.sparse and dense_product:
-                spikes = self.emitted(proj.pre, block.delay).to(weight.dtype)
+                spikes = self.emitted(proj.pre, block.delay)
+                if spikes.dtype != weight.dtype:
+                    spikes = spikes.to(weight.dtype)
                 if gate is None:
                     target.addmm_(spikes, weight)  # the sum inside the product
                 else:

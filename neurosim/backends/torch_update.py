@@ -30,11 +30,12 @@ as before is right, only slower).
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 
-from neurosim.kernel import bind
+from neurosim.kernel import TORCH_MATH, bind
 from neurosim.specialize import IDENTITIES, specialize, zero_outputs
 
 if TYPE_CHECKING:
@@ -118,6 +119,75 @@ def write_order(values: Sequence[Any], targets: Sequence[torch.Tensor]) -> tuple
     return order, frozenset()
 
 
+def _written(value: Any, out: torch.Tensor) -> Any:
+    """``value`` in ``out`` (an operation without an ``out=`` form for these operands)."""
+    if value is out or not isinstance(value, torch.Tensor):
+        return value
+    return out.copy_(value)
+
+
+def _add_into(a: Any, b: Any, out: torch.Tensor) -> Any:
+    if isinstance(a, torch.Tensor):
+        return torch.add(a, b, out=out)
+    return torch.add(b, a, out=out) if isinstance(b, torch.Tensor) else a + b  # (a + b is b + a)
+
+
+def _mul_into(a: Any, b: Any, out: torch.Tensor) -> Any:
+    if isinstance(a, torch.Tensor):
+        return torch.mul(a, b, out=out)
+    return torch.mul(b, a, out=out) if isinstance(b, torch.Tensor) else a * b
+
+
+def _sub_into(a: Any, b: Any, out: torch.Tensor) -> Any:
+    return torch.sub(a, b, out=out) if isinstance(a, torch.Tensor) else _written(a - b, out)
+
+
+def _div_into(a: Any, b: Any, out: torch.Tensor) -> Any:
+    return torch.div(a, b, out=out) if isinstance(a, torch.Tensor) else _written(a / b, out)
+
+
+def _maximum_into(a: Any, b: Any, out: torch.Tensor) -> Any:  # (as kernel.torch_maximum)
+    if not isinstance(b, torch.Tensor):
+        return torch.clamp_min(a, b, out=out) if isinstance(a, torch.Tensor) else max(a, b)
+    if not isinstance(a, torch.Tensor):
+        return torch.clamp_min(b, a, out=out)
+    return torch.maximum(a, b, out=out)
+
+
+def _minimum_into(a: Any, b: Any, out: torch.Tensor) -> Any:  # (as kernel.torch_minimum)
+    if not isinstance(b, torch.Tensor):
+        return torch.clamp_max(a, b, out=out) if isinstance(a, torch.Tensor) else min(a, b)
+    if not isinstance(a, torch.Tensor):
+        return torch.clamp_max(b, a, out=out)
+    return torch.minimum(a, b, out=out)
+
+
+def _where_into(c: Any, a: Any, b: Any, out: torch.Tensor) -> Any:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        return torch.where(c, a, b, out=out)
+    return _written(torch.where(c, a, b), out)
+
+
+#: each operation an update's value may end with, writing its result into ``out``, as
+#: the torch math (:data:`neurosim.kernel.TORCH_MATH`) computes it
+INTO_OPERATIONS: Mapping[str, Callable[..., Any]] = {
+    "add": _add_into, "sub": _sub_into, "mul": _mul_into, "div": _div_into,
+    "exp": lambda x, out: torch.exp(x, out=out),
+    "elu": lambda x, out: torch._C._nn.elu(x, out=out),  # (F.elu's alpha 1)
+    "sigmoid": lambda x, out: torch.sigmoid(x, out=out),
+    "tanh": lambda x, out: torch.tanh(x, out=out),
+    "maximum": _maximum_into, "minimum": _minimum_into, "where": _where_into,
+}
+
+
+def into_operations(math: Mapping[str, Callable[..., Any]]) -> dict[str, Callable[..., Any]]:
+    """:data:`INTO_OPERATIONS` for an update bound to ``math``: the operators, and each
+    math function ``math`` binds as the torch math does (a gated population's firing
+    condition, say, is its own)."""
+    return {name: f for name, f in INTO_OPERATIONS.items()
+            if name in ("add", "sub", "mul", "div") or math.get(name) is TORCH_MATH.get(name)}
+
+
 class PreparedUpdate:
     """One population's update for normal (non-differentiable) torch runs.
 
@@ -132,11 +202,14 @@ class PreparedUpdate:
 
     def __init__(self, model: type, math: Mapping[str, Callable[..., Any]], plain: Callable[..., Any],
                  known: tuple[tuple[str, float], ...],
-                 wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]] | None = None) -> None:
+                 wrap: Callable[[Callable[..., Any], bool], Callable[..., Any]] | None = None,
+                 write_into: bool = False) -> None:
         self.model, self.known = model, known
         self.names: list[str] = []  # the update's arguments' array names (guard_with)
+        self.plain_names = False
         self.guard: tuple[tuple[str, torch.Tensor, int], ...] = ()
         variables = list(model.state_variables)
+        self.target_names = [f"state.{var}" for var in variables]  # (the arrays written)
         zeros = zero_outputs(model.update, variables)  # (each a variable's own x * 0)
         fast = specialize(model.update, dict(known), zeros)
         self.plain = plain
@@ -146,12 +219,27 @@ class PreparedUpdate:
         self.update: Callable[..., Any] | None = None  # set at the first call
         self.clones: frozenset[int] = frozenset()
         self.order: list[int] = list(range(len(variables)))
+        #: the writes in order: (k, None) copies output k, (k, a 0-d zero) clears variable k
+        self.writes: list[tuple[int, torch.Tensor | None]] = []
         #: None: emit what the update returned; k >= 0: target k (written with it); -1: a copy
         self.emit: int | None = None
+        # the update writing values into their arrays itself (specialize's write_into),
+        # tried at the first call; dests: the positions it writes, once it is used
+        self.into: Callable[..., Any] | None = None
+        self.dests: tuple[int, ...] = ()
+        if write_into:
+            operations = into_operations(math)
+            into = specialize(model.update, dict(known), zeros, write_into=(variables, operations))
+            self.into_positions: tuple[int, ...] = getattr(into, "__neurosim_into__", ())
+            if self.into_positions:
+                self.into = bind(into, math)
 
     def guard_with(self, pop: "Population", a: Mapping[str, torch.Tensor]) -> None:
         """Remember ``pop``'s argument names and the arrays written in, as they are now."""
         self.names = pop.argument_arrays()
+        #: every argument is an array as it is (no random input; a gated threshold is
+        #: left to the caller, which knows it)
+        self.plain_names = not any(name.startswith("key.") for name in self.names)
         by_arg = dict(zip(pop._arg_names, self.names))
         self.guard = tuple((by_arg[arg], a[by_arg[arg]], a[by_arg[arg]]._version) for arg, _ in self.known)
 
@@ -164,26 +252,34 @@ class PreparedUpdate:
     def __call__(self, args: Sequence[Any], targets: Sequence[torch.Tensor]) -> Any:
         """Run the update on ``args`` (once) and write its new state into ``targets`` (in
         place); return what the population emits."""
-        if self.update is None:
-            out = self._first_call(args, targets)
+        if self.update is None:  # (this step's writes and emission: the next may differ)
+            out, writes, emit = self._first_call(args, targets)
         else:
-            out = self.update(*args)
-            if self.clones:  # (before anything is written)
-                out = [v.clone() if k in self.clones else v for k, v in enumerate(out)]
-        emitted = out[-1] if self.emit is None else (targets[self.emit] if self.emit >= 0 else out[-1].clone())
-        zeros = self.zeros
-        for k in self.order:
-            if k in zeros:
-                targets[k].mul_(0.0)
+            writes, emit = self.writes, self.emit
+            if self.dests:  # (those values written by the update itself)
+                out = self.update(*args, *[targets[k] for k in self.dests])
             else:
+                out = self.update(*args)
+                if self.clones:  # (before anything is written)
+                    out = [v.clone() if k in self.clones else v for k, v in enumerate(out)]
+        emitted = out[-1] if emit is None else (targets[emit] if emit >= 0 else out[-1].clone())
+        for k, zero in writes:
+            if zero is None:
                 targets[k].copy_(out[k])
+            else:
+                target = targets[k]
+                # (by a 0-d tensor of its dtype: a Python 0.0 is wrapped in one each call)
+                target.mul_(zero if zero.dtype == target.dtype and zero.device == target.device else 0.0)
         return emitted
 
-    def _first_call(self, args: Sequence[Any], targets: Sequence[torch.Tensor]) -> Sequence[Any]:
-        """This step's outputs; settles which update runs and the order of the writes."""
+    def _first_call(self, args: Sequence[Any], targets: Sequence[torch.Tensor]
+                    ) -> tuple[Sequence[Any], list[tuple[int, torch.Tensor | None]], int | None]:
+        """This step's outputs, writes and emission (see :attr:`writes`, :attr:`emit`);
+        settles which update runs from the next step on, and the order of its writes."""
         fast = self.fast
+        checking = fast is not None or self.into is not None
         # (the model's own runs on copies: the step's own call is the only one on the arrays)
-        seen = [x.clone() if isinstance(x, torch.Tensor) else x for x in args] if fast is not None else args
+        seen = [x.clone() if isinstance(x, torch.Tensor) else x for x in args] if checking else args
         update = fast or self.plain
         try:
             out = update(*args)
@@ -192,23 +288,75 @@ class PreparedUpdate:
                 raise
             out = None
         arrays = targets  # what the values may be
-        if fast is not None:
+        want = None
+        if checking:
             with torch.no_grad():
                 want = self.plain(*seen)
-            if out is None or not same_values(out, want, self.zeros):
-                # the model's own from now on; this step's values are its values on the
-                # copies, which they may alias in place of the arrays
-                update, out, self.zeros = self.plain, want, frozenset()
-                arrays = [next((c for x, c in zip(args, seen) if x is t), t) for t in targets]
+        if fast is not None and (out is None or not same_values(out, want, self.zeros)):
+            # the model's own from now on; this step's values are its values on the
+            # copies, which they may alias in place of the arrays
+            update, out, self.zeros, self.into = self.plain, want, frozenset(), None
+            arrays = [next((c for x, c in zip(args, seen) if x is t), t) for t in targets]
         self.order, self.clones = write_order(out[:-1], arrays)
         if self.clones:
             out = [v.clone() if k in self.clones else v for k, v in enumerate(out)]
-        # what it emits may be an array a write changes (x_prev = x, emitting x): then
-        # the variable it was also written to, or a copy
+        self.emit = self._emitted_from(out, arrays)
+        self.writes = [(k, self._zero(targets[k]) if k in self.zeros else None) for k in self.order]
+        writes, emit = self.writes, self.emit
+        if self.into is not None and not self.clones and self.wrap is None and self._writes_into(args, targets, want):
+            update = self.into
+        self.update = self.wrap(update, update is self.plain) if self.wrap is not None else update
+        return out, writes, emit
+
+    def _emitted_from(self, out: Sequence[Any], arrays: Sequence[torch.Tensor]) -> int | None:
+        """:attr:`emit` for outputs ``out`` of an update writing ``arrays``: what it emits
+        may be an array a write changes (x_prev = x, emitting x): then the variable it was
+        also written to, or a copy."""
         emitted = out[-1]
         if isinstance(emitted, torch.Tensor) and any(
                 emitted.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() for x in arrays):
             same = [k for k, v in enumerate(out[:-1]) if v is emitted and k not in self.zeros]
-            self.emit = same[0] if same else -1
-        self.update = self.wrap(update, update is self.plain) if self.wrap is not None else update
-        return out
+            return same[0] if same else -1
+        return None
+
+    @staticmethod
+    def _zero(target: torch.Tensor) -> torch.Tensor:
+        return torch.zeros((), dtype=target.dtype, device=target.device)
+
+    def _writes_into(self, args: Sequence[Any], targets: Sequence[torch.Tensor], want: Sequence[Any]) -> bool:
+        """Whether the update that writes values into their arrays itself (:attr:`into`)
+        gives the model's own values (``want``, on copies of ``args``): it runs on copies of
+        the arrays, each copied once so that they alias as the arrays do, must write into
+        those it was given (not resize or replace them) and need no copy first. If so, it
+        is used from the next step on, with its own writes and what it emits."""
+        positions = self.into_positions
+        copies: dict[int, torch.Tensor] = {}
+
+        def copy_of(x: Any) -> Any:
+            if not isinstance(x, torch.Tensor):
+                return x
+            if id(x) not in copies:
+                copies[id(x)] = x.clone()
+            return copies[id(x)]
+
+        args2, targets2 = [copy_of(x) for x in args], [copy_of(t) for t in targets]
+        dests = [targets2[k] for k in positions]
+        layout = [(d.shape, d.stride(), d.data_ptr()) for d in dests]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # (a resized output warns)
+                got = self.into(*args2, *dests)
+        except Exception:  # noqa: BLE001 - e.g. an output that cannot take the result's dtype
+            return False
+        if not (all(got[k] is d for k, d in zip(positions, dests))
+                and layout == [(d.shape, d.stride(), d.data_ptr()) for d in dests]
+                and same_values(got, want, self.zeros)):
+            return False
+        order, clones = write_order(got[:-1], targets2)
+        if clones:
+            return False
+        self.order, self.dests = order, positions
+        self.emit = self._emitted_from(got, targets2)
+        self.writes = [(k, self._zero(targets[k]) if k in self.zeros else None) for k in order
+                       if k not in positions]
+        return True

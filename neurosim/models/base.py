@@ -42,12 +42,16 @@ class StateVariable:
             value to start from (e.g. ``"v_rest"``).
         learned: a slow, learned quantity (e.g. a homeostatic threshold) that
             ``Network.reset_state`` keeps, as it keeps weights.
+        finite_with: another state variable this one is a function of each step, finite
+            wherever that one is (a graded unit's ``r = phi(z)``): the run's finiteness
+            check reads that one only.
     """
 
     unit: str
     doc: str
     init: float | str = 0.0
     learned: bool = False
+    finite_with: str | None = None
 
 
 class NeuronModel:
