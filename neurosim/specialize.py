@@ -34,6 +34,8 @@ import textwrap
 import types
 from typing import Any, Callable, Mapping, Sequence
 
+from neurosim.kernel import KERNEL_MATH_NAMES
+
 #: the values a known constant can take to be specialized on
 IDENTITIES = (0.0, 1.0)
 
@@ -44,8 +46,8 @@ def _is(node: ast.AST, value: float) -> bool:
 
 
 class _DropIdentities(ast.NodeTransformer):
-    def __init__(self, ones: set[str], zeros: set[str]) -> None:
-        self.ones, self.zeros = ones, zeros
+    def __init__(self, ones: set[str], zeros: set[str], where_is_math: bool = True) -> None:
+        self.ones, self.zeros, self.where_is_math = ones, zeros, where_is_math
 
     def _named(self, node: ast.AST, names: set[str]) -> bool:
         return isinstance(node, ast.Name) and node.id in names
@@ -69,7 +71,7 @@ class _DropIdentities(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
-        if (isinstance(node.func, ast.Name) and node.func.id == "where" and len(node.args) == 3
+        if (self.where_is_math and isinstance(node.func, ast.Name) and node.func.id == "where" and len(node.args) == 3
                 and not node.keywords and ast.dump(node.args[1]) == ast.dump(node.args[2])):
             return node.args[1]
         return node
@@ -145,14 +147,19 @@ def specialize(fn: Callable[..., Any], known: Mapping[str, float],
     func.decorator_list = []
     func.args.defaults, func.args.kw_defaults = [], [None] * len(func.args.kwonlyargs)
     original = ast.dump(func)
-    func.body = [_DropIdentities(ones, zeros).visit(statement) for statement in func.body]
+    # (a math name the module defines as its own @kernel helper is that helper, which
+    # bind() keeps: neither dropped nor trusted here; spike is always the math's own)
+    math_names = {name for name in KERNEL_MATH_NAMES if name in ("spike", "spike_above")
+                  or not getattr(fn.__globals__.get(name), "__neurosim_kernel__", False)}
+    func.body = [_DropIdentities(ones, zeros, "where" in math_names).visit(statement)
+                 for statement in func.body]
     if zero_returns:
         func.body = [_ZeroReturns(zero_returns).visit(statement) for statement in func.body]
     positions: tuple[int, ...] = ()
     namespace = fn.__globals__
     if write_into is not None:
         own, operations = write_into
-        positions = _write_into(func, list(own), zero_returns, set(operations))
+        positions = _write_into(func, list(own), zero_returns, set(operations), math_names)
         if positions:
             namespace = {**fn.__globals__, **{INTO_PREFIX + name: f for name, f in operations.items()}}
     if ast.dump(func) == original:
@@ -177,7 +184,7 @@ INTO_PREFIX = "__neurosim_into_"
 
 
 def _write_into(func: ast.FunctionDef, own: list[str], zero_returns: frozenset[int],
-                operations: set[str]) -> tuple[int, ...]:
+                operations: set[str], math_names: set[str]) -> tuple[int, ...]:
     """Rewrite ``func`` (in place) so that each returned value that can, writes its last
     operation's result into its variable's array, passed as an extra argument; return
     those positions.
@@ -236,7 +243,8 @@ def _write_into(func: ast.FunctionDef, own: list[str], zero_returns: frozenset[i
         value = st.value
         if isinstance(value, ast.BinOp):
             name = INTO_BINARY.get(type(value.op))
-        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and not value.keywords:
+        elif (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and not value.keywords
+              and value.func.id in math_names):  # (the math functions only, not a helper)
             name = value.func.id
         else:
             continue
@@ -249,7 +257,7 @@ def _write_into(func: ast.FunctionDef, own: list[str], zero_returns: frozenset[i
         if x != v and any(i > at for i, _ in loads):
             continue  # (the old values, read after the write)
         # up to the write, x is read as an operand only: no other name holds the array
-        if not all(_operand(up.get(id(node)), node, operations) for i, node in loads if i <= at):
+        if not all(_operand(up.get(id(node)), node, math_names) for i, node in loads if i <= at):
             continue
         chosen.append((k, at, st))
     for k, at, st in chosen:
@@ -266,13 +274,15 @@ def _write_into(func: ast.FunctionDef, own: list[str], zero_returns: frozenset[i
     return tuple(k for k, _, _ in chosen)
 
 
-def _operand(parent: ast.AST | None, node: ast.AST, operations: set[str]) -> bool:
-    """Whether ``node`` is read as an operand (its value used, never passed on as it is)."""
-    if isinstance(parent, (ast.BinOp, ast.UnaryOp, ast.Compare)):
+def _operand(parent: ast.AST | None, node: ast.AST, math_names: set[str]) -> bool:
+    """Whether ``node`` is read as an operand: its value used in a new array, never passed
+    on as it is (``+x`` is ``x`` itself on torch; a helper may return its argument)."""
+    if isinstance(parent, (ast.BinOp, ast.Compare)):
         return True
+    if isinstance(parent, ast.UnaryOp):
+        return isinstance(parent.op, (ast.USub, ast.Invert))
     return (isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and node in parent.args
-            and parent.func.id in operations | {"exp", "where", "maximum", "minimum", "spike",
-                                                 "spike_above", "elu", "sigmoid", "tanh"})
+            and parent.func.id in math_names)
 
 
 def zero_outputs(fn: Callable[..., Any], own: Sequence[str] | None = None) -> frozenset[int]:

@@ -273,12 +273,26 @@ def _ends_in_a_helper(v, i):
     return v, w, v
 
 
+def _unary_plus(x, y, i_ext):  # +x is x itself on torch: y holds x's array
+    y = +x
+    x = i_ext * 2.0
+    return x, y, x
+
+
+def _own_helper(z, r, i):  # the module's own sigmoid (above), not torch.sigmoid
+    z = i * 1.0
+    r = sigmoid(z, 4.0)
+    return z, r, r
+
+
 def test_write_into_picks_values_whose_old_arrays_are_not_read_after():
     assert _into(ns.models.graded.GradedELU.update, ["i", "z", "r"]) == (1, 2)  # (i: 0 * i, no name)
     assert _into(_keeps_previous, ["x", "x_prev"]) == ()
     assert _into(_rebinds, ["v", "i"]) == (0,)
     assert _into(_aliases, ["v", "i"]) == ()
     assert _into(_ends_in_a_helper, ["v", "i"]) == (0,)  # (w: a helper's value, not an operation)
+    assert _into(_unary_plus, ["x", "y"]) == ()
+    assert _into(_own_helper, ["z", "r"]) == (0,)
 
 
 @kernel
@@ -313,6 +327,21 @@ def test_a_value_that_cannot_be_written_into_its_array_is_copied():
         net.run(steps=2, progress=False)
     assert net.backend._prepared["p"].dests == ()
     assert pop.state["x"] is array and array.shape == (2, 3) and array.tolist() == [[1.0] * 3] * 2
+
+
+def test_a_parameter_set_anew_has_the_update_checked_again():
+    """Written into at first (a per-neuron level has the array's shape); a scalar level set
+    later would make ``out=`` resize the array: the update is checked again and copies."""
+    net = ns.Network(dt=1.0, batch=1, backend="torch")
+    pop = net.population(3, _Broadcast(level=np.array([[0.1, 0.2, 0.3]], np.float32)), name="p")
+    net.run(steps=2, progress=False)
+    assert net.backend._prepared["p"].dests == (0,)
+    pop.set_parameters(level=0.7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net.run(steps=2, progress=False)
+    assert net.backend._prepared["p"].dests == ()
+    torch.testing.assert_close(pop.state["x"], torch.full((1, 3), 1.4))
 
 
 def test_a_graded_unit_writes_z_and_r_into_their_arrays_and_agrees_with_numba():

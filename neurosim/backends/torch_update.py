@@ -206,6 +206,7 @@ class PreparedUpdate:
                  write_into: bool = False) -> None:
         self.model, self.known = model, known
         self.names: list[str] = []  # the update's arguments' array names (guard_with)
+        self.arrays: tuple[torch.Tensor, ...] = ()  # and the arrays
         self.plain_names = False
         self.guard: tuple[tuple[str, torch.Tensor, int], ...] = ()
         variables = list(model.state_variables)
@@ -236,7 +237,13 @@ class PreparedUpdate:
 
     def guard_with(self, pop: "Population", a: Mapping[str, torch.Tensor]) -> None:
         """Remember ``pop``'s argument names and the arrays written in, as they are now."""
-        self.names = pop.argument_arrays()
+        names = pop.argument_arrays()
+        arrays = tuple(a[name] for name in names)
+        if self.dests and (names != self.names or any(x is not y for x, y in zip(arrays, self.arrays))):
+            # an argument replaced (a parameter set anew, perhaps of another shape): the
+            # update that writes into the arrays is checked again at the next call
+            self.update, self.dests, self.clones = None, (), frozenset()
+        self.names, self.arrays = names, arrays
         #: every argument is an array as it is (no random input; a gated threshold is
         #: left to the caller, which knows it)
         self.plain_names = not any(name.startswith("key.") for name in self.names)
@@ -245,9 +252,12 @@ class PreparedUpdate:
 
     def holds(self, model: type, a: Mapping[str, torch.Tensor]) -> bool:
         """Whether it still fits (each step): the same model, and every array written in
-        is still there, unwritten. (A constant that became 0 or 1 since is left to the
-        next preparation: running it unspecialized is right, only slower.)"""
-        return model is self.model and all(a[name] is x and x._version == v for name, x, v in self.guard)
+        is still there, unwritten; an update that writes into the arrays also needs every
+        argument array the same as when it was checked. (A constant that became 0 or 1
+        since is left to the next preparation: running it unspecialized is right, only
+        slower.)"""
+        return model is self.model and all(a[name] is x and x._version == v for name, x, v in self.guard) \
+            and (not self.dests or all(a[name] is x for name, x in zip(self.names, self.arrays)))
 
     def __call__(self, args: Sequence[Any], targets: Sequence[torch.Tensor]) -> Any:
         """Run the update on ``args`` (once) and write its new state into ``targets`` (in

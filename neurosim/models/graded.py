@@ -31,7 +31,8 @@ from neurosim.parameters import Parameter
 GRADED_STATE = {
     "i": StateVariable("1", "synaptic input delivered this step (cleared after the update)", 0.0),
     "z": StateVariable("1", "pre-activation: input + injected input + bias", 0.0),
-    # (phi is finite on every finite z: checking z covers r)
+    # (phi is finite on every finite z: checking z covers r; a subclass whose own phi can
+    # overflow, exp say, declares r without finite_with)
     "r": StateVariable("1", "output activity phi(z)", 0.0, finite_with="z"),
 }
 GRADED_PARAMETERS = {"bias": Parameter(0.0, "1", "constant added to the pre-activation")}
