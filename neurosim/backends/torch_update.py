@@ -207,6 +207,7 @@ class PreparedUpdate:
         self.model, self.known = model, known
         self.names: list[str] = []  # the update's arguments' array names (guard_with)
         self.arrays: tuple[torch.Tensor, ...] = ()  # and the arrays
+        self._held: Mapping[str, torch.Tensor] | None = None
         self.plain_names = False
         self.guard: tuple[tuple[str, torch.Tensor, int], ...] = ()
         variables = list(model.state_variables)
@@ -244,6 +245,7 @@ class PreparedUpdate:
             # update that writes into the arrays is checked again at the next call
             self.update, self.dests, self.clones = None, (), frozenset()
         self.names, self.arrays = names, arrays
+        self._held = None  # (the table of arrays last found to hold them)
         #: every argument is an array as it is (no random input; a gated threshold is
         #: left to the caller, which knows it)
         self.plain_names = not any(name.startswith("key.") for name in self.names)
@@ -256,8 +258,15 @@ class PreparedUpdate:
         argument array the same as when it was checked. (A constant that became 0 or 1
         since is left to the next preparation: running it unspecialized is right, only
         slower.)"""
-        return model is self.model and all(a[name] is x and x._version == v for name, x, v in self.guard) \
-            and (not self.dests or all(a[name] is x for name, x in zip(self.names, self.arrays)))
+        if model is not self.model:
+            return False
+        if a is not self._held:  # (a new table of arrays: each looked up; the same table
+            # holds the same arrays, so only their versions need reading again)
+            if not (all(a[name] is x for name, x, _ in self.guard)
+                    and (not self.dests or all(a[name] is x for name, x in zip(self.names, self.arrays)))):
+                return False
+            self._held = a
+        return all(x._version == v for _, x, v in self.guard)
 
     def __call__(self, args: Sequence[Any], targets: Sequence[torch.Tensor]) -> Any:
         """Run the update on ``args`` (once) and write its new state into ``targets`` (in
@@ -279,7 +288,7 @@ class PreparedUpdate:
             else:
                 target = targets[k]
                 # (by a 0-d tensor of its dtype: a Python 0.0 is wrapped in one each call)
-                target.mul_(zero if zero.dtype == target.dtype and zero.device == target.device else 0.0)
+                target.mul_(zero if zero.dtype is target.dtype else 0.0)
         return emitted
 
     def _first_call(self, args: Sequence[Any], targets: Sequence[torch.Tensor]
