@@ -22,6 +22,13 @@ against the model's own at its first call
 used once, such as a synaptic input that arrives each step): the run then starts the
 next step's sum of arriving input from the first term instead of adding it to zeros.
 
+:func:`specialize` with ``write_into`` also rewrites a returned value's last operation
+(``r = elu(z)``) to write into an array the caller passes (``out=``): a normal torch run
+then writes a state variable without a new tensor and a copy
+(:mod:`neurosim.backends.torch_update`). Only where the variable's old array cannot be
+read after the write: no other name holds it, and it is read after the statement only
+as the name that statement rebinds.
+
 The model's source stays the only copy of its equations: this transforms it, as the
 numba backend does when it compiles it.
 """

@@ -13,6 +13,12 @@ the same every step and is worked out once here, per population:
 * **a variable returned as ``x * 0`` of itself** (an input used once: a synaptic input
   cleared after the update) is multiplied by 0 in place, one pass instead of a product
   and a copy, with the same values (a NaN stays NaN, as in the model's own update);
+* **values written into their arrays by the update itself** (CPU): a returned value
+  whose last operation is an arithmetic operator or one of the math functions (``z =
+  i + i_ext``, ``r = elu(z)``) writes its result into its variable's array (``out=``)
+  instead of into a new tensor that is then copied (:func:`neurosim.specialize.specialize`'s
+  ``write_into``, which refuses any value whose variable's old array could still be
+  read after the write); one pass and one allocation fewer per value;
 * **the order of the writes**: an update may return one state variable's array as
   another's new value (``x_prev = x``); that one is written first, before the array
   changes (values that wait on each other, a swap, are copied first). Which outputs
@@ -22,6 +28,9 @@ the same every step and is worked out once here, per population:
 At its first call the prepared update runs once for the step, and the model's own runs
 on copies of the arguments beside it: shapes, dtypes and values must agree (the source
 transformation cannot see shapes), else the model's own is used from then on. The
+version that writes into the arrays is tried then too, on copies of the arrays that
+alias as they do; it must write into the arrays it is given (not resize them) and give
+the same values, and it is tried again when an argument array is replaced. The
 values are the same numbers: ``x + 0`` differs from ``x`` only in the sign of a zero. It
 is prepared again when a constant written in is replaced or written (a parameter set);
 a constant that became 0 or 1 since is written in at the next preparation (running it
