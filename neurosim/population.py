@@ -10,7 +10,7 @@ import torch
 from neurosim.counter_rng import element_keys_at, stream_key
 from neurosim.distributions import Normal, Uniform
 from neurosim.memory import require
-from neurosim.models.base import NeuronModel
+from neurosim.models.base import NeuronModel, describe_parameters
 from neurosim.models.spike_generator import SpikeGenerator
 from neurosim.parameters import ParameterValue, validate_parameters
 
@@ -87,8 +87,11 @@ class Population:
             if init:
                 raise ValueError(f"population '{name}': a SpikeGenerator has no state to initialise")
             return
-        self.params = self._local(validate_parameters(f"population '{name}' ({self.model_name})",
-                                                      model.parameters, model.params, self.n_global, batch))
+        whole = validate_parameters(f"population '{name}' ({self.model_name})", model.parameters,
+                                    model.params, self.n_global, batch)
+        #: the parameters as the log's description gives them (those set since included)
+        self.described_parameters = describe_parameters(whole)
+        self.params = self._local(whole)
         self._set_constants()
         self._arg_names = type(model).update_arguments()
         expected = (set(model.state_variables) | set(model.inputs) | set(model.random_inputs)
@@ -191,12 +194,13 @@ class Population:
         if unknown:
             raise ValueError(f"{owner}: unknown parameter(s) {unknown}; known: "
                              f"{sorted(self.model.parameters)}")
-        merged = dict(self.params)
+        merged, checked = dict(self.params), {}
         for k, v in params.items():
-            merged[k] = self._local({k: self.model.parameters[k].check(k, owner, v, self.n_global,
-                                                                       self.batch)})[k]
+            checked[k] = self.model.parameters[k].check(k, owner, v, self.n_global, self.batch)
+            merged[k] = self._local({k: checked[k]})[k]
         self.model.check_consistency(merged)
         self.params = merged
+        self.described_parameters = {**self.described_parameters, **describe_parameters(checked)}
         self._set_constants()
 
     def reset(self, learned: bool = False) -> None:
@@ -226,6 +230,8 @@ class Population:
 
     def describe(self) -> dict[str, Any]:
         out = {"name": self.name, "size": self.n_global, **self.model.describe()}
+        if "parameters" in out and not self.is_generator:  # (as set since, not as built)
+            out["parameters"] = dict(self.described_parameters)
         if self.gate is not None:
             out["gate"] = self.gate.describe()
         if self.surrogate is not None:

@@ -443,3 +443,21 @@ def test_a_population_added_after_a_run_is_described_in_the_log(tmp_path, to_fil
         with h5py.File(path, "r") as f:  # the first description stays where it was
             first = json.loads(f.attrs["network_json"])
         assert [p["name"] for p in first["populations"]] == ["src", "out"]
+
+
+@pytest.mark.parametrize("to_file", [True, False])
+def test_parameters_set_between_runs_are_described_in_the_log(tmp_path, to_file):
+    """The description holds the parameters the run used: those set since the population
+    was built (once it gave the model's own, as built)."""
+    path = tmp_path / "set.h5"
+    net = poisson_net(log=path if to_file else None)
+    out = net.populations["out"]
+    net.run(5.0, progress=False)
+    out.set_parameters(i_bias=3.0, tau_m=np.full(out.n, 12.0))
+    net.run(5.0, progress=False)
+    reader = ns.LogReader(path) if to_file else net.reader()
+    described = next(p for p in reader.network["populations"] if p["name"] == "out")["parameters"]
+    assert described["i_bias"] == 3.0 and described["tau_m"] == f"array[{out.n}]"
+    assert described["v_thresh"] == out.model.params["v_thresh"]  # (not set: as built)
+    if to_file:
+        reader.close()

@@ -100,9 +100,13 @@ class NeuronModel:
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description (model name and scalar parameters)."""
-        params = {k: (v if isinstance(v, float) else f"array{list(getattr(v, 'shape', ()))}")
-                  for k, v in self.params.items()}
-        return {"model": type(self).__name__, "parameters": params}
+        return {"model": type(self).__name__, "parameters": describe_parameters(self.params)}
+
+
+def describe_parameters(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters as a description holds them: a number, or ``"array[<shape>]"``."""
+    return {k: (v if isinstance(v, float) else f"array{list(getattr(v, 'shape', ()))}")
+            for k, v in params.items()}
 
 
 def check_less(owner: str, p: Mapping[str, Any], low: str, high: str) -> None:
