@@ -2,6 +2,7 @@
 
     python benchmarks/ccl_epoch_time.py                  # 1 epoch of MNIST (54,000 images), 3 repeats
     python benchmarks/ccl_epoch_time.py --batches 50     # a quick look
+    python benchmarks/ccl_epoch_time.py --batches 60 --breakdown   # and one batch's parts
 
 Rows, all training the same 784-256x5-10 ELU MLP by CCL (batch 256, SGD lr 1, clip 1):
 
@@ -44,7 +45,9 @@ class PlainCCL:
         self.opt_b = torch.optim.SGD(self.bp, lr=1.0)
         self.classes = sizes[-1]
 
-    def step(self, x, y):
+    def step(self, x, y, times=None):
+        """One update; with ``times`` (a dict), the seconds of its three phases added in."""
+        t0 = time.perf_counter()
         acts = [x]
         for k, layer in enumerate(self.fw):
             z = layer(acts[-1].detach())
@@ -53,6 +56,7 @@ class PlainCCL:
         for k in range(len(self.bw) - 1, -1, -1):
             z = self.bw[k](sig[0].detach())
             sig.insert(0, F.elu(z) if k > 0 else z)
+        t1 = time.perf_counter()
         target = (y[:, None] == torch.arange(self.classes)).float()
         loss = F.cross_entropy(acts[-1], y)
         for a, b in zip(acts[:-1], sig[:-1]):
@@ -60,10 +64,15 @@ class PlainCCL:
         self.opt_f.zero_grad()
         self.opt_b.zero_grad()
         loss.backward()
+        t2 = time.perf_counter()
         nn.utils.clip_grad_norm_(self.fp, 1.0)
         nn.utils.clip_grad_norm_(self.bp, 1.0)
         self.opt_f.step()
         self.opt_b.step()
+        if times is not None:
+            for key, dt in (("forward and feedback passes", t1 - t0), ("loss and backward", t2 - t1),
+                            ("clip and SGD", time.perf_counter() - t2)):
+                times[key] = times.get(key, 0.0) + dt
 
 
 class PlainBP:
@@ -85,12 +94,55 @@ class PlainBP:
         self.opt.step()
 
 
+def breakdown(rules, plain: PlainCCL, x: torch.Tensor, y: torch.Tensor, steps: int, repeats: int) -> None:
+    """Milliseconds per batch of the rule form and of plain PyTorch, in parts, on one
+    batch (``steps`` updates, ``repeats`` times, interleaved; the fastest repeat)."""
+    parts: dict[str, float] = {}
+
+    def timed(obj, name: str, key: str) -> None:  # (wraps a method of this one object)
+        own = getattr(obj, name)
+
+        def wrapper(*a, **k):
+            t0 = time.perf_counter()
+            try:
+                return own(*a, **k)
+            finally:
+                parts[key] = parts.get(key, 0.0) + time.perf_counter() - t0
+        setattr(obj, name, wrapper)
+
+    timed(rules, "_forward", "forward network's step")
+    timed(rules.feedback_net, "run", "feedback network's step")
+    timed(rules.forward_net, "trigger", "rule triggers")
+    timed(rules.feedback_net, "trigger", "rule triggers")
+    best: dict[str, tuple[float, dict[str, float]]] = {}
+    for _ in range(repeats):
+        for form, step in (("rules", rules.step), ("plain", plain.step)):
+            parts.clear()
+            kwargs = {"times": parts} if form == "plain" else {}
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                step(x, y, **kwargs)
+            total = time.perf_counter() - t0
+            if form not in best or total < best[form][0]:
+                rest = total - sum(parts.values())
+                best[form] = (total, {**parts, **({"local errors, clip and SGD": rest} if form == "rules" else {})})
+    ratio = best["rules"][0] / best["plain"][0]
+    print(f"\nper batch of {x.shape[0]} (ms; fastest of {repeats} x {steps} updates): "
+          f"rules {best['rules'][0] / steps * 1e3:.2f}, plain PyTorch {best['plain'][0] / steps * 1e3:.2f} "
+          f"({ratio:.2f}x)")
+    for form in ("rules", "plain"):
+        for key, seconds in best[form][1].items():
+            print(f"  {form:6s} {key:30s} {seconds / steps * 1e3:6.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batches", type=int, default=211, help="batches per timed epoch (211: 54,000 images)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--data", default=None)
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also time one batch's parts, rule form against plain PyTorch")
     args = parser.parse_args()
     if args.batches < 1 or args.repeats < 1:
         parser.error("--batches and --repeats must be positive")
@@ -140,6 +192,9 @@ def main() -> int:
     for name, ts in times.items():
         med = statistics.median(ts)
         print(f"| {name} | {med * scale:.2f} | {med / ref:.2f}x |")
+    if args.breakdown:
+        breakdown(CCLRuleNet(sizes, batch=256), PlainCCL(sizes, 0), *batches[0], steps=100,
+                  repeats=max(3, args.repeats))
     return 0
 
 
