@@ -359,3 +359,36 @@ def test_a_graded_unit_writes_z_and_r_into_their_arrays_and_agrees_with_numba():
             torch.testing.assert_close(h.state["z"], z, rtol=1e-6, atol=1e-6)
     for v in runs["torch"]:
         torch.testing.assert_close(runs["torch"][v], runs["numba"][v], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "maximum", "minimum"])
+def test_each_write_into_operation_gives_what_the_torch_math_gives(name):
+    """Each operation written into ``out`` gives the torch math's value, bit for bit, for
+    arrays and numbers on either side (a number minus an array: computed, then copied)."""
+    from neurosim.backends.torch_update import INTO_OPERATIONS
+    from neurosim.kernel import TORCH_MATH
+
+    plain = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+             "div": lambda a, b: a / b, "maximum": TORCH_MATH["maximum"],
+             "minimum": TORCH_MATH["minimum"]}[name]
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g).abs() + 0.5
+    for a, b in ((x, y), (x, 0.75), (0.75, y), (x, torch.tensor(0.25))):
+        out = torch.full((3, 4), float("nan"))
+        got = INTO_OPERATIONS[name](a, b, out)
+        assert got is out
+        want = plain(a, b)
+        assert torch.equal(out, want.expand_as(out)), (name, a, b)
+
+
+def test_where_and_the_math_functions_write_into_out():
+    from neurosim.backends.torch_update import INTO_OPERATIONS
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(2, 5, generator=g), torch.randn(2, 5, generator=g)
+    for name, args, want in (("elu", (x,), F.elu(x)), ("sigmoid", (x,), torch.sigmoid(x)),
+                             ("tanh", (x,), torch.tanh(x)), ("exp", (x,), torch.exp(x)),
+                             ("where", (x > 0, x, y), torch.where(x > 0, x, y)),
+                             ("where", (x > 0, 0.5, y), torch.where(x > 0, 0.5, y))):
+        out = torch.empty(2, 5)
+        assert INTO_OPERATIONS[name](*args, out) is out and torch.equal(out, want), name

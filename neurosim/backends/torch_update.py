@@ -155,20 +155,21 @@ def _div_into(a: Any, b: Any, out: torch.Tensor) -> Any:
     return torch.div(a, b, out=out) if isinstance(a, torch.Tensor) else _written(a / b, out)
 
 
-def _maximum_into(a: Any, b: Any, out: torch.Tensor) -> Any:  # (as kernel.torch_maximum)
-    if not isinstance(b, torch.Tensor):
-        return torch.clamp_min(a, b, out=out) if isinstance(a, torch.Tensor) else max(a, b)
-    if not isinstance(a, torch.Tensor):
-        return torch.clamp_min(b, a, out=out)
-    return torch.maximum(a, b, out=out)
+def _extreme_into(clamp: Callable[..., Any], both: Callable[..., Any],
+                  of_numbers: Callable[[Any, Any], Any]) -> Callable[..., Any]:
+    """``maximum`` or ``minimum`` into ``out``, as :func:`neurosim.kernel.torch_maximum`
+    computes it: a clamp when one side is a number."""
+    def into(a: Any, b: Any, out: torch.Tensor) -> Any:
+        if not isinstance(b, torch.Tensor):
+            return clamp(a, b, out=out) if isinstance(a, torch.Tensor) else of_numbers(a, b)
+        if not isinstance(a, torch.Tensor):
+            return clamp(b, a, out=out)
+        return both(a, b, out=out)
+    return into
 
 
-def _minimum_into(a: Any, b: Any, out: torch.Tensor) -> Any:  # (as kernel.torch_minimum)
-    if not isinstance(b, torch.Tensor):
-        return torch.clamp_max(a, b, out=out) if isinstance(a, torch.Tensor) else min(a, b)
-    if not isinstance(a, torch.Tensor):
-        return torch.clamp_max(b, a, out=out)
-    return torch.minimum(a, b, out=out)
+_maximum_into = _extreme_into(torch.clamp_min, torch.maximum, max)
+_minimum_into = _extreme_into(torch.clamp_max, torch.minimum, min)
 
 
 def _where_into(c: Any, a: Any, b: Any, out: torch.Tensor) -> Any:
