@@ -208,7 +208,7 @@ def _write_into(func: ast.FunctionDef, own: list[str], zero_returns: frozenset[i
     body = func.body
     if not body or not isinstance(body[-1], ast.Return) or not isinstance(body[-1].value, ast.Tuple):
         return ()
-    if not all(isinstance(st, ast.Assign) for st in body[:-1]):
+    if not all(isinstance(st, ast.Assign) or _is_docstring(st) for st in body[:-1]):
         return ()
     if any(isinstance(node, (ast.Lambda, ast.FunctionDef, ast.AsyncFunctionDef, ast.comprehension,
                              ast.NamedExpr, ast.Return, ast.Starred))
@@ -279,6 +279,11 @@ def _write_into(func: ast.FunctionDef, own: list[str], zero_returns: frozenset[i
         st.value = call
         func.args.args.append(ast.arg(arg=f"{INTO_PREFIX}out{k}"))
     return tuple(k for k, _, _ in chosen)
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
 
 
 def _operand(parent: ast.AST | None, node: ast.AST, math_names: set[str]) -> bool:

@@ -273,6 +273,12 @@ def _ends_in_a_helper(v, i):
     return v, w, v
 
 
+def _documented(v, i):
+    """An update with a docstring (not a statement that binds anything)."""
+    v = v * 0.5 + i
+    return v, i, v
+
+
 def _unary_plus(x, y, i_ext):  # +x is x itself on torch: y holds x's array
     y = +x
     x = i_ext * 2.0
@@ -292,6 +298,7 @@ def test_write_into_picks_values_whose_old_arrays_are_not_read_after():
     assert _into(_aliases, ["v", "i"]) == ()
     assert _into(_ends_in_a_helper, ["v", "i"]) == (0,)  # (w: a helper's value, not an operation)
     assert _into(_unary_plus, ["x", "y"]) == ()
+    assert _into(_documented, ["v", "i"]) == (0,)
     assert _into(_own_helper, ["z", "r"]) == (0,)
 
 
