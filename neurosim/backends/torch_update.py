@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import torch
 
 from neurosim.kernel import TORCH_MATH, bind
-from neurosim.specialize import IDENTITIES, specialize, zero_outputs
+from neurosim.specialize import IDENTITIES, INTO_BINARY, specialize, zero_outputs
 
 if TYPE_CHECKING:
     from neurosim.population import Population
@@ -195,7 +195,7 @@ def into_operations(math: Mapping[str, Callable[..., Any]]) -> dict[str, Callabl
     math function ``math`` binds as the torch math does (a gated population's firing
     condition, say, is its own)."""
     return {name: f for name, f in INTO_OPERATIONS.items()
-            if name in ("add", "sub", "mul", "div") or math.get(name) is TORCH_MATH.get(name)}
+            if name in INTO_BINARY.values() or math.get(name) is TORCH_MATH.get(name)}
 
 
 class PreparedUpdate:
@@ -238,11 +238,12 @@ class PreparedUpdate:
         # the update writing values into their arrays itself (specialize's write_into),
         # tried at the first call; dests: the positions it writes, once it is used
         self.into: Callable[..., Any] | None = None
+        self.into_positions: tuple[int, ...] = ()  # (the positions it would write)
         self.dests: tuple[int, ...] = ()
         if write_into:
             operations = into_operations(math)
             into = specialize(model.update, dict(known), zeros, write_into=(variables, operations))
-            self.into_positions: tuple[int, ...] = getattr(into, "__neurosim_into__", ())
+            self.into_positions = getattr(into, "__neurosim_into__", ())
             if self.into_positions:
                 self.into = bind(into, math)
 
