@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neurosim.networks.ccl import CCLNet
-from neurosim.networks.ccl_losses import class_match, code_loss, code_loss_errors
+from neurosim.networks.ccl_losses import class_match, code_loss, code_loss_errors, normalized_loss
 from neurosim.networks.ccl_training import Split, Trainer, evaluate, fit, train_validation_split
 from neurosim.networks.feedback_alignment import AlignmentMLP
 
@@ -52,6 +52,39 @@ def test_code_loss_gradient_equals_hand_derived_local_errors():
     ea, eb = code_loss_errors(a.detach(), b.detach(), match, 0.5)
     torch.testing.assert_close(da, ea, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(db, eb, rtol=1e-12, atol=1e-14)
+
+
+
+def test_normalized_loss_is_eq_2_and_ignores_each_samples_scale():
+    """The paper's Eq. 2 (plus the CNN code's decorrelation terms), written out in numpy."""
+    g = torch.Generator().manual_seed(5)
+    a = torch.randn(6, 2, 3, dtype=torch.float64, generator=g)  # (flattened per sample)
+    b = torch.randn(4, 6, dtype=torch.float64, generator=g)
+    labels = torch.tensor([0, 3, 1, 1, 2, 0])
+    match = class_match(labels, 4, torch.float64)
+    def rownorm(x):  # (+1e-8: the implementation's guard against a zero row)
+        return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-8)
+    A, B = rownorm(a.reshape(6, -1).numpy()), rownorm(b.numpy())
+    M = np.eye(4)[labels.numpy()]
+    eq2 = 0.5 * np.mean((A @ B.T - M) ** 2)
+    decorrelation = np.mean((A @ A.T - np.eye(6)) ** 2) + np.mean((B @ B.T - np.eye(4)) ** 2)
+    assert float(normalized_loss(a, b, match, 0.5)) == pytest.approx(eq2, rel=1e-12)
+    assert float(normalized_loss(a, b, match, 0.5, 0.3)) == pytest.approx(eq2 + 0.3 * decorrelation, rel=1e-12)
+    # each sample's (and prototype's) norm drops out (up to the guard), unlike in the code's loss
+    scale = torch.tensor([0.5, 2.0, 3.0, 1.0, 7.0, 0.1], dtype=torch.float64).view(-1, 1, 1)
+    assert float(normalized_loss(a * scale, 3 * b, match)) == pytest.approx(float(normalized_loss(a, b, match)),
+                                                                            rel=1e-6)
+    assert float(code_loss(a * scale, b, match)) != pytest.approx(float(code_loss(a, b, match)), rel=1e-3)
+    # an MLP built with loss="normalized" trains each pair on it
+    net = tiny(loss="normalized")
+    x, y = batch()
+    with torch.no_grad():
+        out = net.losses(x, y)
+        acts = net.forward_activities(x)
+        protos = net.feedback_activities(net.class_prototypes(x.dtype))
+    m = class_match(y, 3, x.dtype)
+    for l, local in enumerate(out.local):
+        assert float(local) == pytest.approx(float(normalized_loss(acts[l], protos[l], m, net.kappa)), rel=1e-12)
 
 
 def elu_prime(z):

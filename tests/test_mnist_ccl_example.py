@@ -25,7 +25,9 @@ def _run(tmp_path, *args):
 
 @requires_datasets
 @pytest.mark.parametrize("args", [("--method", "ccl"), ("--method", "dfa", "--dataset", "fashion"),
-                                  ("--method", "ccl", "--engine", "torch")])
+                                  ("--method", "ccl", "--engine", "torch"), ("--method", "bp"),
+                                  ("--method", "fa"), ("--method", "ccl", "--arch", "cnn", "--width", "0.25"),
+                                  ("--method", "ccl", "--arch", "snn")])
 def test_a_short_run_prints_its_result_and_writes_its_log(tmp_path, args):
     proc = _run(tmp_path, *args, "--epochs", "2", "--train", "3000", "--batch", "32", "--log", "run.h5")
     assert proc.returncode == 0, proc.stderr
@@ -46,6 +48,19 @@ def test_a_short_run_prints_its_result_and_writes_its_log(tmp_path, args):
     assert "training log (complete)" in inspect.stdout and f"method {args[1]}" in inspect.stdout
     assert f"test accuracy {100 * result['test_accuracy']:.2f}%" in inspect.stdout
 
+
+
+@requires_datasets
+def test_the_autoencoder_reconstructs_far_better_than_zeros(tmp_path):
+    proc = _run(tmp_path, "--arch", "ae", "--dataset", "fashion", "--epochs", "2", "--train", "3000",
+                "--batch", "32", "--log", "ae.h5")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # the images are standardised (mean 0, variance 1 over the data set): zeros score about 1
+    assert result["arch"] == "ae" and 0.0 < result["test_mse"] < 0.5
+    with h5py.File(tmp_path / "ae.h5", "r") as f:
+        assert f.attrs["completed"] and f.attrs["epochs_done"] == 2
+        assert f["results"].attrs["test_loss"] == pytest.approx(result["test_mse"], abs=1e-5)
 
 @requires_datasets
 def test_an_interrupted_run_leaves_a_readable_incomplete_log(tmp_path):
