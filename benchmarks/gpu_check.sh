@@ -5,13 +5,23 @@
 # totals and peak GPU memory); the Diehl & Cook MNIST replay at batch 256; and Brian2CUDA
 # beside it where it is installed. Needs torch with CUDA, numba, h5py, scipy,
 # tqdm, matplotlib there; MNIST in $NEUROSIM_DATA (carry a copy). Each part has its own
-# timeout, so one that hangs does not take the others with it.
+# timeout, so one that hangs does not take the others with it, and no part runs past the
+# whole script's budget (GPU_CHECK_SECONDS, default 470): a part gets what is left, and
+# one with under 10 s left is skipped.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-/tmp/gpu_check}"; mkdir -p "$OUT"
+BUDGET="${GPU_CHECK_SECONDS:-470}"
 status=0
 part() {  # part NAME SECONDS COMMAND...: run, keep its output, remember a failure
     local name=$1 limit=$2; shift 2
+    local left=$((BUDGET - SECONDS))
+    if [ "$left" -lt 10 ]; then
+        echo "== $name: skipped, ${left} s of the ${BUDGET} s budget left"
+        status=124
+        return
+    fi
+    [ "$limit" -le "$left" ] || limit=$left
     echo "== $name (limit ${limit} s)"
     local t0=$SECONDS
     timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
