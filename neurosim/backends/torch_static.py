@@ -29,7 +29,8 @@ device entries with the host step, as before; in a slice with any of them the sp
 counts are checked at once rather than after the slice, since such an entry cannot
 be run twice. :meth:`StaticStep.compilable_slice` returns one slice of a network of
 device entries only as a function of tensors, which ``torch.compile(fullgraph=True)``
-accepts: the test that nothing in the step synchronises.
+accepts: no Python branch on a tensor's value. (That the step reads nothing back is
+tested by counting its operators: torch 2.13 traces ``.item()`` without a graph break.)
 """
 
 from __future__ import annotations
@@ -734,7 +735,7 @@ class StaticStep:
                 self._recorded(step, step + 1)
             net.clock.step = step + 1
 
-    # -- the test that nothing synchronises ---------------------------------------------------
+    # -- one slice as a function of tensors, for torch.compile -------------------------------
     def compilable_slice(self, n_steps: int) -> Callable[[], None]:
         """A function running ``n_steps`` steps from the clock's step with device entries
         only (no host reads: the spike lists keep their current sizes), for
