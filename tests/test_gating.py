@@ -370,3 +370,34 @@ def test_gate_in_force_is_saved_and_loaded(tmp_path):
     other.load_state(str(tmp_path / "s.h5"))
     assert torch.equal(g.gate.gain, h.gate.gain) and torch.equal(g.gate.offset, h.gate.offset)
     assert _counts(other, g, 200).sum() == _counts(net, h, 200).sum()  # and it acts
+
+
+def test_spiking_gate_gradients_are_the_surrogates():
+    """A gated snnTorch leaky layer, one step from rest: ``mem = gain * (x W)``, a spike
+    where ``mem - (threshold + offset) > 0``. The gradients of the spike count with respect
+    to the gain and the offset are snnTorch's atan surrogate of that difference, times
+    ``x W`` and -1, computed here by hand through ``snntorch.surrogate``."""
+    import snntorch.surrogate as sg
+
+    net = ns.Network(backend="torch", batch=3, dt=1.0, seed=0, dtype="float64")
+    x = net.population(4, ns.GradedInput(), name="x")
+    h = net.population(5, ns.SnnTorchLeaky(beta=0.9, threshold=1.0), name="h", gated=True)
+    w = np.random.default_rng(2).normal(0.0, 0.7, size=(4, 5))
+    net.projection(x, h, weight=w, receptor="syn", delay=0)
+    inputs = torch.randn(3, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x.inputs["i_ext"].copy_(inputs)
+    h.gate.set(gain=torch.tensor([0.5, 1.0, 1.5, 2.0, 2.5]), offset=torch.tensor([0.2, -0.1, 0.0, 0.3, -0.4]))
+    gain, offset = h.gate.make_trainable()
+    spikes = net.unroll(1, record={h: "spikes"})["h"]["spikes"][0]
+    spikes.sum().backward()
+
+    drive = inputs @ torch.as_tensor(w)
+    g = gain.detach().clone().requires_grad_(True)
+    o = offset.detach().clone().requires_grad_(True)
+    by_hand = sg.atan()(g * drive - (1.0 + o))
+    assert torch.equal(spikes.detach(), by_hand.detach())  # the same spikes
+    assert 0 < float(spikes.detach().sum()) < spikes.numel()
+    by_hand.sum().backward()
+    assert float(g.grad.abs().sum()) > 0 and float(o.grad.abs().sum()) > 0
+    torch.testing.assert_close(gain.grad, g.grad, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(offset.grad, o.grad, rtol=1e-12, atol=1e-14)
