@@ -347,7 +347,8 @@ def main(argv: list[str] | None = None) -> int:
            "seed": args.seed, "batch": cfg["batch"], "lr": cfg["lr"], "clip": cfg["clip"],
            "processes": dp.size if dp else 1,
            "total_seconds": round(time.perf_counter() - t_start, 1), "log": log}
-    print(json.dumps({k: v for k, v in out.items() if v is not None}))
+    # (test_accuracy always: null for the autoencoder, which has test_mse instead)
+    print(json.dumps({k: v for k, v in out.items() if v is not None or k == "test_accuracy"}))
     return 0
 
 
