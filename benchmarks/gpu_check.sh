@@ -12,6 +12,7 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 OUT="${OUT:-/tmp/gpu_check}"; mkdir -p "$OUT"
 BUDGET="${GPU_CHECK_SECONDS:-470}"
+case "$BUDGET" in ''|*[!0-9]*) echo "gpu_check.sh: GPU_CHECK_SECONDS must be a whole number of seconds, got '$BUDGET'" >&2; exit 2;; esac
 status=0
 part() {  # part NAME SECONDS COMMAND...: run, keep its output, remember a failure
     local name=$1 limit=$2; shift 2
@@ -24,7 +25,7 @@ part() {  # part NAME SECONDS COMMAND...: run, keep its output, remember a failu
     [ "$limit" -le "$left" ] || limit=$left
     echo "== $name (limit ${limit} s)"
     local t0=$SECONDS
-    timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
+    timeout -k 5 "$limit" "$@" 2>&1 | tee "$OUT/$name.txt"
     local rc=${PIPESTATUS[0]}
     echo "== $name: exit $rc after $((SECONDS - t0)) s"
     [ "$rc" -eq 0 ] || status=$rc
