@@ -201,7 +201,6 @@ def main(argv: list[str] | None = None) -> int:
     progress = False if args.no_progress else None
     t_start = time.perf_counter()
     print("[starting: importing torch and neurosim]", file=sys.stderr, flush=True)
-    import numpy as np
     import torch
     from tqdm.auto import tqdm
 

@@ -54,7 +54,6 @@ def test_code_loss_gradient_equals_hand_derived_local_errors():
     torch.testing.assert_close(db, eb, rtol=1e-12, atol=1e-14)
 
 
-
 def test_normalized_loss_is_eq_2_and_ignores_each_samples_scale():
     """The paper's Eq. 2 (plus the CNN code's decorrelation terms), written out in numpy."""
     g = torch.Generator().manual_seed(5)

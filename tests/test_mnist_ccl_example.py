@@ -62,6 +62,7 @@ def test_the_autoencoder_reconstructs_far_better_than_zeros(tmp_path):
         assert f.attrs["completed"] and f.attrs["epochs_done"] == 2
         assert f["results"].attrs["test_loss"] == pytest.approx(result["test_mse"], abs=1e-5)
 
+
 @requires_datasets
 def test_an_interrupted_run_leaves_a_readable_incomplete_log(tmp_path):
     proc = subprocess.Popen([sys.executable, SCRIPT, "--data", DATASETS, "--no-progress", "--threads", "1",
