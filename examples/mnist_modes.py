@@ -107,8 +107,6 @@ def main(argv: list[str] | None = None) -> int:
         sizes = (784, args.hidden, args.hidden, 10)
         model = GatedMLP(sizes, batch=args.batch, spiking=args.spiking, steps=args.steps, seed=args.seed,
                          device=args.device)
-        n_hidden = 2 * args.hidden
-        lora_parameters = sum(args.rank * (a + b) for a, b in zip(sizes[:2], sizes[1:3]))
         attrs = {"example": "mnist_modes", "spiking": args.spiking, "foundation": args.foundation,
                  "sizes": list(sizes), "batch": args.batch, "epochs": args.epochs,
                  "pretrain_epochs": args.pretrain_epochs, "gate_lr": args.gate_lr, "lora_lr": args.lora_lr,
@@ -169,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # 2. the rotated mode: gates trained on rotated images, smooth then hard
         gates = model.gate_parameters()
+        # counted from what the optimiser is handed, not from the design
+        n_hidden = sum(pop.n for pop in model.hidden)
+        gate_parameters = sum(p.numel() for p in gates)
         soft = not args.spiking
         t_first, t_last = 0.5, 0.05
 
@@ -201,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                         lora_rank=args.rank, weights=weights_before, device=args.device)
         lora.freeze_weights()
         train(lora, lora.adapter_parameters(), args.lora_lr, args.epochs, 2, rotated.__getitem__)
+        lora_parameters = sum(p.numel() for p in lora.adapter_parameters())
         lora_rotated = lora.accuracy(test_rotated, y_test)
         lora_upright = lora.accuracy(test_upright, y_test)
 
@@ -232,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mnist_modes.py: error: {training_run_error(exc, log)}", file=sys.stderr)
         return 2
     result = {k: round(v, 4) for k, v in figures.items() if k != "seconds"}
-    result.update({"trainable_per_neuron": 2, "gate_parameters": 2 * n_hidden,
+    result.update({"trainable_per_neuron": gate_parameters / n_hidden, "gate_parameters": gate_parameters,
                    "lora_parameters": lora_parameters, "rank": args.rank, "spiking": args.spiking,
                    "foundation": args.foundation, "epochs": args.epochs,
                    "pretrain_epochs": args.pretrain_epochs, "seconds": round(seconds, 1), "log": log})

@@ -36,7 +36,9 @@ def test_a_short_run_beats_chance_and_switches_modes_exactly(tmp_path, spiking):
     # the switch back to the upright mode restores the frozen network exactly, and back again
     assert r["upright_after_switch"] == r["upright_frozen"]
     assert r["rotated_after_switch"] == r["hard_rotated"]
-    assert r["trainable_per_neuron"] == 2 and r["gate_parameters"] < r["lora_parameters"]
+    hidden = 64 if spiking else 256  # (the example's default width)
+    assert r["trainable_per_neuron"] == 2 and r["gate_parameters"] == 2 * 2 * hidden
+    assert r["lora_parameters"] == r["rank"] * ((784 + hidden) + (hidden + hidden))  # rank-4 A and B, two layers
     assert 0.0 < r["active_fraction"] < 1.0
     with h5py.File(tmp_path / "run.h5", "r") as f:
         assert f.attrs["completed"] and f.attrs["example"] == "mnist_modes"
@@ -101,8 +103,11 @@ def test_tta_short_run_adapts_and_logs(tmp_path):
                            "--log", "tta.h5"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr
     r = json.loads(proc.stdout.strip().splitlines()[-1])
+    # clearly above chance (0.1) even from a source model trained on 5,000 images for one
+    # epoch (its mean over the five shifts is about 0.35; on the mild blur about 0.79)
     for key in ("source_only", "entropy_only", "hebbian_modulator"):
-        assert 0.1 < r[key] <= 1.0
+        assert 0.25 < r[key] <= 1.0
+        assert r["per_shift"]["blur"][key] > 0.6
     # the local (homeostatic) drive undoes a contrast change that entropy alone does not
     contrast = r["per_shift"]["contrast"]
     assert contrast["hebbian_modulator"] > contrast["entropy_only"] + 0.1
