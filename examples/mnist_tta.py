@@ -1,6 +1,6 @@
 """Fully test-time adaptation on shifted MNIST: a neuromodulated Hebbian scheme against Tent-style entropy.
 
-    python examples/mnist_tta.py                  # 3 seeds x 5 shifts x 5 methods, a few minutes
+    python examples/mnist_tta.py                  # 3 seeds x 5 shifts x 5 methods, about 20 minutes
     python examples/mnist_tta.py --seeds 1 --epochs 1
 
 A small CNN (neurosim.networks.adaptation.SourceCNN) is trained on MNIST (the first 50,000
@@ -13,17 +13,19 @@ neurosim.networks.adaptation for what is the paper's and what is ours):
 * ``source_only``: no adaptation;
 * ``entropy_only``: Tent-style, the neuromodulator layer (per-channel gain and offset
   after conv1) takes an Adam step on the prediction's entropy per batch;
-* ``hebbian_modulator``: bottom-up, the soft-Hebbian rule on conv1 and a homeostatic rule
-  on the modulator; then the same entropy step (NHL's order);
-* ablations: ``soft_hebbian_entropy`` (NHL read literally: soft-Hebbian conv1, then the
-  entropy step) and ``homeostatic_entropy`` (no Hebbian step).
+* ``hebbian_modulator``: bottom-up, the soft-Hebbian rule on conv1, its rate scaled by the
+  normalised entropy of the current prediction (a neuromodulator: conv1 learns as much as
+  the network is unsure), and a homeostatic rule on the modulator; then the same entropy
+  step (NHL's order);
+* ablations: ``soft_hebbian_entropy`` (NHL read literally: soft-Hebbian conv1 at a fixed
+  rate, then the entropy step) and ``homeostatic_entropy`` (no Hebbian step).
 
 Hyperparameters (modulator Adam lr 1e-3, Hebbian lr 0.1 and temperature 1, homeostatic
-rate 1) were chosen on the same shifts of training images 50,000-55,000, never on the
-test set; ``--validate`` prints that comparison. The log (HDF5, ``--log``) holds the
-configuration, the source training loss per epoch and seed, the accuracy of every seed,
-shift and method (``weights/accuracy`` with the names in its attributes) and the means;
-the last line printed is JSON.
+rate 1, the entropy gate on the Hebbian step) were chosen on the same shifts of training
+images 50,000-55,000, never on the test set; ``--validate`` prints that comparison. The
+log (HDF5, ``--log``) holds the configuration, the source training loss per epoch and
+seed, the accuracy of every seed, shift and method (``weights/accuracy`` with the names
+in its attributes) and the means; the last line printed is JSON.
 """
 
 from __future__ import annotations
