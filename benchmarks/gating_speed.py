@@ -8,8 +8,14 @@ Rows (same network, same seed; only the gates differ):
 * ``ungated``: build_cuba as the CUBA benchmark runs it;
 * ``gated, neutral mode``: both populations gated, gain 1 and offset 0 (the same spikes);
 * ``gated, a mode``: a per-neuron mode in force (gains 0.9-1.1, offsets -1..1 mV);
-* ``gated, driven``: the gate set at every step from a per-neuron modulator between two
-  modes (the computation a neuromodulated gate adds, inside the compiled step).
+* ``gated, driven``: the gate set from a per-neuron modulator between two modes, inside
+  the compiled step. The modulator is set from Python and holds still during the run, so
+  numba computes the gate again only when the signal differs from the last one it used
+  (a comparison per step);
+* ``gated, driven by a scalar``: the same with one modulator value for all neurons;
+* ``gated, driven by a moving signal``: a scalar modulator that the step itself changes
+  (it decays with ``tau_ms`` 50 towards 0.5 and is driven by the excitatory neurons'
+  spikes), so the gate is computed at every step.
 
 Each form is built and compiled once, then the forms run interleaved (one repeat of each
 in turn) so machine load affects them alike; the table gives the median seconds per
@@ -40,10 +46,17 @@ def build(n: int, form: str, seed: int):
                           offset=2 * torch.rand(pop.n, generator=g) - 1)
         if form == "mode":
             pop.gate.use("a")
-        elif form == "driven":
+        elif form in ("driven", "scalar", "moving"):
             name = f"da_{pop.name}"
-            net.modulators.add(name, size=pop.n)
-            net.modulators.set(name, torch.rand(pop.n, generator=g))
+            if form == "scalar":
+                net.modulators.add(name)
+                net.modulators.set(name, 0.5)
+            elif form == "moving":
+                net.modulators.add(name, tau_ms=50.0, baseline=0.5)
+                net.modulators.drive(name, cuba.exc, gain=5.0)
+            else:
+                net.modulators.add(name, size=pop.n)
+                net.modulators.set(name, torch.rand(pop.n, generator=g))
             pop.gate.drive(name, "neutral", "a")
     counter = net.spike_counter(cuba.exc)
     return net, counter
@@ -63,7 +76,8 @@ def main() -> int:
     except ValueError:
         parser.error("--sizes takes comma-separated neuron counts, e.g. 4000,16000")
     forms = {"ungated": "ungated", "gated, neutral mode": "neutral", "gated, a mode": "mode",
-             "gated, driven by a modulator": "driven"}
+             "gated, driven by a modulator": "driven", "gated, driven by a scalar": "scalar",
+             "gated, driven by a moving signal": "moving"}
     print("| neurons | form | s per biological s (median) | vs ungated | exc spikes/s/neuron |")
     print("|---|---|---|---|---|")
     for n in sizes:

@@ -92,6 +92,9 @@ class Gate:
         self.driver: tuple[str, str, str] | None = None
         self._driven: dict[str, torch.Tensor] = {}
         self.signal: torch.Tensor | None = None  # the driving modulator's value (set when run)
+        #: numba: the driving signal each batch row's gate was last computed from, ``(batch,
+        #: signal size)``; NaN (compute again) after any change made from Python
+        self.last_signal: torch.Tensor | None = None
         #: counts changes of the gate in force (cached gain-scaled weights follow it)
         self.version = 0
         self.on_change: Any = None  # set by the network: a structural change to compile
@@ -122,7 +125,7 @@ class Gate:
         self.mode = "custom"
 
     def _put(self, gain: torch.Tensor | None, offset: torch.Tensor | None) -> None:
-        self.version += 1
+        self._written()
         with torch.no_grad():
             for value, array, param in ((gain, self.gain, self.gain_parameter),
                                         (offset, self.offset, self.offset_parameter)):
@@ -166,7 +169,7 @@ class Gate:
             if torch.equal(self.gain[0], gain) and torch.equal(self.offset[0], offset) \
                     and bool((self.gain == self.gain[0]).all()) and bool((self.offset == self.offset[0]).all()):
                 return  # unchanged: no new version (nor a new network description in the log)
-            self.version += 1
+            self._written()
             with torch.no_grad():
                 self.gain.copy_(gain.expand_as(self.gain))
                 self.offset.copy_(offset.expand_as(self.offset))
@@ -181,7 +184,7 @@ class Gate:
 
     def loaded(self) -> None:
         """After a state was loaded into the arrays: a new gate in force."""
-        self.version += 1
+        self._written()
         if self.driver is None:
             self.mode = "custom"
 
@@ -208,6 +211,8 @@ class Gate:
                         "low_offset": lo[1].clone(), "span_offset": hi[1] - lo[1]}
         self.driver = (modulator, low, high)
         self.mode = "driven"
+        if self.last_signal is not None:
+            self.last_signal.fill_(math.nan)
         self._changed()
 
     def _stop_drive(self) -> None:
@@ -304,7 +309,16 @@ class Gate:
         if self.driver is not None and self.signal is not None:
             # the driving signal, () -> (1,) so that compiled code indexes it alike
             out["gate.signal"] = self.signal.reshape(1) if self.signal.dim() == 0 else self.signal
+            out["gate.last_signal"] = self._last_signal_for(out["gate.signal"])
         return out
+
+    def _last_signal_for(self, signal: torch.Tensor) -> torch.Tensor:
+        """:attr:`last_signal`, made anew (all NaN) when the signal's size or type changed."""
+        shape = (self.pop.batch, signal.shape[-1])
+        last = self.last_signal
+        if last is None or tuple(last.shape) != shape or last.dtype != signal.dtype or last.device != signal.device:
+            last = self.last_signal = torch.full(shape, math.nan, dtype=signal.dtype, device=signal.device)
+        return last
 
     def structure(self) -> tuple[Any, ...]:
         """What compiled code bakes in (a change recompiles)."""
@@ -315,7 +329,7 @@ class Gate:
         """Torch: set the gate in force from the driving signal's ``value`` (shape ``()``,
         ``(n,)`` or ``(batch, n)``), as the compiled step does: ``low + m * span``."""
         gain, offset = self.driven_values(value)
-        self.version += 1
+        self._written()
         self.gain.copy_(gain)
         self.offset.copy_(offset)
 
@@ -372,6 +386,13 @@ class Gate:
         if self.on_change is not None:
             self.on_change()
 
+    def _written(self) -> None:
+        """The gate in force was written from Python: a new version, and a compiled step
+        computes a driven gate again at its next step."""
+        self.version += 1
+        if self.last_signal is not None:
+            self.last_signal.fill_(math.nan)
+
 
 # -- the torch step of a gated population (the compiled one is generated alike) ------------
 def delivered(weight: torch.Tensor, pre: torch.Tensor, gain: torch.Tensor | None) -> torch.Tensor:
@@ -405,7 +426,7 @@ def gate_in_force(gate: Gate, modulators: Any, drive: bool = True) -> tuple[torc
         if not drive:
             return gate.gain.clone(), gate.offset.clone()
         gain, offset = gate.driven_values(modulators[gate.driver[0]].value)
-        gate.version += 1
+        gate._written()
         with torch.no_grad():
             gate.gain.copy_(gain)
             gate.offset.copy_(offset)

@@ -78,6 +78,12 @@ class Modulator:
         return self.value
 
     @property
+    def written_by_the_step(self) -> bool:
+        """Whether the step itself may change it (decay, a driving population, random
+        feedback or a derived signal); if not, only Python code changes it."""
+        return self.dynamic or self.feedback is not None or self.derived is not None
+
+    @property
     def dynamic(self) -> bool:
         """Whether it changes by itself every step (decay or a driving population)."""
         return self.decay != 1.0 or self.driver is not None

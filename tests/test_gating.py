@@ -401,3 +401,55 @@ def test_spiking_gate_gradients_are_the_surrogates():
     assert float(g.grad.abs().sum()) > 0 and float(o.grad.abs().sum()) > 0
     torch.testing.assert_close(gain.grad, g.grad, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(offset.grad, o.grad, rtol=1e-12, atol=1e-14)
+
+
+def test_a_held_driving_signal_is_followed_through_every_change_on_numba_as_on_torch():
+    """On numba a gate driven by a modulator that only Python changes is computed again
+    only when the signal differs from the one it was last computed from. Every way of
+    changing the signal or the gate must still reach the next step: ``set`` between runs,
+    an in-place write from a callback in the middle of a run, a new ``drive``, a mode put
+    in force and driven again, ``reset_state``. Spikes, membranes and the gate in force
+    equal the torch backend's, which computes the gate at every step."""
+    results = {}
+    for backend in BACKENDS:
+        net, h = _network(backend, batch=2)
+        h.gate.add_mode("low", gain=0.5, offset=4.0)
+        h.gate.add_mode("high", gain=torch.linspace(1.0, 2.5, 25), offset=torch.linspace(-3.0, 1.0, 25))
+        h.gate.add_mode("other", gain=1.25, offset=-0.5)
+        net.modulators.add("da", size=25)
+        net.modulators.set("da", torch.linspace(0.0, 1.0, 25))
+        h.gate.drive("da", low="low", high="high")
+        net.spike_monitor(h)
+
+        def poke(n):
+            if n.clock.step == 700:  # in place, not through set(), from inside the run
+                n.modulators["da"].value[:10] = 0.25
+
+        net.add_callback(poke)
+        trace = []
+
+        def run(steps):
+            net.run(steps=steps, progress=False)
+            trace.append((h.state["v"].clone(), h.gate.gain.clone(), h.gate.offset.clone()))
+
+        run(300)
+        net.modulators.set("da", torch.linspace(1.0, 0.0, 25))  # between runs
+        run(300)
+        run(300)  # the callback writes in place at step 700
+        h.gate.drive("da", low="other", high="high")  # new modes, same signal
+        run(200)
+        h.gate.use("other")  # a mode, then driven again by the unchanged signal
+        run(100)
+        h.gate.drive("da", low="low", high="high")
+        run(200)
+        net.reset_state()
+        run(200)
+        results[backend] = (net.reader().spikes("hidden"), trace)
+        if backend == "numba":  # the signal only Python changes: the cached form ran
+            assert not net.modulators["da"].written_by_the_step
+    (ts, tt), (ns_, nt) = results["torch"], results["numba"]
+    assert len(ts[0]) > 100
+    for x, y in zip(ts, ns_):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    for (tv, tg, to), (nv, ng, no) in zip(tt, nt):
+        assert torch.equal(tv, nv) and torch.equal(tg, ng) and torch.equal(to, no)
