@@ -93,7 +93,9 @@ class Gate:
         self._driven: dict[str, torch.Tensor] = {}
         self.signal: torch.Tensor | None = None  # the driving modulator's value (set when run)
         #: numba: the driving signal each batch row's gate was last computed from, ``(batch,
-        #: signal size)``; NaN (compute again) after any change made from Python
+        #: signal size)``; NaN (compute again) after any change made from Python. (Compared
+        #: by value: a signal set from 0.0 to -0.0 is not computed again, so a mode value of
+        #: -0.0 may keep the other sign of zero; no spike or state can tell.)
         self.last_signal: torch.Tensor | None = None
         #: counts changes of the gate in force (cached gain-scaled weights follow it)
         self.version = 0
@@ -317,7 +319,8 @@ class Gate:
         shape = (self.pop.batch, signal.shape[-1])
         last = self.last_signal
         if last is None or tuple(last.shape) != shape or last.dtype != signal.dtype or last.device != signal.device:
-            last = self.last_signal = torch.full(shape, math.nan, dtype=signal.dtype, device=signal.device)
+            with torch.inference_mode(False):  # (a first run inside inference_mode: still writable later)
+                last = self.last_signal = torch.full(shape, math.nan, dtype=signal.dtype, device=signal.device)
         return last
 
     def structure(self) -> tuple[Any, ...]:
@@ -329,7 +332,10 @@ class Gate:
         """Torch: set the gate in force from the driving signal's ``value`` (shape ``()``,
         ``(n,)`` or ``(batch, n)``), as the compiled step does: ``low + m * span``."""
         gain, offset = self.driven_values(value)
-        self._written()
+        # (no NaN in last_signal: these are the values a compiled step computes from this
+        # signal, so one that last used another computes again, and one that used this
+        # one holds them already)
+        self.version += 1
         self.gain.copy_(gain)
         self.offset.copy_(offset)
 
@@ -426,7 +432,7 @@ def gate_in_force(gate: Gate, modulators: Any, drive: bool = True) -> tuple[torc
         if not drive:
             return gate.gain.clone(), gate.offset.clone()
         gain, offset = gate.driven_values(modulators[gate.driver[0]].value)
-        gate._written()
+        gate.version += 1  # (the values a compiled step computes from this signal: see apply_drive)
         with torch.no_grad():
             gate.gain.copy_(gain)
             gate.offset.copy_(offset)

@@ -453,3 +453,18 @@ def test_a_held_driving_signal_is_followed_through_every_change_on_numba_as_on_t
         assert np.array_equal(np.asarray(x), np.asarray(y))
     for (tv, tg, to), (nv, ng, no) in zip(tt, nt):
         assert torch.equal(tv, nv) and torch.equal(tg, ng) and torch.equal(to, no)
+
+
+def test_a_driven_gate_run_under_inference_mode_can_be_changed_after_it():
+    net, h = _network("numba")
+    h.gate.add_mode("low", gain=0.5, offset=4.0)
+    h.gate.add_mode("high", gain=1.5, offset=-1.0)
+    net.modulators.add("da")
+    net.modulators.set("da", 0.3)
+    h.gate.drive("da", "low", "high")
+    with torch.inference_mode():  # (the gate's bookkeeping is made here, at the first run)
+        net.run(steps=20, progress=False)
+    h.gate.use("low")  # a write from Python after it
+    h.gate.drive("da", "low", "high")
+    net.run(steps=20, progress=False)
+    assert torch.equal(h.gate.gain, torch.full_like(h.gate.gain, 0.5 + 0.3 * (1.5 - 0.5)))
