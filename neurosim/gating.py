@@ -213,8 +213,7 @@ class Gate:
                         "low_offset": lo[1].clone(), "span_offset": hi[1] - lo[1]}
         self.driver = (modulator, low, high)
         self.mode = "driven"
-        if self.last_signal is not None:
-            self.last_signal.fill_(math.nan)
+        self._compute_again()
         self._changed()
 
     def _stop_drive(self) -> None:
@@ -396,6 +395,10 @@ class Gate:
         """The gate in force was written from Python: a new version, and a compiled step
         computes a driven gate again at its next step."""
         self.version += 1
+        self._compute_again()
+
+    def _compute_again(self) -> None:
+        """A compiled step computes a driven gate again at its next step."""
         if self.last_signal is not None:
             self.last_signal.fill_(math.nan)
 

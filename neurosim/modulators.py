@@ -78,10 +78,16 @@ class Modulator:
         return self.value
 
     @property
+    def computed(self) -> bool:
+        """Whether the step computes it from other signals or spikes (random feedback or
+        a derived signal)."""
+        return self.feedback is not None or self.derived is not None
+
+    @property
     def written_by_the_step(self) -> bool:
-        """Whether the step itself may change it (decay, a driving population, random
-        feedback or a derived signal); if not, only Python code changes it."""
-        return self.dynamic or self.feedback is not None or self.derived is not None
+        """Whether the step itself may change it (:attr:`dynamic` or :attr:`computed`);
+        if not, only Python code changes it."""
+        return self.dynamic or self.computed
 
     @property
     def dynamic(self) -> bool:
@@ -342,7 +348,7 @@ class Modulators:
     @property
     def derived(self) -> bool:
         """Whether some modulator is computed from others or from spikes."""
-        return any(m.feedback is not None or m.derived is not None for m in self._items.values())
+        return any(m.computed for m in self._items.values())
 
     def step(self, t: int) -> None:
         """Decay and drive the dynamic modulators and follow this step's spikes (rates,
