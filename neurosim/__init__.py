@@ -22,7 +22,7 @@ _EXPORTS = {
     "AllToAll": "neurosim.connectors", "Connector": "neurosim.connectors",
     "FixedProbability": "neurosim.connectors", "FromMatrix": "neurosim.connectors",
     "OneToOne": "neurosim.connectors", "FromPairs": "neurosim.connectors",
-    "WattsStrogatz": "neurosim.connectors",
+    "WattsStrogatz": "neurosim.connectors", "Convolution": "neurosim.convolution",
     "PairwiseBernoulli": "neurosim.connectors_by_post", "FixedInDegree": "neurosim.connectors_by_post",
     "Normal": "neurosim.distributions", "Uniform": "neurosim.distributions",
     "StepCurrent": "neurosim.inputs",

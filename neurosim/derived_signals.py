@@ -153,14 +153,23 @@ class SoftCompetition(Derived):
     kind = "soft competition"
     stateful = True
 
-    def __init__(self, population: "Population", variable: str, temperature: float) -> None:
+    def __init__(self, population: "Population", variable: str, temperature: float,
+                 channels: int | None = None) -> None:
         if variable not in population.state:
             raise ValueError(f"soft competition: population '{population.name}' has no state "
                              f"variable {variable!r} (it has {list(population.state)})")
         if not (math.isfinite(temperature) and temperature > 0):
             raise ValueError(f"soft competition: temperature must be > 0, got {temperature!r}")
+        if channels is None:
+            channels = population.n
+        if (not isinstance(channels, int) or isinstance(channels, bool) or channels < 1
+                or population.n % channels):
+            raise ValueError(f"soft competition: channels must be an int >= 1 dividing the "
+                             f"{population.n} neurons of '{population.name}', got {channels!r}")
         self.population, self.variable = population, variable
         self.temperature = float(temperature)
+        #: how many neurons compete at each position (all of them by default)
+        self.channels = channels
 
     @property
     def inverse_temperature(self) -> float:
@@ -168,16 +177,17 @@ class SoftCompetition(Derived):
 
     def update(self, value: torch.Tensor) -> None:
         x = self.population.state[self.variable] * self.inverse_temperature
+        x = x.reshape(x.shape[0], self.channels, -1)  # (batch, channels, positions)
         e = torch.exp(x - x.max(dim=1, keepdim=True).values)
-        total = torch.cumsum(e, dim=1)[:, -1:]  # a running sum, in neuron order
-        value.copy_(e / total)
+        total = torch.cumsum(e, dim=1)[:, -1:]  # a running sum, in channel order
+        value.copy_((e / total).reshape(value.shape))
 
     def reset(self, value: torch.Tensor) -> None:
         value.fill_(1.0 / value.shape[-1])
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "population": self.population.name, "variable": self.variable,
-                "temperature": self.temperature}
+                "temperature": self.temperature, "channels": self.channels}
 
 
 class PopulationError(Derived):

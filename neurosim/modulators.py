@@ -238,13 +238,16 @@ class Modulators:
                              CountError(population, scale, self._net.dtype))
 
     def add_soft_competition(self, name: str, population: "Population", *, variable: str = "z",
-                             temperature: float = 1.0) -> Modulator:
+                             temperature: float = 1.0, channels: int | None = None) -> Modulator:
         """Per sample, the softmax of ``population``'s ``variable`` over its neurons at
         temperature ``temperature``: a soft winner-take-all (``(batch, n)``), computed in
-        the step after the neuron update; what :class:`~neurosim.rules.SoftHebbian` reads."""
+        the step after the neuron update; what :class:`~neurosim.rules.SoftHebbian` reads.
+        With ``channels=K`` the population is ``K`` feature maps (channel-major, as a
+        :class:`~neurosim.Convolution` lays them out) and the channels compete at each
+        position: the softmax runs over the ``K`` neurons ``k * n / K + p`` of position ``p``."""
         self._net._check_own(population, f"modulator '{name}': add_soft_competition")
         return self._derived(name, (population.batch, population.n),
-                             SoftCompetition(population, variable, temperature))
+                             SoftCompetition(population, variable, temperature, channels))
 
     def add_population_error(self, name: str, population: "Population", classes: int, *,
                              scale: float = 1.0, wta: bool = False) -> Modulator:

@@ -113,6 +113,15 @@ class Projection:
         else:
             rows, cols = connector.pairs(n_pre, n_post, rng, same_population=same)
         self.nnz = int(rows.size)
+        #: tied weights (a :class:`~neurosim.Convolution`): each synapse's kernel entry, in
+        #: storage order; None: every synapse has a weight of its own
+        self.tie: torch.Tensor | None = None
+        if getattr(connector, "tied", False):
+            if sparse is False:
+                raise ValueError(f"{owner}: a {type(connector).__name__} projection is stored as CSR "
+                                 "(its synapses carry their kernel entries); leave out sparse=False")
+            sparse = True
+            self.tie = torch.as_tensor(connector.ties(rows, cols), device=device)
         values = self._weights(owner, weight, rows, cols, rng)
         if values.dtype == np.float64 and dtype == torch.float32:
             values = values.astype(np.float32)  # no float64 copy of every weight kept around
@@ -145,6 +154,8 @@ class Projection:
             if self.mask is not None:  # no gradient, so no weight, where there is no synapse
                 mask = self.mask.to(dtype)
                 self.parameter.register_hook(lambda grad: grad * mask)
+            if self.tie is not None:  # every synapse of a kernel entry gets the entry's gradient
+                self.parameter.register_hook(self.tied_sum)
 
     def _store(self, owner: str, rows: np.ndarray, cols: np.ndarray, values: np.ndarray,
                delays: np.ndarray, sparse: bool | None) -> None:
@@ -188,6 +199,10 @@ class Projection:
         the same order and storage: a partitioned run (see :mod:`neurosim.distributed`)
         builds each projection whole, as one process would, then keeps its share, so
         every split delivers the same weights in the same order."""
+        if self.tie is not None:
+            raise ValueError(f"projection '{self.name}': a {type(self.connector).__name__} projection "
+                             f"onto a split population ('{post.name}') would need its kernels' "
+                             "changes summed across processes, which a partitioned run does not do yet")
         self.whole = None  # (the delays below are this whole projection's own)
         rows, cols, values, delays = self._synapse_arrays()
         keep = (cols >= post.offset) & (cols < post.offset + post.n)
@@ -246,6 +261,8 @@ class Projection:
             return self.connector.values(rows, cols)
         if weight is None:
             raise ValueError(f"{owner}: 'weight' is required (a number, an array or a distribution)")
+        if self.tie is not None:
+            return self._tied_weights(owner, weight, rng)
         if isinstance(weight, (Uniform, Normal)):
             if self._weight_key is not None:  # per synapse: any split draws the same weights
                 return draw_weights(weight, self._weight_key, rows, cols + self._first_post)
@@ -267,6 +284,28 @@ class Projection:
             return self._in_storage_order(arr)
         raise ValueError(f"{owner}: weight array has shape {arr.shape}; expected ({n_pre}, {n_post}) "
                          f"(n_pre, n_post) or ({self.nnz},) (one per synapse)")
+
+    def _tied_weights(self, owner: str, weight: WeightSpec, rng: np.random.Generator) -> np.ndarray:
+        """Tied synapses' weights: a number, a kernel-shaped array or a distribution (one
+        draw per kernel entry), spread to the synapses of each entry."""
+        shape = self.connector.kernel_shape
+        if isinstance(weight, (Uniform, Normal)):
+            kernels = np.asarray(weight.sample(rng, (self.connector.n_tied,)))
+        elif is_sparse(weight):
+            raise ValueError(f"{owner}: a {type(self.connector).__name__} projection takes its "
+                             f"weights as kernels {shape}, not a sparse matrix")
+        else:
+            arr = numeric_array(weight, f"{owner}: weight must be a number, kernels of shape {shape} "
+                                        "or a distribution").astype(np.float64, copy=False)
+            if arr.ndim == 0:
+                arr = np.full(shape, float(arr))
+            elif arr.shape != shape:
+                raise ValueError(f"{owner}: weight array has shape {arr.shape}; a "
+                                 f"{type(self.connector).__name__} projection takes kernels of shape "
+                                 f"{shape} (kernels, channels, height, width): its synapses share them")
+            kernels = arr.reshape(-1)
+        kernels = kernels.astype(np.float32 if self.dtype == torch.float32 else np.float64)
+        return kernels[self.tie.cpu().numpy()]
 
     def _in_storage_order(self, per_synapse: np.ndarray) -> np.ndarray:
         """A per-synapse array given in the connector's order (``FromPairs``: the order the
@@ -335,12 +374,54 @@ class Projection:
         """True when the weights are an ``nn.Parameter`` (:attr:`parameter`) for an optimiser."""
         return self.parameter is not None
 
+    # -- tied weights (a Convolution) ----------------------------------------------------
+    def tied_sum(self, change: torch.Tensor) -> torch.Tensor:
+        """``change`` (one value per synapse) summed over the synapses of each kernel entry
+        and given back to each of them: the change of a shared weight, which keeps tied
+        weights equal. ``change`` itself when the weights are not tied. The sum runs in
+        synapse order (as the compiled loops add)."""
+        if self.tie is None:
+            return change
+        sums = torch.zeros(self.connector.n_tied, dtype=change.dtype, device=change.device)
+        sums.index_add_(0, self.tie, change)
+        return sums[self.tie]
+
+    @property
+    def kernels(self) -> torch.Tensor:
+        """The shared kernels ``(K, C, kh, kw)`` of a :class:`~neurosim.Convolution`
+        projection (a copy; set them with :meth:`set_kernels`)."""
+        if self.tie is None:
+            raise AttributeError(f"projection '{self.name}' has no kernels: its connector is "
+                                 f"{type(self.connector).__name__}, not a Convolution")
+        out = torch.zeros(self.connector.n_tied, dtype=self.dtype, device=self.device)
+        out[self.tie] = self.weight.detach()
+        return out.reshape(self.connector.kernel_shape)
+
+    def set_kernels(self, kernels: np.ndarray | torch.Tensor) -> None:
+        """Set the shared kernels ``(K, C, kh, kw)``: every synapse of an entry takes it."""
+        owner = f"projection '{self.name}': set_kernels"
+        if self.tie is None:
+            raise AttributeError(f"{owner}: its connector is {type(self.connector).__name__}, "
+                                 "not a Convolution; it has no kernels")
+        value = torch.as_tensor(kernels, dtype=self.dtype, device=self.device)
+        shape = tuple(self.connector.kernel_shape)
+        if tuple(value.shape) != shape:
+            raise ValueError(f"{owner}: expected kernels of shape {shape}, got {tuple(value.shape)}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{owner}: kernels contain NaN or inf")
+        if self.receptor == "exc" and value.numel() and value.min() < 0:
+            raise ValueError(f"{owner}: receptor 'exc' needs weights >= 0, got min {value.min().item():g}")
+        if self.receptor == "inh" and value.numel() and value.max() > 0:
+            raise ValueError(f"{owner}: receptor 'inh' needs weights <= 0, got max {value.max().item():g}")
+        with torch.no_grad():
+            self.weight.copy_(value.reshape(-1)[self.tie])
+
     def add_to_grad(self, grad: torch.Tensor) -> None:
         """Add ``grad`` (a new tensor, taken over) to the gradient an optimiser reads
         (:attr:`parameter`'s when trainable, else :attr:`weight`'s): a learning rule with
         ``as_gradient=True``."""
         target = self.parameter if self.parameter is not None else self.weight
-        grad = grad.detach()
+        grad = self.tied_sum(grad.detach())
         target.grad = grad if target.grad is None else target.grad + grad
 
     def weight_matrix(self, sparse: bool = False) -> "np.ndarray | CSRArray":
@@ -403,6 +484,8 @@ class Projection:
             h.update(np.packbits(self.mask.cpu().numpy()).tobytes())
         if self.delays is not None:  # per-synapse delays are structure too (rules' traces follow them)
             h.update(self.delays.cpu().numpy().astype(np.int32).tobytes())
+        if self.tie is not None:  # which synapses share a weight
+            h.update(self.tie.cpu().numpy().astype(np.int64).tobytes())
         return h.hexdigest()[:32]
 
     def describe(self) -> dict[str, Any]:

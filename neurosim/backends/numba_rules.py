@@ -162,19 +162,22 @@ def population_error_signal(value, counts, target, scale, per_class, wta, cnt, i
 
 
 @njit(cache=True)
-def softmax_signal(out, x, inv_t):
-    """Per row: exp(x * inv_t - max) / (their running sum), as SoftCompetition.update."""
+def softmax_signal(out, x, inv_t, channels):
+    """Per row and position p: exp(x * inv_t - max) / (their running sum) over the
+    channels' neurons k * L + p (L = n / channels), as SoftCompetition.update."""
+    n_pos = x.shape[1] // channels
     for b in range(x.shape[0]):
-        top = x[b, 0] * inv_t
-        for j in range(x.shape[1]):
-            top = max(top, x[b, j] * inv_t)
-        total = out.dtype.type(0.0)
-        for j in range(x.shape[1]):
-            e = np.exp(x[b, j] * inv_t - top)
-            out[b, j] = e
-            total += e
-        for j in range(x.shape[1]):
-            out[b, j] = out[b, j] / total
+        for p in range(n_pos):
+            top = x[b, p] * inv_t
+            for k in range(channels):
+                top = max(top, x[b, k * n_pos + p] * inv_t)
+            total = out.dtype.type(0.0)
+            for k in range(channels):
+                e = np.exp(x[b, k * n_pos + p] * inv_t - top)
+                out[b, k * n_pos + p] = e
+                total += e
+            for k in range(channels):
+                out[b, k * n_pos + p] = out[b, k * n_pos + p] / total
 
 
 class NumpyViews:
@@ -310,7 +313,7 @@ class RuleEmitter:
         elif isinstance(d, SoftCompetition):
             x = self.array(f"mod{m}_x", lambda dd=d: dd.population.state[dd.variable])
             inv_t = self.scalar(f"mod{m}_inv_t", lambda dd=d: dd.inverse_temperature)
-            self.traces.append(f"    softmax_signal({out}, {x}, {inv_t})")
+            self.traces.append(f"    softmax_signal({out}, {x}, {inv_t}, {d.channels})")
         else:
             raise TypeError(f"modulator '{mod.name}': no compiled form of {type(d).__name__}")
 
@@ -366,6 +369,11 @@ class RuleEmitter:
                    "dw": np.zeros(proj.weight.numel() if code.two_pass else 0, self.ft)}
         for name, a in scratch.items():
             bound.append((name, self.arg(f"r{r}_{name}", lambda a=a: a)))
+        if code.tied:  # each synapse's kernel entry, and a sum per entry
+            tie = proj.tie.cpu().numpy().astype(np.int64)
+            tsum = np.zeros(proj.connector.n_tied, self.ft)
+            bound.append(("tie", self.arg(f"r{r}_tie", lambda a=tie: a)))
+            bound.append(("tsum", self.arg(f"r{r}_tsum", lambda a=tsum: a)))
         for trace in code.recipe.traces:
             bound.append((f"tv_{trace.name}", self.array(f"r{r}_tv_{trace.name}",
                                                          lambda ru=rule, n=trace.name: ru.arrays()[f"trace.{n}"])))
@@ -467,6 +475,8 @@ class RuleCode:
         #: through its delay block (see Rule.pre_index)
         self.delayed = rule.pre_delays is not None
         self.masked = rule.projection.mask is not None
+        #: tied weights (a Convolution): every change is summed per kernel entry first
+        self.tied = rule.projection.tie is not None
         #: a weight window: changes go to the rule's pending sum, not the weights
         self.deferred = getattr(rule, "pending", None) is not None
         self.per_row_e = self.recipe.eligibility is not None and rule.eligibility_per_row
@@ -483,7 +493,8 @@ class RuleCode:
         # and then writes all weights in one flat loop: gathering per-neuron values and
         # clipping in one loop keeps the compiler from vectorising either
         # (not with a column hook: its on_apply reads the column sum, per neuron)
-        self.two_pass = (recipe.eligibility is None and not recipe.event_driven
+        # (tied weights always: the changes are summed per kernel entry between the passes)
+        self.two_pass = self.tied or (recipe.eligibility is None and not recipe.event_driven
                          and recipe.column is None
                          and (recipe.on_pre or recipe.on_post or recipe.per_step) is not None
                          and not any(a.side in ("pre", "post") or a.kind == "post_sum"
@@ -765,9 +776,29 @@ class RuleCode:
         return (["    for j in range(qh.shape[2]):", "        colsum[j] = ZERO"]
                 + self.all_synapses(["    w0 = w[s]", f"    colsum[j] += {self.call('column')}"]))
 
+    def tied_passes(self) -> list[str]:
+        """Tied weights: every synapse's change into ``dw`` (the recipe's order of terms,
+        each synapse visited even if no spike touched it), summed per kernel entry in
+        synapse order, then the entry's sum written to each of its synapses."""
+        body = ["    w0 = w[s]", "    d = ZERO"]
+        if self.recipe.eligibility is not None:
+            if self.per_row_e:
+                body += ["    for b in range(B):", f"        d += {self.call('gate')}"]
+            else:
+                body += [f"    d += {self.call('gate')}"]
+        else:
+            body += self.all_rows_terms("    ", per_step=True)
+        out = self.all_synapses(body + ["    dw[s] = d"])
+        out += ["    for k in range(tsum.shape[0]):", "        tsum[k] = ZERO",
+                "    for s in range(w.shape[0]):", "        tsum[tie[s]] += dw[s]",
+                "    for s in range(w.shape[0]):", "        w0 = w[s]", "        d = tsum[tie[s]]"]
+        return out + self.finish("        ", True)
+
     def rules_body(self) -> str:
         recipe = self.recipe
-        if recipe.eligibility is not None:
+        if self.tied:
+            out = self.tied_passes()
+        elif recipe.eligibility is not None:
             out = self.column_sums()
             body = ["    w0 = w[s]", "    d = ZERO"]
             if self.per_row_e:

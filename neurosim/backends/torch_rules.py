@@ -278,6 +278,8 @@ class TorchRule:
                 d = d + self._call("gate", 0, t, params)
         else:
             self._rows_terms(t, params, d, per_step=True)
+        if proj.tie is not None:  # a shared (kernel) weight: the sum of its synapses' changes
+            d = proj.tied_sum(d.expand_as(w))
         extra = {"d": d}
         if "column" in self.hooks:
             values = self._call("column", 0, t, params).expand_as(w).reshape(-1)

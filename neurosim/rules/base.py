@@ -180,6 +180,7 @@ class Rule:
         self._torch = None
         if self.declared is not None:
             self._refuse_graded(self.declared)
+            self._refuse_untied(self.declared)
             known = set(net.shared_traces.items)
             try:
                 self._allocate(self.declared)
@@ -187,6 +188,20 @@ class Rule:
                 for key in set(net.shared_traces.items) - known:
                     del net.shared_traces.items[key]
                 raise
+
+    def _refuse_untied(self, recipe: Recipe) -> None:
+        """Tied weights (a Convolution) take the summed change of their synapses, then one
+        ``on_apply`` per synapse: that keeps them equal only if ``on_apply`` reads no
+        per-neuron value (a column sum, e.g. a normalisation, differs between the synapses
+        of one kernel entry)."""
+        if self.projection.tie is None or recipe.on_apply is None and recipe.column is None:
+            return
+        args = self.hook_arguments("on_apply", recipe.on_apply) if recipe.on_apply is not None else []
+        if recipe.column is not None or any(a.side in ("pre", "post") for a in args):
+            raise ValueError(f"rule {self.name}: {type(self).__name__} sets each weight from values "
+                             f"of its own neurons (on_apply/column hooks), which would untie the shared "
+                             f"kernel weights of projection '{self.projection.name}' "
+                             f"({type(self.projection.connector).__name__})")
 
     def _refuse_graded(self, recipe: Recipe) -> None:
         """Spike traces and spike hooks need spikes: refuse a graded side they would read."""
@@ -529,6 +544,7 @@ class Rule:
         dw = self.weight_change(t)
         if dw is None or not self.learning:
             return
+        dw = self.projection.tied_sum(dw)  # (a shared weight takes its synapses' summed change)
         if self.pending is not None:
             self.pending.add_(dw)
             return

@@ -16,8 +16,12 @@ population ``x`` to a graded identity population ``u`` (``u.z = x @ W``), a soft
 competition signal over ``u`` (``net.modulators.add_soft_competition``, computed in the
 step), and this rule reading the presynaptic value ``pre_r``, the postsynaptic
 pre-activation ``post_z`` and the signal per sample; both backends run it from its
-recipe (numba compiled). :func:`conv_soft_hebbian_delta` is the same update for a
-convolution's shared kernels, in torch: the dense rule over every image patch.
+recipe (numba compiled). On a :class:`~neurosim.Convolution` projection, with the
+channels competing at each position (``add_soft_competition(..., channels=K)``), the
+same recipe updates the shared kernels: each kernel entry takes the sum of its
+synapses' changes. :func:`conv_soft_hebbian_delta` is that update as a torch function
+over unfolded image patches (equal without padding; with padding it also decays the
+taps that fall on the padding, which have no synapse on the engine).
 """
 
 from __future__ import annotations
