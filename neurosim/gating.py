@@ -21,10 +21,14 @@ force at every step, and a set of named *modes* (vectors of both) to switch betw
 The values in force are set by code (:meth:`Gate.use` a named mode, or :meth:`Gate.set`),
 or by a neuromodulator inside the step (:meth:`Gate.drive`): with signal value ``m``
 (a scalar, one per neuron, or one per sample and neuron) the gate is
-``low + m * (high - low)`` of two named modes, computed in the compiled step with the
-neuron update (from the signal's value as it stands then: the modulators update later in
-a step, so that is the previous step's); that gain scales synaptic input from the next
-step's deliveries on. No weight changes when a mode changes; the mode
+``low + m * (high - low)`` of two named modes, computed with the neuron update (from
+the signal's value as it stands then: the modulators update later in a step, so that
+is the previous step's); that gain scales synaptic input from the next step's
+deliveries on. On numba, a signal the step itself changes (a decaying or spike-driven
+modulator, a derived signal) is followed inside the compiled step, every step; a
+signal only Python writes cannot change during a compiled stretch, so the gate is
+computed between stretches, where the signal changed, and then costs what a mode costs
+(with the same values: both backends compute it with :meth:`Gate.apply_drive`). No weight changes when a mode changes; the mode
 in force is part of the network's description, so a switch between runs is recorded in
 the log at the step it took effect.
 
@@ -92,8 +96,13 @@ class Gate:
         self.driver: tuple[str, str, str] | None = None
         self._driven: dict[str, torch.Tensor] = {}
         self.signal: torch.Tensor | None = None  # the driving modulator's value (set when run)
-        #: numba: the driving signal each batch row's gate was last computed from, ``(batch,
-        #: signal size)``; NaN (compute again) after any change made from Python. (Compared
+        #: the driving signal is written only by Python (not by the step): numba then
+        #: computes the gate between compiled stretches, where it changed (:meth:`follow_held_signal`)
+        self.held = False
+        #: numba: a held signal's new gain, in force after one step (see follow_held_signal)
+        self.pending_gain: torch.Tensor | None = None
+        #: numba, a held signal: the driving signal each batch row's gate was last computed
+        #: from, ``(batch, signal size)``; NaN (compute again) after any change made from Python. (Compared
         #: by value: a signal set from 0.0 to -0.0 is not computed again, so a mode value of
         #: -0.0 may keep the other sign of zero; no spike or state can tell.)
         self.last_signal: torch.Tensor | None = None
@@ -325,7 +334,37 @@ class Gate:
     def structure(self) -> tuple[Any, ...]:
         """What compiled code bakes in (a change recompiles)."""
         signal = None if self.signal is None or self.driver is None else tuple(self.signal.shape)
-        return (self.driver is not None, signal, self._activity_gate)
+        return (self.driver is not None, signal, self.held, self._activity_gate)
+
+    def follow_held_signal(self) -> bool:
+        """numba, before each compiled stretch: a gate driven by a held signal (one only
+        Python writes, so it cannot change during a stretch) is computed here with
+        :meth:`apply_drive`, as the torch step computes it, where the signal differs from
+        the one it was last computed from (or after any change of the gate made from
+        Python). The compiled step then treats it as a mode: no per-neuron gate work, and
+        deliveries pre-scaled by a gain that all samples share. Returns whether it was
+        computed again."""
+        if self.driver is None or not self.held or self.signal is None:
+            return False
+        signal = self.signal.reshape(1) if self.signal.dim() == 0 else self.signal
+        last = self._last_signal_for(signal)
+        if torch.equal(last, signal.expand_as(last)):  # (NaN: never equal, so computed)
+            return False
+        gain, offset = self.driven_values(self.signal)
+        # as the torch step: the offset acts in this step's update, the gain from the next
+        # step's deliveries on (this step's were made with the old one): the backend runs
+        # one step, then settles the gain (settle_gain)
+        self.offset.copy_(offset)
+        self.pending_gain = gain
+        last.copy_(signal.expand_as(last))
+        return True
+
+    def settle_gain(self) -> None:
+        """Put in force the gain :meth:`follow_held_signal` computed (after its first step)."""
+        if self.pending_gain is not None:
+            self.version += 1
+            self.gain.copy_(self.pending_gain)
+            self.pending_gain = None
 
     def apply_drive(self, value: torch.Tensor) -> None:
         """Torch: set the gate in force from the driving signal's ``value`` (shape ``()``,
@@ -363,6 +402,7 @@ class Gate:
                              f"but the population has {self.pop.n} neurons (use a scalar signal "
                              f"or one of size {self.pop.n})")
         self.signal = mod.value
+        self.held = not mod.written_by_the_step
 
     # -- checks ---------------------------------------------------------------------------
     def _mode(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -399,6 +439,7 @@ class Gate:
 
     def _compute_again(self) -> None:
         """A compiled step computes a driven gate again at its next step."""
+        self.pending_gain = None  # (a gain computed before this change made from Python is stale)
         if self.last_signal is not None:
             self.last_signal.fill_(math.nan)
 

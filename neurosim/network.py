@@ -462,11 +462,14 @@ class Network:
         # into a gated population whose gate is alike for all samples, weights that neither
         # a rule nor an optimiser changes are delivered pre-scaled by the gain (no work per
         # spike; the cache follows set_weights, load_state and every change of the gate)
+        # (so too, on numba, into a gate driven by a held signal alike for all samples: it
+        # changes only between compiled stretches, see Gate.follow_held_signal)
         plastic = {id(rule.projection) for rule in self.rules.values()}
         for proj in self.projections.values():
             gate = proj.post.gate
-            proj.gate_scaled = (gate is not None and gate.driver is None and id(proj) not in plastic
-                                and proj.parameter is None)
+            like_a_mode = gate is not None and (gate.driver is None or (
+                self.backend_name == "numba" and gate.held and not gate.per_sample))
+            proj.gate_scaled = like_a_mode and id(proj) not in plastic and proj.parameter is None
         for pop in self.populations.values():
             # one slot more than the longest delay: input populations write step t's
             # spikes before delivery reads step t - delay

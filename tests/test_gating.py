@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import neurosim as ns
+from neurosim.gating import Gate
 
 BACKENDS = ["torch", "numba"]
 
@@ -468,3 +469,51 @@ def test_a_driven_gate_run_under_inference_mode_can_be_changed_after_it():
     h.gate.drive("da", "low", "high")
     net.run(steps=20, progress=False)
     assert torch.equal(h.gate.gain, torch.full_like(h.gate.gain, 0.5 + 0.3 * (1.5 - 0.5)))
+
+
+def test_a_gate_driven_by_a_signal_the_step_moves_is_followed_every_step_alike():
+    """A decaying modulator driven by the gated population's own spikes changes inside
+    every step: numba computes the gate in the compiled step (no Python between steps)
+    and gives torch's spikes, membranes and gate."""
+    results = {}
+    for backend in BACKENDS:
+        net, h = _network(backend, batch=2)
+        h.gate.add_mode("low", gain=0.5, offset=4.0)
+        h.gate.add_mode("high", gain=torch.linspace(1.0, 2.5, 25), offset=torch.linspace(-3.0, 1.0, 25))
+        net.modulators.add("da", tau_ms=5.0, baseline=0.2)
+        net.modulators.drive("da", h, gain=0.5)
+        h.gate.drive("da", low="low", high="high")
+        net.spike_monitor(h)
+        net.run(steps=600, progress=False)
+        assert net.modulators["da"].written_by_the_step and not h.gate.held
+        if backend == "numba":
+            assert not net.schedule.notes, net.schedule.notes
+            assert all(e.kind != "python" for ph in net.schedule.phases for e in ph.entries)
+        results[backend] = (net.reader().spikes("hidden"), h.state["v"].clone(), h.gate.gain.clone(),
+                            float(net.modulators["da"].value))
+    (ts, tv, tg, tm), (ns_, nv, ng, nm) = results["torch"], results["numba"]
+    assert len(ts[0]) > 100 and tm != 0.2  # it fired and moved the signal
+    for x, y in zip(ts, ns_):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    assert torch.equal(tv, nv) and torch.equal(tg, ng) and tm == nm
+
+
+def test_a_held_signal_costs_numba_one_computation_per_change(monkeypatch):
+    """A signal only Python writes cannot change during a compiled stretch: numba
+    computes the gate between stretches, once per change, not at every step, and
+    delivers weights pre-scaled by the gain, as for a mode."""
+    calls = []
+    real = Gate.driven_values
+    monkeypatch.setattr(Gate, "driven_values", lambda self, value: calls.append(1) or real(self, value))
+    net, h = _network("numba", batch=2)
+    h.gate.add_mode("high", gain=2.0, offset=-1.0)
+    net.modulators.add("da", size=25)
+    net.modulators.set("da", torch.linspace(0.0, 1.0, 25))
+    h.gate.drive("da", low="neutral", high="high")
+    net.add_callback(lambda n: None, every=50)  # stretches of 50 steps
+    net.run(steps=500, progress=False)
+    assert len(calls) == 1 and net.projections["in"].gate_scaled
+    net.modulators.set("da", torch.linspace(1.0, 0.0, 25))
+    net.run(steps=500, progress=False)
+    assert len(calls) == 2
+    torch.testing.assert_close(h.gate.gain[0], 1.0 + torch.linspace(1.0, 0.0, 25, dtype=h.gate.gain.dtype))

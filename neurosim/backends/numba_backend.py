@@ -253,6 +253,13 @@ class NumbaBackend:
                 lists_current = False  # (and may have changed any state)
             rebuild, lists_current = not lists_current, False
             stop = self._next_boundary(step, end)
+            # gates driven by held signals, computed here (then run as modes); a new gain
+            # comes in force after one step, as on torch
+            gates = [pop.gate for pop in net.populations.values() if pop.gate is not None]
+            for gate in gates:
+                gate.follow_held_signal()
+            if any(gate.pending_gain is not None for gate in gates):
+                stop = min(stop, step + 1)
             values = self._values()
             if profile:
                 mod.run(step, 0, True, *values)  # rebuild the spike lists
@@ -274,6 +281,8 @@ class NumbaBackend:
                 net._flush()
                 actions_due = False  # this step's Python actions already ran
                 continue
+            for gate in gates:
+                gate.settle_gain()
             actions_due = True
             for pop in net.populations.values():
                 pop.last_step = stop - 1  # before the Python rules, which read pop.spikes

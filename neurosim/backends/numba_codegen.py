@@ -318,38 +318,27 @@ class KernelWriter:
         for key in ("gain", "offset"):
             own.append(a[f"gate.{key}"])
             rows.append(f"        r_gate_{key} = {own[-1]}[b]")
-        # the gate in force as locals (deliveries applied the gain to synaptic input)
-        if gate.driver is not None:
+        # the gate in force as locals (deliveries applied the gain to synaptic input). A
+        # signal the step changes: the gate computed from it every step, in the update's
+        # loop (one pass); a held one (only Python writes it) is computed between
+        # stretches (Gate.follow_held_signal) and read here as a mode
+        if gate.driver is not None and not gate.held:
             sig = gate.signal
-            for key in ("low_gain", "span_gain", "low_offset", "span_offset", "signal", "last_signal"):
+            for key in ("low_gain", "span_gain", "low_offset", "span_offset", "signal"):
                 own.append(a[f"gate.{key}"])
-            lo_g, sp_g, lo_o, sp_o, signal, last = own[-6:]
+            lo_g, sp_g, lo_o, sp_o, signal = own[-5:]
             row = f"{signal}[b]" if sig.dim() == 2 else signal
-            m = "sig_row[i]" if sig.dim() >= 1 else "sig_row[0]"
-
-            def compute(indent: str) -> str:  # (in a loop of its own, before the update's)
-                return (f"{indent}for i in range({a['spikes']}.shape[2]):\n"
-                        f"{indent}    r_gate_gain[i] = {lo_g}[i] + {m} * {sp_g}[i]\n"
-                        f"{indent}    r_gate_offset[i] = {lo_o}[i] + {m} * {sp_o}[i]\n")
-            if self.net.modulators[gate.driver[0]].written_by_the_step:
-                rows.append(f"        sig_row = {row}\n" + compute(" " * 8).rstrip("\n"))
+            rows.append(f"        sig_row = {row}")
+            if sig.dim() >= 1:
+                m = "sig_row[i]"
             else:
-                # a signal only Python changes: computed again only where this row's signal
-                # differs from the one it was last computed from (``gate.last_signal``, NaN
-                # after any change of the gate made from Python): the values of computing
-                # it every step, without a pass over seven arrays per step while the
-                # modulator holds still (a driven gate's step was 1.5-1.6x an ungated
-                # one's at 4,000-16,000 CUBA neurons)
-                rows.append(f"        sig_row = {row}\n"
-                            f"        last_row = {last}[b]\n"
-                            "        changed = 0\n"  # (no early exit: the loop vectorises)
-                            "        for i in range(sig_row.shape[0]):\n"
-                            "            changed += sig_row[i] != last_row[i]\n"  # (NaN != NaN)
-                            "        if changed:\n" + compute(" " * 12) +
-                            "            for i in range(sig_row.shape[0]):\n"
-                            "                last_row[i] = sig_row[i]")
-        # the gain acts in the deliveries: only the offset is read here
-        take = "            gate_offset = r_gate_offset[i]\n"
+                rows.append("        m_row = sig_row[0]")
+                m = "m_row"
+            take = (f"            gate_offset = {lo_o}[i] + {m} * {sp_o}[i]\n"
+                    "            r_gate_offset[i] = gate_offset\n"
+                    f"            r_gate_gain[i] = {lo_g}[i] + {m} * {sp_g}[i]\n")
+        else:  # the gain acts in the deliveries: only the offset is read here
+            take = "            gate_offset = r_gate_offset[i]\n"
         threshold = getattr(model, "threshold_argument", None)
         if threshold is not None:  # the model's threshold argument, raised by the offset
             values[threshold] = f"({values[threshold]} + gate_offset)"
