@@ -10,14 +10,26 @@ of ``torch.nn.functional.conv2d``, so delivering values ``x`` gives ``conv2d(x, 
 
 Each synapse is stored (CSR, like any sparse projection, so delays, spikes, graded
 values and both backends work unchanged) and carries its kernel entry, its *tie*. The
-synapses of one entry hold the same weight: a learning rule's change of a tied weight
-is the sum of the changes of its synapses (over positions and batch rows), applied to
-all of them, which is the update of a shared weight (what the gradient of a
-convolution's kernel is). Taps that fall on the padding have no synapse, so a rule sees
-no term from them (the border of :func:`~neurosim.rules.soft_hebbian.conv_soft_hebbian_delta`,
-which unfolds zero padding into inputs, differs there; with ``padding=0`` they agree).
+synapses of one entry hold the same weight. A declared rule's per-row terms (``on_pre``,
+``on_post``, ``per_step``, ``gate``) are summed over the entry's synapses (positions and
+batch rows), and the entry's new weight is then made once from that sum and its old
+weight (``on_apply``, e.g. a weight decay, acts once on the shared weight, as an
+optimiser's weight decay does on a convolution's kernel); the update of a shared weight,
+as the gradient of a convolution's kernel is the sum over positions. A tensor-code rule
+(``weight_change``) has its whole change summed. A rule whose ``on_apply`` reads
+per-neuron values, or a ``column`` hook (a normalisation), is refused: it would untie
+the synapses. Weights written per synapse (``set_weights``, a loaded state) must be tied.
+
+Taps that fall on the padding have no synapse, so a rule sees no term from them (the
+border of :func:`~neurosim.rules.soft_hebbian.conv_soft_hebbian_delta`, which unfolds
+zero padding into inputs, differs there; with ``padding=0`` they agree); a kernel entry
+that reads only padding at every position is refused. A convolution of a population
+onto itself keeps its centre taps' self-synapses (``allow_autapses`` does not apply).
 Storing every synapse costs memory ``positions x taps`` (GeNN's kernel connectivity
-computes them on the fly instead); it keeps every rule and delivery path one code.
+computes them on the fly instead); it keeps every rule and delivery path one code. On
+numba a rule on tied weights visits every synapse at every application (the per-entry
+sum needs them all), also a spike-driven rule that elsewhere visits only the synapses
+a spike touched.
 """
 
 from __future__ import annotations

@@ -162,14 +162,14 @@ class SoftCompetition(Derived):
             raise ValueError(f"soft competition: temperature must be > 0, got {temperature!r}")
         if channels is None:
             channels = population.n
-        if (not isinstance(channels, int) or isinstance(channels, bool) or channels < 1
+        if (not isinstance(channels, (int, np.integer)) or isinstance(channels, bool) or channels < 1
                 or population.n % channels):
             raise ValueError(f"soft competition: channels must be an int >= 1 dividing the "
                              f"{population.n} neurons of '{population.name}', got {channels!r}")
         self.population, self.variable = population, variable
         self.temperature = float(temperature)
         #: how many neurons compete at each position (all of them by default)
-        self.channels = channels
+        self.channels = int(channels)
 
     @property
     def inverse_temperature(self) -> float:
@@ -183,7 +183,7 @@ class SoftCompetition(Derived):
         value.copy_((e / total).reshape(value.shape))
 
     def reset(self, value: torch.Tensor) -> None:
-        value.fill_(1.0 / value.shape[-1])
+        value.fill_(1.0 / self.channels)  # (no winner yet: the channels of a position share 1)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "population": self.population.name, "variable": self.variable,

@@ -91,6 +91,7 @@ def check_loaded_weights(proj: Projection, w: torch.Tensor) -> None:
     if proj.mask is not None and bool((w.to(proj.device)[~proj.mask] != 0).any()):
         raise ValueError(f"state 'projections.{proj.name}.weight' has nonzero weights between "
                          "unconnected neurons; it comes from a projection with other synapses")
+    proj.check_tied(w, f"state 'projections.{proj.name}.weight'")
 
 
 def structure(net: StateHost) -> dict[str, Any]:

@@ -92,6 +92,11 @@ class Projection:
         self.receptor = receptor
         self.target = receptors[receptor]
         n_pre, n_post = pre.n, post.n
+        if getattr(connector, "tied", False):
+            if sparse is False:
+                raise ValueError(f"{owner}: a {type(connector).__name__} projection is stored as CSR "
+                                 "(its synapses carry their kernel entries); leave out sparse=False")
+            sparse = True
         self._require_memory(owner, connector, sparse, device, dtype, varied_delays=not is_real(delay))
         same = pre is post if same_population is None else bool(same_population)
         #: a connector drawn by postsynaptic neuron: the key of the weights' stream
@@ -117,11 +122,13 @@ class Projection:
         #: storage order; None: every synapse has a weight of its own
         self.tie: torch.Tensor | None = None
         if getattr(connector, "tied", False):
-            if sparse is False:
-                raise ValueError(f"{owner}: a {type(connector).__name__} projection is stored as CSR "
-                                 "(its synapses carry their kernel entries); leave out sparse=False")
-            sparse = True
-            self.tie = torch.as_tensor(connector.ties(rows, cols), device=device)
+            tie = connector.ties(rows, cols)
+            unused = connector.n_tied - np.unique(tie).size
+            if unused:  # (their values would be lost: nothing holds them)
+                raise ValueError(f"{owner}: {unused} of the {connector.n_tied} kernel entries read "
+                                 "only padding at every position and have no synapse; use less "
+                                 "padding or a smaller stride")
+            self.tie = torch.as_tensor(tie, device=device)
         values = self._weights(owner, weight, rows, cols, rng)
         if values.dtype == np.float64 and dtype == torch.float32:
             values = values.astype(np.float32)  # no float64 copy of every weight kept around
@@ -379,7 +386,8 @@ class Projection:
         """``change`` (one value per synapse) summed over the synapses of each kernel entry
         and given back to each of them: the change of a shared weight, which keeps tied
         weights equal. ``change`` itself when the weights are not tied. The sum runs in
-        synapse order (as the compiled loops add)."""
+        synapse order on the CPU (as the compiled loops add; a GPU's index_add_ may add in
+        another order)."""
         if self.tie is None:
             return change
         sums = torch.zeros(self.connector.n_tied, dtype=change.dtype, device=change.device)
@@ -416,12 +424,13 @@ class Projection:
         with torch.no_grad():
             self.weight.copy_(value.reshape(-1)[self.tie])
 
-    def add_to_grad(self, grad: torch.Tensor) -> None:
+    def add_to_grad(self, grad: torch.Tensor, tied: bool = False) -> None:
         """Add ``grad`` (a new tensor, taken over) to the gradient an optimiser reads
         (:attr:`parameter`'s when trainable, else :attr:`weight`'s): a learning rule with
-        ``as_gradient=True``."""
+        ``as_gradient=True``. Tied weights take the sum over each kernel entry's synapses
+        (``tied``: ``grad`` is such a sum already)."""
         target = self.parameter if self.parameter is not None else self.weight
-        grad = self.tied_sum(grad.detach())
+        grad = grad.detach() if tied else self.tied_sum(grad.detach())
         target.grad = grad if target.grad is None else target.grad + grad
 
     def weight_matrix(self, sparse: bool = False) -> "np.ndarray | CSRArray":
@@ -469,7 +478,20 @@ class Projection:
                              f"expected {tuple(self.weight.shape)}")
         if not torch.isfinite(values).all():
             raise ValueError(f"projection '{self.name}': new weights contain NaN or inf")
+        self.check_tied(values, f"projection '{self.name}': new weights")
         self.weight.copy_(values)
+
+    def check_tied(self, values: torch.Tensor, what: str) -> None:
+        """Refuse per-synapse weights that differ within a kernel entry (tied weights)."""
+        if self.tie is None:
+            return
+        values = values.to(self.device)
+        first = torch.zeros(self.connector.n_tied, dtype=values.dtype, device=self.device)
+        first[self.tie] = values
+        if not torch.equal(first[self.tie], values):
+            raise ValueError(f"{what}: the synapses of one kernel entry of this "
+                             f"{type(self.connector).__name__} projection must share one weight; "
+                             "set the kernels with set_kernels")
 
     def structure_digest(self) -> str:
         """A hash of which pairs are synapses, in storage order (CSR ``indptr`` and

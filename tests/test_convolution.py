@@ -194,6 +194,40 @@ def test_gradient_of_the_kernels_is_conv2d_gradient():
     assert tied(proj) and not torch.equal(proj.kernels, kernels)
 
 
+def test_a_rule_as_gradient_gives_minus_its_change_once():
+    """STDP with ``as_gradient``: the gradient of a kernel entry is minus the change the
+    rule makes on its own (the sum over the entry's synapses, taken once)."""
+    def run(as_gradient):
+        net = ns.Network(backend="torch", batch=1, dt=1.0, seed=3, dtype="float64")
+        conv = ns.Convolution((1, 6, 6), 2, 3)
+        src = net.population(36, ns.PoissonSource(rate=200.0), name="src")
+        lif = net.population(int(np.prod(conv.out_shape)), ns.LIF(), name="lif")
+        proj = net.projection(src, lif, conv, weight=8.0, delay=1)
+        net.add_rule(proj, rules.STDP(lr=0.05, as_gradient=as_gradient))
+        w0 = proj.weight.clone()
+        net.run(steps=40, progress=False)
+        return proj.weight - w0, proj.weight.grad
+    change, _ = run(False)
+    _, grad = run(True)
+    assert int((change != 0).sum()) > 100
+    torch.testing.assert_close(-grad, change, rtol=1e-12, atol=1e-15)
+
+
+def test_per_synapse_writes_must_keep_the_weights_tied():
+    net, conv, u, proj, kernels, images = graded_conv("torch")
+    untied = proj.weight.clone()
+    untied[0] += 1.0
+    with pytest.raises(ValueError, match="must share one weight; set the kernels with set_kernels"):
+        proj.set_weights(untied)
+    state = net.state_dict()
+    state["projections.x_u.weight"] = untied
+    with pytest.raises(ValueError, match="must share one weight"):
+        net.load_state_dict(state)
+    assert tied(proj)
+    proj.set_weights(proj.weight * 2)  # tied values are fine
+    assert torch.equal(proj.kernels, kernels * 2)
+
+
 def test_set_kernels_and_a_saved_state():
     net, conv, u, proj, kernels, images = graded_conv("torch")
     proj.set_kernels(kernels * 2)
@@ -237,3 +271,10 @@ def test_bad_input():
         net.add_rule(proj, rules.WeightNormalization(total=1.0))
     with pytest.raises(ValueError, match="channels must be an int >= 1 dividing the 36"):
         net.modulators.add_soft_competition("y", u, channels=5)
+    y = net.modulators.add_soft_competition("y", u, channels=np.int64(3))
+    assert torch.allclose(y.value.reshape(1, 3, -1).sum(1), torch.ones(1, 12, dtype=y.value.dtype))
+    small = net.population(2 * 2 * 3, ns.GradedInput(), name="small")
+    with pytest.raises(ValueError, match="12 of the 36 kernel entries read only padding"):
+        net.projection(small, net.population(4, ns.Graded("identity"), name="v"),
+                       ns.Convolution((2, 2, 3), 2, 3, stride=2, padding=1), weight=0.1, receptor="in",
+                       delay=0)

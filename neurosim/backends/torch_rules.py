@@ -290,7 +290,7 @@ class TorchRule:
         new = (self._call("on_apply", 0, t, params, extra) if "on_apply" in self.hooks
                else w.detach() + d).expand_as(w)
         if rule.as_gradient:
-            proj.add_to_grad(w.detach() - new)
+            proj.add_to_grad(w.detach() - new, tied=True)  # (d was summed per kernel entry)
             return
         if rule.pending is not None:  # (a weight window: the weights stay as they are)
             rule.pending.add_(new - w.detach())
