@@ -38,8 +38,24 @@ from typing import Any
 
 import numpy as np
 
+import torch
+import torch.nn.functional as F
+
 from neurosim.connectors import Connector
 from neurosim.validation import show
+
+
+def convolve(proj: Any, values: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """What a :class:`Convolution` projection delivers from presynaptic ``values`` (spikes
+    or graded values, ``(batch, n_pre)``) with its tied weights ``weight``: ``conv2d`` of
+    the values with the kernels, ``(batch, n_post)``. One call instead of a gather per
+    synapse (the torch backend's delivery at batch >= 16 or from a graded population, as
+    a dense projection's matrix product); the sums are rounded in ``conv2d``'s order."""
+    conv = proj.connector
+    kernels = weight[proj.entry_synapse].reshape(conv.kernel_shape)
+    x = values.to(weight.dtype).reshape(values.shape[0], *conv.in_shape)
+    out = F.conv2d(x, kernels, stride=conv.stride, padding=conv.padding)
+    return out.reshape(values.shape[0], -1)
 
 
 def _pair(owner: str, name: str, value: Any, least: int) -> tuple[int, int]:

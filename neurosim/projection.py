@@ -129,6 +129,10 @@ class Projection:
                                  "only padding at every position and have no synapse; use less "
                                  "padding or a smaller stride")
             self.tie = torch.as_tensor(tie, device=device)
+            entry = np.empty(connector.n_tied, dtype=np.int64)
+            entry[tie] = np.arange(tie.size)
+            #: one synapse of each kernel entry (the kernels are ``weight[entry_synapse]``)
+            self.entry_synapse = torch.as_tensor(entry, device=device)
         values = self._weights(owner, weight, rows, cols, rng)
         if values.dtype == np.float64 and dtype == torch.float32:
             values = values.astype(np.float32)  # no float64 copy of every weight kept around
@@ -401,9 +405,7 @@ class Projection:
         if self.tie is None:
             raise AttributeError(f"projection '{self.name}' has no kernels: its connector is "
                                  f"{type(self.connector).__name__}, not a Convolution")
-        out = torch.zeros(self.connector.n_tied, dtype=self.dtype, device=self.device)
-        out[self.tie] = self.weight.detach()
-        return out.reshape(self.connector.kernel_shape)
+        return self.weight.detach()[self.entry_synapse].reshape(self.connector.kernel_shape)
 
     def set_kernels(self, kernels: np.ndarray | torch.Tensor) -> None:
         """Set the shared kernels ``(K, C, kh, kw)``: every synapse of an entry takes it."""

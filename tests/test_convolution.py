@@ -48,6 +48,27 @@ def test_delivering_values_is_conv2d(backend, padding, stride):
     assert proj.describe()["kernel_shape"] == [3, 2, 3, 3]
 
 
+def test_spikes_of_a_large_batch_are_delivered_as_conv2d_on_torch_as_synapse_by_synapse_on_numba():
+    """Batch 16 of spikes: torch delivers one conv2d, numba synapse by synapse; the
+    currents agree to rounding (float64) and equal conv2d of the spike images."""
+    currents = {}
+    for backend in BACKENDS:
+        net = ns.Network(backend=backend, batch=16, dt=1.0, seed=5, dtype="float64")
+        conv = ns.Convolution((2, 8, 8), 4, 3, padding=1, stride=(1, 2))
+        src = net.population(128, ns.PoissonSource(rate=300.0), name="src")
+        lif = net.population(int(np.prod(conv.out_shape)), ns.LIF(tau_syn_e=1e9), name="lif")
+        proj = net.projection(src, lif, conv, weight=ns.Uniform(0.0, 1.0), delay=1)
+        net.run(steps=1, progress=False)
+        spikes = src.spikes.to(torch.float64).reshape(16, 2, 8, 8)
+        net.run(steps=1, progress=False)
+        expected = F.conv2d(spikes, proj.kernels, padding=1, stride=(1, 2)).reshape(16, -1)
+        currents[backend] = lif.state["i_e"].clone()
+        # (the current has decayed by exp(-1 ms / tau_syn_e) = 1 - 1e-9 since it arrived)
+        torch.testing.assert_close(currents[backend], expected, rtol=1e-8, atol=1e-10)
+    assert float(currents["torch"].sum()) > 0
+    torch.testing.assert_close(currents["torch"], currents["numba"], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_soft_hebbian_without_padding_is_the_unfolded_rule(backend):
     """One application on the engine equals :func:`conv_soft_hebbian_delta`, an
