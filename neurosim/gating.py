@@ -377,6 +377,13 @@ class Gate:
         self.gain.copy_(gain)
         self.offset.copy_(offset)
 
+    def drive_now(self, value: torch.Tensor) -> None:
+        """Python sets a driven gate from the signal's ``value`` now (``reset_state``, a
+        differentiable step): :meth:`apply_drive`, and numba computes it again before its
+        next stretch (the signal it last computed from may come back, A -> B -> A)."""
+        self.apply_drive(value)
+        self._compute_again()
+
     def driven_values(self, value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The gain and offset a driving signal's ``value`` sets: ``low + m * span`` (new
         tensors, shaped by broadcasting)."""
@@ -477,6 +484,7 @@ def gate_in_force(gate: Gate, modulators: Any, drive: bool = True) -> tuple[torc
             return gate.gain.clone(), gate.offset.clone()
         gain, offset = gate.driven_values(modulators[gate.driver[0]].value)
         gate.version += 1  # (the values a compiled step computes from this signal: see apply_drive)
+        gate._compute_again()  # (numba: a held signal it last computed from may come back)
         with torch.no_grad():
             gate.gain.copy_(gain)
             gate.offset.copy_(offset)

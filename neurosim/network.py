@@ -727,7 +727,7 @@ class Network:
         self.modulators.reset()
         for pop in self.populations.values():  # a driven gate follows its signal's reset value
             if pop.gate is not None and pop.gate.driver is not None:
-                pop.gate.apply_drive(self.modulators[pop.gate.driver[0]].value)
+                pop.gate.drive_now(self.modulators[pop.gate.driver[0]].value)
         unrolling.forget(self)
 
     # -- state --------------------------------------------------------------------------

@@ -517,3 +517,34 @@ def test_a_held_signal_costs_numba_one_computation_per_change(monkeypatch):
     net.run(steps=500, progress=False)
     assert len(calls) == 2
     torch.testing.assert_close(h.gate.gain[0], 1.0 + torch.linspace(1.0, 0.0, 25, dtype=h.gate.gain.dtype))
+
+
+@pytest.mark.parametrize("between", ["reset_state", "unroll"])
+def test_a_held_signal_that_comes_back_after_python_set_the_gate_is_followed(between):
+    """Signal A, then B, then Python sets the gate from the signal (``reset_state`` or a
+    differentiable step), then A again: numba must not keep the gate of B (it last
+    computed the gate from A, so A alone would look unchanged)."""
+    results = {}
+    for backend in BACKENDS:
+        net, h = _network(backend, batch=2)
+        h.gate.add_mode("low", gain=0.5, offset=4.0)
+        h.gate.add_mode("high", gain=2.0, offset=-3.0)
+        net.modulators.add("da")
+        net.modulators.set("da", 0.2)
+        h.gate.drive("da", "low", "high")
+        net.spike_monitor(h)
+        net.run(steps=100, progress=False)
+        net.modulators.set("da", 0.9)
+        if between == "reset_state":
+            net.reset_state()
+        else:
+            with torch.no_grad():
+                net.unroll(5)
+        net.modulators.set("da", 0.2)
+        net.run(steps=300, progress=False)
+        results[backend] = (net.reader().spikes("hidden"), h.state["v"].clone(), h.gate.gain.clone())
+        torch.testing.assert_close(h.gate.gain, torch.full_like(h.gate.gain, 0.5 + 0.2 * 1.5))
+    (ts, tv, tg), (ns_, nv, ng) = results["torch"], results["numba"]
+    for x, y in zip(ts, ns_):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    assert torch.equal(tv, nv) and torch.equal(tg, ng)
