@@ -50,6 +50,23 @@ class Runner:
         self._described: dict[str, Any] | None = None  # the last description, and its JSON
         self._described_json = ""
 
+    def _refuse_inference_tensors(self, backend: Any) -> None:
+        """torch refuses to write an inference tensor outside ``torch.inference_mode``: a
+        network whose arrays were made in a run inside it (its spike rings then are) can
+        only run inside it on the torch backend. Say so before a step half runs. (numba
+        writes its arrays through numpy, which torch does not check.)"""
+        if torch.is_inference_mode_enabled() or getattr(backend, "name", None) == "numba":
+            return
+        made_inside = [pop.name for pop in self.net.populations.values()
+                       if getattr(pop, "history", None) is not None and pop.history.is_inference()]
+        if made_inside:
+            raise RuntimeError(
+                f"population(s) {', '.join(made_inside)} hold arrays made in a run inside "
+                "torch.inference_mode(), which torch does not let the torch backend write outside "
+                "it: run this network inside torch.inference_mode() again, or build it anew and "
+                "make its first run outside inference_mode (torch.no_grad() is enough: runs build "
+                "no graph)")
+
     def run(self, duration_ms: float | None = None, *, steps: int | None = None,
             progress: bool | None = None, profile: bool = False, backend: Any = None) -> None:
         """Advance the network by ``duration_ms`` or ``steps`` (see :meth:`neurosim.Network.run`),
@@ -60,6 +77,7 @@ class Runner:
             raise RuntimeError(self.halted)
         n_steps = self.steps_for(duration_ms, steps)
         net._prepare()
+        self._refuse_inference_tensors(backend)
         if progress is None:
             progress = sys.stderr.isatty() and not os.environ.get("CI")
         compile_ = getattr(backend, "compile", None)

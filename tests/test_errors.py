@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 import neurosim as ns
 
@@ -140,3 +141,20 @@ def test_objects_of_another_network_are_named_in_errors():
         b.modulators.drive("da", src)
     assert repr(src) == "<Population 'src': 3 x PoissonSource>"
     assert repr(proj) == "<Projection 'src_out': src -> out (dense)>"
+
+
+def test_a_torch_network_first_run_inside_inference_mode_says_why_it_cannot_run_outside():
+    """torch does not let its arrays made inside inference_mode be written outside it: a
+    clear error before any step, and the network still runs inside inference_mode."""
+    net = ns.Network(backend="torch", dt=0.1, seed=3, batch=2)
+    src = net.population(40, ns.PoissonSource(rate=150.0), name="src")
+    h = net.population(25, ns.LIF(), name="hidden")
+    net.projection(src, h, weight=0.5, receptor="exc", delay=3)
+    with torch.inference_mode():
+        net.run(steps=50, progress=False)
+    with pytest.raises(RuntimeError, match=r"made in a run inside torch.inference_mode\(\)"):
+        net.run(steps=50, progress=False)
+    assert net.clock.step == 50
+    with torch.inference_mode():
+        net.run(steps=50, progress=False)
+    assert net.clock.step == 100
