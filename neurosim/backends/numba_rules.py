@@ -553,8 +553,8 @@ class RuleCode:
             return [f"{pad}nw = {new}", f"{pad}if nw != w0:", f"{pad}    pend[s] += nw - w0"]
         if every_synapse:
             # an unchanged weight is rewritten as it was (off the mask it is already zero)
-            kept = f"nw * mask[s]" if self.masked else "nw"
-            clipped = f"min(max(nw, w_min), w_max) * mask[s]" if self.masked else "min(max(nw, w_min), w_max)"
+            kept = "nw * mask[s]" if self.masked else "nw"
+            clipped = "min(max(nw, w_min), w_max) * mask[s]" if self.masked else "min(max(nw, w_min), w_max)"
             return [f"{pad}nw = {new}", f"{pad}w[s] = {clipped} if nw != w0 else {kept}"]
         # an unchanged weight is left alone (no store): bounds hold for the weights a rule
         # moves, and a kept weight is already zero off the mask

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from neurosim.kernel import TORCH_MATH, bind
-from neurosim.rules.recipe import Argument, resolve
+from neurosim.rules.recipe import Argument
 
 if TYPE_CHECKING:
     from neurosim.rules.base import Rule
