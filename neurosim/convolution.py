@@ -50,12 +50,23 @@ def convolve(proj: Any, values: torch.Tensor, weight: torch.Tensor) -> torch.Ten
     or graded values, ``(batch, n_pre)``) with its tied weights ``weight``: ``conv2d`` of
     the values with the kernels, ``(batch, n_post)``. One call instead of a gather per
     synapse (the torch backend's delivery at batch >= 16 or from a graded population, as
-    a dense projection's matrix product); the sums are rounded in ``conv2d``'s order."""
+    a dense projection's matrix product); the sums are rounded in ``conv2d``'s order.
+    See :func:`delivers_by_conv2d` for when it is used."""
     conv = proj.connector
     kernels = weight[proj.entry_synapse].reshape(conv.kernel_shape)
     x = values.to(weight.dtype).reshape(values.shape[0], *conv.in_shape)
     out = F.conv2d(x, kernels, stride=conv.stride, padding=conv.padding)
     return out.reshape(values.shape[0], -1)
+
+
+def delivers_by_conv2d(proj: Any, graded_or_large_batch: bool) -> bool:
+    """Whether the torch backend delivers ``proj`` with :func:`convolve`: a Convolution
+    with one delay into an ungated population, from a graded population or at batch
+    >= 16, on the CPU or in float64. (Not float32 on a GPU: cuDNN may compute float32
+    convolutions in TF32, with a 10-bit mantissa, by default.)"""
+    return (proj.tie is not None and proj.post.gate is None and not proj.gate_scaled
+            and len(proj.blocks) == 1 and graded_or_large_batch
+            and (proj.device.type == "cpu" or proj.dtype == torch.float64))
 
 
 def _pair(owner: str, name: str, value: Any, least: int) -> tuple[int, int]:

@@ -50,22 +50,27 @@ class Runner:
         self._described: dict[str, Any] | None = None  # the last description, and its JSON
         self._described_json = ""
 
+    def _built_in_inference(self) -> list[str]:
+        """The populations whose state tensors were made inside ``torch.inference_mode``
+        (a network built there)."""
+        return [pop.name for pop in self.net.populations.values()
+                if any(v.is_inference() for v in pop.state.values())
+                or (getattr(pop, "history", None) is not None and pop.history.is_inference())]
+
     def _refuse_inference_tensors(self, backend: Any) -> None:
-        """torch refuses to write an inference tensor outside ``torch.inference_mode``: a
-        network whose arrays were made in a run inside it (its spike rings then are) can
-        only run inside it on the torch backend. Say so before a step half runs. (numba
-        writes its arrays through numpy, which torch does not check.)"""
-        if torch.is_inference_mode_enabled() or getattr(backend, "name", None) == "numba":
+        """A network built inside ``torch.inference_mode`` holds inference tensors, which
+        keep no version counter (the torch backend's caches read them) and may not be
+        written outside it: refuse it on the torch backend before a step half runs. (numba
+        writes its arrays through numpy and keeps no such caches.)"""
+        if getattr(backend, "name", None) == "numba":
             return
-        made_inside = [pop.name for pop in self.net.populations.values()
-                       if getattr(pop, "history", None) is not None and pop.history.is_inference()]
+        made_inside = self._built_in_inference()
         if made_inside:
             raise RuntimeError(
-                f"population(s) {', '.join(made_inside)} hold arrays made in a run inside "
-                "torch.inference_mode(), which torch does not let the torch backend write outside "
-                "it: run this network inside torch.inference_mode() again, or build it anew and "
-                "make its first run outside inference_mode (torch.no_grad() is enough: runs build "
-                "no graph)")
+                f"population(s) {', '.join(made_inside)} were built inside torch.inference_mode(), "
+                "whose tensors the torch backend cannot run (they keep no version counter and "
+                "may not be written outside it): build the network outside inference_mode; a run "
+                "inside it is fine, and a run builds no graph either way")
 
     def run(self, duration_ms: float | None = None, *, steps: int | None = None,
             progress: bool | None = None, profile: bool = False, backend: Any = None) -> None:
@@ -75,6 +80,13 @@ class Runner:
         backend = net.backend if backend is None else backend
         if self.halted is not None:
             raise RuntimeError(self.halted)
+        if torch.is_inference_mode_enabled() and not self._built_in_inference():
+            # the arrays a run makes (rings, monitor buffers, the torch step's own) outlive
+            # it, and torch lets an inference tensor be written only inside inference_mode:
+            # make them as normal tensors, so that the network can run outside it later
+            with torch.inference_mode(False):
+                return self.run(duration_ms, steps=steps, progress=progress, profile=profile,
+                                backend=backend)
         n_steps = self.steps_for(duration_ms, steps)
         net._prepare()
         self._refuse_inference_tensors(backend)

@@ -143,18 +143,55 @@ def test_objects_of_another_network_are_named_in_errors():
     assert repr(proj) == "<Projection 'src_out': src -> out (dense)>"
 
 
-def test_a_torch_network_first_run_inside_inference_mode_says_why_it_cannot_run_outside():
-    """torch does not let its arrays made inside inference_mode be written outside it: a
-    clear error before any step, and the network still runs inside inference_mode."""
-    net = ns.Network(backend="torch", dt=0.1, seed=3, batch=2)
-    src = net.population(40, ns.PoissonSource(rate=150.0), name="src")
-    h = net.population(25, ns.LIF(), name="hidden")
-    net.projection(src, h, weight=0.5, receptor="exc", delay=3)
+@pytest.mark.parametrize("static_step", [True, False])
+def test_a_network_run_inside_inference_mode_runs_outside_it_later(static_step):
+    """A first run inside torch.inference_mode (with monitors, a rule, delay-0 and delayed
+    projections) makes no inference tensor: later runs outside it work and give the
+    spikes of runs made outside it all along."""
+    from neurosim import rules
+
+    def build():
+        net = ns.Network(backend="torch", dt=0.1, seed=3, batch=2, static_step=static_step)
+        src = net.population(40, ns.PoissonSource(rate=150.0), name="src")
+        h = net.population(25, ns.LIF(), name="hidden")
+        o = net.population(25, ns.LIF(), name="out")
+        net.projection(src, h, weight=np.random.default_rng(0).uniform(0, 6, size=(40, 25)), delay=0)
+        p = net.projection(h, o, weight=np.random.default_rng(1).uniform(0, 6, size=(25, 25)), delay=3)
+        net.add_rule(p, rules.STDP(lr=0.01, w_max=8.0))
+        net.spike_monitor(o)
+        net.state_monitor(h, "v")
+        return net
+
+    ref = build()
+    ref.run(steps=300, progress=False)
+    net = build()
     with torch.inference_mode():
-        net.run(steps=50, progress=False)
-    with pytest.raises(RuntimeError, match=r"made in a run inside torch.inference_mode\(\)"):
-        net.run(steps=50, progress=False)
+        net.run(steps=100, progress=False)
+    net.run(steps=100, progress=False)
+    with torch.inference_mode():
+        net.run(steps=100, progress=False)
+    for x, y in zip(ref.reader().spikes("out"), net.reader().spikes("out")):
+        assert np.array_equal(x, y)
+    assert len(ref.reader().spikes("out")[0]) > 0
+    assert torch.equal(ref.populations["out"].state["v"], net.populations["out"].state["v"])
+
+
+def test_a_torch_network_built_inside_inference_mode_is_refused_with_the_reason():
+    """Tensors made inside inference_mode keep no version counter and may not be written
+    outside it: the torch backend refuses such a network before any step, inside or
+    outside inference_mode; numba runs it."""
+    def build(backend):
+        with torch.inference_mode():
+            net = ns.Network(backend=backend, dt=0.1, seed=3, batch=2)
+            src = net.population(40, ns.PoissonSource(rate=150.0), name="src")
+            h = net.population(25, ns.LIF(), name="hidden")
+            net.projection(src, h, weight=0.5, receptor="exc", delay=3)
+        return net
+    net = build("torch")
+    for inside in (True, False):
+        with torch.inference_mode(inside), pytest.raises(RuntimeError, match=r"were built inside torch.inference_mode\(\)"):
+            net.run(steps=50, progress=False)
+    assert net.clock.step == 0
+    net = build("numba")
+    net.run(steps=50, progress=False)
     assert net.clock.step == 50
-    with torch.inference_mode():
-        net.run(steps=50, progress=False)
-    assert net.clock.step == 100

@@ -20,7 +20,7 @@ import torch
 from neurosim.backends.torch_static import FusedUpdate, StaticStep
 from neurosim.backends.torch_unroll import Unroll
 from neurosim.backends.torch_update import PreparedUpdate, known_constants
-from neurosim.convolution import convolve
+from neurosim.convolution import convolve, delivers_by_conv2d
 from neurosim.counter_rng import UNIT24, lowbias32, step_key
 from neurosim.gating import delivered, delivery_gain, offset_math, sent_activity, threshold_array
 from neurosim.kernel import TORCH_MATH, bind
@@ -277,8 +277,7 @@ class TorchBackend:
         gate = proj.post.gate if not proj.gate_scaled else None
         for q, block in enumerate(proj.blocks):
             spikes = ring[(t - block.delay) % ring.shape[0]]
-            if proj.tie is not None and gate is None and not proj.gate_scaled and len(proj.blocks) == 1 \
-                    and (graded or spikes.shape[0] >= DENSE_MATMUL_BATCH):
+            if delivers_by_conv2d(proj, graded or spikes.shape[0] >= DENSE_MATMUL_BATCH):
                 target.add_(convolve(proj, spikes, weight))  # (a Convolution: one conv2d)
                 continue
             if not proj.sparse:

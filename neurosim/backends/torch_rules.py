@@ -24,10 +24,6 @@ if TYPE_CHECKING:
     from neurosim.rules.base import Rule
 
 
-#: how many (row, synapse) terms a per-step hook is evaluated on at once
-ROW_BLOCK_ELEMENTS = 1 << 18
-
-
 class TorchRule:
     """Runs one declared rule's traces phase and rules phase on torch tensors."""
 
@@ -54,14 +50,13 @@ class TorchRule:
     # ``side`` "pre_spikes": presynaptic spikes or traces as they arrive (one column block
     # per delay with per-synapse delays, read at Rule.pre_index); "pre": the neurons' own
     def _shape(self, value: torch.Tensor, side: str) -> torch.Tensor:
-        """A per-neuron vector (or the synapse array) laid out against every synapse (a
-        leading axis of batch rows, if any, kept in front)."""
+        """A per-neuron vector (or the synapse array) laid out against every synapse."""
         if side in ("pre", "pre_spikes"):
             if not self.sparse:
-                return value.unsqueeze(-1)
-            return value[..., self.rule.pre_index if side == "pre_spikes" else self.rule.synapse_rows]
+                return value.unsqueeze(1)
+            return value[self.rule.pre_index if side == "pre_spikes" else self.rule.synapse_rows]
         if side == "post":
-            return value[..., self.proj.indices] if self.sparse else value.unsqueeze(-2)
+            return value[self.proj.indices] if self.sparse else value.unsqueeze(0)
         return value
 
     def _pick(self, value: torch.Tensor, side: str, per_row: bool,
@@ -179,18 +174,8 @@ class TorchRule:
         if "on_post" in self.hooks:
             self._event_terms("on_post", rule.post_spikes(t), "post", t, params, acc, row)
         if per_step and "per_step" in self.hooks:
-            if row is not None:
-                acc.add_(self._call("per_step", row, t, params))
-                return acc
-            # the rows' terms evaluated a block of rows at a time (elementwise: the same
-            # values as row by row), then added row by row, in order
-            block = max(1, ROW_BLOCK_ELEMENTS // max(1, acc.numel()))
-            for b0 in range(0, rule.batch, block):
-                rows = slice(b0, min(b0 + block, rule.batch))
-                terms = self._call("per_step", rows, t, params)
-                batched = terms.dim() > acc.dim()  # (a hook reading no per-row value is not)
-                for k in range(rows.stop - rows.start):
-                    acc.add_(terms[k] if batched else terms)
+            for b in (range(rule.batch) if row is None else (row,)):
+                acc.add_(self._call("per_step", b, t, params))
         return acc
 
     def _columns(self) -> torch.Tensor:

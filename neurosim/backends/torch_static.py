@@ -43,7 +43,7 @@ import torch
 
 from neurosim.backends.torch_merge import (MergedDelivery, PopulationGroup, group_populations,
                                            merge_deliveries)
-from neurosim.convolution import convolve
+from neurosim.convolution import convolve, delivers_by_conv2d
 from neurosim.counter_rng import step_key, step_keys
 from neurosim.gating import delivered, delivery_gain
 from neurosim.projection import DENSE_MATMUL_BATCH
@@ -368,8 +368,7 @@ class StaticStep:
         graded = proj.pre.graded
         gate = proj.post.gate if not proj.gate_scaled else None
         dense_product = graded or self.net.batch >= DENSE_MATMUL_BATCH
-        if proj.tie is not None and gate is None and not proj.gate_scaled and len(proj.blocks) == 1 \
-                and dense_product:  # a Convolution: one conv2d
+        if delivers_by_conv2d(proj, dense_product):  # a Convolution: one conv2d
             target.add_(convolve(proj, self.emitted(proj.pre, proj.blocks[0].delay), weight))
             return
         for q, block in enumerate(proj.blocks):
