@@ -319,7 +319,6 @@ class Gate:
         if self.driver is not None and self.signal is not None:
             # the driving signal, () -> (1,) so that compiled code indexes it alike
             out["gate.signal"] = self.signal.reshape(1) if self.signal.dim() == 0 else self.signal
-            out["gate.last_signal"] = self._last_signal_for(out["gate.signal"])
         return out
 
     def _last_signal_for(self, signal: torch.Tensor) -> torch.Tensor:

@@ -282,13 +282,12 @@ class KernelWriter:
             else:
                 values[name] = own[-1] + _index(shape)
         gate, take, sent = pop.gate, "", f"res[{len(model.state_variables)}]"
-        update_name, after = self.update_names[model], []
+        update_name = self.update_names[model]
         if gate is not None:
-            take, sent, update_name = self._gate(pop, a, own, rows, values, sent, after)
+            take, sent, update_name = self._gate(pop, a, own, rows, values, sent)
         call_args = ", ".join(values[arg] for arg in model.update_arguments())
         if update_name != self.update_names[model]:  # the threshold-offset variant
             call_args += ", gate_offset"
-        n_state = len(model.state_variables)
         stores = "".join(f"            r_{var}[i] = res[{j}]\n"
                          for j, var in enumerate(model.state_variables))
         parallel = self.net.parallel
@@ -300,7 +299,7 @@ class KernelWriter:
             f"        spikes = {hist}[slot, b]\n" + "".join(line + "\n" for line in rows) +
             f"        for i in {'prange' if parallel else 'range'}({hist}.shape[2]):\n" + take +
             f"            res = {update_name}({call_args})\n" + stores +
-            f"            spikes[i] = {sent}\n" + "".join(line + "\n" for line in after) +
+            f"            spikes[i] = {sent}\n" +
             # a second, cheap pass lists the spiking neurons, so the update loop stays branch-free
             f"        {cnt}[slot, b] = {'list_nonzero' if pop.graded else 'list_spikes'}(spikes, {idx}[slot, b])\n")
         # populations of one model with the same parameter layout share one function
@@ -310,10 +309,10 @@ class KernelWriter:
         return [f"    {self.step_fns[text]}(t, {', '.join(own)})"]
 
     def _gate(self, pop: Any, a: dict[str, str], own: list[str], rows: list[str],
-              values: dict[str, str], sent: str, after: list[str]) -> tuple[str, str, str]:
+              values: dict[str, str], sent: str) -> tuple[str, str, str]:
         """The lines of a gated population's update loop (see :mod:`neurosim.gating`):
-        adds its gate's arrays to ``own``/``rows`` (and lines after the loop to
-        ``after``); returns (lines before the update, the value sent, the update's name)."""
+        adds its gate's arrays to ``own``/``rows``; returns (lines before the update, the
+        value sent, the update's name)."""
         gate, model = pop.gate, type(pop.model)
         for key in ("gain", "offset"):
             own.append(a[f"gate.{key}"])
